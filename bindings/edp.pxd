@@ -1,0 +1,93 @@
+# cython: language_level=3
+# C declarations of the edplog core (src/native/include/edplog/*.h). Every function is
+# noexcept nogil: none touches Python, and errors come back as return codes.
+from libc.stdint cimport int8_t, int16_t, int32_t, int64_t, uint8_t, uint32_t
+
+cdef extern from "edplog/edp.h" nogil:
+    enum:
+        EDP_OK
+        EDP_ECORRUPT
+        EDP_ETRUNCATED
+        EDP_EOFFSET_OVERFLOW
+        EDP_EINDEX_FULL
+        EDP_EOUT_OF_ORDER
+        EDP_EUNSUPPORTED_CODEC
+        EDP_ECLOSED
+        EDP_EPOISONED
+        EDP_EBUSY
+        EDP_EINVAL
+        EDP_ETOO_LARGE
+    ctypedef struct edp_diag_t:
+        int code
+        int64_t offset
+        int64_t pos
+        char msg[192]
+    const char *edp_strerror(int code) noexcept
+
+cdef extern from "edplog/crc32c.h" nogil:
+    uint32_t edp_crc32c(uint32_t crc, const void *buf, size_t len) noexcept
+    uint32_t edp_crc32c_portable(uint32_t crc, const void *buf, size_t len) noexcept
+
+cdef extern from "edplog/batch.h" nogil:
+    enum:
+        EDP_BATCH_HEADER_BYTES
+        EDP_BATCH_LOG_OVERHEAD
+        EDP_ATTR_CODEC_MASK
+        EDP_ATTR_LOG_APPEND_TIME
+        EDP_ATTR_TRANSACTIONAL
+        EDP_ATTR_CONTROL
+    ctypedef struct edp_batch_hdr_t:
+        int64_t base_offset
+        int32_t batch_length
+        int32_t leader_epoch
+        int8_t magic
+        uint32_t crc
+        int16_t attributes
+        int32_t last_offset_delta
+        int64_t base_timestamp_ms
+        int64_t max_timestamp_ms
+        int64_t producer_id
+        int16_t producer_epoch
+        int32_t base_sequence
+        int32_t record_count
+    ctypedef struct edp_scan_t:
+        int64_t batches
+        int64_t records
+        int64_t first_offset
+        int64_t last_offset
+        int64_t max_timestamp_ms
+        int64_t offset_of_max_timestamp
+        int64_t valid_bytes
+        int32_t max_batch_bytes
+        int32_t codecs
+    ctypedef struct edp_record_t:
+        int8_t attributes
+        int64_t timestamp_delta
+        int32_t offset_delta
+        const uint8_t *key
+        int32_t key_len
+        const uint8_t *value
+        int32_t value_len
+        const uint8_t *headers
+        int32_t header_count
+        const uint8_t *end
+    ctypedef struct edp_header_t:
+        const uint8_t *key
+        int32_t key_len
+        const uint8_t *value
+        int32_t value_len
+
+    int edp_batch_header(const uint8_t *buf, size_t len, edp_batch_hdr_t *hdr, edp_diag_t *diag) noexcept
+    int edp_batch_validate(const uint8_t *buf, size_t len, int strict, edp_batch_hdr_t *hdr, edp_diag_t *diag) noexcept
+    int edp_batches_scan(const uint8_t *buf, size_t len, int strict, int check_crc, int require_ascending, edp_scan_t *scan, edp_diag_t *diag) noexcept
+    int64_t edp_batches_assign_offsets(uint8_t *buf, size_t len, int64_t next_offset, int32_t leader_epoch) noexcept
+    void edp_batches_set_log_append_time(uint8_t *buf, size_t len, int64_t now_ms) noexcept
+    int edp_record_next(const uint8_t **p, const uint8_t *end, edp_record_t *rec) noexcept
+    int edp_header_next(const uint8_t **p, const uint8_t *end, edp_header_t *hdr) noexcept
+    size_t edp_record_size(int64_t timestamp_delta, int32_t offset_delta, int32_t key_len, int32_t value_len, size_t headers_len, int32_t header_count) noexcept
+    size_t edp_record_encode(uint8_t *dst, int64_t timestamp_delta, int32_t offset_delta, const uint8_t *key, int32_t key_len, const uint8_t *value, int32_t value_len, const uint8_t *headers, size_t headers_len, int32_t header_count) noexcept
+    size_t edp_header_encode(uint8_t *dst, size_t cap, const uint8_t *key, int32_t key_len, const uint8_t *value, int32_t value_len) noexcept
+    size_t edp_batch_finish(uint8_t *buf, size_t records_len, const edp_batch_hdr_t *hdr) noexcept
+    size_t edp_varint_encode(uint8_t *dst, int64_t v) noexcept
+    int edp_varint_decode(const uint8_t **p, const uint8_t *end, int64_t *out) noexcept
+    size_t edp_varint_size(int64_t v) noexcept
