@@ -1,0 +1,1 @@
+"""Benchmarks that ship with edplog: ``edplog perf log|produce|consume|compare``."""
