@@ -1,0 +1,167 @@
+"""Consumer groups and committed offsets: coordinator discovery, the classic rebalance
+protocol, offset commit/fetch and group administration."""
+
+TEXT = """
+api 8 OffsetCommit 0-8 flex 8
+request
+  group_id string
+  generation_id_or_member_epoch int32 v1+ =-1
+  member_id string v1+
+  group_instance_id string v7+ null7+ =null
+  retention_time_ms int64 v2-4 =-1
+  topics []
+    name string
+    partitions []
+      partition_index int32
+      committed_offset int64
+      committed_leader_epoch int32 v6+ =-1
+      commit_timestamp int64 v1 =-1
+      committed_metadata string null0+
+response
+  throttle_time_ms int32 v3+
+  topics []
+    name string
+    partitions []
+      partition_index int32
+      error_code int16
+
+api 9 OffsetFetch 0-7 flex 6
+request
+  group_id string
+  topics [] null2+
+    name string
+    partition_indexes []int32
+  require_stable bool v7+
+response
+  throttle_time_ms int32 v3+
+  topics []
+    name string
+    partitions []
+      partition_index int32
+      committed_offset int64
+      committed_leader_epoch int32 v5+ =-1
+      metadata string null0+
+      error_code int16
+  error_code int16 v2+
+
+api 10 FindCoordinator 0-3 flex 3
+request
+  key string
+  key_type int8 v1+
+response
+  throttle_time_ms int32 v1+
+  error_code int16
+  error_message string v1+ null1+
+  node_id int32
+  host string
+  port int32
+
+api 11 JoinGroup 0-7 flex 6
+request
+  group_id string
+  session_timeout_ms int32
+  rebalance_timeout_ms int32 v1+ =-1
+  member_id string
+  group_instance_id string v5+ null5+ =null
+  protocol_type string
+  protocols []
+    name string
+    metadata bytes
+response
+  throttle_time_ms int32 v2+
+  error_code int16
+  generation_id int32 =-1
+  protocol_type string v7+ null7+ =null
+  protocol_name string null7+
+  leader string
+  member_id string
+  members []
+    member_id string
+    group_instance_id string v5+ null5+ =null
+    metadata bytes
+
+api 12 Heartbeat 0-4 flex 4
+request
+  group_id string
+  generation_id int32
+  member_id string
+  group_instance_id string v3+ null3+ =null
+response
+  throttle_time_ms int32 v1+
+  error_code int16
+
+api 13 LeaveGroup 0-5 flex 4
+request
+  group_id string
+  member_id string v0-2
+  members [] v3+
+    member_id string
+    group_instance_id string null3+ =null
+    reason string v5+ null5+ =null
+response
+  throttle_time_ms int32 v1+
+  error_code int16
+  members [] v3+
+    member_id string
+    group_instance_id string null3+
+    error_code int16
+
+api 14 SyncGroup 0-5 flex 4
+request
+  group_id string
+  generation_id int32
+  member_id string
+  group_instance_id string v3+ null3+ =null
+  protocol_type string v5+ null5+ =null
+  protocol_name string v5+ null5+ =null
+  assignments []
+    member_id string
+    assignment bytes
+response
+  throttle_time_ms int32 v1+
+  error_code int16
+  protocol_type string v5+ null5+ =null
+  protocol_name string v5+ null5+ =null
+  assignment bytes
+
+api 15 DescribeGroups 0-5 flex 5
+request
+  groups []string
+  include_authorized_operations bool v3+
+response
+  throttle_time_ms int32 v1+
+  groups []
+    error_code int16
+    group_id string
+    group_state string
+    protocol_type string
+    protocol_data string
+    members []
+      member_id string
+      group_instance_id string v4+ null4+ =null
+      client_id string
+      client_host string
+      member_metadata bytes
+      member_assignment bytes
+    authorized_operations int32 v3+ =-2147483648
+
+api 16 ListGroups 0-4 flex 3
+request
+  states_filter []string v4+
+response
+  throttle_time_ms int32 v1+
+  error_code int16
+  groups []
+    group_id string
+    protocol_type string
+    group_state string v4+
+
+api 42 DeleteGroups 0-2 flex 2
+request
+  groups_names []string
+response
+  throttle_time_ms int32
+  results []
+    group_id string
+    error_code int16
+"""
