@@ -1,0 +1,305 @@
+"""The group coordinator the broker calls: one object per node, transport-free.
+
+The broker decodes a request into a dict (every field of the newest version, defaults for the
+fields the client's version lacks), awaits the matching method with the api version, and
+encodes the returned dict with that version. Membership (join, sync, heartbeat, leave) lives in
+:mod:`.membership`; committed offsets in :mod:`.offsets`; this module adds the offset APIs and
+the group-admin APIs and runs the reaper task that expires sessions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from ..errors import EdplogError, kafka_code_of
+from .membership import Membership
+from .offsets import OFFSETS_TOPIC, CommittedOffset, OffsetStore, StoreLike, TopicPartition
+from .state import (
+    GROUP_AUTHORIZED_OPERATIONS,
+    GROUP_ID_NOT_FOUND,
+    INVALID_GROUP_ID,
+    NON_EMPTY_GROUP,
+    NONE,
+    NOT_COORDINATOR,
+    OFFSET_METADATA_TOO_LARGE,
+    UNKNOWN_TOPIC_OR_PARTITION,
+    Group,
+    GroupState,
+)
+
+log = logging.getLogger(__name__)
+
+Body = dict[str, Any]
+
+
+class GroupCoordinator:
+    """Kafka's classic group coordinator for a single node.
+
+    Keyword settings mirror Kafka's broker properties: ``group.min.session.timeout.ms``,
+    ``group.max.session.timeout.ms``, ``group.initial.rebalance.delay.ms``,
+    ``offset.metadata.max.bytes`` and ``offsets.topic.num.partitions``. ``now`` is the
+    monotonic clock in seconds (tests pass a fake one and call :meth:`tick`).
+    """
+
+    def __init__(
+        self,
+        store: StoreLike,
+        *,
+        offsets_topic_partitions: int = 1,
+        now: Callable[[], float] = time.monotonic,
+        min_session_timeout_ms: int = 6000,
+        max_session_timeout_ms: int = 1_800_000,
+        initial_rebalance_delay_ms: int = 3000,
+        offset_metadata_max_bytes: int = 4096,
+        tick_interval_ms: int = 100,
+    ) -> None:
+        self._store = store
+        self.offsets = OffsetStore(store, offsets_topic_partitions)
+        self.membership = Membership(
+            now=now,
+            min_session_timeout_ms=min_session_timeout_ms,
+            max_session_timeout_ms=max_session_timeout_ms,
+            initial_rebalance_delay_ms=initial_rebalance_delay_ms,
+        )
+        self._metadata_max_bytes = offset_metadata_max_bytes
+        self._tick_s = tick_interval_ms / 1000.0
+        self._reaper: asyncio.Task[None] | None = None
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        """Open (creating if needed) ``__consumer_offsets``, replay it, start the reaper."""
+        self.offsets.open()
+        for group_id in self.offsets.groups():
+            self.membership.groups.setdefault(group_id, Group(group_id))
+        self._reaper = asyncio.create_task(self._reap(), name="edplog-group-reaper")
+
+    async def close(self) -> None:
+        """Stop the reaper and release every parked long poll with NOT_COORDINATOR, which
+        sends clients to look the coordinator up again."""
+        if self._reaper is not None:
+            self._reaper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reaper
+            self._reaper = None
+        self.membership.fail_all(NOT_COORDINATOR)
+
+    async def _reap(self) -> None:
+        while True:
+            await asyncio.sleep(self._tick_s)
+            try:
+                self.membership.tick()
+            except Exception:  # a bug in one pass must not stop session expiry for good
+                log.exception("group reaper pass failed")
+
+    def tick(self) -> None:
+        """Fire every membership deadline that has passed (the reaper calls this)."""
+        self.membership.tick()
+
+    def find_coordinator_key_ok(self, key: str, key_type: int) -> bool:
+        """Whether this node coordinates ``key``: every non-empty group id (key_type 0).
+
+        Transactions (key_type 1) have no coordinator yet, so they answer False.
+        """
+        return key_type == 0 and bool(key)
+
+    # ------------------------------------------------------------------ membership APIs
+
+    async def join_group(
+        self, req: Body, version: int, *, client_id: str = "", client_host: str = ""
+    ) -> Body:
+        """JoinGroup; ``client_id`` and ``client_host`` (from the request header and the
+        socket) are only reported by DescribeGroups and seed new member ids."""
+        return await self.membership.join_group(
+            req, version, client_id=client_id, client_host=client_host
+        )
+
+    async def sync_group(self, req: Body, version: int) -> Body:
+        return await self.membership.sync_group(req, version)
+
+    async def heartbeat(self, req: Body, version: int) -> Body:
+        return self.membership.heartbeat(req, version)
+
+    async def leave_group(self, req: Body, version: int) -> Body:
+        return self.membership.leave_group(req, version)
+
+    # ------------------------------------------------------------------ offsets
+
+    async def offset_commit(self, req: Body, version: int) -> Body:
+        """OffsetCommit: fenced by generation, validated per partition, flushed before the
+        answer."""
+        group_id: str = req["group_id"]
+        generation, member_id, instance_id = -1, "", None
+        if version >= 1:
+            generation = int(req.get("generation_id_or_member_epoch", req.get("generation_id", -1)))
+            member_id = req.get("member_id") or ""
+        if version >= 7:
+            instance_id = req.get("group_instance_id")
+        if not group_id:
+            group_error = INVALID_GROUP_ID
+        else:
+            group_error = self.membership.validate_commit(
+                group_id, generation, member_id, instance_id
+            )
+        topics = self._store.topics()
+        now_ms = int(time.time() * 1000)
+        errors: dict[TopicPartition, int] = {}
+        entries: dict[TopicPartition, CommittedOffset] = {}
+        for topic in req["topics"]:
+            name = topic["name"]
+            for part in topic["partitions"]:
+                tp = (name, int(part["partition_index"]))
+                metadata = part.get("committed_metadata") or ""
+                if group_error != NONE:
+                    errors[tp] = group_error
+                elif not 0 <= tp[1] < topics.get(name, 0):
+                    errors[tp] = UNKNOWN_TOPIC_OR_PARTITION
+                elif len(metadata.encode()) > self._metadata_max_bytes:
+                    errors[tp] = OFFSET_METADATA_TOO_LARGE
+                else:
+                    timestamp_ms = now_ms
+                    if version == 1 and part.get("commit_timestamp", -1) >= 0:
+                        timestamp_ms = int(part["commit_timestamp"])
+                    epoch = int(part.get("committed_leader_epoch", -1)) if version >= 6 else -1
+                    entries[tp] = CommittedOffset(
+                        int(part["committed_offset"]), epoch, metadata, timestamp_ms
+                    )
+                    errors[tp] = NONE
+        try:
+            self.offsets.commit(group_id, entries)
+        except EdplogError as exc:
+            log.error("group %s: offset commit failed: %s", group_id, exc)
+            for tp in entries:
+                errors[tp] = kafka_code_of(exc)
+        return {
+            "throttle_time_ms": 0,
+            "topics": [
+                {
+                    "name": topic["name"],
+                    "partitions": [
+                        {
+                            "partition_index": part["partition_index"],
+                            "error_code": errors[(topic["name"], int(part["partition_index"]))],
+                        }
+                        for part in topic["partitions"]
+                    ],
+                }
+                for topic in req["topics"]
+            ],
+        }
+
+    async def offset_fetch(self, req: Body, version: int) -> Body:
+        """OffsetFetch: v0-7 name one group, v8+ a batch of groups; topics=None means all."""
+        if version >= 8:
+            groups = []
+            for g in req["groups"]:
+                error, topics = self._fetch_group(g["group_id"], g.get("topics"))
+                groups.append({"group_id": g["group_id"], "topics": topics, "error_code": error})
+            return {"throttle_time_ms": 0, "error_code": NONE, "topics": [], "groups": groups}
+        error, topics = self._fetch_group(req["group_id"], req.get("topics"))
+        return {"throttle_time_ms": 0, "error_code": error, "topics": topics, "groups": []}
+
+    def _fetch_group(
+        self, group_id: str, requested: list[dict[str, Any]] | None
+    ) -> tuple[int, list[Body]]:
+        error = NONE if group_id else INVALID_GROUP_ID
+        committed = self.offsets.get(group_id)
+        if requested is None:
+            by_topic: dict[str, list[int]] = {}
+            for topic, partition in sorted(committed):
+                by_topic.setdefault(topic, []).append(partition)
+            wanted = list(by_topic.items())
+        else:
+            wanted = [(t["name"], list(t["partition_indexes"])) for t in requested]
+        topics = []
+        for name, partitions in wanted:
+            rows = []
+            for partition in partitions:
+                entry = committed.get((name, partition))
+                rows.append(
+                    {
+                        "partition_index": partition,
+                        "committed_offset": entry.offset if entry else -1,
+                        "committed_leader_epoch": entry.leader_epoch if entry else -1,
+                        "metadata": entry.metadata if entry else "",
+                        "error_code": error,
+                    }
+                )
+            topics.append({"name": name, "partitions": rows})
+        return error, topics
+
+    # ------------------------------------------------------------------ group admin
+
+    async def list_groups(self, req: Body, version: int) -> Body:
+        """ListGroups with v4 state and v5 type filters (matched case-insensitively)."""
+        states = {s.lower() for s in (req.get("states_filter") or [])} if version >= 4 else set()
+        types = {t.lower() for t in (req.get("types_filter") or [])} if version >= 5 else set()
+        groups = []
+        for group in self.membership.groups.values():
+            if group.state is GroupState.DEAD:
+                continue
+            if states and group.state.value.lower() not in states:
+                continue
+            if types and "classic" not in types:
+                continue
+            groups.append(
+                {
+                    "group_id": group.group_id,
+                    "protocol_type": group.protocol_type or "",
+                    "group_state": group.state.value,
+                    "group_type": "classic",
+                }
+            )
+        return {"throttle_time_ms": 0, "error_code": NONE, "groups": groups}
+
+    async def describe_groups(self, req: Body, version: int) -> Body:
+        """DescribeGroups; an unknown group is reported Dead, or GROUP_ID_NOT_FOUND from v6."""
+        with_ops = version >= 3 and bool(req.get("include_authorized_operations"))
+        described = []
+        for group_id in req["groups"]:
+            group = self.membership.groups.get(group_id)
+            if group is not None and group.state is not GroupState.DEAD:
+                body = group.describe()
+            else:
+                body = Group(group_id).describe()
+                body["group_state"] = GroupState.DEAD.value
+                if version >= 6:
+                    body["error_code"] = GROUP_ID_NOT_FOUND
+                    body["error_message"] = f"group {group_id} does not exist"
+            if with_ops:
+                body["authorized_operations"] = GROUP_AUTHORIZED_OPERATIONS
+            described.append(body)
+        return {"throttle_time_ms": 0, "groups": described}
+
+    async def delete_groups(self, req: Body, version: int) -> Body:
+        """DeleteGroups: only Empty groups; their offsets are tombstoned in the offsets topic."""
+        results = []
+        for group_id in req["groups_names"]:
+            results.append({"group_id": group_id, "error_code": self._delete_group(group_id)})
+        return {"throttle_time_ms": 0, "results": results}
+
+    def _delete_group(self, group_id: str) -> int:
+        if not group_id:
+            return INVALID_GROUP_ID
+        group = self.membership.groups.get(group_id)
+        if group is None or group.state is GroupState.DEAD:
+            return GROUP_ID_NOT_FOUND
+        if group.state is not GroupState.EMPTY:
+            return NON_EMPTY_GROUP
+        try:
+            self.offsets.delete_group(group_id)
+        except EdplogError as exc:
+            log.error("group %s: delete failed: %s", group_id, exc)
+            return kafka_code_of(exc)
+        group.state = GroupState.DEAD
+        del self.membership.groups[group_id]
+        log.info("group %s deleted", group_id)
+        return NONE
+
+
+__all__ = ["OFFSETS_TOPIC", "GroupCoordinator"]

@@ -1,0 +1,225 @@
+"""Committed offsets: an in-memory table backed by the compacted topic ``__consumer_offsets``.
+
+Every commit appends one record per partition to the offsets-topic partition that owns the
+group, flushes it, and only then updates memory, so an acknowledged commit survives a restart.
+Deleting a group appends a tombstone (null value) per committed partition, which both replay
+and compaction honour. On start the whole topic is replayed in offset order; the last record
+per key wins.
+
+Record layout (all integers big-endian; a string is an int16 byte length then UTF-8):
+
+    key   = version:int16 (= 1) | group:string | topic:string | partition:int32
+    value = version:int16 (= 3) | offset:int64 | leader_epoch:int32 | metadata:string
+            | commit_timestamp_ms:int64
+
+These are the same shapes as Kafka's own offset-commit key v1 and value v3, so tools that
+decode Kafka's ``__consumer_offsets`` read ours. Records whose key or value version is unknown
+are skipped on replay (logged), leaving room for later group-metadata records.
+"""
+
+from __future__ import annotations
+
+import logging
+import struct
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from ..errors import TopicExistsError
+
+log = logging.getLogger(__name__)
+
+OFFSETS_TOPIC = "__consumer_offsets"
+KEY_VERSION = 1
+VALUE_VERSION = 3
+_REPLAY_CHUNK = 1000
+
+_I16 = struct.Struct(">h")
+_I32 = struct.Struct(">i")
+_VALUE_HEAD = struct.Struct(">hqi")  # version, offset, leader epoch
+_I64 = struct.Struct(">q")
+
+TopicPartition = tuple[str, int]
+
+
+class StoreLike(Protocol):
+    """The part of :class:`edplog.store.Store` the offset table needs."""
+
+    def create_topic(
+        self, name: str, partitions: int, config: dict[str, str] | None = ...
+    ) -> Any: ...
+
+    def topics(self) -> dict[str, int]: ...
+
+    def log(self, topic: str, partition: int) -> Any: ...
+
+
+@dataclass(frozen=True)
+class CommittedOffset:
+    """One committed position; ``leader_epoch`` is -1 when the client did not send one."""
+
+    offset: int
+    leader_epoch: int
+    metadata: str
+    commit_timestamp_ms: int
+
+
+def _put_str(out: bytearray, text: str) -> None:
+    raw = text.encode()
+    out += _I16.pack(len(raw))
+    out += raw
+
+
+def _get_str(buf: bytes, pos: int) -> tuple[str, int]:
+    (length,) = _I16.unpack_from(buf, pos)
+    pos += 2
+    if length < 0 or pos + length > len(buf):
+        raise ValueError(f"bad string length {length} at {pos - 2}")
+    return buf[pos : pos + length].decode(), pos + length
+
+
+def encode_key(group: str, topic: str, partition: int) -> bytes:
+    out = bytearray(_I16.pack(KEY_VERSION))
+    _put_str(out, group)
+    _put_str(out, topic)
+    out += _I32.pack(partition)
+    return bytes(out)
+
+
+def decode_key(buf: bytes) -> tuple[str, str, int] | None:
+    """(group, topic, partition), or None for a key of another version or kind."""
+    (version,) = _I16.unpack_from(buf, 0)
+    if version not in (0, 1):
+        return None
+    group, pos = _get_str(buf, 2)
+    topic, pos = _get_str(buf, pos)
+    (partition,) = _I32.unpack_from(buf, pos)
+    return group, topic, partition
+
+
+def encode_value(committed: CommittedOffset) -> bytes:
+    out = bytearray(_VALUE_HEAD.pack(VALUE_VERSION, committed.offset, committed.leader_epoch))
+    _put_str(out, committed.metadata)
+    out += _I64.pack(committed.commit_timestamp_ms)
+    return bytes(out)
+
+
+def decode_value(buf: bytes) -> CommittedOffset | None:
+    """The committed offset, or None for a value version this code does not know."""
+    version, offset, leader_epoch = _VALUE_HEAD.unpack_from(buf, 0)
+    if version != VALUE_VERSION:
+        return None
+    metadata, pos = _get_str(buf, _VALUE_HEAD.size)
+    (timestamp_ms,) = _I64.unpack_from(buf, pos)
+    return CommittedOffset(offset, leader_epoch, metadata, timestamp_ms)
+
+
+def java_string_hash(text: str) -> int:
+    """Java's ``String.hashCode`` (over UTF-16 code units), as a signed 32-bit int.
+
+    Kafka places a group in ``abs(hashCode) % partitions`` of the offsets topic; using the same
+    function keeps our placement identical to Kafka's.
+    """
+    h = 0
+    raw = text.encode("utf-16-be")
+    for i in range(0, len(raw), 2):
+        h = (31 * h + ((raw[i] << 8) | raw[i + 1])) & 0xFFFFFFFF
+    return h - (1 << 32) if h >= 1 << 31 else h
+
+
+class OffsetStore:
+    """Committed offsets per group, durable in ``__consumer_offsets`` (see module docstring)."""
+
+    def __init__(self, store: StoreLike, partitions: int = 1) -> None:
+        if partitions < 1:
+            raise ValueError("offsets topic needs at least one partition")
+        self._store = store
+        self.partitions = partitions
+        self._offsets: dict[str, dict[TopicPartition, CommittedOffset]] = {}
+
+    def open(self) -> None:
+        """Create the offsets topic if missing (an existing one keeps its partition count),
+        then replay it into memory."""
+        try:
+            self._store.create_topic(
+                OFFSETS_TOPIC, self.partitions, config={"cleanup.policy": "compact"}
+            )
+        except TopicExistsError:
+            pass
+        self.partitions = self._store.topics()[OFFSETS_TOPIC]
+        self._offsets.clear()
+        for partition in range(self.partitions):
+            self._replay(partition)
+
+    def _replay(self, partition: int) -> None:
+        plog = self._store.log(OFFSETS_TOPIC, partition)
+        offset, end = plog.log_start_offset, plog.log_end_offset
+        while offset < end:
+            records = plog.read(offset, max_records=_REPLAY_CHUNK)
+            if not records:
+                break
+            for record in records:
+                self._apply(record.key, record.value, partition, record.offset)
+            offset = records[-1].offset + 1
+
+    def _apply(self, key: Any, value: Any, partition: int, offset: int) -> None:
+        try:
+            decoded = decode_key(bytes(key)) if key is not None else None
+            if decoded is None:
+                return
+            group, topic, tp_partition = decoded
+            committed = decode_value(bytes(value)) if value is not None else None
+        except (struct.error, ValueError, UnicodeDecodeError) as exc:
+            log.warning(
+                "%s-%d offset %d: skipping undecodable record: %s",
+                OFFSETS_TOPIC,
+                partition,
+                offset,
+                exc,
+            )
+            return
+        if value is not None and committed is None:
+            log.warning(
+                "%s-%d offset %d: skipping value of unknown version",
+                OFFSETS_TOPIC,
+                partition,
+                offset,
+            )
+            return
+        table = self._offsets.setdefault(group, {})
+        if committed is None:
+            table.pop((topic, tp_partition), None)
+            if not table:
+                del self._offsets[group]
+        else:
+            table[(topic, tp_partition)] = committed
+
+    def partition_for(self, group: str) -> int:
+        return (java_string_hash(group) & 0x7FFFFFFF) % self.partitions
+
+    def groups(self) -> list[str]:
+        return list(self._offsets)
+
+    def get(self, group: str) -> dict[TopicPartition, CommittedOffset]:
+        """The group's committed offsets (a copy; empty if it never committed)."""
+        return dict(self._offsets.get(group, {}))
+
+    def commit(self, group: str, entries: dict[TopicPartition, CommittedOffset]) -> None:
+        """Persist ``entries`` (flushed) and then make them visible."""
+        if not entries:
+            return
+        plog = self._store.log(OFFSETS_TOPIC, self.partition_for(group))
+        for (topic, partition), committed in entries.items():
+            plog.append(encode_value(committed), key=encode_key(group, topic, partition))
+        plog.flush()
+        self._offsets.setdefault(group, {}).update(entries)
+
+    def delete_group(self, group: str) -> None:
+        """Tombstone every committed partition of ``group`` (flushed) and forget them."""
+        table = self._offsets.get(group)
+        if not table:
+            return
+        plog = self._store.log(OFFSETS_TOPIC, self.partition_for(group))
+        for topic, partition in table:
+            plog.append(None, key=encode_key(group, topic, partition))
+        plog.flush()
+        del self._offsets[group]
