@@ -59,10 +59,8 @@ class Field:
             return {f.name: f.default_value() for f in self.fields}
         if self.has_default:
             return self.default
-        # A field nullable in every version it exists in defaults to null, like Kafka's.
-        if self.nullable is not None and self.nullable[0] <= self.versions[0]:
-            if self.nullable[1] >= self.versions[1]:
-                return None
+        # As in Kafka's generated classes, nullable fields default to empty, not null,
+        # unless the schema says ``=null``; records are the exception (null).
         if self.kind in ("array", "structs"):
             return []
         return {

@@ -134,7 +134,7 @@ response
 
 api 2 ListOffsets 0-7 flex 6
 request
-  replica_id int32
+  replica_id int32 =-1
   isolation_level int8 v2+
   topics []
     name string

@@ -38,13 +38,40 @@ def _data_class(f: Any) -> type:
     return f.data_class
 
 
+def _our_key(f: Any, data: dict) -> str | None:
+    """kafka-python renames the *_authorized_operations fields to authorized_operations."""
+    if f.name in data:
+        return f.name
+    if f.name == "authorized_operations":
+        return next((k for k in data if k.endswith("authorized_operations")), None)
+    return None
+
+
+def _is_bitfield(f: Any) -> bool:
+    return getattr(f, "type_str", "") == "bitfield"
+
+
+def _int_to_bits(value: int) -> set[int] | None:
+    u = value & 0xFFFFFFFF
+    bits = {i for i in range(32) if u >> i & 1}
+    return None if bits == {31} else bits
+
+
+def _bits_to_int(bits: set[int] | None) -> int:
+    u = sum(1 << i for i in ({31} if bits is None else bits))
+    return u - (1 << 32) if u >= 1 << 31 else u
+
+
 def _to_obj(struct_field: Any, data: dict, version: int, data_class: type) -> Any:
     kwargs = {}
     for f in struct_field._fields:
-        if not f.for_version_q(version) or f.name not in data:
+        key = _our_key(f, data)
+        if not f.for_version_q(version) or key is None:
             continue
-        value = data[f.name]
-        if f.is_struct_array() and value is not None:
+        value = data[key]
+        if _is_bitfield(f):
+            value = _int_to_bits(value)
+        elif f.is_struct_array() and value is not None:
             value = [_to_obj(f, item, version, _data_class(f)) for item in value]
         elif f.is_struct() and value is not None:
             value = _to_obj(f, value, version, _data_class(f))
@@ -67,6 +94,8 @@ def _to_dict(struct_field: Any, obj: Any, version: int) -> dict:
         if not f.for_version_q(version):
             continue
         value = getattr(obj, f.name)
+        if _is_bitfield(f):
+            value = _bits_to_int(value)
         if f.is_struct_array() and value is not None:
             value = [_to_dict(f, item, version) for item in value]
         elif f.is_struct() and value is not None:
