@@ -1,0 +1,182 @@
+"""Broker configuration under Kafka's own property names.
+
+A ``server.properties`` written for Apache Kafka should mean the same thing here, so the
+file is parsed with Java-properties rules and read by Kafka's names (``log.dirs``,
+``listeners``, ``num.partitions``, ...). Broker-level log defaults (``log.segment.bytes``)
+are translated to the topic-level names (``segment.bytes``) the store understands, exactly
+as Kafka derives a topic's effective config from the broker's ``log.*`` settings.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+# broker property -> topic-level property it provides the default for (Kafka's LogConfig).
+TOPIC_DEFAULTS_FROM_BROKER = {
+    "log.segment.bytes": "segment.bytes",
+    "log.roll.ms": "segment.ms",
+    "log.roll.hours": "segment.ms",
+    "log.retention.ms": "retention.ms",
+    "log.retention.minutes": "retention.ms",
+    "log.retention.hours": "retention.ms",
+    "log.retention.bytes": "retention.bytes",
+    "log.cleanup.policy": "cleanup.policy",
+    "log.index.interval.bytes": "index.interval.bytes",
+    "log.flush.interval.messages": "flush.messages",
+    "log.flush.interval.ms": "flush.ms",
+    "log.message.timestamp.type": "message.timestamp.type",
+    "message.max.bytes": "max.message.bytes",
+    "compression.type": "compression.type",
+    "min.insync.replicas": "min.insync.replicas",
+}
+# Units of the coarse retention/roll properties; the finest one given wins, as in Kafka.
+_UNIT_MS = {"ms": 1, "minutes": 60_000, "hours": 3_600_000}
+
+
+def parse_properties(text: str) -> dict[str, str]:
+    """Parse Java ``.properties`` text: ``#``/``!`` comments, ``=``/``:`` separators, ``\\``
+    line continuations. Enough of the format for every real ``server.properties``."""
+    props: dict[str, str] = {}
+    pending = ""
+    for raw in text.splitlines():
+        line = pending + raw.lstrip() if pending else raw.strip()
+        if not pending and (not line or line[0] in "#!"):
+            continue
+        if line.endswith("\\") and not line.endswith("\\\\"):
+            pending = line[:-1]
+            continue
+        pending = ""
+        line = line.strip()
+        if not line:
+            continue
+        cut = len(line)
+        for i, ch in enumerate(line):
+            if ch in "=:" or ch.isspace():
+                cut = i
+                break
+        key = line[:cut].strip()
+        rest = line[cut:].lstrip()
+        if rest[:1] in ("=", ":"):
+            rest = rest[1:].lstrip()
+        props[key] = rest
+    return props
+
+
+def parse_listener(value: str) -> tuple[str, int]:
+    """``PLAINTEXT://host:port`` (the first of a comma list) or ``host:port`` -> (host, port).
+
+    An empty host means every interface, as in Kafka (``PLAINTEXT://:9092``)."""
+    first = value.split(",")[0].strip()
+    if "://" in first:
+        first = first.split("://", 1)[1]
+    host, sep, port = first.rpartition(":")
+    if not sep:
+        raise ValueError(f"listener {value!r} has no port")
+    host = host.strip("[]")
+    return (host or "0.0.0.0"), int(port)
+
+
+def _bool(value: str) -> bool:
+    return value.strip().lower() in ("true", "1", "yes", "on")
+
+
+@dataclass
+class BrokerConfig:
+    """What one broker needs to start: where, as whom, and the limits it enforces."""
+
+    data_dir: str = "./edplog-data"
+    host: str = "127.0.0.1"
+    port: int = 9092
+    advertised_host: str | None = None
+    advertised_port: int | None = None
+    node_id: int = 0
+    cluster_id: str = field(default_factory=lambda: "edplog-" + uuid.uuid4().hex[:16])
+    num_partitions: int = 1
+    default_replication_factor: int = 1
+    auto_create_topics: bool = True
+    message_max_bytes: int = 1_048_588
+    socket_request_max_bytes: int = 104_857_600
+    transaction_max_timeout_ms: int = 900_000
+    # acks=-1 is answered only after the log is flushed to disk (group commit).
+    flush_on_acks_all: bool = True
+    topic_defaults: dict[str, str] = field(default_factory=dict)
+    group_settings: dict[str, str] = field(default_factory=dict)
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def advertised(self) -> tuple[str, int]:
+        """The (host, port) clients are told to connect to."""
+        host = self.advertised_host or self.host
+        if host in ("0.0.0.0", "::", ""):
+            host = "127.0.0.1"
+        return host, self.advertised_port or self.port
+
+    @classmethod
+    def from_properties(cls, props: dict[str, str], **overrides: object) -> BrokerConfig:
+        """Build a config from Kafka broker properties; keyword overrides win (CLI flags)."""
+        cfg = cls()
+        cfg.apply_properties(props)
+        for key, value in overrides.items():
+            if value is not None:
+                setattr(cfg, key, value)
+        return cfg
+
+    def apply_properties(self, props: dict[str, str]) -> None:
+        """Read every property this broker understands; keep the rest in ``extra``."""
+        retention: dict[str, int] = {}
+        roll: dict[str, int] = {}
+        for key, value in props.items():
+            if key in ("log.dirs", "log.dir"):
+                self.data_dir = value.split(",")[0].strip()
+            elif key == "listeners":
+                self.host, self.port = parse_listener(value)
+            elif key == "advertised.listeners":
+                self.advertised_host, self.advertised_port = parse_listener(value)
+            elif key in ("broker.id", "node.id"):
+                self.node_id = int(value)
+            elif key == "cluster.id":
+                self.cluster_id = value
+            elif key == "num.partitions":
+                self.num_partitions = int(value)
+            elif key == "default.replication.factor":
+                self.default_replication_factor = int(value)
+            elif key == "auto.create.topics.enable":
+                self.auto_create_topics = _bool(value)
+            elif key == "socket.request.max.bytes":
+                self.socket_request_max_bytes = int(value)
+            elif key == "transaction.max.timeout.ms":
+                self.transaction_max_timeout_ms = int(value)
+            elif key.startswith("group."):
+                self.group_settings[key] = value
+            elif key.startswith("log.retention.") and key.rsplit(".", 1)[1] in _UNIT_MS:
+                retention[key.rsplit(".", 1)[1]] = int(value)
+                continue
+            elif key.startswith("log.roll.") and key.rsplit(".", 1)[1] in _UNIT_MS:
+                roll[key.rsplit(".", 1)[1]] = int(value)
+                continue
+            else:
+                self.extra[key] = value
+            if key == "message.max.bytes":
+                self.message_max_bytes = int(value)
+            if key in TOPIC_DEFAULTS_FROM_BROKER:
+                self.topic_defaults[TOPIC_DEFAULTS_FROM_BROKER[key]] = value
+        for target, values in (("retention.ms", retention), ("segment.ms", roll)):
+            for unit in ("ms", "minutes", "hours"):
+                if unit in values:
+                    ms = values[unit] if values[unit] < 0 else values[unit] * _UNIT_MS[unit]
+                    self.topic_defaults[target] = str(ms)
+                    break
+
+    def store_defaults(self) -> dict[str, str]:
+        """Topic-level defaults for the store, with ``max.message.bytes`` always set."""
+        defaults = dict(self.topic_defaults)
+        defaults.setdefault("max.message.bytes", str(self.message_max_bytes))
+        return defaults
+
+
+def load_config(path: str | Path | None, **overrides: object) -> BrokerConfig:
+    """Read ``server.properties`` (when given) and apply command-line overrides."""
+    props = parse_properties(Path(path).read_text()) if path else {}
+    return BrokerConfig.from_properties(props, **overrides)

@@ -1,0 +1,487 @@
+"""The asyncio broker: listening socket, connections, framing, ordered dispatch.
+
+Each connection has a reader that cuts 4-byte size-prefixed frames and starts one handler
+task per request, and a writer that sends responses strictly in request order, because Kafka
+clients pipeline requests and match responses by position. A Fetch parked in a long poll
+therefore holds back the responses queued behind it on *its* connection only.
+
+Sockets are used directly rather than through asyncio transports so that Fetch responses can
+interleave ``sendmsg`` (headers built in Python) with ``os.sendfile`` from segment files at
+explicit positions: the record bytes never pass through a Python buffer, and the segment
+file's descriptor offset is never moved (the log writer may share it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from ..protocol import (
+    REJECTED,
+    SUPPORTED,
+    FileRegion,
+    ProtocolError,
+    RequestHeader,
+    decode_request,
+    encode_response,
+    read_request_header,
+)
+from .config import BrokerConfig
+from .errors import UNSUPPORTED_VERSION
+from .groups import PEER_HOST
+from .partition import Partition
+
+log = logging.getLogger("edplog.broker")
+
+API_VERSIONS = 18
+READ_CHUNK = 256 * 1024
+# Requests a connection may have in flight before the broker stops reading from it.
+MAX_IN_FLIGHT = 64
+# How long a graceful shutdown waits for in-flight requests before closing sockets.
+SHUTDOWN_GRACE_S = 5.0
+
+Handler = Callable[["Broker", RequestHeader, dict[str, Any]], Awaitable[dict[str, Any] | None]]
+
+
+@dataclass(slots=True)
+class _Pending:
+    header: RequestHeader
+    task: asyncio.Future[Any] | None  # None: answer ``body`` directly
+    body: dict[str, Any] | None = None
+    version: int = -1  # the version to encode the response with (ApiVersions fallback: 0)
+
+
+def version_supported(api_key: int, version: int) -> bool:
+    """Whether a request of this version is served (advertised and not rejected)."""
+    rng = SUPPORTED.get(api_key)
+    if rng is None or not rng[0] <= version <= rng[1]:
+        return False
+    return version not in REJECTED.get(api_key, ())
+
+
+class Broker:
+    """One broker: the store, the partitions it leads, the group coordinator, the server."""
+
+    def __init__(self, config: BrokerConfig, handlers: dict[int, Handler] | None = None):
+        self.config = config
+        self.store: Any = None
+        self.coordinator: Any = None
+        self.handlers = handlers if handlers is not None else default_handlers()
+        self.closing = False
+        self._partitions: dict[str, list[Partition]] = {}
+        self._listener: socket.socket | None = None
+        self._accept_task: asyncio.Task[None] | None = None
+        self._connections: set[Connection] = set()
+        self._shutdown_waiter: asyncio.Future[None] | None = None
+        self.commit: Any = None
+        self.producer_ids: Any = None
+
+    # ---- lifecycle -------------------------------------------------------------------------
+
+    async def start(self) -> tuple[str, int]:
+        """Open the store, start the coordinator and listen. Returns the bound (host, port)."""
+        from ..store import Store
+        from .produce import GroupCommit, ProducerIdAllocator
+
+        loop = asyncio.get_running_loop()
+        self._shutdown_waiter = loop.create_future()
+        os.makedirs(self.config.data_dir, exist_ok=True)
+        self.store = Store(self.config.data_dir, defaults=self.config.store_defaults())
+        self.commit = GroupCommit()
+        self.producer_ids = ProducerIdAllocator()
+        self.coordinator = await _start_coordinator(self)
+        sock = socket.socket(socket.AF_INET6 if ":" in self.config.host else socket.AF_INET)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((self.config.host, self.config.port))
+        sock.listen(512)
+        sock.setblocking(False)
+        self._listener = sock
+        self.config.port = sock.getsockname()[1]
+        self._accept_task = loop.create_task(self._accept_loop())
+        return self.config.host, self.config.port
+
+    async def stop(self) -> None:
+        """Graceful shutdown: stop accepting, answer what is in flight, flush, close."""
+        if self.closing:
+            return
+        self.closing = True
+        if self._shutdown_waiter is not None and not self._shutdown_waiter.done():
+            self._shutdown_waiter.set_result(None)
+        for parts in self._partitions.values():
+            for partition in parts:
+                partition.notify()
+        if self._accept_task is not None:
+            self._accept_task.cancel()
+        if self._listener is not None:
+            self._listener.close()
+        conns = list(self._connections)
+        for conn in conns:
+            conn.stop_reading()
+        if conns:
+            await asyncio.wait(
+                [asyncio.ensure_future(c.finished()) for c in conns], timeout=SHUTDOWN_GRACE_S
+            )
+        for conn in conns:
+            conn.close()
+        if self.coordinator is not None:
+            try:
+                await self.coordinator.close()
+            except Exception:
+                log.exception("group coordinator did not close cleanly")
+        if self.commit is not None:
+            await self.commit.close()
+        if self.store is not None:
+            self.store.flush()
+            self.store.close()
+
+    def shutdown_waiter(self) -> asyncio.Future[None]:
+        """Completes when shutdown starts, so long polls return at once."""
+        assert self._shutdown_waiter is not None
+        return self._shutdown_waiter
+
+    async def _accept_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        assert self._listener is not None
+        while not self.closing:
+            try:
+                sock, peer = await loop.sock_accept(self._listener)
+            except asyncio.CancelledError:
+                raise
+            except OSError as exc:  # EMFILE and friends: back off instead of spinning
+                log.warning("accept failed: %s", exc)
+                await asyncio.sleep(0.1)
+                continue
+            sock.setblocking(False)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            conn = Connection(self, sock, peer)
+            self._connections.add(conn)
+            conn.start()
+
+    def forget(self, conn: Connection) -> None:
+        self._connections.discard(conn)
+
+    # ---- partitions ------------------------------------------------------------------------
+
+    def partitions(self, topic: str) -> list[Partition] | None:
+        """The partitions of ``topic`` (opened on first use), or None if it does not exist."""
+        parts = self._partitions.get(topic)
+        if parts is not None:
+            return parts
+        count = self.store.topics().get(topic)
+        if count is None:
+            return None
+        parts = [
+            Partition(topic, i, self.store.log(topic, i), self.config.node_id) for i in range(count)
+        ]
+        self._partitions[topic] = parts
+        return parts
+
+    def partition(self, topic: str, index: int) -> Partition | None:
+        parts = self.partitions(topic)
+        if parts is None or not 0 <= index < len(parts):
+            return None
+        return parts[index]
+
+    def topic_deleted(self, topic: str) -> None:
+        """Forget a deleted topic's partitions and wake fetches parked on them."""
+        parts = self._partitions.pop(topic, None)
+        for partition in parts or ():
+            partition.notify()
+
+    def partitions_added(self, topic: str) -> None:
+        """Open the new partitions, keeping the old ones (and their producer state)."""
+        parts = self._partitions.get(topic)
+        count = self.store.topics().get(topic, 0)
+        if parts is not None:
+            for i in range(len(parts), count):
+                parts.append(Partition(topic, i, self.store.log(topic, i), self.config.node_id))
+
+    def config_changed(self, topic: str) -> None:
+        for partition in self._partitions.get(topic, ()):
+            partition.refresh_config()
+
+
+class Connection:
+    """One client connection: a frame reader and an in-order response writer."""
+
+    def __init__(self, broker: Broker, sock: socket.socket, peer: Any) -> None:
+        self.broker = broker
+        self.sock = sock
+        self.peer = peer
+        self._fd = sock.fileno()
+        self._queue: asyncio.Queue[_Pending | None] = asyncio.Queue(MAX_IN_FLIGHT)
+        self._reader: asyncio.Task[None] | None = None
+        self._writer: asyncio.Task[None] | None = None
+        self._closed = False
+
+    def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._reader = loop.create_task(self._read_loop())
+        self._writer = loop.create_task(self._write_loop())
+
+    def stop_reading(self) -> None:
+        """Shutdown: take no new requests; the writer drains what was already read."""
+        if self._reader is not None and not self._reader.done():
+            self._reader.cancel()
+
+    async def finished(self) -> None:
+        if self._writer is not None:
+            await asyncio.wait([self._writer])
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        for task in (self._reader, self._writer):
+            if task is not None and not task.done() and task is not asyncio.current_task():
+                task.cancel()
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+        self.broker.forget(self)
+
+    # ---- reading ---------------------------------------------------------------------------
+
+    async def _read_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        sock = self.sock
+        limit = self.broker.config.socket_request_max_bytes
+        PEER_HOST.set(str(self.peer[0]) if isinstance(self.peer, tuple) else "")
+        buf = bytearray(READ_CHUNK)
+        view = memoryview(buf)
+        start = end = 0
+        try:
+            while True:
+                while end - start < 4:
+                    if start == end:
+                        start = end = 0
+                    elif end > READ_CHUNK - 4:
+                        buf[: end - start] = buf[start:end]
+                        start, end = 0, end - start
+                    n = await loop.sock_recv_into(sock, view[end:])
+                    if n == 0:
+                        return
+                    end += n
+                size = int.from_bytes(buf[start : start + 4], "big", signed=True)
+                start += 4
+                if size <= 0 or size > limit:
+                    log.info("closing %s: request size %d outside (0, %d]", self.peer, size, limit)
+                    return
+                frame = bytearray(size)
+                got = min(end - start, size)
+                frame[:got] = view[start : start + got]
+                start += got
+                fview = memoryview(frame)
+                while got < size:
+                    n = await loop.sock_recv_into(sock, fview[got:])
+                    if n == 0:
+                        return
+                    got += n
+                pending = self._dispatch(fview)
+                if pending is None:
+                    return
+                await self._queue.put(pending)
+        except (ConnectionError, OSError):
+            return
+        finally:
+            # Let the writer answer everything already read, then end the connection.
+            try:
+                self._queue.put_nowait(None)
+            except asyncio.QueueFull:
+                loop.create_task(self._queue.put(None))
+
+    def _dispatch(self, frame: memoryview) -> _Pending | None:
+        """Parse one request and start its handler; None means close the connection."""
+        try:
+            header = read_request_header(frame)
+        except (ProtocolError, ValueError, IndexError) as exc:
+            log.info("closing %s: unreadable request header (%s)", self.peer, exc)
+            return None
+        key, version = header.api_key, header.api_version
+        if key == API_VERSIONS and not version_supported(key, version):
+            # Kafka (KIP-511): answer in v0 with UNSUPPORTED_VERSION and our ApiVersions range
+            # so the client can retry with a version we speak.
+            lo, hi = SUPPORTED[API_VERSIONS]
+            body = {
+                "error_code": UNSUPPORTED_VERSION,
+                "api_keys": [{"api_key": API_VERSIONS, "min_version": lo, "max_version": hi}],
+                "throttle_time_ms": 0,
+            }
+            return _Pending(header, None, body, 0)
+        handler = self.broker.handlers.get(key)
+        if handler is None or header.body_offset < 0 or not version_supported(key, version):
+            return self._unsupported(header, frame)
+        try:
+            req = decode_request(key, version, frame, header.body_offset)
+        except (ProtocolError, ValueError, IndexError, UnicodeDecodeError) as exc:
+            log.info("closing %s: malformed %s v%d body (%s)", self.peer, key, version, exc)
+            return None
+        task = asyncio.ensure_future(_guarded(handler, self.broker, header, req))
+        return _Pending(header, task, None, version)
+
+    def _unsupported(self, header: RequestHeader, frame: memoryview) -> _Pending | None:
+        """UNSUPPORTED_VERSION for a version we advertise but reject (Produce v0-2 ...).
+
+        Versions nobody advertised, and unknown API keys, close the connection as Kafka does:
+        there is no response schema to answer them in.
+        """
+        from . import fetch, produce
+
+        key, version = header.api_key, header.api_version
+        rng = SUPPORTED.get(key)
+        if header.body_offset < 0 or rng is None or not rng[0] <= version <= rng[1]:
+            log.info("closing %s: api %d v%d not supported", self.peer, key, version)
+            return None
+        try:
+            builder = {0: produce.error_body, 1: fetch.error_body}.get(key)
+            if builder is None:
+                log.info("closing %s: api %d v%d rejected", self.peer, key, version)
+                return None
+            req = decode_request(key, version, frame, header.body_offset)
+            body = builder(req, UNSUPPORTED_VERSION)
+        except Exception as exc:  # no way to build an answer: end the connection
+            log.info("closing %s: api %d v%d rejected (%s)", self.peer, key, version, exc)
+            return None
+        return _Pending(header, None, body, version)
+
+    # ---- writing ---------------------------------------------------------------------------
+
+    async def _write_loop(self) -> None:
+        try:
+            while True:
+                pending = await self._queue.get()
+                if pending is None:
+                    return
+                body = pending.body
+                if pending.task is not None:
+                    body = await pending.task
+                    if body is _CLOSE:
+                        return
+                if body is None:  # acks=0 Produce: Kafka sends nothing back
+                    continue
+                h = pending.header
+                parts, _ = encode_response(h.api_key, pending.version, h.correlation_id, body)
+                await self._send(parts)
+        except (ConnectionError, OSError) as exc:
+            log.debug("connection %s ended while writing: %s", self.peer, exc)
+        except ProtocolError as exc:
+            log.error("could not encode a response for %s: %s", self.peer, exc)
+        finally:
+            self.close()
+
+    async def _send(self, parts: list[Any]) -> None:
+        """Write bytes-like parts with ``sendmsg`` and FileRegions with ``os.sendfile``."""
+        run: list[Any] = []
+        for part in parts:
+            if isinstance(part, FileRegion):
+                if run:
+                    await self._sendmsg(run)
+                    run = []
+                await self._sendfile(part.file.fileno(), part.pos, part.length)
+            elif len(part):
+                run.append(part)
+        if run:
+            await self._sendmsg(run)
+
+    async def _sendmsg(self, buffers: list[Any]) -> None:
+        views = [memoryview(b).cast("B") for b in buffers]
+        while views:
+            try:
+                sent = self.sock.sendmsg(views[:512])
+            except (BlockingIOError, InterruptedError):
+                await self._writable()
+                continue
+            while sent:
+                if sent >= len(views[0]):
+                    sent -= len(views[0])
+                    views.pop(0)
+                else:
+                    views[0] = views[0][sent:]
+                    sent = 0
+
+    async def _sendfile(self, file_fd: int, pos: int, count: int) -> None:
+        while count > 0:
+            try:
+                sent = os.sendfile(self._fd, file_fd, pos, count)
+            except (BlockingIOError, InterruptedError):
+                await self._writable()
+                continue
+            if sent == 0:
+                # The segment shrank under us (retention/truncation): the response is already
+                # partly written and cannot be completed, so the connection must end.
+                raise ConnectionError("segment file ended before the fetched region")
+            pos += sent
+            count -= sent
+
+    async def _writable(self) -> None:
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[None] = loop.create_future()
+
+        def ready() -> None:
+            if not fut.done():
+                fut.set_result(None)
+
+        loop.add_writer(self._fd, ready)
+        try:
+            await fut
+        finally:
+            loop.remove_writer(self._fd)
+
+
+_CLOSE: Any = object()  # a handler result meaning "end this connection without answering"
+
+
+async def _guarded(
+    handler: Handler, broker: Broker, header: RequestHeader, req: dict[str, Any]
+) -> Any:
+    """Run a handler; a bug in one request is logged and ends only that connection."""
+    try:
+        return await handler(broker, header, req)
+    except asyncio.CancelledError:
+        raise
+    except Exception:
+        log.exception("handler for api %d v%d failed", header.api_key, header.api_version)
+        return _CLOSE
+
+
+async def _start_coordinator(broker: Broker) -> Any:
+    """The group coordinator, when that package is present (it persists committed offsets)."""
+    try:
+        from ..group import GroupCoordinator
+    except ImportError:
+        log.warning("edplog.group is unavailable: consumer group APIs will fail")
+        return None
+    settings = broker.config.group_settings
+    kwargs: dict[str, Any] = {}
+    for prop, name in (
+        ("group.min.session.timeout.ms", "min_session_timeout_ms"),
+        ("group.max.session.timeout.ms", "max_session_timeout_ms"),
+        ("group.initial.rebalance.delay.ms", "initial_rebalance_delay_ms"),
+    ):
+        if prop in settings:
+            kwargs[name] = int(settings[prop])
+    for prop, name in (
+        ("offset.metadata.max.bytes", "offset_metadata_max_bytes"),
+        ("offsets.topic.num.partitions", "offsets_topic_partitions"),
+    ):
+        if prop in broker.config.extra:
+            kwargs[name] = int(broker.config.extra[prop])
+    coord = GroupCoordinator(broker.store, **kwargs)
+    await coord.start()
+    return coord
+
+
+def default_handlers() -> dict[int, Handler]:
+    """Every API this broker serves, by API key, gathered from the per-family modules."""
+    from . import admin, fetch, groups, metadata, produce
+
+    handlers: dict[int, Handler] = {}
+    for module in (metadata, produce, fetch, admin, groups):
+        handlers.update(module.HANDLERS)
+    return handlers
