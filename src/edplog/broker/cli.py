@@ -1,0 +1,80 @@
+"""``edplog broker`` and the client commands in the spirit of Kafka's scripts and kcat:
+``topics``, ``produce``, ``consume`` and ``groups``.
+
+The client commands speak the Kafka protocol to any broker (edplog's or Kafka's) through
+confluent-kafka; they are kept in :mod:`.client_cli` so the broker starts without it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from typing import Any
+
+DEFAULT_BOOTSTRAP = "127.0.0.1:9092"
+
+
+def register(commands: Any, perf: Any) -> None:
+    """Add ``broker``, ``topics``, ``produce``, ``consume`` and ``groups`` to ``edplog``."""
+    from . import client_cli
+
+    p = commands.add_parser("broker", help="run a Kafka-compatible broker")
+    p.add_argument("--data-dir", default=None, help="log directory (default ./edplog-data)")
+    p.add_argument(
+        "--listen", default=None, help="HOST:PORT to listen on (default 127.0.0.1:9092; 0 = any)"
+    )
+    p.add_argument("--config", default=None, help="server.properties with Kafka property names")
+    p.add_argument(
+        "--override",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a broker property, as in kafka-server-start --override",
+    )
+    p.add_argument("--log-level", default="WARNING", help="logging level (default WARNING)")
+    p.set_defaults(func=run_broker)
+    client_cli.register(commands, perf, DEFAULT_BOOTSTRAP)
+
+
+def run_broker(args: argparse.Namespace) -> int:
+    """Start the broker and serve until SIGTERM/SIGINT; print one ready line."""
+    from .config import BrokerConfig, parse_listener, parse_properties
+    from .runner import serve
+
+    logging.basicConfig(
+        level=getattr(logging, str(args.log_level).upper(), logging.WARNING),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    props: dict[str, str] = {}
+    if args.config:
+        with open(args.config, encoding="utf-8") as f:
+            props.update(parse_properties(f.read()))
+    for item in args.override:
+        key, sep, value = item.partition("=")
+        if not sep:
+            print(f"edplog broker: --override needs KEY=VALUE, got {item!r}", file=sys.stderr)
+            return 2
+        props[key.strip()] = value.strip()
+    config = BrokerConfig.from_properties(props)
+    if args.data_dir is not None:
+        config.data_dir = args.data_dir
+    if args.listen is not None:
+        config.host, config.port = parse_listener(args.listen)
+    elif "listeners" not in props:
+        config.host, config.port = "127.0.0.1", 9092
+
+    def ready(host: str, port: int) -> None:
+        adv_host, adv_port = config.advertised
+        print(
+            f"edplog broker ready on {adv_host}:{adv_port} "
+            f"(listening {host}:{port}, data {config.data_dir}, node {config.node_id})",
+            flush=True,
+        )
+
+    try:
+        return asyncio.run(serve(config, ready))
+    except OSError as exc:
+        print(f"edplog broker: {exc}", file=sys.stderr)
+        return 1
