@@ -281,3 +281,23 @@ def test_key_and_value_layout_round_trips(
     value = encode_value(committed)
     assert value[:2] == b"\x00\x03"
     assert decode_value(value) == committed
+
+
+def test_deleting_a_topic_tombstones_its_committed_offsets() -> None:
+    async def main() -> None:
+        store = _store()
+        coord = make_coord(store)
+        await coord.start()
+        await coord.offset_commit(commit_req("a", {("orders", 0): 1, ("audit", 0): 2}), 8)
+        await coord.offset_commit(commit_req("b", {("orders", 1): 3}), 8)
+        coord.topic_deleted("orders")
+        assert fetched(await coord.offset_fetch(fetch_req("a"), 7)) == {("audit", 0): (2, -1, "")}
+        assert fetched(await coord.offset_fetch(fetch_req("b"), 7)) == {}
+        await coord.close()
+        again = make_coord(store.reopen())
+        await again.start()
+        assert fetched(await again.offset_fetch(fetch_req("a"), 7)) == {("audit", 0): (2, -1, "")}
+        assert fetched(await again.offset_fetch(fetch_req("b"), 7)) == {}
+        await again.close()
+
+    asyncio.run(main())

@@ -108,6 +108,11 @@ class GroupCoordinator:
         """
         return key_type == 0 and bool(key)
 
+    def topic_deleted(self, topic: str) -> None:
+        """Drop (tombstone) every committed offset of a deleted topic; the broker calls this
+        from DeleteTopics so a re-created topic does not inherit old positions."""
+        self.offsets.delete_topic(topic)
+
     # ------------------------------------------------------------------ membership APIs
 
     async def join_group(

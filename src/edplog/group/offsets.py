@@ -223,3 +223,22 @@ class OffsetStore:
             plog.append(None, key=encode_key(group, topic, partition))
         plog.flush()
         del self._offsets[group]
+
+    def delete_topic(self, topic: str) -> None:
+        """Tombstone every group's committed offsets for ``topic`` (the topic was deleted).
+
+        A topic re-created under the same name starts at offset 0 again, so positions
+        committed against the old one would be wrong, not merely stale.
+        """
+        for group in list(self._offsets):
+            doomed = [tp for tp in self._offsets[group] if tp[0] == topic]
+            if not doomed:
+                continue
+            plog = self._store.log(OFFSETS_TOPIC, self.partition_for(group))
+            for tp in doomed:
+                plog.append(None, key=encode_key(group, *tp))
+            plog.flush()
+            for tp in doomed:
+                del self._offsets[group][tp]
+            if not self._offsets[group]:
+                del self._offsets[group]
