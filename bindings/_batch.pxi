@@ -41,14 +41,14 @@ cdef class Record:
     cdef readonly int64_t timestamp_ms
     cdef readonly object key
     cdef readonly object value
-    cdef readonly list headers
+    cdef readonly tuple headers
 
-    def __init__(self, int64_t offset, int64_t timestamp_ms, key, value, headers=None):
+    def __init__(self, int64_t offset, int64_t timestamp_ms, key, value, headers=()):
         self.offset = offset
         self.timestamp_ms = timestamp_ms
         self.key = key
         self.value = value
-        self.headers = list(headers) if headers else []
+        self.headers = tuple(headers) if headers else ()
 
     def __repr__(self):
         return (f"Record(offset={self.offset}, timestamp_ms={self.timestamp_ms}, "
@@ -153,6 +153,58 @@ cdef int _encode_headers(GrowBuf *hb, object headers) except -1:
     return count
 
 
+cdef int64_t _encode_record(GrowBuf *buf, GrowBuf *hdrs, int32_t offset_delta,
+                            int64_t *base_ts, object value, object key, object headers,
+                            object timestamp_ms) except? -2:
+    """Encode one record at the end of buf. *base_ts is set from the first record (when
+    offset_delta is 0). Returns the record's timestamp. Only the record's own bytes are copied,
+    once, into buf: no Python object is made."""
+    cdef const uint8_t *vp = NULL
+    cdef const uint8_t *kp = NULL
+    cdef Py_ssize_t vlen = -1, klen = -1
+    cdef Py_buffer vbuf, kbuf
+    cdef int have_vbuf = 0, have_kbuf = 0
+    cdef int32_t hcount = 0
+    cdef int64_t ts, delta
+    cdef size_t size
+    if value is not None:
+        if PyBytes_Check(value):
+            vp = <const uint8_t *>PyBytes_AS_STRING(value)
+            vlen = PyBytes_GET_SIZE(value)
+        else:
+            PyObject_GetBuffer(value, &vbuf, PyBUF_SIMPLE)
+            have_vbuf = 1
+            vp = <const uint8_t *>vbuf.buf
+            vlen = vbuf.len
+    try:
+        if key is not None:
+            if PyBytes_Check(key):
+                kp = <const uint8_t *>PyBytes_AS_STRING(key)
+                klen = PyBytes_GET_SIZE(key)
+            else:
+                PyObject_GetBuffer(key, &kbuf, PyBUF_SIMPLE)
+                have_kbuf = 1
+                kp = <const uint8_t *>kbuf.buf
+                klen = kbuf.len
+        hdrs.len = 0
+        if headers:
+            hcount = _encode_headers(hdrs, headers)
+        ts = _now_ms() if timestamp_ms is None else <int64_t>timestamp_ms
+        if offset_delta == 0:
+            base_ts[0] = ts
+        delta = ts - base_ts[0]
+        size = edp_record_size(delta, offset_delta, <int32_t>klen, <int32_t>vlen, hdrs.len, hcount)
+        _grow(buf, size)
+        buf.len += edp_record_encode(buf.data + buf.len, delta, offset_delta, kp, <int32_t>klen,
+                                     vp, <int32_t>vlen, hdrs.data, hdrs.len, hcount)
+    finally:
+        if have_vbuf:
+            PyBuffer_Release(&vbuf)
+        if have_kbuf:
+            PyBuffer_Release(&kbuf)
+    return ts
+
+
 cdef class BatchBuilder:
     """Builds one RecordBatch v2 record by record; build() returns its bytes.
 
@@ -200,51 +252,8 @@ cdef class BatchBuilder:
 
         Returns its offset delta within the batch.
         """
-        cdef const uint8_t *vp = NULL
-        cdef const uint8_t *kp = NULL
-        cdef Py_ssize_t vlen = -1, klen = -1
-        cdef Py_buffer vbuf, kbuf
-        cdef int have_vbuf = 0, have_kbuf = 0
-        cdef int32_t hcount = 0
-        cdef int64_t ts, delta
-        cdef size_t size
-        if value is not None:
-            if PyBytes_Check(value):
-                vp = <const uint8_t *>PyBytes_AS_STRING(value)
-                vlen = PyBytes_GET_SIZE(value)
-            else:
-                PyObject_GetBuffer(value, &vbuf, PyBUF_SIMPLE)
-                have_vbuf = 1
-                vp = <const uint8_t *>vbuf.buf
-                vlen = vbuf.len
-        try:
-            if key is not None:
-                if PyBytes_Check(key):
-                    kp = <const uint8_t *>PyBytes_AS_STRING(key)
-                    klen = PyBytes_GET_SIZE(key)
-                else:
-                    PyObject_GetBuffer(key, &kbuf, PyBUF_SIMPLE)
-                    have_kbuf = 1
-                    kp = <const uint8_t *>kbuf.buf
-                    klen = kbuf.len
-            self.hdrs.len = 0
-            if headers:
-                hcount = _encode_headers(&self.hdrs, headers)
-            ts = _now_ms() if timestamp_ms is None else <int64_t>timestamp_ms
-            if self.base_ts < 0 or self.count == 0:
-                self.base_ts = ts
-            delta = ts - self.base_ts
-            size = edp_record_size(delta, self.count, <int32_t>klen, <int32_t>vlen,
-                                   self.hdrs.len, hcount)
-            _grow(&self.buf, size)
-            self.buf.len += edp_record_encode(self.buf.data + self.buf.len, delta, self.count,
-                                              kp, <int32_t>klen, vp, <int32_t>vlen,
-                                              self.hdrs.data, self.hdrs.len, hcount)
-        finally:
-            if have_vbuf:
-                PyBuffer_Release(&vbuf)
-            if have_kbuf:
-                PyBuffer_Release(&kbuf)
+        cdef int64_t ts = _encode_record(&self.buf, &self.hdrs, self.count, &self.base_ts,
+                                         value, key, headers, timestamp_ms)
         if ts > self.max_ts:
             self.max_ts = ts
         self.count += 1
@@ -290,13 +299,15 @@ cdef class BatchBuilder:
 # ---- decoding --------------------------------------------------------------------------------
 
 cdef list _decode_records(const uint8_t *p, const uint8_t *end, edp_batch_hdr_t *h,
-                          int64_t min_offset, int64_t max_count):
-    """Record objects for the records section [p, end) of the batch h."""
-    cdef list out = []
+                          int64_t min_offset, int64_t max_count, list out=None):
+    """Append Record objects for the records section [p, end) of the batch h to out."""
+    if out is None:
+        out = []
     cdef edp_record_t rec
     cdef edp_header_t hd
     cdef const uint8_t *hp
     cdef list headers
+    cdef Record r
     cdef int32_t i, j
     cdef int64_t offset, ts
     cdef bint log_append = h.attributes & EDP_ATTR_LOG_APPEND_TIME
@@ -311,30 +322,37 @@ cdef list _decode_records(const uint8_t *p, const uint8_t *end, edp_batch_hdr_t 
         if max_count >= 0 and len(out) >= max_count:
             break
         ts = h.max_timestamp_ms if log_append else h.base_timestamp_ms + rec.timestamp_delta
-        headers = []
-        hp = rec.headers
-        for j in range(rec.header_count):
-            edp_header_next(&hp, rec.end, &hd)
-            headers.append(((<char *>hd.key)[:hd.key_len].decode("utf-8", "replace"),
-                            None if hd.value_len < 0 else (<char *>hd.value)[:hd.value_len]))
-        out.append(Record(
-            offset, ts,
-            None if rec.key_len < 0 else (<char *>rec.key)[:rec.key_len],
-            None if rec.value_len < 0 else (<char *>rec.value)[:rec.value_len],
-            headers))
+        r = Record.__new__(Record)
+        r.offset = offset
+        r.timestamp_ms = ts
+        r.key = None if rec.key_len < 0 else PyBytes_FromStringAndSize(<char *>rec.key, rec.key_len)
+        r.value = (None if rec.value_len < 0 else
+                   PyBytes_FromStringAndSize(<char *>rec.value, rec.value_len))
+        if rec.header_count:
+            headers = []
+            hp = rec.headers
+            for j in range(rec.header_count):
+                edp_header_next(&hp, rec.end, &hd)
+                headers.append(((<char *>hd.key)[:hd.key_len].decode("utf-8", "replace"),
+                                None if hd.value_len < 0 else (<char *>hd.value)[:hd.value_len]))
+            r.headers = tuple(headers)
+        else:
+            r.headers = ()
+        out.append(r)
     return out
 
 
-cdef list _records_of(const uint8_t *b, edp_batch_hdr_t *h, int64_t min_offset, int64_t max_count):
+cdef list _records_of(const uint8_t *b, edp_batch_hdr_t *h, int64_t min_offset, int64_t max_count,
+                      list out=None):
     cdef int codec = h.attributes & EDP_ATTR_CODEC_MASK
     cdef size_t total = <size_t>h.batch_length + EDP_BATCH_LOG_OVERHEAD
     cdef bytes plain
     if codec == 0:
-        return _decode_records(b + EDP_BATCH_HEADER_BYTES, b + total, h, min_offset, max_count)
+        return _decode_records(b + EDP_BATCH_HEADER_BYTES, b + total, h, min_offset, max_count, out)
     plain = _codecs.decompress(codec, (<char *>b + EDP_BATCH_HEADER_BYTES)[:total - EDP_BATCH_HEADER_BYTES])
     return _decode_records(<const uint8_t *>PyBytes_AS_STRING(plain),
                            <const uint8_t *>PyBytes_AS_STRING(plain) + PyBytes_GET_SIZE(plain),
-                           h, min_offset, max_count)
+                           h, min_offset, max_count, out)
 
 
 cdef Batch _batch_from(const uint8_t *b, edp_batch_hdr_t *h, bint with_records):

@@ -7,3 +7,5 @@ from edp cimport *
 
 include "_status.pxi"
 include "_batch.pxi"
+include "_segment.pxi"
+include "_log.pxi"

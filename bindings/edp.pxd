@@ -91,3 +91,44 @@ cdef extern from "edplog/batch.h" nogil:
     size_t edp_varint_encode(uint8_t *dst, int64_t v) noexcept
     int edp_varint_decode(const uint8_t **p, const uint8_t *end, int64_t *out) noexcept
     size_t edp_varint_size(int64_t v) noexcept
+
+cdef extern from "edplog/index.h" nogil:
+    ctypedef struct edp_index_t:
+        int fd
+        size_t entries
+        size_t max_entries
+        int64_t base_offset
+    void edp_offset_index_lookup(const edp_index_t *ix, int64_t target, int64_t *offset, int64_t *pos) noexcept
+    int64_t edp_time_index_lookup(const edp_index_t *ix, int64_t target_ms) noexcept
+    int edp_index_sanity(const edp_index_t *ix, int64_t log_size, int64_t next_offset) noexcept
+
+cdef extern from "edplog/segment.h" nogil:
+    ctypedef struct edp_segment_t:
+        int fd
+        int writable
+        int poisoned
+        int64_t base_offset
+        int64_t size
+        int64_t next_offset
+        int64_t max_timestamp_ms
+        int64_t offset_of_max_timestamp
+        edp_index_t oidx
+        edp_index_t tidx
+    ctypedef struct edp_recovery_t:
+        int64_t valid_bytes
+        int64_t truncated_bytes
+        int64_t batches
+        int64_t records
+        int code
+    int edp_segment_open(edp_segment_t *seg, const char *log_path, const char *index_path, const char *timeindex_path, int64_t base_offset, size_t index_max_bytes, int32_t index_interval_bytes, int writable) noexcept
+    int edp_segment_load(edp_segment_t *seg, edp_diag_t *diag) noexcept
+    int edp_segment_recover(edp_segment_t *seg, int64_t must_keep_offset, edp_recovery_t *out, edp_diag_t *diag) noexcept
+    int edp_segment_append(edp_segment_t *seg, const uint8_t *buf, size_t len) noexcept
+    int edp_segment_flush(edp_segment_t *seg) noexcept
+    int edp_segment_find(edp_segment_t *seg, int64_t offset, int64_t *pos, edp_batch_hdr_t *hdr) noexcept
+    int edp_segment_slice(edp_segment_t *seg, int64_t offset, int64_t max_bytes, int64_t *pos, int64_t *len) noexcept
+    int edp_segment_find_timestamp(edp_segment_t *seg, int64_t target_ms, int64_t *pos, edp_batch_hdr_t *hdr) noexcept
+    int edp_segment_truncate(edp_segment_t *seg, int64_t offset) noexcept
+    int edp_segment_seal(edp_segment_t *seg) noexcept
+    int edp_segment_pread(const edp_segment_t *seg, uint8_t *dst, int64_t pos, int64_t len) noexcept
+    void edp_segment_close(edp_segment_t *seg) noexcept

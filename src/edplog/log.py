@@ -1,0 +1,659 @@
+"""``Log``: one partition, a directory of segments in Kafka's layout.
+
+The native base class (``edplog._native.LogCore``) owns the hot paths: the open batch that
+``append`` fills one record per call, batch validation and offset assignment for
+``append_batches``, and the bulk decoders. This module owns the policy: the segment list,
+rolling, retention, the flush policy, recovery on open and the checkpoint files.
+
+Offsets and positions: an *offset* is a record's logical number; a *position* is a byte in a
+segment file. The log start offset is the first offset still readable; the log end offset is
+the offset the next record will get.
+"""
+
+from __future__ import annotations
+
+import bisect
+import logging
+import os
+import threading
+import time
+import weakref
+from collections.abc import Iterator, Mapping
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from . import _native, checkpoint
+from .config import LONG_MAX, LogConfig, normalize
+from .errors import (
+    CorruptRecordError,
+    EdplogError,
+    LogClosedError,
+    OffsetOutOfRangeError,
+)
+
+log = logging.getLogger("edplog.log")
+
+_READ_CHUNK_BYTES = 1 << 20
+_INT32_MAX = 2**31 - 1
+_CODEC_FOR_APPEND = {"gzip": 1, "snappy": 2, "lz4": 3, "zstd": 4}
+
+
+class RecordColumns(NamedTuple):
+    """Records as columns, for analytics: row i is the record at offsets[i].
+
+    values holds every value back to back; value i is
+    ``values[value_offsets[i] : value_offsets[i] + max(value_lengths[i], 0)]``, and a length
+    of -1 marks a null value.
+    """
+
+    offsets: np.ndarray  # int64
+    timestamps_ms: np.ndarray  # int64
+    value_lengths: np.ndarray  # int32
+    value_offsets: np.ndarray  # int64
+    values: np.ndarray  # uint8
+
+
+class Log(_native.LogCore):
+    """One partition log in ``path`` (created if missing, recovered if it crashed).
+
+    ``config`` maps Kafka topic property names to values (``segment.bytes``,
+    ``retention.ms``, ``flush.messages``, ...); keyword aliases with underscores work too:
+    ``Log(path, segment_bytes=1 << 20)``. Use it as a context manager, or call ``close()``.
+
+    Thread-safety: any number of threads may read while others append; writes are
+    serialised by a lock. The GIL is released around file I/O, checksums and compression.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        config: Mapping[str, Any] | None = None,
+        *,
+        defaults: Mapping[str, Any] | None = None,
+        **aliases: Any,
+    ) -> None:
+        self.path = os.fspath(path)
+        self._overrides = normalize(config, **aliases)
+        self.config = LogConfig(self._overrides, defaults)
+        self._segments: list[_native.Segment] = []
+        self._bases: list[int] = []
+        self._closed = False
+        self._flush_lock = threading.Lock()
+        self._durable_offset = 0
+        self._last_checkpoint = 0.0
+        self.recovery_report: list[str] = []
+        os.makedirs(self.path, exist_ok=True)
+        self._apply_config()
+        self._open()
+        if self.config["flush.ms"] < LONG_MAX:
+            _FLUSHER.register(self)
+
+    # ---- configuration ------------------------------------------------------------------
+
+    def _apply_config(self) -> None:
+        c = self.config
+        self._max_batch_bytes = c["max.message.bytes"]
+        self._batch_limit_bytes = max(1024, min(256 * 1024, c["max.message.bytes"] // 2))
+        self._codec = _CODEC_FOR_APPEND.get(c["compression.type"], 0)
+        fm = c["flush.messages"]
+        self._flush_messages = fm if fm < LONG_MAX else 0
+
+    def reconfigure(self, config: Mapping[str, Any]) -> None:
+        """Replace the overrides (e.g. after AlterConfigs); takes effect for new writes."""
+        self._overrides = normalize(config)
+        self.config = LogConfig(self._overrides, {})
+        self._apply_config()
+
+    # ---- opening and recovery -----------------------------------------------------------
+
+    def _segment(self, base: int, writable: bool) -> _native.Segment:
+        return _native.Segment(
+            self.path,
+            base,
+            self.config["segment.index.bytes"],
+            self.config["index.interval.bytes"],
+            writable,
+        )
+
+    def _open(self) -> None:
+        removed = checkpoint.remove_leftovers(self.path)
+        if removed:
+            log.info("%s: removed leftovers of an interrupted operation: %s", self.path, removed)
+        marker = os.path.join(self.path, checkpoint.CLEAN_SHUTDOWN)
+        clean = os.path.exists(marker)
+        cp = checkpoint.read_checkpoint(self.path)
+        bases = checkpoint.segment_bases(self.path)
+        recovery_point = cp.get("recovery-point", 0)
+        if not bases:
+            start = max(cp.get("log-start-offset", 0), 0)
+            bases = [start]
+            clean = True
+        # Recover from the segment that holds the recovery point; trust what lies below.
+        first_recovered = len(bases)
+        if not clean:
+            first_recovered = max(bisect.bisect_right(bases, recovery_point) - 1, 0)
+        segments: list[_native.Segment] = []
+        for i, base in enumerate(bases):
+            last = i == len(bases) - 1
+            if i >= first_recovered:
+                seg = self._segment(base, writable=True)
+                self._recover_segment(seg, recovery_point)
+                segments.append(seg)
+                if not last and self._was_cut:
+                    for later in bases[i + 1 :]:
+                        self._delete_files(later)
+                        self.recovery_report.append(
+                            f"deleted segment {later:020d}.log after a damaged one"
+                        )
+                    break
+                if not last:
+                    seg.seal()
+            else:
+                seg = self._segment(base, writable=last)
+                try:
+                    seg.load()
+                except CorruptRecordError as exc:
+                    raise CorruptRecordError(
+                        f"{seg.path}: damaged below the recovery point ({exc}); "
+                        "the partition cannot be opened without losing flushed data",
+                        path=seg.path,
+                        position=exc.position,
+                    ) from exc
+                segments.append(seg)
+        self._segments = segments
+        self._bases = [s.base_offset for s in segments]
+        active = segments[-1]
+        self._active = active
+        self._set_next_offset(active.next_offset)
+        self._log_start_offset = max(cp.get("log-start-offset", 0), segments[0].base_offset)
+        self._durable_offset = active.next_offset if clean else min(
+            recovery_point, active.next_offset
+        )
+        if clean and os.path.exists(marker):
+            os.unlink(marker)
+        for line in self.recovery_report:
+            log.warning("%s: %s", self.path, line)
+
+    _was_cut = False
+
+    def _recover_segment(self, seg: _native.Segment, recovery_point: int) -> None:
+        valid, cut, batches, records, reason = seg.recover(recovery_point)
+        self._was_cut = cut > 0
+        if cut:
+            self.recovery_report.append(
+                f"cut {cut} bytes at position {valid} of {os.path.basename(seg.path)} "
+                f"({batches} whole batches, {records} records kept): {reason}"
+            )
+
+    def _delete_files(self, base: int) -> None:
+        for name in _native.segment_file_names(self.path, base):
+            try:
+                os.unlink(name)
+            except FileNotFoundError:
+                pass
+
+    # ---- writing ------------------------------------------------------------------------
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise LogClosedError(f"{self.path}: the log is closed", path=self.path)
+
+    def _before_write(self, total_bytes: int, first_offset: int, last_offset: int) -> None:
+        """Roll before a batch that would overflow the active segment (writer lock held)."""
+        self._check_open()
+        a = self._active
+        if a.size == 0:
+            return
+        c = self.config
+        if (
+            a.size + total_bytes > c["segment.bytes"]
+            or (time.time() - a.created_at) * 1000 >= c["segment.ms"]
+            or a.index_is_full
+            or last_offset - a.base_offset > _INT32_MAX
+        ):
+            self._roll_locked(first_offset)
+
+    def _roll_locked(self, new_base: int) -> None:
+        old = self._active
+        old.seal()
+        old.flush()  # Kafka flushes a rolled segment too: the recovery point moves past it
+        seg = self._segment(new_base, writable=True)
+        self._segments.append(seg)
+        self._bases.append(new_base)
+        self._active = seg
+        self._durable_offset = max(self._durable_offset, new_base)
+        self._write_checkpoint()
+
+    def roll(self) -> None:
+        """Start a new segment now (the open batch is written first)."""
+        self._acquire()
+        try:
+            self._check_open()
+            self._seal_held()
+            if self._active.size:
+                self._roll_locked(self.log_end_offset)
+        finally:
+            self._release()
+
+    def _seal(self) -> None:
+        self._check_open()
+        super()._seal()
+
+    def _flush_segments(self) -> None:
+        """Flush policy hook (writer lock held): fsync the active segment."""
+        with self._flush_lock:
+            seg = self._active
+            end = seg.next_offset
+            seg.flush()
+            self._durable_offset = max(self._durable_offset, end)
+        self._maybe_checkpoint()
+
+    def flush(self) -> None:
+        """Make every record appended so far durable (fdatasync).
+
+        Group commit: callers that arrive while a flush is running wait for it and return
+        at once if it covered their records.
+        """
+        self._seal()
+        target = self.log_end_offset
+        with self._flush_lock:
+            if self._durable_offset >= target:
+                return
+            seg = self._active
+            end = seg.next_offset
+            seg.flush()
+            self._durable_offset = max(self._durable_offset, end)
+        self._maybe_checkpoint()
+
+    def _maybe_checkpoint(self) -> None:
+        now = time.monotonic()
+        if now - self._last_checkpoint >= 1.0:
+            self._write_checkpoint()
+
+    def _write_checkpoint(self) -> None:
+        self._last_checkpoint = time.monotonic()
+        checkpoint.write_checkpoint(self.path, self._durable_offset, self._log_start_offset)
+
+    # ---- state --------------------------------------------------------------------------
+
+    @property
+    def log_start_offset(self) -> int:
+        return self._log_start_offset
+
+    @property
+    def high_watermark(self) -> int:
+        """On a single node every appended record is committed: the log end offset."""
+        return self.log_end_offset
+
+    @property
+    def recovery_point(self) -> int:
+        """Every offset below this one has been fsynced."""
+        return self._durable_offset
+
+    @property
+    def size_bytes(self) -> int:
+        return sum(s.size for s in self._segments)
+
+    @property
+    def segments(self) -> list[_native.Segment]:
+        return list(self._segments)
+
+    def __repr__(self) -> str:
+        return (
+            f"Log({self.path!r}, log_start_offset={self.log_start_offset}, "
+            f"log_end_offset={self.log_end_offset}, segments={len(self._segments)})"
+        )
+
+    def __enter__(self) -> Log:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ---- reading ------------------------------------------------------------------------
+
+    def _check_range(self, offset: int) -> None:
+        if offset < self._log_start_offset or offset > self.log_end_offset:
+            raise OffsetOutOfRangeError(
+                f"offset {offset} is outside [{self._log_start_offset}, {self.log_end_offset}]",
+                offset=offset,
+            )
+
+    def _scan(self, offset: int, chunk_bytes: int, consume: Any) -> None:
+        """Feed chunks of whole batches, from the one holding offset, to consume.
+
+        consume(segment, position, data) returns (bytes_used, stop). When it uses nothing,
+        the batch at that position is larger than the chunk and is read again whole.
+        """
+        i = max(bisect.bisect_right(self._bases, offset) - 1, 0)
+        for seg in self._segments[i:]:
+            pos = seg.find(offset)
+            want = chunk_bytes
+            while pos < seg.size:
+                data = seg.pread(pos, want)
+                try:
+                    used, stop = consume(seg, pos, data)
+                except EdplogError as exc:
+                    self._reraise(exc, seg, pos)
+                if stop:
+                    return
+                if used == 0:
+                    need = int.from_bytes(data[8:12], "big") + 12 if len(data) >= 12 else 0
+                    if need <= len(data) or need > seg.size - pos:
+                        raise CorruptRecordError(
+                            f"{seg.path}: unreadable batch at position {pos}",
+                            path=seg.path,
+                            position=pos,
+                        )
+                    want = need
+                    continue
+                pos += used
+                want = chunk_bytes
+
+    def _reraise(self, exc: EdplogError, seg: _native.Segment, pos: int) -> None:
+        raise type(exc)(
+            f"{seg.path}: {exc} (batch at position {pos + (exc.position or 0)})",
+            path=seg.path,
+            position=pos + (exc.position or 0),
+            offset=exc.offset,
+        ) from exc
+
+    def read(self, offset: int, max_records: int | None = None) -> list[_native.Record]:
+        """Records from offset on (at most max_records), as Record objects.
+
+        Every batch read is checked (structure and CRC); damage raises CorruptRecordError
+        naming the file and position.
+        """
+        self._seal()
+        self._check_range(offset)
+        out: list[_native.Record] = []
+        limit = -1 if max_records is None else max_records
+
+        def consume(seg: _native.Segment, pos: int, data: bytes) -> tuple[int, bool]:
+            used, _ = _native.decode_records_into(out, data, offset, limit)
+            return used, 0 <= limit <= len(out)
+
+        if limit != 0:
+            self._scan(offset, _READ_CHUNK_BYTES, consume)
+        return out
+
+    def __iter__(self) -> Iterator[_native.Record]:
+        """Every record from the log start offset, read a chunk at a time."""
+        offset = self._log_start_offset
+        while True:
+            batch = self.read(offset, 10_000) if offset < self.log_end_offset else []
+            if not batch:
+                return
+            yield from batch
+            offset = batch[-1].offset + 1
+
+    def read_numpy(self, offset: int, max_records: int | None = None) -> RecordColumns:
+        """Records from offset on as NumPy columns: no Python object per record.
+
+        Batches are checked as in read(). Keys and headers are not returned.
+        """
+        self._seal()
+        self._check_range(offset)
+        remaining = self.log_end_offset - offset
+        cap = remaining if max_records is None else min(remaining, max_records)
+        cap = max(cap, 0)
+        offsets = np.empty(cap, np.int64)
+        timestamps = np.empty(cap, np.int64)
+        lengths = np.empty(cap, np.int32)
+        values = np.empty(max(min(self.size_bytes, 1 << 22), 1 << 16), np.uint8)
+        state = {"n": 0, "vn": 0, "values": values}
+
+        def consume(seg: _native.Segment, pos: int, data: bytes) -> tuple[int, bool]:
+            if state["n"] >= cap:
+                return 0, True
+            used, n, vn, full = _native.decode_columns_into(
+                data, offset, offsets, timestamps, lengths, state["values"], state["n"], state["vn"]
+            )
+            state["n"], state["vn"] = n, vn
+            while full and used == 0:
+                # The value buffer ran out inside the first batch: grow it and decode again.
+                grown = np.empty(max(2 * len(state["values"]), vn + 4 * len(data)), np.uint8)
+                grown[:vn] = state["values"][:vn]
+                state["values"] = grown
+                used, n, vn, full = _native.decode_columns_into(
+                    data, offset, offsets, timestamps, lengths, grown, n, vn
+                )
+                state["n"], state["vn"] = n, vn
+            if full:
+                grown = np.empty(max(2 * len(state["values"]), vn + 4 * len(data)), np.uint8)
+                grown[:vn] = state["values"][:vn]
+                state["values"] = grown
+            return used, n >= cap
+
+        if cap:
+            self._scan(offset, 4 * _READ_CHUNK_BYTES, consume)
+        n, vn, values = state["n"], state["vn"], state["values"]
+        value_offsets = np.zeros(n, np.int64)
+        if n > 1:
+            np.cumsum(np.maximum(lengths[: n - 1], 0), out=value_offsets[1:])
+        return RecordColumns(offsets[:n], timestamps[:n], lengths[:n], value_offsets, values[:vn])
+
+    def fetch_slices(self, offset: int, max_bytes: int) -> list[tuple[_native.Segment, int, int]]:
+        """Where the whole batches from the one holding offset lie: [(segment, pos, length)].
+
+        At least one whole batch is returned when there is one (even above max_bytes), none
+        at the log end; a fetch sends these ranges with sendfile.
+        """
+        self._seal()
+        self._check_range(offset)
+        i = max(bisect.bisect_right(self._bases, offset) - 1, 0)
+        for seg in self._segments[i:]:
+            pos, length = seg.slice(offset, max_bytes)
+            if length:
+                return [(seg, pos, length)]
+        return []
+
+    def read_batches(self, offset: int, max_bytes: int) -> bytes:
+        """The bytes of whole batches from the one holding offset, as a fetch serves them."""
+        return b"".join(seg.pread(pos, n) for seg, pos, n in self.fetch_slices(offset, max_bytes))
+
+    def offset_for_timestamp(self, timestamp_ms: int) -> tuple[int, int] | None:
+        """The first record whose timestamp >= timestamp_ms: (offset, timestamp), or None."""
+        self._seal()
+        for seg in list(self._segments):
+            if seg.max_timestamp_ms < timestamp_ms or seg.next_offset <= self._log_start_offset:
+                continue
+            pos = seg.find_timestamp(timestamp_ms)
+            while pos < seg.size:
+                data = seg.pread(pos, _READ_CHUNK_BYTES)
+                out: list[_native.Record] = []
+                used, _ = _native.decode_records_into(out, data, self._log_start_offset, -1)
+                for r in out:
+                    if r.timestamp_ms >= timestamp_ms:
+                        return r.offset, r.timestamp_ms
+                if used == 0:
+                    break
+                pos += used
+        return None
+
+    # ---- removing data ------------------------------------------------------------------
+
+    def truncate_to(self, offset: int) -> None:
+        """Remove every record at offset or above (a batch holding offset goes whole).
+
+        Used by replication to drop a diverged tail. The log end offset becomes the start of
+        the first removed batch.
+        """
+        self._acquire()
+        try:
+            self._check_open()
+            self._seal_held()
+            if offset >= self.log_end_offset:
+                return
+            while len(self._segments) > 1 and self._segments[-1].base_offset >= offset:
+                seg = self._segments.pop()
+                self._bases.pop()
+                seg.close()
+                self._delete_files(seg.base_offset)
+            last = self._segments[-1]
+            if not last.writable:
+                last.close()
+                last = self._segment(last.base_offset, writable=True)
+                last.load()
+                self._segments[-1] = last
+            last.truncate(offset)
+            if last.next_offset > offset or last.base_offset > offset:
+                # The whole log lies above offset: start over, empty, at offset.
+                last.close()
+                self._delete_files(last.base_offset)
+                last = self._segment(offset, writable=True)
+                self._segments[-1] = last
+                self._bases[-1] = offset
+            self._active = last
+            self._set_next_offset(last.next_offset)
+            self._log_start_offset = min(self._log_start_offset, self.log_end_offset)
+            self._durable_offset = min(self._durable_offset, self.log_end_offset)
+            self._write_checkpoint()
+        finally:
+            self._release()
+
+    def delete_records_before(self, offset: int) -> int:
+        """Make offset the new log start offset; whole segments below it are deleted.
+
+        Returns the log start offset. Raises OffsetOutOfRangeError above the log end.
+        """
+        self._acquire()
+        try:
+            self._check_open()
+            self._seal_held()
+            if offset > self.log_end_offset:
+                raise OffsetOutOfRangeError(
+                    f"offset {offset} is above the log end offset {self.log_end_offset}",
+                    offset=offset,
+                )
+            if offset > self._log_start_offset:
+                self._log_start_offset = offset
+                if self._active.next_offset <= offset and self._active.size:
+                    self._roll_locked(offset)
+                self._delete_segments_below_start()
+                self._write_checkpoint()
+            return self._log_start_offset
+        finally:
+            self._release()
+
+    def _delete_segments_below_start(self) -> None:
+        while len(self._segments) > 1 and self._segments[0].next_offset <= self._log_start_offset:
+            self._drop_oldest("below the log start offset")
+
+    def _drop_oldest(self, why: str) -> None:
+        seg = self._segments.pop(0)
+        self._bases.pop(0)
+        # Readers may still hold the segment: its open descriptors keep the data readable
+        # until they let go; the names disappear now.
+        self._delete_files(seg.base_offset)
+        self._log_start_offset = max(self._log_start_offset, self._segments[0].base_offset)
+        log.info("%s: deleted segment %020d (%s)", self.path, seg.base_offset, why)
+
+    def enforce_retention(self, now_ms: int | None = None) -> int:
+        """Delete whole old segments per retention.ms and retention.bytes (delete policy).
+
+        The active segment is never deleted. Returns the number of segments deleted.
+        """
+        if not self.config.delete:
+            return 0
+        now_ms = int(time.time() * 1000) if now_ms is None else now_ms
+        retention_ms = self.config["retention.ms"]
+        retention_bytes = self.config["retention.bytes"]
+        deleted = 0
+        self._acquire()
+        try:
+            self._check_open()
+            total = self.size_bytes
+            while len(self._segments) > 1:
+                seg = self._segments[0]
+                expired = retention_ms >= 0 and 0 <= seg.max_timestamp_ms < now_ms - retention_ms
+                too_big = retention_bytes >= 0 and total - seg.size >= retention_bytes
+                if not (expired or too_big):
+                    break
+                total -= seg.size
+                self._drop_oldest("retention.ms" if expired else "retention.bytes")
+                deleted += 1
+            if deleted:
+                self._write_checkpoint()
+        finally:
+            self._release()
+        return deleted
+
+    def compact(self, now_ms: int | None = None) -> int:
+        """Keep only the latest record per key in the sealed segments (compact policy).
+
+        Returns the number of records removed. See edplog.compaction.
+        """
+        from .compaction import compact_log
+
+        return compact_log(self, now_ms)
+
+    # ---- closing ------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Write the open batch, fsync, trim the indexes and mark a clean shutdown."""
+        if self._closed:
+            return
+        _FLUSHER.unregister(self)
+        self._acquire()
+        try:
+            poisoned = any(s.poisoned for s in self._segments)
+            try:
+                if not poisoned:
+                    self._seal_held()
+                    self._active.flush()
+                    self._durable_offset = self.log_end_offset
+                    self._write_checkpoint()
+            finally:
+                self._closed = True
+                for seg in self._segments:
+                    seg.close()
+            if not poisoned:
+                checkpoint.write_atomically(os.path.join(self.path, checkpoint.CLEAN_SHUTDOWN), b"")
+        finally:
+            self._release()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+
+class _Flusher:
+    """One daemon thread that applies flush.ms to every log that sets it."""
+
+    def __init__(self) -> None:
+        self._logs: weakref.WeakSet[Log] = weakref.WeakSet()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def register(self, log_: Log) -> None:
+        with self._lock:
+            self._logs.add(log_)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="edplog-flusher", daemon=True)
+                self._thread.start()
+
+    def unregister(self, log_: Log) -> None:
+        with self._lock:
+            self._logs.discard(log_)
+
+    def _run(self) -> None:
+        while True:
+            time.sleep(0.05)
+            with self._lock:
+                logs = list(self._logs)
+            for lg in logs:
+                interval = lg.config["flush.ms"] / 1000
+                due = getattr(lg, "_flushed_at", 0.0) + interval
+                if time.monotonic() >= due and not lg.closed:
+                    try:
+                        lg.flush()
+                        lg._flushed_at = time.monotonic()
+                    except EdplogError:
+                        log.exception("%s: periodic flush failed", lg.path)
+                    except OSError:
+                        log.exception("%s: periodic flush failed", lg.path)
+
+
+_FLUSHER = _Flusher()

@@ -1,0 +1,274 @@
+/*
+ * Sparse offset and time indexes over mmap'd files. Layout and contracts: include/edplog/index.h.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common.h"
+#include "edplog/index.h"
+
+static inline size_t load_entries(const edp_index_t *ix)
+{
+    return __atomic_load_n(&ix->entries, __ATOMIC_ACQUIRE);
+}
+
+static inline void publish_entries(edp_index_t *ix, size_t n)
+{
+    __atomic_store_n(&ix->entries, n, __ATOMIC_RELEASE);
+}
+
+/* The key (offset or timestamp) and value of entry i. */
+static inline void offset_entry(const edp_index_t *ix, size_t i, int64_t *offset, int64_t *pos)
+{
+    const uint8_t *e = ix->map + i * EDP_OFFSET_ENTRY_BYTES;
+    *offset = ix->base_offset + (int64_t)be32_load(e);
+    *pos = (int64_t)be32_load(e + 4);
+}
+
+static inline void time_entry(const edp_index_t *ix, size_t i, int64_t *ts, int64_t *offset)
+{
+    const uint8_t *e = ix->map + i * EDP_TIME_ENTRY_BYTES;
+    *ts = (int64_t)be64_load(e);
+    *offset = ix->base_offset + (int64_t)be32_load(e + 8);
+}
+
+static int is_zero(const uint8_t *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (p[i])
+            return 0;
+    return 1;
+}
+
+int edp_index_open(edp_index_t *ix, const char *path, int64_t base_offset, size_t entry_bytes,
+                   size_t max_bytes, int writable)
+{
+    int rc = EDP_OK;
+    struct stat st;
+    ix->fd = -1;
+    ix->map = NULL;
+    ix->map_bytes = 0;
+    ix->entries = 0;
+    ix->entry_bytes = entry_bytes;
+    ix->base_offset = base_offset;
+    ix->max_entries = max_bytes / entry_bytes;
+
+    ix->fd = open(path, (writable ? O_RDWR | O_CREAT : O_RDONLY) | O_CLOEXEC, 0644);
+    if (ix->fd < 0)
+        return errno;
+    if (fstat(ix->fd, &st) != 0)
+        goto fail_errno;
+    size_t file_entries = (size_t)st.st_size / entry_bytes;
+    size_t want = writable ? ix->max_entries * entry_bytes : file_entries * entry_bytes;
+    if (writable && file_entries > ix->max_entries) {
+        ix->max_entries = file_entries; /* an index larger than configured: keep it whole */
+        want = file_entries * entry_bytes;
+    }
+    if (writable && (size_t)st.st_size != want && ftruncate(ix->fd, (off_t)want) != 0)
+        goto fail_errno;
+    if (want > 0) {
+        void *m = mmap(NULL, want, writable ? PROT_READ | PROT_WRITE : PROT_READ, MAP_SHARED,
+                       ix->fd, 0);
+        if (m == MAP_FAILED)
+            goto fail_errno;
+        ix->map = m;
+        ix->map_bytes = want;
+    }
+    if (!writable)
+        ix->max_entries = file_entries;
+    /* A preallocated file that was not trimmed (a crash) ends in zeroed entries. */
+    while (file_entries > 0 &&
+           is_zero(ix->map + (file_entries - 1) * entry_bytes, entry_bytes))
+        file_entries--;
+    publish_entries(ix, file_entries);
+    return EDP_OK;
+
+fail_errno:
+    rc = errno;
+    edp_index_close(ix);
+    return rc;
+}
+
+void edp_index_close(edp_index_t *ix)
+{
+    if (ix->map)
+        munmap(ix->map, ix->map_bytes);
+    ix->map = NULL;
+    ix->map_bytes = 0;
+    if (ix->fd >= 0)
+        close(ix->fd);
+    ix->fd = -1;
+}
+
+int edp_index_trim(edp_index_t *ix)
+{
+    if (ix->fd < 0)
+        return EDP_ECLOSED;
+    if (ftruncate(ix->fd, (off_t)(load_entries(ix) * ix->entry_bytes)) != 0)
+        return errno;
+    ix->max_entries = load_entries(ix);
+    return EDP_OK;
+}
+
+void edp_index_reset(edp_index_t *ix)
+{
+    publish_entries(ix, 0);
+}
+
+int edp_index_sanity(const edp_index_t *ix, int64_t log_size, int64_t next_offset)
+{
+    size_t n = load_entries(ix);
+    int64_t prev_key = INT64_MIN, prev_val = -1;
+    for (size_t i = 0; i < n; i++) {
+        int64_t key, val;
+        if (ix->entry_bytes == EDP_OFFSET_ENTRY_BYTES) {
+            offset_entry(ix, i, &key, &val);
+            if (key <= prev_key || val <= prev_val || val >= log_size || key >= next_offset)
+                return EDP_ECORRUPT;
+        } else {
+            time_entry(ix, i, &key, &val);
+            if (key <= prev_key || val < prev_val || val >= next_offset)
+                return EDP_ECORRUPT;
+        }
+        prev_key = key;
+        prev_val = val;
+    }
+    return EDP_OK;
+}
+
+int edp_offset_index_append(edp_index_t *ix, int64_t offset, int64_t pos)
+{
+    size_t n = load_entries(ix);
+    if (n >= ix->max_entries)
+        return EDP_EINDEX_FULL;
+    int64_t rel = offset - ix->base_offset;
+    if (rel < 0 || rel > (int64_t)UINT32_MAX || pos > (int64_t)UINT32_MAX)
+        return EDP_EOFFSET_OVERFLOW;
+    if (n > 0) {
+        int64_t last_off, last_pos;
+        offset_entry(ix, n - 1, &last_off, &last_pos);
+        if (offset <= last_off || pos <= last_pos)
+            return EDP_EOUT_OF_ORDER;
+    }
+    uint8_t *e = ix->map + n * EDP_OFFSET_ENTRY_BYTES;
+    be32_store(e, (uint32_t)rel);
+    be32_store(e + 4, (uint32_t)pos);
+    publish_entries(ix, n + 1);
+    return EDP_OK;
+}
+
+void edp_offset_index_lookup(const edp_index_t *ix, int64_t target, int64_t *offset,
+                             int64_t *pos)
+{
+    size_t n = load_entries(ix);
+    size_t lo = 0, hi = n; /* find the first entry with key > target */
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int64_t k, v;
+        offset_entry(ix, mid, &k, &v);
+        if (k <= target)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (lo == 0) {
+        *offset = ix->base_offset;
+        *pos = 0;
+        return;
+    }
+    offset_entry(ix, lo - 1, offset, pos);
+}
+
+void edp_offset_index_truncate(edp_index_t *ix, int64_t offset)
+{
+    size_t n = load_entries(ix);
+    while (n > 0) {
+        int64_t k, v;
+        offset_entry(ix, n - 1, &k, &v);
+        if (k < offset)
+            break;
+        n--;
+    }
+    publish_entries(ix, n);
+}
+
+void edp_offset_index_last(const edp_index_t *ix, int64_t *offset, int64_t *pos)
+{
+    size_t n = load_entries(ix);
+    if (n == 0) {
+        *offset = ix->base_offset;
+        *pos = 0;
+        return;
+    }
+    offset_entry(ix, n - 1, offset, pos);
+}
+
+int edp_time_index_maybe_append(edp_index_t *ix, int64_t timestamp_ms, int64_t offset)
+{
+    size_t n = load_entries(ix);
+    if (n > 0) {
+        int64_t ts, off;
+        time_entry(ix, n - 1, &ts, &off);
+        if (timestamp_ms <= ts)
+            return EDP_OK;
+        if (offset < off)
+            return EDP_EOUT_OF_ORDER;
+    }
+    if (n >= ix->max_entries)
+        return EDP_EINDEX_FULL;
+    int64_t rel = offset - ix->base_offset;
+    if (rel < 0 || rel > (int64_t)UINT32_MAX)
+        return EDP_EOFFSET_OVERFLOW;
+    uint8_t *e = ix->map + n * EDP_TIME_ENTRY_BYTES;
+    be64_store(e, (uint64_t)timestamp_ms);
+    be32_store(e + 8, (uint32_t)rel);
+    publish_entries(ix, n + 1);
+    return EDP_OK;
+}
+
+int64_t edp_time_index_lookup(const edp_index_t *ix, int64_t target_ms)
+{
+    size_t n = load_entries(ix);
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int64_t ts, off;
+        time_entry(ix, mid, &ts, &off);
+        if (ts <= target_ms)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (lo == 0)
+        return ix->base_offset;
+    int64_t ts, off;
+    time_entry(ix, lo - 1, &ts, &off);
+    return off;
+}
+
+void edp_time_index_truncate(edp_index_t *ix, int64_t offset)
+{
+    size_t n = load_entries(ix);
+    while (n > 0) {
+        int64_t ts, off;
+        time_entry(ix, n - 1, &ts, &off);
+        if (off < offset)
+            break;
+        n--;
+    }
+    publish_entries(ix, n);
+}
+
+void edp_time_index_last(const edp_index_t *ix, int64_t *timestamp_ms, int64_t *offset)
+{
+    size_t n = load_entries(ix);
+    if (n == 0) {
+        *timestamp_ms = -1;
+        *offset = ix->base_offset;
+        return;
+    }
+    time_entry(ix, n - 1, timestamp_ms, offset);
+}
