@@ -173,7 +173,9 @@ class _Gen:
         if self.flex:
             for f in tagged:
                 body.append(f"t_{f.name} = {self.default_expr(f)}")
-            body.append("nt, p = UV(buf, p)")
+            # almost every struct carries no tags: one byte test instead of a call
+            body.append("if buf[p] == 0: nt = 0; p += 1")
+            body.append("else: nt, p = UV(buf, p)")
             if tagged:
                 body.append("for _ in range(nt):")
                 body.append("    tg, p = UV(buf, p); sz, p = UV(buf, p); te = p + sz")
@@ -202,8 +204,8 @@ class _Gen:
             lines = ["n, = I16(buf, p); p += 2"]
         else:
             lines = ["n, = I32(buf, p); p += 4"]
-        null_ok = "pass" if nullable else "raise E('null where the field is not nullable')"
-        lines.append(f"if n < 0: {null_ok}")
+        if not nullable:
+            lines.append("if n < 0: raise E('null where the field is not nullable')")
         return lines
 
     def dec_value(self, f: Field, var: str, end: str) -> list[str]:
@@ -317,7 +319,7 @@ class _Gen:
 
     def enc_len(self, n: str, what: str, b: str) -> str:
         if self.flex:
-            return f"{b} += UVE({n} + 1)"
+            return f"m = {n} + 1; {b}.append(m) if m < 128 else {b}.__iadd__(UVE(m))"
         return f"{b} += {'P16' if what == 'string' else 'P32'}({n})"
 
     def enc_null(self, what: str, b: str) -> str:
