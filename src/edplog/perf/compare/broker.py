@@ -1,0 +1,427 @@
+"""edplog's broker over the Kafka wire, driven by the client a Kafka user already has.
+
+The broker runs as a child process (``python -m edplog broker --listen 127.0.0.1:0``) and is
+stopped by PID. Figures, per record size:
+
+- produce with confluent-kafka (librdkafka) at acks=1 and at acks=-1 (the broker fsyncs before
+  it acknowledges), lz4, linger.ms 5, 1 MiB batches: the setting perf.md goal 2 names;
+- consume with confluent-kafka (``consume(num_messages=10000)``, partition assigned directly so
+  no group rebalance is timed);
+- raw fetch: Fetch v4 requests on a plain socket, responses read into one reused buffer and
+  walked batch by batch (never record by record), to measure what the broker can serve;
+- end-to-end latency (produce -> consume, send time carried in the payload) at half of the
+  acks=1 rate measured just before, with linger.ms 1 so the batching delay does not dominate.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import struct
+import sys
+import threading
+import time
+from typing import Any
+
+from . import data
+from .model import Budget, Context, Sample, Spec
+from .procs import Server, ServerError
+
+READY = r"(?:listening|ready|serving)\D*?(127\.0\.0\.1):(\d+)"
+FETCH_PARTITION_MAX_BYTES = 8 << 20
+LATENCY_LINGER_MS = 1
+
+
+def _producer(bootstrap: str, acks: str, linger_ms: int = 5) -> Any:
+    from confluent_kafka import Producer
+
+    return Producer(
+        {
+            "bootstrap.servers": bootstrap,
+            "acks": acks,
+            "compression.type": "lz4",
+            "linger.ms": linger_ms,
+            "batch.size": 1 << 20,
+            "enable.idempotence": False,
+            "queue.buffering.max.messages": 1_000_000,
+            "queue.buffering.max.kbytes": 1 << 20,
+            "delivery.report.only.error": True,
+            "on_delivery": _Errors.record,
+            "message.timeout.ms": 30_000,
+        }
+    )
+
+
+class _Errors:
+    """Failed deliveries (the only delivery reports requested, so success costs nothing)."""
+
+    count = 0
+    last = ""
+
+    @classmethod
+    def record(cls, err: Any, msg: Any) -> None:
+        if err is not None:
+            cls.count += 1
+            cls.last = str(err)
+
+
+def create_topic(bootstrap: str, topic: str) -> None:
+    """One partition, one replica; an existing topic is fine."""
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    futures = admin.create_topics([NewTopic(topic, 1, 1)], operation_timeout=10)
+    try:
+        futures[topic].result(15)
+    except Exception as exc:  # noqa: BLE001 - TOPIC_ALREADY_EXISTS, or auto-create will do
+        if "exist" not in str(exc).lower():
+            raise RuntimeError(f"cannot create topic {topic}: {exc}") from exc
+
+
+def produce(bootstrap: str, topic: str, acks: str, size: int, budget: Budget) -> Sample:
+    """Produce from the payload pool until the cap, then flush; time includes the flush."""
+    pool = data.payloads(size)
+    cap = budget.records(size)
+    producer = _producer(bootstrap, acks)
+    errors_before = _Errors.count
+    n = 0
+    start = time.perf_counter()
+    deadline = start + budget.seconds
+    send = producer.produce
+    while n < cap and time.perf_counter() < deadline:
+        for i in range(1024):
+            value = pool[i]
+            while True:
+                try:
+                    send(topic, value)
+                    break
+                except BufferError:
+                    producer.poll(0.001)
+        n += 1024
+        producer.poll(0)
+    left = producer.flush(60)
+    elapsed = time.perf_counter() - start
+    failed = _Errors.count - errors_before
+    if left or failed:
+        raise RuntimeError(f"{left} undelivered and {failed} failed deliveries ({_Errors.last})")
+    return Sample(n, n * size, elapsed)
+
+
+def consume(bootstrap: str, topic: str, size: int, total: int, budget: Budget) -> Sample:
+    """Read the topic from offset 0; the clock starts at the first non-empty batch."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    cap = min(total, budget.records(size))
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"perf-{time.time_ns()}",
+            "enable.auto.commit": False,
+            "enable.partition.eof": False,
+            "fetch.max.bytes": 64 << 20,
+            "max.partition.fetch.bytes": 8 << 20,
+        }
+    )
+    consumer.assign([TopicPartition(topic, 0, 0)])
+    n = 0
+    start = 0.0
+    give_up = time.perf_counter() + 30
+    try:
+        while n < cap:
+            msgs = consumer.consume(num_messages=10_000, timeout=1.0)
+            now = time.perf_counter()
+            if not msgs:
+                if now > give_up:
+                    raise TimeoutError(f"consumer got {n} of {cap} records")
+                continue
+            bad = [m.error() for m in msgs if m.error()]
+            if bad:
+                raise RuntimeError(f"consume error: {bad[0]}")
+            if not start:
+                start = now
+                deadline = start + budget.seconds
+            n += len(msgs)
+            if now > deadline:
+                break
+        elapsed = time.perf_counter() - start
+    finally:
+        consumer.close()
+    return Sample(n, n * size, elapsed)
+
+
+def _fetch_request(correlation_id: int, topic: bytes, offset: int) -> bytes:
+    """Fetch v4: replica -1, max_wait 100 ms, min_bytes 1, max_bytes 64 MiB, read_uncommitted."""
+    client = b"edplog-perf"
+    body = struct.pack(">hhih", 1, 4, correlation_id, len(client)) + client
+    body += struct.pack(">iiiib", -1, 100, 1, 64 << 20, 0)
+    body += struct.pack(">ih", 1, len(topic)) + topic
+    body += struct.pack(">iiqi", 1, 0, offset, FETCH_PARTITION_MAX_BYTES)
+    return struct.pack(">i", len(body)) + body
+
+
+def _recv_exact(sock: socket.socket, view: memoryview) -> None:
+    got = 0
+    while got < len(view):
+        n = sock.recv_into(view[got:])
+        if not n:
+            raise ConnectionError("broker closed the connection")
+        got += n
+
+
+def _records_region(frame: memoryview, topic_len: int) -> tuple[int, int, int]:
+    """(error_code, start, length) of the records of the single partition in a v4 response."""
+    p = 4 + 4 + 4 + 2 + topic_len + 4 + 4  # corr, throttle, [n] topic, [n] partition
+    (error_code,) = struct.unpack_from(">h", frame, p)
+    p += 2 + 8 + 8  # error, high watermark, last stable offset
+    (aborted,) = struct.unpack_from(">i", frame, p)
+    p += 4 + max(0, aborted) * 16
+    (length,) = struct.unpack_from(">i", frame, p)
+    return error_code, p + 4, max(0, length)
+
+
+def _next_offset(frame: memoryview, start: int, length: int, offset: int) -> int:
+    """The offset after the last complete batch (a trailing partial batch is left for later)."""
+    p, end = start, start + length
+    while p + 27 <= end:
+        base, blen = struct.unpack_from(">qi", frame, p)
+        if p + 12 + blen > end:
+            break
+        (last_delta,) = struct.unpack_from(">i", frame, p + 23)
+        offset = base + last_delta + 1
+        p += 12 + blen
+    return offset
+
+
+def raw_fetch(host: str, port: int, topic: str, size: int, budget: Budget) -> Sample:
+    """Fetch from offset 0 to the end (wrapping) until the byte or time cap."""
+    name = topic.encode()
+    buf = bytearray(80 << 20)
+    view = memoryview(buf)
+    size_buf = memoryview(bytearray(4))
+    moved = records = 0
+    offset = 0
+    corr = 0
+    with socket.create_connection((host, port), timeout=30) as sock:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        start = time.perf_counter()
+        deadline = start + budget.seconds
+        while moved < budget.max_bytes and time.perf_counter() < deadline:
+            corr += 1
+            sock.sendall(_fetch_request(corr, name, offset))
+            _recv_exact(sock, size_buf)
+            (frame_len,) = struct.unpack(">i", size_buf)
+            frame = view[:frame_len]
+            _recv_exact(sock, frame)
+            error_code, rstart, rlen = _records_region(frame, len(name))
+            if error_code:
+                raise RuntimeError(f"fetch error code {error_code} at offset {offset}")
+            nxt = _next_offset(frame, rstart, rlen, offset)
+            if nxt == offset:  # at the end of the log: start over (data stays page-cached)
+                if offset == 0:
+                    raise RuntimeError("fetch returned no complete batch at offset 0")
+                offset = 0
+                continue
+            records += nxt - offset
+            moved += rlen
+            offset = nxt
+        elapsed = time.perf_counter() - start
+    return Sample(records, moved, elapsed)
+
+
+def latency(bootstrap: str, topic: str, size: int, rate: float, budget: Budget) -> Sample:
+    """Paced produce at ``rate`` records/s with a consumer thread timing each record."""
+    import numpy as np
+    from confluent_kafka import Consumer, TopicPartition
+
+    pool = data.payloads(size)
+    stamp = struct.Struct(">q")
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"lat-{time.time_ns()}",
+            "enable.auto.commit": False,
+            "fetch.wait.max.ms": 100,
+            "auto.offset.reset": "latest",
+            "enable.partition.eof": False,
+        }
+    )
+    consumer.assign([TopicPartition(topic, 0, -1)])  # OFFSET_END: only what we send now
+    samples: list[int] = []
+    stop = threading.Event()
+
+    def receive() -> None:
+        unpack = stamp.unpack_from
+        clock = time.monotonic_ns
+        while not stop.is_set():
+            for m in consumer.consume(num_messages=10_000, timeout=0.05):
+                if not m.error():
+                    samples.append(clock() - unpack(m.value())[0])
+
+    producer = _producer(bootstrap, "1", linger_ms=LATENCY_LINGER_MS)
+    for _ in range(20):  # wait until the consumer sits at the end of the partition
+        if consumer.assignment() and consumer.position(consumer.assignment())[0].offset >= 0:
+            break
+        consumer.consume(num_messages=1, timeout=0.1)
+    thread = threading.Thread(target=receive, name="latency-consumer", daemon=True)
+    thread.start()
+    per_ms = max(1, int(rate / 1000))
+    sent = 0
+    start = time.perf_counter()
+    end = start + budget.latency_seconds
+    tick = start
+    i = 0
+    while True:
+        now = time.perf_counter()
+        if now >= end:
+            break
+        if now < tick:
+            time.sleep(tick - now)
+        clock = time.monotonic_ns
+        for _ in range(per_ms):
+            value = stamp.pack(clock()) + pool[i & 4095][8:]
+            producer.produce(topic, value)
+            i += 1
+        sent += per_ms
+        producer.poll(0)
+        tick += 0.001
+    producer.flush(30)
+    duration = time.perf_counter() - start
+    wait_until = time.perf_counter() + 10
+    while len(samples) < sent and time.perf_counter() < wait_until:
+        time.sleep(0.01)
+    stop.set()
+    thread.join(5)
+    consumer.close()
+    if len(samples) < sent * 0.99:
+        raise RuntimeError(f"latency run received {len(samples)} of {sent} records")
+    ns = np.asarray(samples, dtype=np.int64) / 1e6
+    pct = np.percentile(ns, [50, 99, 99.9])
+    lat = {
+        "p50": float(pct[0]),
+        "p99": float(pct[1]),
+        "p99.9": float(pct[2]),
+        "target_rate": float(rate),
+        "achieved_rate": sent / duration,
+    }
+    return Sample(len(samples), len(samples) * size, duration, latency_ms=lat)
+
+
+def _specs(size: int) -> dict[str, Spec]:
+    client = "confluent-kafka (librdkafka)"
+    batching = "lz4, linger.ms 5, batch.size 1 MiB"
+    return {
+        "produce1": Spec(
+            "broker.produce.acks1",
+            "broker",
+            "produce",
+            size,
+            batching,
+            "acks=1, page cache",
+            client,
+        ),
+        "produce_all": Spec(
+            "broker.produce.acks_all",
+            "broker",
+            "produce",
+            size,
+            batching,
+            "acks=-1, fsync before ack",
+            client,
+        ),
+        "consume": Spec(
+            "broker.consume",
+            "broker",
+            "consume",
+            size,
+            "consume(num_messages=10000)",
+            "page cache",
+            client,
+        ),
+        "fetch": Spec(
+            "broker.raw_fetch",
+            "broker",
+            "raw Fetch v4",
+            size,
+            "8 MiB per partition, 1 in flight",
+            "page cache",
+            "raw socket, no decode",
+        ),
+        "latency": Spec(
+            "broker.e2e_latency",
+            "broker",
+            "end-to-end latency",
+            size,
+            f"lz4, linger.ms {LATENCY_LINGER_MS}, 50 % of acks=1 peak",
+            "acks=1",
+            client,
+        ),
+    }
+
+
+def run(ctx: Context) -> None:
+    """Start the broker once; all figures at each record size, then stop it by PID."""
+    all_specs = [spec for size in ctx.record_sizes for spec in _specs(size).values()]
+    try:
+        import confluent_kafka  # noqa: F401
+    except ImportError:
+        for spec in all_specs:
+            ctx.skip(spec, "confluent-kafka is not installed (pip install 'edplog[bench]')")
+        return
+    datadir = os.path.join(ctx.workdir, "broker")
+    os.makedirs(datadir, exist_ok=True)
+    argv = [
+        sys.executable,
+        "-m",
+        "edplog",
+        "broker",
+        "--listen",
+        "127.0.0.1:0",
+        "--data-dir",
+        datadir,
+    ]
+    try:
+        server = Server(argv, "edplog broker", ready_pattern=READY, timeout_s=30)
+        server.__enter__()
+    except (ServerError, OSError) as exc:
+        for spec in all_specs:
+            ctx.skip(spec, f"the edplog broker did not start: {exc}")
+        ctx.progress.say(f"broker: skipped, the edplog broker did not start: {exc}")
+        return
+    try:
+        assert server.match is not None
+        host, port = server.match.group(1), int(server.match.group(2))
+        bootstrap = f"{host}:{port}"
+        ctx.server_pids.append(server.pid)
+        for size in ctx.record_sizes:
+            _run_size(ctx, size, bootstrap, host, port)
+    finally:
+        if server.pid in ctx.server_pids:
+            ctx.server_pids.remove(server.pid)
+        server.stop()
+
+
+def _run_size(ctx: Context, size: int, bootstrap: str, host: str, port: int) -> None:
+    specs = _specs(size)
+    topics = {k: f"perf-{k}-{size}" for k in ("acks1", "acksall", "latency")}
+    try:
+        for topic in topics.values():
+            create_topic(bootstrap, topic)
+    except RuntimeError as exc:
+        for spec in specs.values():
+            ctx.skip(spec, str(exc))
+        return
+    peak = ctx.measure(
+        specs["produce1"], lambda b: produce(bootstrap, topics["acks1"], "1", size, b)
+    )
+    ctx.measure(
+        specs["produce_all"], lambda b: produce(bootstrap, topics["acksall"], "all", size, b)
+    )
+    if not peak.ok:
+        for key in ("consume", "fetch", "latency"):
+            ctx.skip(specs[key], "needs the acks=1 produce figure, which failed")
+        return
+    total = sum(s.records for s in peak.samples)
+    ctx.measure(specs["consume"], lambda b: consume(bootstrap, topics["acks1"], size, total, b))
+    ctx.measure(specs["fetch"], lambda b: raw_fetch(host, port, topics["acks1"], size, b))
+    rate = peak.records_per_s()[0] / 2
+    ctx.measure(specs["latency"], lambda b: latency(bootstrap, topics["latency"], size, rate, b))
