@@ -204,3 +204,12 @@ def test_fetch_response_emits_file_regions_as_separate_parts(version: int) -> No
 def test_unencodable_value_raises_protocol_error() -> None:
     with pytest.raises(ProtocolError):
         encode_response(12, 0, 1, {"error_code": "not a number"})
+
+
+def test_every_codec_compiles() -> None:
+    from edplog.protocol.registry import REQUEST_DECODERS, RESPONSE_ENCODERS, build_all
+
+    build_all()
+    assert (0, 9) in REQUEST_DECODERS and (1, 12) in RESPONSE_ENCODERS
+    with pytest.raises(KeyError):
+        REQUEST_DECODERS[(3, 13)]

@@ -17,6 +17,7 @@ from .registry import (
     REQUEST_ENCODERS,
     RESPONSE_DECODERS,
     RESPONSE_ENCODERS,
+    codec,
     is_flexible,
 )
 from .wire import (
@@ -87,7 +88,7 @@ def decode_request(api_key: int, api_version: int, frame: memoryview, offset: in
     ``records`` fields are zero-copy slices of ``frame``. Raises :class:`ProtocolError` on any
     malformed input and :class:`UnsupportedVersionError` for a version edplog cannot decode.
     """
-    decoder = REQUEST_DECODERS.get((api_key, api_version))
+    decoder = codec(REQUEST_DECODERS, api_key, api_version)
     if decoder is None:
         raise UnsupportedVersionError(f"no decoder for api {api_key} version {api_version}")
     frame = _as_bytes_view(frame)
@@ -105,7 +106,7 @@ def decode_request(api_key: int, api_version: int, frame: memoryview, offset: in
 
 
 def _encoder(table: dict, api_key: int, api_version: int) -> Any:
-    encoder = table.get((api_key, api_version))
+    encoder = codec(table, api_key, api_version)
     if encoder is None:
         raise UnsupportedVersionError(f"no encoder for api {api_key} version {api_version}")
     return encoder
@@ -175,7 +176,7 @@ def _read_region(region: Any) -> bytes:
 
 def decode_response(api_key: int, api_version: int, frame: memoryview) -> tuple[int, dict]:
     """Decode a response frame (without size prefix) into ``(correlation_id, body)``."""
-    decoder = RESPONSE_DECODERS.get((api_key, api_version))
+    decoder = codec(RESPONSE_DECODERS, api_key, api_version)
     if decoder is None:
         raise UnsupportedVersionError(f"no decoder for api {api_key} version {api_version}")
     frame = _as_bytes_view(frame)

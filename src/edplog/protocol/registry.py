@@ -1,10 +1,13 @@
 """The API table: names, advertised ranges, flexible thresholds and the compiled codecs.
 
-Every codec is compiled here, at import, so the first request of a kind pays nothing extra
-and a schema mistake that breaks code generation fails the import rather than a client.
+The schema text is parsed at import (a syntax mistake fails the import); each codec is
+generated and compiled the first time its (api, version, direction) is used, then cached.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
 
 from .codegen import Decoder, Encoder, build_decoder, build_encoder
 from .dsl import Api, parse
@@ -29,25 +32,53 @@ FLEXIBLE_FROM: dict[int, int] = {
     key: api.flexible_from for key, api in APIS.items() if api.flexible_from is not None
 }
 
-REQUEST_DECODERS: dict[tuple[int, int], Decoder] = {}
-REQUEST_ENCODERS: dict[tuple[int, int], Encoder] = {}
-RESPONSE_DECODERS: dict[tuple[int, int], Decoder] = {}
-RESPONSE_ENCODERS: dict[tuple[int, int], Encoder] = {}
+
+class _CodecTable(dict):
+    """``(api_key, version) -> codec``, compiled on first use and kept.
+
+    Compiling all ~650 codecs costs about half a second, which every short-lived process
+    (the CLI, a test broker) would pay at import; compiling on first use costs ~1 ms once per
+    kind of message. :func:`build_all` compiles everything (the test suite does, so a schema
+    that cannot generate fails there). Missing keys raise ``KeyError``.
+    """
+
+    def __init__(self, kind: str, build: Callable[..., Any]) -> None:
+        super().__init__()
+        self.kind = kind
+        self.build = build
+
+    def __missing__(self, kv: tuple[int, int]) -> Any:
+        api = APIS.get(kv[0])
+        if api is None or not api.min_version <= kv[1] <= api.max_version:
+            raise KeyError(kv)
+        fields = getattr(api, self.kind)
+        label = f"{api.name} v{kv[1]} {self.kind}"
+        codec = self.build(fields, kv[1], api.is_flexible(kv[1]), label)
+        self[kv] = codec
+        return codec
 
 
-def _build() -> None:
+REQUEST_DECODERS: dict[tuple[int, int], Decoder] = _CodecTable("request", build_decoder)
+REQUEST_ENCODERS: dict[tuple[int, int], Encoder] = _CodecTable("request", build_encoder)
+RESPONSE_DECODERS: dict[tuple[int, int], Decoder] = _CodecTable("response", build_decoder)
+RESPONSE_ENCODERS: dict[tuple[int, int], Encoder] = _CodecTable("response", build_encoder)
+_TABLES = (REQUEST_DECODERS, REQUEST_ENCODERS, RESPONSE_DECODERS, RESPONSE_ENCODERS)
+
+
+def build_all() -> None:
+    """Compile every codec now (the broker may call it at start to move the cost there)."""
     for key, api in APIS.items():
         for version in range(api.min_version, api.max_version + 1):
-            flex = api.is_flexible(version)
-            kv = (key, version)
-            label = f"{api.name} v{version}"
-            REQUEST_DECODERS[kv] = build_decoder(api.request, version, flex, label + " request")
-            REQUEST_ENCODERS[kv] = build_encoder(api.request, version, flex, label + " request")
-            RESPONSE_DECODERS[kv] = build_decoder(api.response, version, flex, label + " response")
-            RESPONSE_ENCODERS[kv] = build_encoder(api.response, version, flex, label + " response")
+            for table in _TABLES:
+                table[(key, version)]
 
 
-_build()
+def codec(table: dict, api_key: int, api_version: int) -> Any:
+    """The codec for ``(api_key, api_version)`` in ``table``, or None if there is none."""
+    try:
+        return table[(api_key, api_version)]
+    except KeyError:
+        return None
 
 
 def is_flexible(api_key: int, api_version: int) -> bool:
