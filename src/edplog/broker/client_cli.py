@@ -92,7 +92,8 @@ def topics_create(args: argparse.Namespace) -> int:
 
     config = dict(item.split("=", 1) for item in args.config)
     topic = NewTopic(args.topic, args.partitions, args.replication_factor, config=config)
-    return _wait(_admin(args).create_topics([topic]), "created topic")
+    admin = _admin(args)  # must outlive the futures: destroying it cancels them
+    return _wait(admin.create_topics([topic]), "created topic")
 
 
 def topics_list(args: argparse.Namespace) -> int:
@@ -128,7 +129,8 @@ def topics_describe(args: argparse.Namespace) -> int:
 
 
 def topics_delete(args: argparse.Namespace) -> int:
-    return _wait(_admin(args).delete_topics(args.topic), "deleted topic")
+    admin = _admin(args)
+    return _wait(admin.delete_topics(args.topic), "deleted topic")
 
 
 def produce(args: argparse.Namespace) -> int:
@@ -235,7 +237,8 @@ def consume(args: argparse.Namespace) -> int:
 
 
 def groups_list(args: argparse.Namespace) -> int:
-    result = _admin(args).list_consumer_groups().result(timeout=ADMIN_TIMEOUT_S)
+    admin = _admin(args)
+    result = admin.list_consumer_groups().result(timeout=ADMIN_TIMEOUT_S)
     for group in sorted(result.valid, key=lambda g: g.group_id):
         print(f"{group.group_id}\t{group.state.name if group.state else ''}")
     return 0

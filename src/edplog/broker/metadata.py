@@ -57,9 +57,11 @@ def _topic_entry(broker: Broker, name: str, code: int = NONE) -> dict[str, Any]:
         }
         for p in parts or ()
     ]
+    topic_id = broker.store.topic_id(name) if parts is not None else None
     return {
         "error_code": code,
         "name": name,
+        "topic_id": topic_id,
         "is_internal": name in INTERNAL_TOPICS,
         "partitions": partitions,
         "topic_authorized_operations": AUTHORIZED_OPERATIONS_OMITTED,
