@@ -40,6 +40,14 @@ def _topic_name_error(name: str) -> str | None:
     return None
 
 
+def _effective(broker: Broker, name: str) -> dict[str, str]:
+    """A topic's effective config as the strings Kafka shows (lists comma-joined)."""
+    config = broker.store.effective_config(name)
+    if hasattr(config, "as_strings"):
+        return dict(config.as_strings())
+    return {k: str(v) for k, v in config.items()}
+
+
 def _configs_of(broker: Broker, name: str) -> list[dict[str, Any]]:
     overrides = broker.store.topic_config(name)
     return [
@@ -50,7 +58,7 @@ def _configs_of(broker: Broker, name: str) -> list[dict[str, Any]]:
             "config_source": SOURCE_DYNAMIC_TOPIC if key in overrides else SOURCE_DEFAULT,
             "is_sensitive": False,
         }
-        for key, value in sorted(broker.store.effective_config(name).items())
+        for key, value in sorted(_effective(broker, name).items())
     ]
 
 
@@ -266,7 +274,7 @@ async def handle_incremental_alter_configs(
     """SET (0), DELETE (1), APPEND (2) and SUBTRACT (3) on individual topic configs."""
 
     def updates_of(name: str, configs: list[dict[str, Any]]) -> dict[str, str | None]:
-        effective = broker.store.effective_config(name)
+        effective = _effective(broker, name)
         updates: dict[str, str | None] = {}
         for c in configs:
             op, key, value = c["config_operation"], c["name"], c["value"]

@@ -152,6 +152,18 @@ async def handle_fetch(
                 fut.cancel()
 
 
+def _max_timestamp(partition: Partition) -> tuple[int, int] | None:
+    """(offset, timestamp) of the largest timestamp in the log, from segment metadata."""
+    best = None
+    for seg in partition.log.segments:
+        if seg.size and seg.next_offset > partition.log_start_offset:
+            if best is None or seg.max_timestamp_ms > best.max_timestamp_ms:
+                best = seg
+    if best is None or best.max_timestamp_ms < 0:
+        return None
+    return int(best.offset_of_max_timestamp), int(best.max_timestamp_ms)
+
+
 def _list_offset(partition: Partition, timestamp: int, isolation: int) -> tuple[int, int]:
     """(offset, timestamp) for a ListOffsets spec; (-1, -1) when nothing matches."""
     if timestamp == LATEST:
@@ -164,8 +176,7 @@ def _list_offset(partition: Partition, timestamp: int, isolation: int) -> tuple[
     if timestamp == EARLIEST:
         return partition.log_start_offset, -1
     if timestamp == MAX_TIMESTAMP:
-        finder = getattr(partition.log, "max_timestamp", None)
-        found = finder() if finder is not None else None
+        found = _max_timestamp(partition)
     else:
         found = partition.log.offset_for_timestamp(timestamp)
     if found is None:
