@@ -252,8 +252,13 @@ def latency(bootstrap: str, topic: str, size: int, rate: float, budget: Budget) 
     def receive() -> None:
         unpack = stamp.unpack_from
         clock = time.monotonic_ns
+        # consume(n, timeout) waits for n messages or the timeout, which would add up to the
+        # timeout to every latency; poll() wakes on the first message, then drain the queue.
         while not stop.is_set():
-            for m in consumer.consume(num_messages=10_000, timeout=0.05):
+            first = consumer.poll(0.05)
+            if first is None:
+                continue
+            for m in [first, *consumer.consume(num_messages=10_000, timeout=0)]:
                 if not m.error():
                     samples.append(clock() - unpack(m.value())[0])
 
