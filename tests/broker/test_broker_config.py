@@ -1,0 +1,48 @@
+"""server.properties parsing under Kafka's property names."""
+
+from __future__ import annotations
+
+from edplog.broker.config import BrokerConfig, parse_listener, parse_properties
+
+
+def test_properties_syntax_comments_separators_continuations() -> None:
+    text = "# comment\n! also\nlog.dirs=/a,/b\nnum.partitions : 3\nlisteners PLAINTEXT://h:1\n"
+    text += "long.value=one,\\\n    two\n\n"
+    assert parse_properties(text) == {
+        "log.dirs": "/a,/b",
+        "num.partitions": "3",
+        "listeners": "PLAINTEXT://h:1",
+        "long.value": "one,two",
+    }
+
+
+def test_broker_properties_map_to_config_and_topic_defaults() -> None:
+    cfg = BrokerConfig.from_properties(
+        {
+            "log.dirs": "/data/one,/data/two",
+            "listeners": "PLAINTEXT://0.0.0.0:9093",
+            "advertised.listeners": "PLAINTEXT://kafka.local:19093",
+            "num.partitions": "4",
+            "auto.create.topics.enable": "false",
+            "message.max.bytes": "2000",
+            "socket.request.max.bytes": "5000",
+            "log.segment.bytes": "1048576",
+            "log.retention.hours": "2",
+            "log.retention.ms": "60000",
+        }
+    )
+    assert cfg.data_dir == "/data/one"
+    assert (cfg.host, cfg.port) == ("0.0.0.0", 9093)
+    assert cfg.advertised == ("kafka.local", 19093)
+    assert cfg.num_partitions == 4 and cfg.auto_create_topics is False
+    assert cfg.message_max_bytes == 2000 and cfg.socket_request_max_bytes == 5000
+    defaults = cfg.store_defaults()
+    assert defaults["segment.bytes"] == "1048576"
+    assert defaults["retention.ms"] == "60000"  # the finest unit wins, as in Kafka
+    assert defaults["max.message.bytes"] == "2000"
+
+
+def test_listener_forms() -> None:
+    assert parse_listener("127.0.0.1:0") == ("127.0.0.1", 0)
+    assert parse_listener("PLAINTEXT://:9092,SSL://:9093") == ("0.0.0.0", 9092)
+    assert BrokerConfig(host="0.0.0.0", port=9).advertised == ("127.0.0.1", 9)
