@@ -36,6 +36,10 @@ def register(commands: Any, perf: Any) -> None:
     p.add_argument("--log-level", default="WARNING", help="logging level (default WARNING)")
     p.set_defaults(func=run_broker)
     client_cli.register(commands, perf, DEFAULT_BOOTSTRAP)
+    if perf is not None and "produce" not in getattr(perf, "choices", {}):
+        from . import perf as perf_commands
+
+        perf_commands.register(perf, DEFAULT_BOOTSTRAP)
 
 
 def run_broker(args: argparse.Namespace) -> int:

@@ -1,0 +1,252 @@
+"""``edplog perf produce|consume``: load tests in the spirit of kafka-producer-perf-test.
+
+Produce and consume use confluent-kafka and report records/s, MB/s and (for produce)
+delivery-latency percentiles, with a live progress line on stderr. ``consume --raw`` sends
+Fetch requests itself and reads the responses into one reusable buffer without decoding
+records (only batch headers are walked to find the next offset), to measure the broker alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import socket
+import struct
+import sys
+import time
+from typing import Any
+
+from ..protocol import encode_request
+
+PROGRESS_EVERY_S = 1.0
+
+
+def register(perf: Any, default_bootstrap: str) -> None:
+    def common(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--bootstrap-server", "-b", default=default_bootstrap)
+        p.add_argument("--topic", default="edplog-perf")
+        p.add_argument("--records", type=int, default=1_000_000)
+
+    p = perf.add_parser("produce", help="producer throughput and latency (confluent-kafka)")
+    common(p)
+    p.add_argument("--record-size", type=int, default=100)
+    p.add_argument("--acks", default="1", choices=["0", "1", "all", "-1"])
+    p.add_argument("--compression", default="lz4")
+    p.add_argument("--linger-ms", type=float, default=5)
+    p.add_argument("--batch-size", type=int, default=1_000_000)
+    p.set_defaults(func=perf_produce)
+    p = perf.add_parser("consume", help="consumer throughput (confluent-kafka or raw Fetch)")
+    common(p)
+    p.add_argument("--raw", action="store_true", help="raw Fetch requests, records undecoded")
+    p.add_argument("--fetch-bytes", type=int, default=8 << 20)
+    p.set_defaults(func=perf_consume)
+
+
+class _Progress:
+    def __init__(self, what: str) -> None:
+        self.what = what
+        self.start = time.perf_counter()
+        self._next = self.start + PROGRESS_EVERY_S
+
+    def tick(self, records: int, nbytes: int, force: bool = False) -> None:
+        now = time.perf_counter()
+        if force or now >= self._next:
+            self._next = now + PROGRESS_EVERY_S
+            secs = max(now - self.start, 1e-9)
+            print(
+                f"\r{self.what}: {records:,} records, {records / secs:,.0f} rec/s, "
+                f"{nbytes / secs / 1e6:,.1f} MB/s",
+                end="",
+                file=sys.stderr,
+                flush=True,
+            )
+
+
+def _percentile(sorted_values: list[float], q: float) -> float:
+    if not sorted_values:
+        return float("nan")
+    return sorted_values[min(len(sorted_values) - 1, int(q * len(sorted_values)))]
+
+
+def perf_produce(args: argparse.Namespace) -> int:
+    from confluent_kafka import Producer
+
+    acks = "all" if args.acks in ("all", "-1") else args.acks
+    producer = Producer(
+        {
+            "bootstrap.servers": args.bootstrap_server,
+            "acks": acks,
+            "compression.type": args.compression,
+            "linger.ms": args.linger_ms,
+            "batch.size": args.batch_size,
+            "queue.buffering.max.messages": 1_000_000,
+        }
+    )
+    payload = bytes(args.record_size)
+    latencies: list[float] = []
+    failed = [0]
+    now = time.perf_counter
+
+    def delivered(err: Any, msg: Any, sent_at: float) -> None:
+        if err is not None:
+            failed[0] += 1
+        else:
+            latencies.append(now() - sent_at)
+
+    progress = _Progress("produce")
+    for i in range(args.records):
+        sent_at = now()
+        while True:
+            try:
+                producer.produce(
+                    args.topic, payload, on_delivery=lambda e, m, t=sent_at: delivered(e, m, t)
+                )
+                break
+            except BufferError:
+                producer.poll(0.01)
+        if i % 1000 == 0:
+            producer.poll(0)
+            progress.tick(i, i * args.record_size)
+    producer.flush(120)
+    elapsed = now() - progress.start
+    progress.tick(args.records, args.records * args.record_size, force=True)
+    lat = sorted(latencies)
+    print(file=sys.stderr)
+    print(
+        f"{args.records:,} records in {elapsed:.2f} s: {args.records / elapsed:,.0f} records/s, "
+        f"{args.records * args.record_size / elapsed / 1e6:,.1f} MB/s; latency ms "
+        f"p50 {_percentile(lat, 0.5) * 1e3:.1f} p95 {_percentile(lat, 0.95) * 1e3:.1f} "
+        f"p99 {_percentile(lat, 0.99) * 1e3:.1f} max {(lat[-1] if lat else 0) * 1e3:.1f}; "
+        f"failed {failed[0]}"
+    )
+    return 1 if failed[0] else 0
+
+
+def perf_consume(args: argparse.Namespace) -> int:
+    return _consume_raw(args) if args.raw else _consume_client(args)
+
+
+def _consume_client(args: argparse.Namespace) -> int:
+    from confluent_kafka import Consumer, TopicPartition
+
+    consumer = Consumer(
+        {
+            "bootstrap.servers": args.bootstrap_server,
+            "group.id": "edplog-perf",
+            "enable.auto.commit": False,
+            "fetch.max.bytes": args.fetch_bytes,
+        }
+    )
+    consumer.assign([TopicPartition(args.topic, 0, 0)])
+    progress = _Progress("consume")
+    count = nbytes = 0
+    idle_deadline = time.monotonic() + 10
+    while count < args.records and time.monotonic() < idle_deadline:
+        for msg in consumer.consume(10_000, 0.5):
+            if msg.error() is None:
+                count += 1
+                nbytes += len(msg.value() or b"")
+                idle_deadline = time.monotonic() + 10
+        progress.tick(count, nbytes)
+    elapsed = time.perf_counter() - progress.start
+    consumer.close()
+    print(file=sys.stderr)
+    print(
+        f"{count:,} records in {elapsed:.2f} s: {count / elapsed:,.0f} records/s, "
+        f"{nbytes / elapsed / 1e6:,.1f} MB/s"
+    )
+    return 0 if count >= args.records else 1
+
+
+def _fetch_request(topic: str, offset: int, max_bytes: int, cid: int) -> bytes:
+    body = {
+        "replica_id": -1,
+        "max_wait_ms": 500,
+        "min_bytes": 1,
+        "max_bytes": max_bytes,
+        "isolation_level": 0,
+        "session_id": 0,
+        "session_epoch": -1,
+        "topics": [
+            {
+                "topic": topic,
+                "partitions": [
+                    {
+                        "partition": 0,
+                        "current_leader_epoch": -1,
+                        "fetch_offset": offset,
+                        "log_start_offset": -1,
+                        "partition_max_bytes": max_bytes,
+                    }
+                ],
+            }
+        ],
+        "forgotten_topics_data": [],
+        "rack_id": "",
+    }
+    return encode_request(1, 11, cid, "edplog-perf", body)
+
+
+def _records_start(buf: memoryview, topic_len: int) -> int:
+    """Where the records bytes start in a Fetch v11 response for one topic and partition."""
+    # correlation(4) throttle(4) error(2) session(4) topics(4) name(2+n) partitions(4)
+    # index(4) error(2) hw(8) lso(8) log_start(8) aborted(4 = -1) preferred(4) size(4)
+    return 4 + 4 + 2 + 4 + 4 + 2 + topic_len + 4 + 4 + 2 + 8 + 8 + 8 + 4 + 4 + 4
+
+
+def _consume_raw(args: argparse.Namespace) -> int:
+    host, port = args.bootstrap_server.rsplit(":", 1)
+    sock = socket.create_connection((host, int(port)), timeout=30)
+    buf = bytearray(args.fetch_bytes + 65536)
+    view = memoryview(buf)
+    offset = count = nbytes = cid = 0
+    topic_len = len(args.topic.encode())
+    progress = _Progress("raw fetch")
+    empty = 0
+    while count < args.records and empty < 20:
+        cid += 1
+        sock.sendall(_fetch_request(args.topic, offset, args.fetch_bytes, cid))
+        got = 0
+        while got < 4:
+            got += sock.recv_into(view[got:4])
+        size = struct.unpack_from(">i", buf, 0)[0]
+        if size + 4 > len(buf):
+            buf = bytearray(size + 4)
+            view = memoryview(buf)
+            struct.pack_into(">i", buf, 0, size)
+        got = 0
+        while got < size:
+            n = sock.recv_into(view[4 + got : 4 + size])
+            if n == 0:
+                raise ConnectionError("broker closed the connection")
+            got += n
+        frame = view[4 : 4 + size]
+        start = _records_start(frame, topic_len)
+        rec_len = struct.unpack_from(">i", frame, start - 4)[0]
+        pos, end = start, start + max(rec_len, 0)
+        last = -1
+        while pos + 61 <= end:
+            base, length = struct.unpack_from(">qi", frame, pos)
+            if pos + 12 + length > end:
+                break
+            last_delta, records = (
+                struct.unpack_from(">i", frame, pos + 23)[0],
+                struct.unpack_from(">i", frame, pos + 57)[0],
+            )
+            last = base + last_delta
+            count += records
+            pos += 12 + length
+        nbytes += pos - start
+        if last < 0:
+            empty += 1
+            continue
+        empty = 0
+        offset = last + 1
+        progress.tick(count, nbytes)
+    elapsed = time.perf_counter() - progress.start
+    sock.close()
+    print(file=sys.stderr)
+    print(
+        f"{count:,} records ({nbytes / 1e6:,.1f} MB) in {elapsed:.2f} s: "
+        f"{count / elapsed:,.0f} records/s, {nbytes / elapsed / 1e6:,.1f} MB/s"
+    )
+    return 0 if count >= args.records else 1
