@@ -145,3 +145,14 @@ def test_kcat_produce_consume_metadata(kafka_broker: str) -> None:
     lines = kcat("-C", "-t", "kc", "-e", "-K", ":", "-o", "beginning").splitlines()
     assert lines == [f"k-{c}:v-{c}" for c in ("none", "gzip", "snappy", "lz4", "zstd")]
     assert 'topic "kc" with 1 partitions' in kcat("-L", "-t", "kc")
+
+
+def test_perf_produce_then_raw_and_client_consume(kafka_broker: str) -> None:
+    b = kafka_broker
+    out = _edplog("perf", "produce", "-b", b, "--topic", "pf", "--records", "2000")
+    assert out.returncode == 0, out.stderr
+    assert "2,000 records" in out.stdout and "failed 0" in out.stdout
+    for extra in ([], ["--raw"]):
+        out = _edplog("perf", "consume", "-b", b, "--topic", "pf", "--records", "2000", *extra)
+        assert out.returncode == 0, out.stdout + out.stderr
+        assert out.stdout.startswith("2,000 records")
