@@ -35,7 +35,7 @@ class Budget:
 
 BUDGETS = {
     "tiny": Budget("tiny", 0.05, 2 << 20, 0.3),
-    "quick": Budget("quick", 0.25, 32 << 20, 1.5),
+    "quick": Budget("quick", 0.4, 64 << 20, 1.5),
     "full": Budget("full", 2.5, 1 << 30, 10.0),
 }
 
