@@ -51,7 +51,9 @@ def redis_server_argv(port: int, datadir: str, durability: str) -> list[str]:
 
 def xadd_benchmark(port: int, key: str, size: int, durability: str, budget: Budget) -> Sample:
     """``redis-benchmark -c 8 -P 64 XADD key * p <payload>``; count sized to the time cap."""
-    n = int(min(budget.records(size), XADD_RATE_GUESS[durability] * budget.seconds))
+    # at least 1 s of load (tiny mode aside): shorter runs are mostly connection ramp-up
+    seconds = budget.seconds if budget.seconds < 0.1 else max(1.0, budget.seconds)
+    n = int(min(budget.records(size), XADD_RATE_GUESS[durability] * seconds))
     n = max(n, 8 * 64 * 4)
     payload = data.payloads(size)[0].decode()
     argv = [
