@@ -150,10 +150,10 @@ def consume(bootstrap: str, topic: str, size: int, total: int, budget: Budget) -
 
 
 def _fetch_request(correlation_id: int, topic: bytes, offset: int) -> bytes:
-    """Fetch v4: replica -1, max_wait 100 ms, min_bytes 1, max_bytes 64 MiB, read_uncommitted."""
+    """Fetch v4: replica -1, max_wait 0 (never long-poll), max_bytes 64 MiB, read_uncommitted."""
     client = b"edplog-perf"
     body = struct.pack(">hhih", 1, 4, correlation_id, len(client)) + client
-    body += struct.pack(">iiiib", -1, 100, 1, 64 << 20, 0)
+    body += struct.pack(">iiiib", -1, 0, 1, 64 << 20, 0)
     body += struct.pack(">ih", 1, len(topic)) + topic
     body += struct.pack(">iiqi", 1, 0, offset, FETCH_PARTITION_MAX_BYTES)
     return struct.pack(">i", len(body)) + body
@@ -168,15 +168,15 @@ def _recv_exact(sock: socket.socket, view: memoryview) -> None:
         got += n
 
 
-def _records_region(frame: memoryview, topic_len: int) -> tuple[int, int, int]:
-    """(error_code, start, length) of the records of the single partition in a v4 response."""
+def _records_region(frame: memoryview, topic_len: int) -> tuple[int, int, int, int]:
+    """(error_code, high_watermark, start, length) of the single partition's records (v4)."""
     p = 4 + 4 + 4 + 2 + topic_len + 4 + 4  # corr, throttle, [n] topic, [n] partition
-    (error_code,) = struct.unpack_from(">h", frame, p)
+    error_code, high_watermark = struct.unpack_from(">hq", frame, p)
     p += 2 + 8 + 8  # error, high watermark, last stable offset
     (aborted,) = struct.unpack_from(">i", frame, p)
     p += 4 + max(0, aborted) * 16
     (length,) = struct.unpack_from(">i", frame, p)
-    return error_code, p + 4, max(0, length)
+    return error_code, high_watermark, p + 4, max(0, length)
 
 
 def _next_offset(frame: memoryview, start: int, length: int, offset: int) -> int:
@@ -212,18 +212,17 @@ def raw_fetch(host: str, port: int, topic: str, size: int, budget: Budget) -> Sa
             (frame_len,) = struct.unpack(">i", size_buf)
             frame = view[:frame_len]
             _recv_exact(sock, frame)
-            error_code, rstart, rlen = _records_region(frame, len(name))
+            error_code, hw, rstart, rlen = _records_region(frame, len(name))
             if error_code:
                 raise RuntimeError(f"fetch error code {error_code} at offset {offset}")
             nxt = _next_offset(frame, rstart, rlen, offset)
-            if nxt == offset:  # at the end of the log: start over (data stays page-cached)
-                if offset == 0:
-                    raise RuntimeError("fetch returned no complete batch at offset 0")
-                offset = 0
-                continue
+            if nxt == offset:
+                raise RuntimeError(f"fetch returned no complete batch at offset {offset}")
             records += nxt - offset
             moved += rlen
-            offset = nxt
+            # At the end of the log start over (the data stays page-cached); the high
+            # watermark says so, which saves an empty request per pass.
+            offset = 0 if nxt >= hw else nxt
         elapsed = time.perf_counter() - start
     return Sample(records, moved, elapsed)
 
