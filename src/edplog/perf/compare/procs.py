@@ -207,7 +207,7 @@ def peer_versions() -> dict[str, str]:
         import confluent_kafka
 
         versions["confluent-kafka"] = (
-            f"{confluent_kafka.version()[0]} (librdkafka {confluent_kafka.libversion()[0]})"
+            f"{confluent_kafka.__version__} (librdkafka {confluent_kafka.libversion()[0]})"
         )
     except ImportError:
         versions["confluent-kafka"] = "not installed"
