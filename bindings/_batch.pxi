@@ -153,11 +153,10 @@ cdef int _encode_headers(GrowBuf *hb, object headers) except -1:
     return count
 
 
-cdef int64_t _encode_record(GrowBuf *buf, GrowBuf *hdrs, int32_t offset_delta,
+cdef int64_t _encode_record(GrowBuf *buf, GrowBuf *hdrs, int32_t offset_delta, bint first,
                             int64_t *base_ts, object value, object key, object headers,
                             object timestamp_ms) except? -2:
-    """Encode one record at the end of buf. *base_ts is set from the first record (when
-    offset_delta is 0). Returns the record's timestamp. Only the record's own bytes are copied,
+    """Encode one record at the end of buf. *base_ts is set from the first record. Returns the record's timestamp. Only the record's own bytes are copied,
     once, into buf: no Python object is made."""
     cdef const uint8_t *vp = NULL
     cdef const uint8_t *kp = NULL
@@ -190,7 +189,7 @@ cdef int64_t _encode_record(GrowBuf *buf, GrowBuf *hdrs, int32_t offset_delta,
         if headers:
             hcount = _encode_headers(hdrs, headers)
         ts = _now_ms() if timestamp_ms is None else <int64_t>timestamp_ms
-        if offset_delta == 0:
+        if first:
             base_ts[0] = ts
         delta = ts - base_ts[0]
         size = edp_record_size(delta, offset_delta, <int32_t>klen, <int32_t>vlen, hdrs.len, hcount)
@@ -215,6 +214,7 @@ cdef class BatchBuilder:
     cdef int32_t count
     cdef int64_t base_ts
     cdef int64_t max_ts
+    cdef int32_t last_delta
 
     def __cinit__(self):
         self.buf.data = NULL
@@ -232,6 +232,7 @@ cdef class BatchBuilder:
         _grow(&self.buf, EDP_BATCH_HEADER_BYTES)
         self.buf.len = EDP_BATCH_HEADER_BYTES
         self.count = 0
+        self.last_delta = -1
         self.base_ts = -1
         self.max_ts = -1
 
@@ -252,16 +253,29 @@ cdef class BatchBuilder:
 
         Returns its offset delta within the batch.
         """
-        cdef int64_t ts = _encode_record(&self.buf, &self.hdrs, self.count, &self.base_ts,
-                                         value, key, headers, timestamp_ms)
+        cdef int64_t ts = _encode_record(&self.buf, &self.hdrs, self.count, self.count == 0,
+                                         &self.base_ts, value, key, headers, timestamp_ms)
         if ts > self.max_ts:
             self.max_ts = ts
         self.count += 1
+        self.last_delta = self.count - 1
         return self.count - 1
+
+    def append_at(self, int32_t offset_delta, value, key=None, headers=None, timestamp_ms=None):
+        """Add a record with an explicit offset delta (ascending; gaps allowed), as
+        compaction writes them."""
+        if self.count and offset_delta <= self.last_delta:
+            raise ValueError("offset deltas must ascend")
+        cdef int64_t ts = _encode_record(&self.buf, &self.hdrs, offset_delta, self.count == 0,
+                                         &self.base_ts, value, key, headers, timestamp_ms)
+        if ts > self.max_ts:
+            self.max_ts = ts
+        self.count += 1
+        self.last_delta = offset_delta
 
     def build(self, compression=None, int64_t base_offset=0, int32_t leader_epoch=-1,
               int64_t producer_id=-1, int16_t producer_epoch=-1, int32_t base_sequence=-1,
-              bint transactional=False, bint control=False):
+              bint transactional=False, bint control=False, int32_t last_offset_delta=-1):
         """The finished batch as bytes (the builder is left unchanged; call reset() to reuse)."""
         cdef int codec = _codecs.codec_id(compression)
         cdef edp_batch_hdr_t h
@@ -272,7 +286,7 @@ cdef class BatchBuilder:
         h.leader_epoch = leader_epoch
         h.attributes = <int16_t>(codec | (EDP_ATTR_TRANSACTIONAL if transactional else 0)
                                  | (EDP_ATTR_CONTROL if control else 0))
-        h.last_offset_delta = self.count - 1 if self.count else 0
+        h.last_offset_delta = max(self.last_delta, last_offset_delta, 0)
         h.base_timestamp_ms = self.base_ts if self.count else _now_ms()
         h.max_timestamp_ms = self.max_ts if self.count else h.base_timestamp_ms
         h.producer_id = producer_id

@@ -105,8 +105,8 @@ cdef class LogCore:
         cdef int64_t ts, offset
         self._lock()
         try:
-            ts = _encode_record(&self._batch, &self._hdrs, self._count, &self._base_ts,
-                                value, key, headers, timestamp_ms)
+            ts = _encode_record(&self._batch, &self._hdrs, self._count, self._count == 0,
+                                &self._base_ts, value, key, headers, timestamp_ms)
             if self._count == 0 or ts > self._max_ts:
                 self._max_ts = ts
             self._count += 1

@@ -18,10 +18,12 @@ cdef class Segment:
     cdef readonly bint writable
     cdef bint is_open
     cdef public double created_at   # wall-clock seconds, for segment.ms
+    cdef public bint sealed         # no longer the active segment of its log
 
     def __cinit__(self, str directory, int64_t base_offset, size_t index_max_bytes=10485760,
                   int32_t index_interval_bytes=4096, bint writable=True):
         self.is_open = False
+        self.sealed = False
         self.directory = directory
         self.base_offset = base_offset
         self.writable = writable

@@ -1,4 +1,12 @@
-"""edplog: Kafka-format partition logs in C, an embeddable Python library and a broker."""
+"""edplog: Kafka-format partition logs in C, an embeddable Python library and a broker.
+
+The library in four names:
+
+- :class:`Log` — one partition: ``append``, ``append_batches``, ``read``, ``read_numpy``;
+- :class:`Store` — a data directory of topics and partitions;
+- :class:`Record` — a record as read back (offset, timestamp_ms, key, value, headers);
+- :mod:`edplog.records` — building and decoding RecordBatch v2 buffers.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +18,10 @@ except ImportError as exc:  # never fall back to a slower path silently
         f"{exc}. Reinstall with a C compiler, cmake and Cython available: pip install ."
     ) from exc
 
+from ._native import Record
 from .errors import EdplogError
+from .log import Log, RecordColumns
+from .store import Store
 
 __version__ = "0.1.0"
-__all__ = ["EdplogError", "__version__"]
+__all__ = ["EdplogError", "Log", "Record", "RecordColumns", "Store", "__version__"]

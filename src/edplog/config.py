@@ -94,7 +94,8 @@ _BROKER_UNITS = {
 }
 
 
-def _canonical_name(name: str) -> str:
+def canonical_name(name: str) -> str:
+    """The Kafka spelling of a property name (underscores allowed); InvalidConfigError if unknown."""
     key = name.replace("_", ".")
     if key not in TOPIC_PROPERTIES:
         raise InvalidConfigError(f"unknown topic config {name!r}")
@@ -103,7 +104,7 @@ def _canonical_name(name: str) -> str:
 
 def parse_value(name: str, value: Any) -> Any:
     """The typed value of property name; raises InvalidConfigError when it is invalid."""
-    prop = TOPIC_PROPERTIES[_canonical_name(name)]
+    prop = TOPIC_PROPERTIES[canonical_name(name)]
     try:
         if prop.kind in ("int", "long"):
             if isinstance(value, bool):
@@ -154,7 +155,7 @@ def normalize(config: Mapping[str, Any] | None = None, **aliases: Any) -> dict[s
     merged.update(aliases)
     out: dict[str, str] = {}
     for name, value in merged.items():
-        key = _canonical_name(name)
+        key = canonical_name(name)
         out[key] = to_string(key, parse_value(key, value))
     return out
 
@@ -173,7 +174,7 @@ class LogConfig(dict[str, Any]):
         values = {name: prop.default for name, prop in TOPIC_PROPERTIES.items()}
         for source in (defaults or {}, overrides or {}):
             for name, value in source.items():
-                key = _canonical_name(name)
+                key = canonical_name(name)
                 values[key] = parse_value(key, value)
         if isinstance(values["cleanup.policy"], str):
             values["cleanup.policy"] = (values["cleanup.policy"],)

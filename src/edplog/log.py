@@ -75,7 +75,8 @@ class Log(_native.LogCore):
     ) -> None:
         self.path = os.fspath(path)
         self._overrides = normalize(config, **aliases)
-        self.config = LogConfig(self._overrides, defaults)
+        self._defaults = dict(defaults or {})
+        self.config = LogConfig(self._overrides, self._defaults)
         self._segments: list[_native.Segment] = []
         self._bases: list[int] = []
         self._closed = False
@@ -102,19 +103,23 @@ class Log(_native.LogCore):
     def reconfigure(self, config: Mapping[str, Any]) -> None:
         """Replace the overrides (e.g. after AlterConfigs); takes effect for new writes."""
         self._overrides = normalize(config)
-        self.config = LogConfig(self._overrides, {})
+        self.config = LogConfig(self._overrides, self._defaults)
         self._apply_config()
 
     # ---- opening and recovery -----------------------------------------------------------
 
-    def _segment(self, base: int, writable: bool) -> _native.Segment:
-        return _native.Segment(
+    def _segment(self, base: int, sealed: bool = False) -> _native.Segment:
+        """Open a segment. Files are always opened for writing, so that damaged indexes can be
+        rebuilt in place; a sealed segment's indexes are trimmed again once it is loaded."""
+        seg = _native.Segment(
             self.path,
             base,
             self.config["segment.index.bytes"],
             self.config["index.interval.bytes"],
-            writable,
+            True,
         )
+        seg.sealed = sealed
+        return seg
 
     def _open(self) -> None:
         removed = checkpoint.remove_leftovers(self.path)
@@ -137,7 +142,7 @@ class Log(_native.LogCore):
         for i, base in enumerate(bases):
             last = i == len(bases) - 1
             if i >= first_recovered:
-                seg = self._segment(base, writable=True)
+                seg = self._segment(base, sealed=not last)
                 self._recover_segment(seg, recovery_point)
                 segments.append(seg)
                 if not last and self._was_cut:
@@ -150,9 +155,11 @@ class Log(_native.LogCore):
                 if not last:
                     seg.seal()
             else:
-                seg = self._segment(base, writable=last)
+                seg = self._segment(base, sealed=not last)
                 try:
                     seg.load()
+                    if not last:
+                        seg.seal()
                 except CorruptRecordError as exc:
                     raise CorruptRecordError(
                         f"{seg.path}: damaged below the recovery point ({exc}); "
@@ -218,7 +225,8 @@ class Log(_native.LogCore):
         old = self._active
         old.seal()
         old.flush()  # Kafka flushes a rolled segment too: the recovery point moves past it
-        seg = self._segment(new_base, writable=True)
+        old.sealed = True
+        seg = self._segment(new_base)
         self._segments.append(seg)
         self._bases.append(new_base)
         self._active = seg
@@ -367,6 +375,10 @@ class Log(_native.LogCore):
         """
         self._seal()
         self._check_range(offset)
+        return self._read(offset, max_records)
+
+    def _read(self, offset: int, max_records: int | None) -> list[_native.Record]:
+        """read() without writing the open batch first (for callers holding the lock)."""
         out: list[_native.Record] = []
         limit = -1 if max_records is None else max_records
 
@@ -380,9 +392,13 @@ class Log(_native.LogCore):
 
     def __iter__(self) -> Iterator[_native.Record]:
         """Every record from the log start offset, read a chunk at a time."""
+        self._seal()
+        return self._iter_written()
+
+    def _iter_written(self) -> Iterator[_native.Record]:
         offset = self._log_start_offset
         while True:
-            batch = self.read(offset, 10_000) if offset < self.log_end_offset else []
+            batch = self._read(offset, 10_000) if offset < self.log_end_offset else []
             if not batch:
                 return
             yield from batch
@@ -492,17 +508,13 @@ class Log(_native.LogCore):
                 seg.close()
                 self._delete_files(seg.base_offset)
             last = self._segments[-1]
-            if not last.writable:
-                last.close()
-                last = self._segment(last.base_offset, writable=True)
-                last.load()
-                self._segments[-1] = last
             last.truncate(offset)
+            last.sealed = False
             if last.next_offset > offset or last.base_offset > offset:
                 # The whole log lies above offset: start over, empty, at offset.
                 last.close()
                 self._delete_files(last.base_offset)
-                last = self._segment(offset, writable=True)
+                last = self._segment(offset)
                 self._segments[-1] = last
                 self._bases[-1] = offset
             self._active = last
