@@ -112,6 +112,7 @@ cdef struct GrowBuf:
 
 
 cdef int _grow(GrowBuf *b, size_t need) except -1:
+    """Make room for need more bytes after b.len."""
     cdef size_t cap
     cdef uint8_t *p
     if b.len + need <= b.cap:
@@ -155,7 +156,7 @@ cdef int _encode_headers(GrowBuf *hb, object headers) except -1:
 
 cdef int64_t _encode_record(GrowBuf *buf, GrowBuf *hdrs, int32_t offset_delta, bint first,
                             int64_t *base_ts, object value, object key, object headers,
-                            object timestamp_ms) except? -2:
+                            object timestamp_ms, edp_clock_t *clock=NULL) except? -2:
     """Encode one record at the end of buf. *base_ts is set from the first record. Returns the record's timestamp. Only the record's own bytes are copied,
     once, into buf: no Python object is made."""
     cdef const uint8_t *vp = NULL
@@ -188,12 +189,19 @@ cdef int64_t _encode_record(GrowBuf *buf, GrowBuf *hdrs, int32_t offset_delta, b
         hdrs.len = 0
         if headers:
             hcount = _encode_headers(hdrs, headers)
-        ts = _now_ms() if timestamp_ms is None else <int64_t>timestamp_ms
+        if timestamp_ms is not None:
+            ts = <int64_t>timestamp_ms
+        elif clock != NULL:
+            ts = edp_clock_now_ms(clock)
+        else:
+            ts = _now_ms()
         if first:
             base_ts[0] = ts
         delta = ts - base_ts[0]
-        size = edp_record_size(delta, offset_delta, <int32_t>klen, <int32_t>vlen, hdrs.len, hcount)
-        _grow(buf, size)
+        # An upper bound: five varints of at most 10 bytes, the attributes byte, the bytes.
+        size = 51 + <size_t>(klen if klen > 0 else 0) + <size_t>(vlen if vlen > 0 else 0) + hdrs.len
+        if buf.len + size > buf.cap:
+            _grow(buf, size)
         buf.len += edp_record_encode(buf.data + buf.len, delta, offset_delta, kp, <int32_t>klen,
                                      vp, <int32_t>vlen, hdrs.data, hdrs.len, hcount)
     finally:

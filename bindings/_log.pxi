@@ -38,6 +38,7 @@ cdef class LogCore:
     cdef public int64_t _unflushed
     cdef public int64_t _max_batch_bytes
     cdef pthread_mutex_t _mu
+    cdef edp_clock_t _clock
 
     def __cinit__(self, *args, **kwargs):
         self._batch.data = NULL
@@ -53,6 +54,7 @@ cdef class LogCore:
         self._flush_messages = 0
         self._max_batch_bytes = 1048588
         pthread_mutex_init(&self._mu, NULL)
+        edp_clock_init(&self._clock)
 
     def __dealloc__(self):
         free(self._batch.data)
@@ -106,7 +108,7 @@ cdef class LogCore:
         self._lock()
         try:
             ts = _encode_record(&self._batch, &self._hdrs, self._count, self._count == 0,
-                                &self._base_ts, value, key, headers, timestamp_ms)
+                                &self._base_ts, value, key, headers, timestamp_ms, &self._clock)
             if self._count == 0 or ts > self._max_ts:
                 self._max_ts = ts
             self._count += 1

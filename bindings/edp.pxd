@@ -132,3 +132,9 @@ cdef extern from "edplog/segment.h" nogil:
     int edp_segment_seal(edp_segment_t *seg) noexcept
     int edp_segment_pread(const edp_segment_t *seg, uint8_t *dst, int64_t pos, int64_t len) noexcept
     void edp_segment_close(edp_segment_t *seg) noexcept
+
+cdef extern from "edplog/clock.h" nogil:
+    ctypedef struct edp_clock_t:
+        int mode
+    void edp_clock_init(edp_clock_t *c) noexcept
+    int64_t edp_clock_now_ms(edp_clock_t *c) noexcept

@@ -12,20 +12,18 @@
 
 /* ---- varints ------------------------------------------------------------------------- */
 
-size_t edp_varint_size(int64_t v)
+static inline uint64_t zigzag(int64_t v)
 {
-    uint64_t u = ((uint64_t)v << 1) ^ (uint64_t)(v >> 63);
-    size_t n = 1;
-    while (u >= 0x80) {
-        u >>= 7;
-        n++;
-    }
-    return n;
+    return ((uint64_t)v << 1) ^ (uint64_t)(v >> 63);
 }
 
-size_t edp_varint_encode(uint8_t *dst, int64_t v)
+static inline size_t uvarint_size(uint64_t u)
 {
-    uint64_t u = ((uint64_t)v << 1) ^ (uint64_t)(v >> 63);
+    return u < 0x80 ? 1 : (size_t)(63 - __builtin_clzll(u)) / 7 + 1;
+}
+
+static inline size_t uvarint_put(uint8_t *dst, uint64_t u)
+{
     size_t n = 0;
     while (u >= 0x80) {
         dst[n++] = (uint8_t)(u | 0x80);
@@ -33,6 +31,16 @@ size_t edp_varint_encode(uint8_t *dst, int64_t v)
     }
     dst[n++] = (uint8_t)u;
     return n;
+}
+
+size_t edp_varint_size(int64_t v)
+{
+    return uvarint_size(zigzag(v));
+}
+
+size_t edp_varint_encode(uint8_t *dst, int64_t v)
+{
+    return uvarint_put(dst, zigzag(v));
 }
 
 int edp_varint_decode(const uint8_t **p, const uint8_t *end, int64_t *out)
@@ -278,17 +286,17 @@ int edp_header_next(const uint8_t **pp, const uint8_t *end, edp_header_t *h)
 static inline size_t body_size(int64_t ts_delta, int32_t off_delta, int32_t key_len,
                                int32_t value_len, size_t headers_len, int32_t header_count)
 {
-    return 1 + edp_varint_size(ts_delta) + edp_varint_size(off_delta) +
-           edp_varint_size(key_len) + (key_len > 0 ? (size_t)key_len : 0) +
-           edp_varint_size(value_len) + (value_len > 0 ? (size_t)value_len : 0) +
-           edp_varint_size(header_count) + headers_len;
+    return 1 + uvarint_size(zigzag(ts_delta)) + uvarint_size(zigzag(off_delta)) +
+           uvarint_size(zigzag(key_len)) + (key_len > 0 ? (size_t)key_len : 0) +
+           uvarint_size(zigzag(value_len)) + (value_len > 0 ? (size_t)value_len : 0) +
+           uvarint_size(zigzag(header_count)) + headers_len;
 }
 
 size_t edp_record_size(int64_t ts_delta, int32_t off_delta, int32_t key_len, int32_t value_len,
                        size_t headers_len, int32_t header_count)
 {
     size_t body = body_size(ts_delta, off_delta, key_len, value_len, headers_len, header_count);
-    return edp_varint_size((int64_t)body) + body;
+    return uvarint_size(zigzag((int64_t)body)) + body;
 }
 
 size_t edp_record_encode(uint8_t *dst, int64_t ts_delta, int32_t off_delta, const uint8_t *key,
@@ -297,21 +305,21 @@ size_t edp_record_encode(uint8_t *dst, int64_t ts_delta, int32_t off_delta, cons
 {
     size_t body = body_size(ts_delta, off_delta, key_len, value_len, headers_len, header_count);
     uint8_t *p = dst;
-    p += edp_varint_encode(p, (int64_t)body);
+    p += uvarint_put(p, zigzag((int64_t)body));
     *p++ = 0; /* record attributes: unused */
-    p += edp_varint_encode(p, ts_delta);
-    p += edp_varint_encode(p, off_delta);
-    p += edp_varint_encode(p, key_len);
+    p += uvarint_put(p, zigzag(ts_delta));
+    p += uvarint_put(p, zigzag(off_delta));
+    p += uvarint_put(p, zigzag(key_len));
     if (key_len > 0) {
         memcpy(p, key, (size_t)key_len);
         p += key_len;
     }
-    p += edp_varint_encode(p, value_len);
+    p += uvarint_put(p, zigzag(value_len));
     if (value_len > 0) {
         memcpy(p, value, (size_t)value_len);
         p += value_len;
     }
-    p += edp_varint_encode(p, header_count);
+    p += uvarint_put(p, zigzag(header_count));
     if (headers_len) {
         memcpy(p, headers, headers_len);
         p += headers_len;
