@@ -1,12 +1,14 @@
-"""``edplog perf compare``: edplog side by side with the machine's limits and peer systems.
+"""``edplog perf log`` and ``edplog perf compare``: edplog against baselines, as ratios.
 
-The harness itself lives in ``edplog.perf.compare``; this module only declares the command,
-so ``edplog --help`` stays fast (nothing heavy is imported until the command runs).
+The harnesses live in ``edplog.perf.log`` and ``edplog.perf.compare``; this module only declares
+the commands, so ``edplog --help`` stays fast (nothing heavy is imported until the command runs).
 """
 
 from __future__ import annotations
 
 import argparse
+import re
+from collections.abc import Callable
 from typing import Any
 
 FAMILY_NAMES = "limits, embedded, redis, nats, broker"
@@ -41,8 +43,101 @@ def _compare(args: argparse.Namespace) -> int:
         return 2
 
 
+def parse_bytes(text: str) -> int:
+    """'64M', '1GiB', '1g', '4096' -> bytes (binary multiples)."""
+    m = re.fullmatch(r"\s*(\d+)\s*([kmgt]?)(i?b)?\s*", text.lower())
+    if not m:
+        raise argparse.ArgumentTypeError(f"not a size: {text!r} (e.g. 64M, 1G, 1048576)")
+    return int(m.group(1)) << (10 * " kmgt".index(m.group(2) or " "))
+
+
+def _positive(kind: Callable[[str], Any]) -> Callable[[str], Any]:
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"must be positive: {text}")
+        return value
+
+    return parse
+
+
+def _log(args: argparse.Namespace) -> int:
+    from .log import run_perf_log
+
+    return run_perf_log(
+        records=args.records,
+        value_bytes=args.value_bytes,
+        runs=args.runs,
+        seconds=args.seconds,
+        reopen_bytes=args.reopen_bytes,
+        parent_dir=args.dir,
+        show_progress=not args.no_progress,
+        json_path=args.json,
+    )
+
+
+def _register_log(perf: Any) -> None:
+    p = perf.add_parser(
+        "log",
+        help="the embedded Log against a struct loop, SQLite and os.write, as ratios",
+        description="Measure edplog.Log in-process (append, append_batches, read, read_numpy, "
+        "reopen after SIGKILL) against naive baselines run side by side, and print each ratio "
+        "with its goal. Runs in a temporary directory that is removed afterwards.",
+    )
+    p.add_argument(
+        "--records",
+        type=_positive(int),
+        default=1_000_000,
+        metavar="N",
+        help="record cap of one timed run (default %(default)s)",
+    )
+    p.add_argument(
+        "--value-bytes",
+        type=_positive(int),
+        default=100,
+        metavar="B",
+        help="value size in bytes (default %(default)s)",
+    )
+    p.add_argument(
+        "--seconds",
+        type=_positive(float),
+        default=0.5,
+        metavar="S",
+        help="time cap of one timed run (default %(default)s)",
+    )
+    p.add_argument(
+        "--runs",
+        type=_positive(int),
+        default=3,
+        metavar="N",
+        help="timed runs per figure; the median is reported (default %(default)s)",
+    )
+    p.add_argument(
+        "--reopen-bytes",
+        type=parse_bytes,
+        default=64 << 20,
+        metavar="SIZE",
+        help="unflushed segment size for the SIGKILL reopen, e.g. 1G for the goal's size "
+        "(default 64M; smaller sizes are projected linearly to 1 GiB)",
+    )
+    p.add_argument(
+        "--dir",
+        metavar="DIR",
+        help="filesystem to measure on: a temporary directory is made there and removed "
+        "(default: the system temp dir)",
+    )
+    p.add_argument("--json", metavar="PATH", help="also write the raw samples and ratios here")
+    p.add_argument("--no-progress", action="store_true", help="no live progress line")
+    p.set_defaults(func=_log)
+
+
 def register(commands: Any, perf: Any) -> None:
-    """Add ``compare`` to the ``edplog perf`` subcommands."""
+    """Add ``log`` and ``compare`` to the ``edplog perf`` subcommands."""
+    if "log" not in perf.choices:  # another command family may already provide it
+        _register_log(perf)
     p = perf.add_parser(
         "compare",
         help="edplog vs machine limits, Redis Streams and NATS JetStream, as ratios",
