@@ -380,8 +380,14 @@ int edp_segment_load(edp_segment_t *seg, edp_diag_t *diag)
     int rc;
     edp_offset_index_last(&seg->oidx, &ioff, &pos);
     int index_ok = pos < size || (pos == 0 && size == 0);
-    /* Walk headers from the last index entry to the end of the file. */
+    /* Walk headers from the last index entry to the end of the file. An index that stops
+     * early (deleted, zeroed or cut short after a crash) still chains, but appends would have
+     * added an entry once more than index_interval_bytes followed the last one: replaying that
+     * rule finds the missing entries, and the index is rebuilt rather than left sparse (a
+     * sparse index makes every later lookup scan the segment from its start). */
     int64_t next = seg->base_offset;
+    int64_t since_entry = 0;
+    int oidx_full = seg->oidx.entries >= seg->oidx.max_entries;
     if (index_ok) {
         int64_t p = pos;
         while (p < size) {
@@ -389,14 +395,20 @@ int edp_segment_load(edp_segment_t *seg, edp_diag_t *diag)
             rc = read_header(seg, p, size, &h, NULL);
             int chained = p == pos ? (pos == 0 || h.base_offset + h.last_offset_delta == ioff)
                                    : h.base_offset >= next;
-            if (rc != EDP_OK || !chained) {
+            if (rc != EDP_OK || !chained ||
+                (p != pos && since_entry > seg->index_interval_bytes && !oidx_full)) {
                 index_ok = 0;
                 break;
             }
             next = h.base_offset + h.last_offset_delta + 1;
+            since_entry += h.batch_length + EDP_BATCH_LOG_OVERHEAD;
             p += h.batch_length + EDP_BATCH_LOG_OVERHEAD;
         }
     }
+    /* Every offset-index entry is written together with a time-index entry when the time
+     * index is empty, so entries in one and none in the other mean the time index was lost. */
+    if (seg->oidx.entries > 0 && seg->tidx.entries == 0)
+        index_ok = 0;
     if (index_ok && edp_index_sanity(&seg->oidx, size, next) == EDP_OK &&
         edp_index_sanity(&seg->tidx, size, next) == EDP_OK) {
         int64_t ts, toff;
@@ -416,7 +428,7 @@ int edp_segment_load(edp_segment_t *seg, edp_diag_t *diag)
                 p += h.batch_length + EDP_BATCH_LOG_OVERHEAD;
             }
         }
-        seg->bytes_since_index = size - pos;
+        seg->bytes_since_index = since_entry;
         publish(seg, size, next);
         return EDP_OK;
     }
