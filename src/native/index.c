@@ -35,6 +35,37 @@ static inline void time_entry(const edp_index_t *ix, size_t i, int64_t *ts, int6
     *offset = ix->base_offset + (int64_t)be32_load(e + 8);
 }
 
+/* The end of the last region of the file that holds data: the part past it is a hole (the
+ * untouched preallocation). Reading holes through the mapping would fault a page in for each
+ * of them, and on tmpfs that allocates memory and raises SIGBUS when the filesystem is full.
+ * Falls back to size where holes cannot be found. */
+static size_t data_end(int fd, size_t size)
+{
+    off_t off = 0, end = 0;
+    for (int i = 0; i < 4096 && (size_t)off < size; i++) {
+        off_t d = lseek(fd, off, SEEK_DATA);
+        if (d < 0)
+            return errno == ENXIO ? (size_t)end : size;
+        off_t h = lseek(fd, d, SEEK_HOLE);
+        if (h < 0)
+            return size;
+        end = h;
+        off = h;
+    }
+    return (size_t)off < size ? size : (size_t)end;
+}
+
+/* Allocate the file block under the entry at byte pos before writing it through the mapping,
+ * so that a full filesystem is an ENOSPC here rather than a SIGBUS on the store. Only the
+ * first entry of each page pays for the call. */
+static int back_entry(const edp_index_t *ix, size_t pos)
+{
+    const size_t page = 4096;
+    if (pos % page != 0 && pos / page == (pos + ix->entry_bytes - 1) / page)
+        return EDP_OK;
+    return posix_fallocate(ix->fd, (off_t)pos, (off_t)ix->entry_bytes);
+}
+
 static int is_zero(const uint8_t *p, size_t n)
 {
     for (size_t i = 0; i < n; i++)
@@ -80,6 +111,9 @@ int edp_index_open(edp_index_t *ix, const char *path, int64_t base_offset, size_
     if (!writable)
         ix->max_entries = file_entries;
     /* A preallocated file that was not trimmed (a crash) ends in zeroed entries. */
+    size_t stored = data_end(ix->fd, (size_t)st.st_size);
+    if (file_entries > (stored + entry_bytes - 1) / entry_bytes)
+        file_entries = (stored + entry_bytes - 1) / entry_bytes;
     while (file_entries > 0 &&
            is_zero(ix->map + (file_entries - 1) * entry_bytes, entry_bytes))
         file_entries--;
@@ -153,6 +187,9 @@ int edp_offset_index_append(edp_index_t *ix, int64_t offset, int64_t pos)
         if (offset <= last_off || pos <= last_pos)
             return EDP_EOUT_OF_ORDER;
     }
+    int rc = back_entry(ix, n * EDP_OFFSET_ENTRY_BYTES);
+    if (rc != EDP_OK)
+        return rc;
     uint8_t *e = ix->map + n * EDP_OFFSET_ENTRY_BYTES;
     be32_store(e, (uint32_t)rel);
     be32_store(e + 4, (uint32_t)pos);
@@ -222,6 +259,9 @@ int edp_time_index_maybe_append(edp_index_t *ix, int64_t timestamp_ms, int64_t o
     int64_t rel = offset - ix->base_offset;
     if (rel < 0 || rel > (int64_t)UINT32_MAX)
         return EDP_EOFFSET_OVERFLOW;
+    int rc = back_entry(ix, n * EDP_TIME_ENTRY_BYTES);
+    if (rc != EDP_OK)
+        return rc;
     uint8_t *e = ix->map + n * EDP_TIME_ENTRY_BYTES;
     be64_store(e, (uint64_t)timestamp_ms);
     be32_store(e + 8, (uint32_t)rel);
