@@ -185,7 +185,16 @@ class Log(_native.LogCore):
     _was_cut = False
 
     def _recover_segment(self, seg: _native.Segment, recovery_point: int) -> None:
-        valid, cut, batches, records, reason = seg.recover(recovery_point)
+        try:
+            valid, cut, batches, records, reason = seg.recover(recovery_point)
+        except CorruptRecordError as exc:
+            raise CorruptRecordError(
+                f"{seg.path}: damaged below the recovery point {recovery_point} ({exc}); "
+                "the partition cannot be opened without losing flushed data",
+                path=seg.path,
+                position=exc.position,
+                offset=exc.offset,
+            ) from exc
         self._was_cut = cut > 0
         if cut:
             self.recovery_report.append(
@@ -246,6 +255,10 @@ class Log(_native.LogCore):
 
     def _seal(self) -> None:
         self._check_open()
+        if self._active.poisoned:
+            # The open batch can never be written; readers still get every written batch,
+            # and flush() and later writes fail on the poisoned segment.
+            return
         super()._seal()
 
     def _flush_segments(self) -> None:
@@ -361,7 +374,7 @@ class Log(_native.LogCore):
 
     def _reraise(self, exc: EdplogError, seg: _native.Segment, pos: int) -> None:
         raise type(exc)(
-            f"{seg.path}: {exc} (batch at position {pos + (exc.position or 0)})",
+            f"{seg.path}: {exc} (at position {pos + (exc.position or 0)})",
             path=seg.path,
             position=pos + (exc.position or 0),
             offset=exc.offset,
@@ -643,7 +656,9 @@ class _Flusher:
         with self._lock:
             self._logs.add(log_)
             if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="edplog-flusher", daemon=True)
+                self._thread = threading.Thread(
+                    target=self._run, name="edplog-flusher", daemon=True
+                )
                 self._thread.start()
 
     def unregister(self, log_: Log) -> None:
