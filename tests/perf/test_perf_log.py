@@ -66,7 +66,7 @@ def test_tiny_run_prints_every_workload_row_with_baseline_and_goal(tiny_run) -> 
 
 def test_tiny_run_shows_progress_on_stderr(tiny_run) -> None:
     proc, _ = tiny_run
-    assert "Log.append" in proc.stderr and "run 1/1" in proc.stderr
+    assert "round 1/1: Log.append" in proc.stderr
 
 
 def test_tiny_run_removes_its_temporary_directory(tiny_run) -> None:

@@ -17,7 +17,8 @@ reopen after SIGKILL of a writer       (1 GiB unflushed active segment)        <
 The workloads themselves live in ``edplog.perf.compare.embedded`` and ``limits`` (shared with
 ``edplog perf compare`` and ``bench/bench_log.py``); this module adds the SIGKILL reopen, runs
 them with a progress line and prints the table. Each figure is the median of ``--runs`` timed
-runs after a shorter warm-up. Timings never make the command fail; a workload that raises does.
+runs after a shorter warm-up, interleaved in rounds (see ``measure_rounds``). Timings never
+make the command fail; a workload that raises does.
 """
 
 from __future__ import annotations
@@ -39,7 +40,16 @@ from types import FrameType
 from typing import Any
 
 from .compare import data, embedded, limits
-from .compare.model import Budget, Context, Figure, Progress, Sample, Spec, human_rate
+from .compare.model import (
+    Budget,
+    Context,
+    CpuProbe,
+    Figure,
+    Progress,
+    Sample,
+    Spec,
+    human_rate,
+)
 
 GIB = 1 << 30
 REOPEN_GOAL_SECONDS = 2.0
@@ -244,37 +254,68 @@ def render_table(rows: Sequence[Row]) -> str:
     return "\n".join(lines)
 
 
+def measure_rounds(
+    ctx: Context, items: Sequence[tuple[Spec, Callable[[Budget], Sample], bool]]
+) -> list[Figure]:
+    """Warm every workload up, then run ``ctx.runs`` rounds of every workload in turn.
+
+    Interleaving (A B C, A B C, ...) rather than repeating each workload back to back keeps
+    a baseline and its edplog figure seconds apart in every round, so a change in the shared
+    machine's load shifts both sides of a ratio alike. A workload that raises becomes a
+    skip carrying the error and is not run again; the others go on.
+    """
+    budget = ctx.budget
+    small = Budget(budget.name, budget.seconds / 4, budget.max_bytes // 4, 0.0)
+    figures = []
+    for spec, _, _ in items:
+        figures.append(Figure(spec))
+        ctx.figures.append(figures[-1])
+
+    def attempt(figure: Figure, label: str, call: Callable[[], Sample]) -> Sample | None:
+        try:
+            return call()
+        except KeyboardInterrupt:
+            raise
+        except Exception as exc:  # noqa: BLE001 - shown in the table, never hidden
+            figure.samples.clear()
+            figure.skipped = f"failed: {type(exc).__name__}: {exc}"
+            ctx.progress.say(f"  {label}: {figure.skipped}")
+            return None
+
+    def label(spec: Spec) -> str:
+        return f"{spec.title} [{spec.batching}]"
+
+    for figure, (spec, run, warmup) in zip(figures, items, strict=True):
+        if warmup:
+            ctx.progress.show(f"warm-up: {label(spec)}")
+            attempt(figure, label(spec), lambda run=run: run(small))
+    for i in range(ctx.runs):
+        for figure, (spec, run, _) in zip(figures, items, strict=True):
+            if figure.skipped:
+                continue
+            ctx.progress.show(f"round {i + 1}/{ctx.runs}: {label(spec)}")
+            probe = CpuProbe(ctx.server_pids)
+            probe.start()
+            sample = attempt(figure, label(spec), lambda run=run: run(budget))
+            if sample is None:
+                continue
+            probe.stop(sample)
+            figure.samples.append(sample)
+            ctx.progress.show(
+                f"round {i + 1}/{ctx.runs}: {label(spec)} {human_rate(sample.records_per_s)}rec/s"
+                f" {human_rate(sample.bytes_per_s, 'B/s')}"
+            )
+    return figures
+
+
 def run_workloads(ctx: Context, size: int, reopen_bytes: int) -> list[Row]:
-    """Measure every baseline and workload (each baseline right before its edplog figure)."""
+    """Measure every baseline and workload, each baseline right before its edplog figure."""
     workdir, budget = ctx.workdir, ctx.budget
     engine = embedded.EmbeddedLog(workdir)
+    naive_path = os.path.join(workdir, "naive-read.bin")
 
     def spec(key: str, title: str, batching: str, durability: str, client: str) -> Spec:
         return Spec(key, "log", title, size, batching, durability, client)
-
-    struct_fig = ctx.measure(
-        spec("naive.struct", "struct loop", "one write per record", "no fsync", "Python file"),
-        lambda b: embedded.struct_loop(workdir, size, b),
-    )
-    sqlite_fig = ctx.measure(
-        spec("naive.sqlite", "sqlite3 WAL", "4096 rows per executemany", "sync=NORMAL", "sqlite3"),
-        lambda b: embedded.sqlite_wal(workdir, size, b),
-    )
-    append_fig = ctx.measure(
-        spec("log.append", "Log.append", "one call per record", "no fsync", "edplog.Log"),
-        lambda b: engine.append(size, b),
-    )
-    write_fig = ctx.measure(
-        spec("limits.write", "os.write", "1 MiB per call", "page cache", "os"),
-        lambda b: limits.write_new_file(workdir, size, b),
-    )
-    batches_fig = ctx.measure(
-        spec(
-            "log.append_batches", "Log.append_batches", "1 MiB per call", "no fsync", "edplog.Log"
-        ),
-        lambda b: engine.append_batches(size, b),
-    )
-    naive_path = os.path.join(workdir, "naive-read.bin")
 
     def naive_read(b: Budget) -> Sample:
         if not os.path.exists(naive_path):  # written once, read by every run
@@ -282,33 +323,75 @@ def run_workloads(ctx: Context, size: int, reopen_bytes: int) -> list[Row]:
             embedded.write_struct(naive_path, data.payloads(size), total, float("inf"))
         return embedded.read_struct(naive_path, b.seconds)[0]
 
-    try:
-        naive_fig = ctx.measure(
+    items: list[tuple[Spec, Callable[[Budget], Sample], bool]] = [
+        (
+            spec("naive.struct", "struct loop", "one write per record", "no fsync", "Python file"),
+            lambda b: embedded.struct_loop(workdir, size, b),
+            True,
+        ),
+        (
+            spec("naive.sqlite", "sqlite3 WAL", "4096 rows per executemany", "NORMAL", "sqlite3"),
+            lambda b: embedded.sqlite_wal(workdir, size, b),
+            True,
+        ),
+        (
+            spec("log.append", "Log.append", "one call per record", "no fsync", "edplog.Log"),
+            lambda b: engine.append(size, b),
+            True,
+        ),
+        (
+            spec("limits.write", "os.write", "1 MiB per call", "page cache", "os"),
+            lambda b: limits.write_new_file(workdir, size, b),
+            True,
+        ),
+        (
+            spec("log.append_batches", "Log.append_batches", "1 MiB per call", "no fsync", "Log"),
+            lambda b: engine.append_batches(size, b),
+            True,
+        ),
+        (
             spec("naive.read", "struct unpack loop", "1 MiB reads", "page cache", "Python file"),
             naive_read,
-        )
+            True,
+        ),
+        (
+            spec("log.read", "Log.read", "4096 records per call", "page cache", "edplog.Log"),
+            lambda b: engine.read(size, b),
+            True,
+        ),
+        (
+            spec("log.read_numpy", "Log.read_numpy", "65536 per call", "page cache", "edplog.Log"),
+            lambda b: engine.read(size, b, numpy=True),
+            True,
+        ),
+        (
+            spec(
+                "log.reopen",
+                "reopen after SIGKILL",
+                f"{_human_bytes(reopen_bytes)} unflushed",
+                "none",
+                "edplog.Log",
+            ),
+            lambda b: reopen_after_kill(workdir, reopen_bytes, size),
+            False,
+        ),
+    ]
+    try:
+        figures = measure_rounds(ctx, items)
     finally:
         if os.path.exists(naive_path):
             os.unlink(naive_path)
-    read_fig = ctx.measure(
-        spec("log.read", "Log.read", "4096 records per call", "page cache", "edplog.Log"),
-        lambda b: engine.read(size, b),
-    )
-    numpy_fig = ctx.measure(
-        spec("log.read_numpy", "Log.read_numpy", "65536 per call", "page cache", "edplog.Log"),
-        lambda b: engine.read(size, b, numpy=True),
-    )
-    reopen_fig = ctx.measure(
-        spec(
-            "log.reopen",
-            "reopen after SIGKILL",
-            f"{_human_bytes(reopen_bytes)} unflushed",
-            "none",
-            "edplog.Log",
-        ),
-        lambda b: reopen_after_kill(workdir, reopen_bytes, size),
-        warmup=False,
-    )
+    (
+        struct_fig,
+        sqlite_fig,
+        append_fig,
+        write_fig,
+        batches_fig,
+        naive_fig,
+        read_fig,
+        numpy_fig,
+        reopen_fig,
+    ) = figures
     return [
         Row("Log.append (1 record/call)", append_fig, struct_fig, "struct loop", 2.0),
         Row("Log.append (1 record/call)", append_fig, sqlite_fig, "sqlite3 WAL", 10.0),
