@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 import struct
+import time
 
 import pytest
 from broker_helpers import RawClient, batch, create_topic, fetch_body, produce_body
@@ -125,6 +126,68 @@ def test_long_poll_is_woken_by_an_append(kafka_broker: str) -> None:
         got, resp = consumer.recv(FETCH, 12)
         assert got == cid
         assert [r.value for r in _records(resp)] == [b"hello"]
+
+
+def test_long_poll_is_woken_by_an_acks_zero_append(kafka_broker: str) -> None:
+    with RawClient(kafka_broker) as consumer, RawClient(kafka_broker) as producer:
+        create_topic(producer, "wake0")
+        cid = consumer.send(FETCH, 12, fetch_body("wake0", 0, 0, max_wait_ms=20_000))
+        producer.send(PRODUCE, 9, produce_body("wake0", 0, batch([b"quiet"]), acks=0))
+        consumer.sock.settimeout(10)  # far below max_wait: only the append can answer it
+        got, resp = consumer.recv(FETCH, 12)
+        assert got == cid
+        assert [r.value for r in _records(resp)] == [b"quiet"]
+
+
+def _fill(c: RawClient, topic: str, batches: int, per_batch: int = 900) -> int:
+    """Append ``batches`` batches of 1000-byte records; returns the record count."""
+    for i in range(batches):
+        values = [bytes([i % 251]) * 1000] * per_batch
+        assert (
+            c.call(PRODUCE, 9, produce_body(topic, 0, batch(values)))["responses"][0][
+                "partition_responses"
+            ][0]["error_code"]
+            == 0
+        )
+    return batches * per_batch
+
+
+def test_large_fetch_arrives_whole_through_a_stalled_reader(
+    kafka_broker: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A response far above the socket buffer, read only after a pause: the sender thread
+    gives up on the stalled socket, the loop finishes the send, and every byte is right."""
+    from edplog.broker import server
+
+    monkeypatch.setattr(server, "SENDER_STALL_MS", 20)
+    with RawClient(kafka_broker) as c:
+        create_topic(c, "big")
+        count = _fill(c, "big", 8)
+        body = fetch_body("big", 0, 0, max_bytes=16 << 20, partition_max_bytes=16 << 20)
+        cid = c.send(FETCH, 12, body)
+        time.sleep(0.3)  # let the broker fill the socket and stall (no timing is asserted)
+        got, resp = c.recv(FETCH, 12)
+        assert got == cid
+        records = _records(resp)
+        assert len(records) == count
+        assert [r.offset for r in records] == list(range(count))
+        assert records[-1].value == bytes([7]) * 1000
+        for _ in range(3):  # and the connection keeps serving large fetches in order
+            assert len(_records(c.call(FETCH, 12, body))) == count
+
+
+def test_client_closing_during_a_large_fetch_spares_the_broker(kafka_broker: str) -> None:
+    with RawClient(kafka_broker) as c:
+        create_topic(c, "gone")
+        _fill(c, "gone", 8)
+    body = fetch_body("gone", 0, 0, max_bytes=16 << 20, partition_max_bytes=16 << 20)
+    for _ in range(5):
+        with RawClient(kafka_broker) as quitter:
+            quitter.send(FETCH, 12, body)
+            quitter.sock.recv(4096)  # the response has started; hang up in the middle
+    with RawClient(kafka_broker) as c:
+        assert c.call(API_VERSIONS, 0, {})["error_code"] == 0
+        assert len(_records(c.call(FETCH, 12, body))) == 8 * 900
 
 
 def test_acks_zero_sends_no_response(kafka_broker: str) -> None:
@@ -285,6 +348,23 @@ def test_metadata_reports_controller_and_auto_creates(kafka_broker: str) -> None
             },
         )
         assert resp["topics"][0]["error_code"] == 3
+
+
+def test_metadata_marks_internal_topics(kafka_broker: str) -> None:
+    with RawClient(kafka_broker) as c:
+        create_topic(c, "plain")
+        resp = c.call(
+            METADATA,
+            12,
+            {
+                "topics": None,
+                "allow_auto_topic_creation": False,
+                "include_topic_authorized_operations": False,
+            },
+        )
+        internal = {t["name"]: t["is_internal"] for t in resp["topics"]}
+        assert internal["__consumer_offsets"] is True
+        assert internal["plain"] is False
 
 
 def test_many_connections_one_misbehaving(kafka_broker: str) -> None:

@@ -88,6 +88,18 @@ def test_subscribe_in_group_and_commit(kafka_broker: str) -> None:
     c.close()
 
 
+def test_deleted_topic_loses_its_committed_offsets(kafka_broker: str) -> None:
+    admin = AdminClient({"bootstrap.servers": kafka_broker})
+    admin.create_topics([NewTopic("ck-del", 1, 1)])["ck-del"].result(10)
+    c = _consumer(kafka_broker, "g-del")
+    c.commit(offsets=[TopicPartition("ck-del", 0, 7)], asynchronous=False)
+    assert c.committed([TopicPartition("ck-del", 0)], timeout=10)[0].offset == 7
+    admin.delete_topics(["ck-del"])["ck-del"].result(10)
+    admin.create_topics([NewTopic("ck-del", 1, 1)])["ck-del"].result(10)
+    assert c.committed([TopicPartition("ck-del", 0)], timeout=10)[0].offset < 0
+    c.close()
+
+
 def test_admin_create_list_describe_delete(kafka_broker: str) -> None:
     admin = AdminClient({"bootstrap.servers": kafka_broker})
     futures = admin.create_topics(

@@ -16,8 +16,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import select
 import socket
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,6 +46,16 @@ READ_CHUNK = 256 * 1024
 MAX_IN_FLIGHT = 64
 # How long a graceful shutdown waits for in-flight requests before closing sockets.
 SHUTDOWN_GRACE_S = 5.0
+# A file region still this large when the socket buffer fills is sent by a sender thread in
+# blocking style (sendfile, poll, sendfile ...): the kernel wakes the thread as the client
+# drains, instead of a round of epoll, callbacks and task switches on the event loop per
+# socket-buffer-full. Smaller remainders (and every region when all threads are busy) stay
+# on the loop.
+SENDER_THREADS = 4
+SENDER_MIN_BYTES = 512 * 1024
+# A sender thread hands the region back to the loop after this long without progress, so a
+# client that stops reading cannot hold a thread.
+SENDER_STALL_MS = 200
 
 Handler = Callable[["Broker", RequestHeader, dict[str, Any]], Awaitable[dict[str, Any] | None]]
 
@@ -80,6 +92,8 @@ class Broker:
         self._shutdown_waiter: asyncio.Future[None] | None = None
         self.commit: Any = None
         self.producer_ids: Any = None
+        self.sender = ThreadPoolExecutor(SENDER_THREADS, thread_name_prefix="edplog-send")
+        self.senders_busy = 0
 
     # ---- lifecycle -------------------------------------------------------------------------
 
@@ -128,6 +142,9 @@ class Broker:
             )
         for conn in conns:
             conn.close()
+        sending = [c.threaded_send for c in conns if c.threaded_send is not None]
+        if sending:  # each ends at once (its socket was shut down) and then closes it
+            await asyncio.wait(sending, timeout=SHUTDOWN_GRACE_S)
         if self.coordinator is not None:
             try:
                 await self.coordinator.close()
@@ -135,9 +152,13 @@ class Broker:
                 log.exception("group coordinator did not close cleanly")
         if self.commit is not None:
             await self.commit.close()
+        self.sender.shutdown(wait=True)
         if self.store is not None:
             self.store.flush()
             self.store.close()
+
+    def sender_done(self, _: Any) -> None:
+        self.senders_busy -= 1
 
     def shutdown_waiter(self) -> asyncio.Future[None]:
         """Completes when shutdown starts, so long polls return at once."""
@@ -188,10 +209,16 @@ class Broker:
         return parts[index]
 
     def topic_deleted(self, topic: str) -> None:
-        """Forget a deleted topic's partitions and wake fetches parked on them."""
+        """Forget a deleted topic's partitions, wake fetches parked on them and drop its
+        committed offsets, so a topic re-created under the name starts with none."""
         parts = self._partitions.pop(topic, None)
         for partition in parts or ():
             partition.notify()
+        if self.coordinator is not None:
+            try:
+                self.coordinator.topic_deleted(topic)
+            except Exception:
+                log.exception("could not drop the committed offsets of deleted topic %s", topic)
 
     def partitions_added(self, topic: str) -> None:
         """Open the new partitions, keeping the old ones (and their producer state)."""
@@ -218,6 +245,9 @@ class Connection:
         self._reader: asyncio.Task[None] | None = None
         self._writer: asyncio.Task[None] | None = None
         self._closed = False
+        # A sendfile running on a sender thread: the socket is closed only after it ends,
+        # so its descriptor cannot be reused under the thread.
+        self._threaded: asyncio.Future[int] | None = None
 
     def start(self) -> None:
         loop = asyncio.get_running_loop()
@@ -228,6 +258,12 @@ class Connection:
         """Shutdown: take no new requests; the writer drains what was already read."""
         if self._reader is not None and not self._reader.done():
             self._reader.cancel()
+
+    @property
+    def threaded_send(self) -> asyncio.Future[int] | None:
+        """The sendfile running on a sender thread, if one is."""
+        t = self._threaded
+        return t if t is not None and not t.done() else None
 
     async def finished(self) -> None:
         if self._writer is not None:
@@ -240,10 +276,18 @@ class Connection:
         for task in (self._reader, self._writer):
             if task is not None and not task.done() and task is not asyncio.current_task():
                 task.cancel()
-        try:
-            self.sock.close()
-        except OSError:
-            pass
+        threaded = self._threaded
+        if threaded is not None and not threaded.done():
+            try:  # makes the thread's sendfile fail at once; the socket closes after it
+                self.sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            threaded.add_done_callback(lambda _: self.sock.close())
+        else:
+            try:
+                self.sock.close()
+            except OSError:
+                pass
         self.broker.forget(self)
 
     # ---- reading ---------------------------------------------------------------------------
@@ -410,8 +454,22 @@ class Connection:
             try:
                 sent = os.sendfile(self._fd, file_fd, pos, count)
             except (BlockingIOError, InterruptedError):
-                await self._writable()
-                continue
+                broker = self.broker
+                if count < SENDER_MIN_BYTES or broker.senders_busy >= SENDER_THREADS:
+                    await self._writable()
+                    continue
+                broker.senders_busy += 1
+                threaded = asyncio.get_running_loop().run_in_executor(
+                    broker.sender, _send_blocking, self._fd, file_fd, pos, count
+                )
+                threaded.add_done_callback(broker.sender_done)
+                self._threaded = threaded
+                # shield: a cancelled writer must not mark the send done while the thread
+                # still uses the socket (close() waits for this future).
+                sent = await asyncio.shield(threaded)
+                if sent == 0:  # stalled: the client is not reading; wait on the loop
+                    await self._writable()
+                    continue
             if sent == 0:
                 # The segment shrank under us (retention/truncation): the response is already
                 # partly written and cannot be completed, so the connection must end.
@@ -432,6 +490,28 @@ class Connection:
             await fut
         finally:
             loop.remove_writer(self._fd)
+
+
+def _send_blocking(out_fd: int, file_fd: int, pos: int, count: int) -> int:
+    """Sendfile ``count`` bytes on a sender thread, polling while the socket is full.
+
+    Returns the bytes sent: all of them, or fewer when the socket made no progress for
+    ``SENDER_STALL_MS``. Raises ConnectionError if the file ends before the region does.
+    """
+    poller = select.poll()
+    poller.register(out_fd, select.POLLOUT)
+    done = 0
+    while done < count:
+        try:
+            sent = os.sendfile(out_fd, file_fd, pos + done, count - done)
+        except (BlockingIOError, InterruptedError):
+            if not poller.poll(SENDER_STALL_MS):
+                break
+            continue
+        if sent == 0:
+            raise ConnectionError("segment file ended before the fetched region")
+        done += sent
+    return done
 
 
 _CLOSE: Any = object()  # a handler result meaning "end this connection without answering"
