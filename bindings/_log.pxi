@@ -5,6 +5,7 @@
 # segment list, rolling, retention and recovery are policy and live in edplog.log, which
 # subclasses LogCore; LogCore calls back into it (self._before_write) once per batch written.
 from libc.stdint cimport INT32_MAX
+from libc.stdio cimport snprintf
 from cpython.bytearray cimport PyByteArray_Check
 
 cdef extern from "<pthread.h>" nogil:
@@ -279,35 +280,17 @@ def decode_records_into(list out, data, int64_t min_offset, int64_t max_records,
     return pos, next_offset
 
 
-cdef int _bulk_records(const uint8_t *p, const uint8_t *end, edp_batch_hdr_t *h,
-                       int64_t min_offset, int64_t *offsets, int64_t *timestamps,
-                       int32_t *lengths, uint8_t *values, Py_ssize_t cap, Py_ssize_t vcap,
-                       Py_ssize_t *n, Py_ssize_t *vn) noexcept nogil:
-    """Fill the arrays from one records section. Returns 0, 1 when the value buffer is full
-    (the caller grows it and decodes the batch again), 2 when every row is taken, -1 on bad
-    input."""
-    cdef edp_record_t rec
-    cdef int32_t i
-    cdef int64_t offset
-    cdef bint log_append = h.attributes & EDP_ATTR_LOG_APPEND_TIME
-    for i in range(h.record_count):
-        if edp_record_next(&p, end, &rec) != EDP_OK:
-            return -1
-        offset = h.base_offset + rec.offset_delta
-        if offset < min_offset:
-            continue
-        if n[0] >= cap:
-            return 2
-        if rec.value_len > 0 and vn[0] + rec.value_len > vcap:
-            return 1
-        offsets[n[0]] = offset
-        timestamps[n[0]] = h.max_timestamp_ms if log_append else h.base_timestamp_ms + rec.timestamp_delta
-        lengths[n[0]] = rec.value_len
-        if rec.value_len > 0:
-            memcpy(values + vn[0], rec.value, <size_t>rec.value_len)
-            vn[0] += rec.value_len
-        n[0] += 1
-    return 0
+cdef inline int _crc_ok(const uint8_t *b, edp_batch_hdr_t *h, edp_diag_t *diag) noexcept nogil:
+    """The CRC check alone: the column walk that follows checks the record structure."""
+    cdef uint32_t crc = edp_crc32c(0, b + 21, <size_t>h.batch_length + EDP_BATCH_LOG_OVERHEAD - 21)
+    if crc != h.crc:
+        diag.code = EDP_ECORRUPT
+        diag.pos = 17
+        diag.offset = h.base_offset
+        snprintf(diag.msg, sizeof(diag.msg), b"CRC mismatch: stored 0x%08x, computed 0x%08x",
+                 h.crc, crc)
+        return EDP_ECORRUPT
+    return EDP_OK
 
 
 def decode_columns_into(data, int64_t min_offset, int64_t[::1] offsets, int64_t[::1] timestamps,
@@ -326,17 +309,26 @@ def decode_columns_into(data, int64_t min_offset, int64_t[::1] offsets, int64_t[
     cdef edp_batch_hdr_t h
     cdef edp_diag_t diag
     cdef int rc, fill
-    cdef Py_ssize_t cap = offsets.shape[0], vcap = values.shape[0]
     cdef Py_ssize_t n0, vn0
     cdef bytes plain
     cdef const uint8_t *rp
     cdef const uint8_t *rend
     cdef int codec
+    cdef edp_columns_t cols
+    cols.cap = offsets.shape[0]
+    cols.value_cap = values.shape[0]
+    cols.offsets = &offsets[0] if cols.cap else NULL
+    cols.timestamps_ms = &timestamps[0] if cols.cap else NULL
+    cols.value_lengths = &lengths[0] if cols.cap else NULL
+    cols.values = &values[0] if cols.value_cap else NULL
     while pos < size:
         _diag_clear(&diag)
         with nogil:
             if verify:
-                rc = edp_batch_validate(p + pos, size - pos, 0, &h, &diag)
+                rc = edp_batch_header(p + pos, size - pos, &h, &diag)
+                if rc == 0:
+                    rc = edp_batch_validate(p + pos, size - pos, 0, &h, &diag) if (
+                        h.attributes & EDP_ATTR_CODEC_MASK) else _crc_ok(p + pos, &h, &diag)
             else:
                 rc = edp_batch_header(p + pos, size - pos, &h, &diag)
         if rc == EDP_ETRUNCATED:
@@ -356,10 +348,12 @@ def decode_columns_into(data, int64_t min_offset, int64_t[::1] offsets, int64_t[
                     :h.batch_length + EDP_BATCH_LOG_OVERHEAD - EDP_BATCH_HEADER_BYTES])
                 rp = <const uint8_t *>PyBytes_AS_STRING(plain)
                 rend = rp + PyBytes_GET_SIZE(plain)
+            cols.rows = n
+            cols.value_bytes = vn
             with nogil:
-                fill = _bulk_records(rp, rend, &h, min_offset, &offsets[0] if cap else NULL,
-                                     &timestamps[0] if cap else NULL, &lengths[0] if cap else NULL,
-                                     &values[0] if vcap else NULL, cap, vcap, &n, &vn)
+                fill = edp_records_columns(rp, rend, &h, min_offset, &cols)
+            n = cols.rows
+            vn = cols.value_bytes
         if fill < 0:
             raise _errors.CorruptRecordError(
                 f"malformed record in the batch at offset {h.base_offset}", offset=h.base_offset)

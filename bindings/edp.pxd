@@ -88,6 +88,16 @@ cdef extern from "edplog/batch.h" nogil:
     size_t edp_record_encode(uint8_t *dst, int64_t timestamp_delta, int32_t offset_delta, const uint8_t *key, int32_t key_len, const uint8_t *value, int32_t value_len, const uint8_t *headers, size_t headers_len, int32_t header_count) noexcept
     size_t edp_header_encode(uint8_t *dst, size_t cap, const uint8_t *key, int32_t key_len, const uint8_t *value, int32_t value_len) noexcept
     size_t edp_batch_finish(uint8_t *buf, size_t records_len, const edp_batch_hdr_t *hdr) noexcept
+    ctypedef struct edp_columns_t:
+        int64_t *offsets
+        int64_t *timestamps_ms
+        int32_t *value_lengths
+        uint8_t *values
+        size_t cap
+        size_t value_cap
+        size_t rows
+        size_t value_bytes
+    int edp_records_columns(const uint8_t *p, const uint8_t *end, const edp_batch_hdr_t *h, int64_t min_offset, edp_columns_t *c) noexcept
     size_t edp_varint_encode(uint8_t *dst, int64_t v) noexcept
     int edp_varint_decode(const uint8_t **p, const uint8_t *end, int64_t *out) noexcept
     size_t edp_varint_size(int64_t v) noexcept

@@ -397,3 +397,43 @@ size_t edp_batch_finish(uint8_t *buf, size_t records_len, const edp_batch_hdr_t 
     be32_store(buf + 17, edp_crc32c(0, buf + CRC_START, total - CRC_START));
     return total;
 }
+
+int edp_records_columns(const uint8_t *p, const uint8_t *end, const edp_batch_hdr_t *h,
+                        int64_t min_offset, edp_columns_t *c)
+{
+    int log_append = h->attributes & EDP_ATTR_LOG_APPEND_TIME;
+    for (int32_t i = 0; i < h->record_count; i++) {
+        int64_t length, ts_delta, off_delta, key_len, value_len;
+        const uint8_t *q = p;
+        if (walk_varint(&q, end, &length) != EDP_OK || length < 6 || length > end - q)
+            return -1;
+        const uint8_t *rend = q + length;
+        q++; /* attributes */
+        if (walk_varint(&q, rend, &ts_delta) != EDP_OK ||
+            walk_varint(&q, rend, &off_delta) != EDP_OK ||
+            walk_varint(&q, rend, &key_len) != EDP_OK || key_len < -1 || key_len > rend - q)
+            return -1;
+        q += key_len > 0 ? key_len : 0;
+        if (walk_varint(&q, rend, &value_len) != EDP_OK || value_len < -1 ||
+            value_len > rend - q)
+            return -1;
+        p = rend;
+        int64_t offset = h->base_offset + off_delta;
+        if (offset < min_offset)
+            continue;
+        if (c->rows >= c->cap)
+            return 2;
+        if (value_len > 0 && c->value_bytes + (size_t)value_len > c->value_cap)
+            return 1;
+        c->offsets[c->rows] = offset;
+        c->timestamps_ms[c->rows] =
+            log_append ? h->max_timestamp_ms : h->base_timestamp_ms + ts_delta;
+        c->value_lengths[c->rows] = (int32_t)value_len;
+        if (value_len > 0) {
+            memcpy(c->values + c->value_bytes, q, (size_t)value_len);
+            c->value_bytes += (size_t)value_len;
+        }
+        c->rows++;
+    }
+    return p == end ? 0 : -1;
+}

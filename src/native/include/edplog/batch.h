@@ -180,6 +180,27 @@ size_t edp_header_encode(uint8_t *dst, size_t cap, const uint8_t *key, int32_t k
  */
 size_t edp_batch_finish(uint8_t *buf, size_t records_len, const edp_batch_hdr_t *hdr);
 
+/** Column buffers filled by edp_records_columns (caller-owned). */
+typedef struct edp_columns {
+    int64_t *offsets;
+    int64_t *timestamps_ms;
+    int32_t *value_lengths;   /**< -1 for a null value */
+    uint8_t *values;          /**< the values back to back */
+    size_t cap;               /**< rows the arrays hold */
+    size_t value_cap;         /**< bytes values holds */
+    size_t rows;              /**< rows filled so far */
+    size_t value_bytes;       /**< value bytes filled so far */
+} edp_columns_t;
+
+/**
+ * Append the records of an uncompressed records section [p, end) of batch h with offset >=
+ * min_offset to the columns. Only lengths, deltas and values are read (keys and headers are
+ * skipped by length). @return 0; 1 when the value buffer is full (the rows this batch added
+ * remain, the caller rolls back to its own mark); 2 when every row is taken; -1 on bad input.
+ */
+int edp_records_columns(const uint8_t *p, const uint8_t *end, const edp_batch_hdr_t *h,
+                        int64_t min_offset, edp_columns_t *c);
+
 /* ---- varints (exposed for the protocol codec and tests) -------------------------------- */
 size_t edp_varint_encode(uint8_t *dst, int64_t v);            /**< zigzag; <= 10 bytes */
 int edp_varint_decode(const uint8_t **p, const uint8_t *end, int64_t *out); /**< zigzag */
