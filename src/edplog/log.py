@@ -348,11 +348,16 @@ class Log(_native.LogCore):
         the batch at that position is larger than the chunk and is read again whole.
         """
         i = max(bisect.bisect_right(self._bases, offset) - 1, 0)
+        # One buffer for every chunk: fresh memory costs a page fault per 4 KiB on first touch,
+        # more than the copy itself (perf.md, quirk 1). consume must not keep a view of data.
+        buf = bytearray(chunk_bytes)
         for seg in self._segments[i:]:
             pos = seg.find(offset)
             want = chunk_bytes
             while pos < seg.size:
-                data = seg.pread(pos, want)
+                if want > len(buf):
+                    buf = bytearray(want)
+                data = memoryview(buf)[: seg.readinto(memoryview(buf)[:want], pos)]
                 try:
                     used, stop = consume(seg, pos, data)
                 except EdplogError as exc:
@@ -430,7 +435,11 @@ class Log(_native.LogCore):
         offsets = np.empty(cap, np.int64)
         timestamps = np.empty(cap, np.int64)
         lengths = np.empty(cap, np.int32)
-        values = np.empty(max(min(self.size_bytes, 1 << 22), 1 << 16), np.uint8)
+        # Uncompressed values take less room than the batches holding them: size the value
+        # buffer from the log bytes those records occupy (compressed ones grow it as needed).
+        i = max(bisect.bisect_right(self._bases, offset) - 1, 0)
+        log_bytes = sum(seg.size for seg in self._segments[i:])
+        values = np.empty(int(log_bytes * cap / max(remaining, 1)) + (1 << 16), np.uint8)
         state = {"n": 0, "vn": 0, "values": values}
 
         def consume(seg: _native.Segment, pos: int, data: bytes) -> tuple[int, bool]:
