@@ -108,6 +108,10 @@ cdef class LogCore:
         cdef int64_t ts, offset
         self._lock()
         try:
+            if self._active.seg.poisoned:
+                raise _errors.LogPoisonedError(
+                    f"{self._active.path}: an earlier write or fsync failed; the log refuses "
+                    "writes (reopen it to recover)", path=self._active.path)
             ts = _encode_record(&self._batch, &self._hdrs, self._count, self._count == 0,
                                 &self._base_ts, value, key, headers, timestamp_ms, &self._clock)
             if self._count == 0 or ts > self._max_ts:
