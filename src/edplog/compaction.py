@@ -71,20 +71,32 @@ def compact_log(log: Log, now_ms: int | None = None) -> int:
         sealed = log._segments[:-1]
         if not sealed:
             return 0
+        # Nothing new to clean since the last pass, and no tombstone waiting to expire.
+        state = (sealed[-1].base_offset, len(sealed))
+        if getattr(log, "_compacted", None) == state and not getattr(log, "_tombstones", 0):
+            return 0
         latest: dict[bytes, int] = {}
         for rec in log._iter_written():
             if rec.key is not None:
                 latest[rec.key] = rec.offset
         removed = 0
+        tombstones = [0]
         for i, seg in enumerate(sealed):
-            removed += _clean_segment(log, i, seg, latest, tombstone_deadline)
+            removed += _clean_segment(log, i, seg, latest, tombstone_deadline, tombstones)
+        log._compacted = state
+        log._tombstones = tombstones[0]
         return removed
     finally:
         log._release()
 
 
 def _clean_segment(
-    log: Log, index: int, seg: _native.Segment, latest: dict[bytes, int], tombstone_deadline: int
+    log: Log,
+    index: int,
+    seg: _native.Segment,
+    latest: dict[bytes, int],
+    tombstone_deadline: int,
+    tombstones: list[int],
 ) -> int:
     out = bytearray()
     removed = 0
@@ -102,6 +114,7 @@ def _clean_segment(
             )
         ]
         removed += len(batch.records) - len(keep)
+        tombstones[0] += sum(1 for r in keep if r.key is not None and r.value is None)
         if len(keep) == len(batch.records):
             out += raw
         elif keep:
