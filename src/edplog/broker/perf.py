@@ -135,6 +135,11 @@ def _consume_client(args: argparse.Namespace) -> int:
             "group.id": "edplog-perf",
             "enable.auto.commit": False,
             "fetch.max.bytes": args.fetch_bytes,
+            # librdkafka >= 2.3 stops fetching for fetch.queue.backoff.ms (1 s by default)
+            # whenever more than queued.min.messages (100,000) records are queued locally,
+            # and does not resume early when the queue drains: with small records one fetch
+            # passes that mark, so reading a backlog would run in one-second steps.
+            "fetch.queue.backoff.ms": 10,
         }
     )
     consumer.assign([TopicPartition(args.topic, 0, 0)])
