@@ -11,7 +11,7 @@ The library in four names:
 from __future__ import annotations
 
 try:
-    from . import _native
+    from . import _native  # noqa: F401  (fail loudly here, before anything else loads)
 except ImportError as exc:  # never fall back to a slower path silently
     raise ImportError(
         "edplog's native extension (edplog._native) is missing or failed to load: "

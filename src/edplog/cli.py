@@ -13,16 +13,18 @@ import importlib
 import sys
 
 COMMAND_MODULES = [
-    "edplog.storage_cli",  # dump, verify, perf log
+    "edplog.storage_cli",  # dump, verify
     "edplog.broker.cli",  # broker, topics, produce, consume, groups
-    "edplog.perf.cli",  # perf produce, perf consume, perf compare
+    "edplog.perf.cli",  # perf log, perf compare
 ]
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="edplog",
-        description="Kafka-format partition logs: an embeddable library and a Kafka-compatible broker.",
+        description=(
+            "Kafka-format partition logs: an embeddable library and a Kafka-compatible broker."
+        ),
     )
     from . import __version__
 

@@ -98,5 +98,6 @@ def decompress(codec: int, data: bytes | bytearray | memoryview) -> bytes:
     except CorruptRecordError:
         raise
     except Exception as exc:  # each library raises its own type for bad input
-        raise CorruptRecordError(f"cannot decompress {CODEC_NAMES.get(codec, codec)} batch: {exc}")
+        name = CODEC_NAMES.get(codec, codec)
+        raise CorruptRecordError(f"cannot decompress {name} batch: {exc}") from exc
     raise UnsupportedCodecError(f"compression codec {codec} is unknown")

@@ -120,8 +120,9 @@ def _clean_segment(
         elif keep:
             builder = _native.BatchBuilder()
             for r in keep:
-                builder.append_at(r.offset - batch.base_offset, r.value, r.key, r.headers,
-                                  r.timestamp_ms)
+                builder.append_at(
+                    r.offset - batch.base_offset, r.value, r.key, r.headers, r.timestamp_ms
+                )
             out += builder.build(
                 codec_id(batch.compression),
                 base_offset=batch.base_offset,

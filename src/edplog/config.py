@@ -95,7 +95,9 @@ _BROKER_UNITS = {
 
 
 def canonical_name(name: str) -> str:
-    """The Kafka spelling of a property name (underscores allowed); InvalidConfigError if unknown."""
+    """The Kafka spelling of a property name (underscores allowed).
+
+    Raises InvalidConfigError for a name that is not a topic property."""
     key = name.replace("_", ".")
     if key not in TOPIC_PROPERTIES:
         raise InvalidConfigError(f"unknown topic config {name!r}")

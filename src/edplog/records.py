@@ -51,7 +51,8 @@ def build_batch(
             )
         else:
             key, value, *rest = rec
-            builder.append(value, key, rest[0] if rest else None, rest[1] if len(rest) > 1 else None)
+            headers = rest[0] if rest else None
+            builder.append(value, key, headers, rest[1] if len(rest) > 1 else None)
     return builder.build(
         codec_id(compression),
         base_offset=base_offset,

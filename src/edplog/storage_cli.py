@@ -12,7 +12,7 @@ import struct
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from . import _native
@@ -90,7 +90,7 @@ def read_index(path: str, entry: str) -> list[tuple[int, int]]:
 def _ts(ms: int) -> str:
     if ms < 0:
         return str(ms)
-    return datetime.fromtimestamp(ms / 1000, timezone.utc).isoformat(timespec="milliseconds")
+    return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds")
 
 
 def _show(value: bytes | None, limit: int = 80) -> str:
@@ -159,9 +159,7 @@ def _segment_paths(path: str) -> list[str]:
         return [path]
     if not os.path.isdir(path):
         return []
-    return [
-        os.path.join(path, name) for name in sorted(os.listdir(path)) if SEGMENT_RE.match(name)
-    ]
+    return [os.path.join(path, name) for name in sorted(os.listdir(path)) if SEGMENT_RE.match(name)]
 
 
 # ---- verify -----------------------------------------------------------------------------
@@ -183,7 +181,8 @@ def verify_partition(directory: str) -> tuple[int, list[str]]:
             for info in iter_batches(log_path):
                 b = info.batch
                 checked += 1
-                if b.base_offset < base or (next_offset is not None and b.base_offset < next_offset):
+                behind = next_offset is not None and b.base_offset < next_offset
+                if b.base_offset < base or behind:
                     raise Damage(
                         log_path,
                         info.position,
@@ -200,7 +199,9 @@ def verify_partition(directory: str) -> tuple[int, list[str]]:
     return checked, problems
 
 
-def _verify_indexes(stem: str, base: int, ends: dict[int, int], next_offset: int | None) -> list[str]:
+def _verify_indexes(
+    stem: str, base: int, ends: dict[int, int], next_offset: int | None
+) -> list[str]:
     problems = []
     index_path, time_path = stem + ".index", stem + ".timeindex"
     if os.path.exists(index_path):
@@ -219,7 +220,9 @@ def _verify_indexes(stem: str, base: int, ends: dict[int, int], next_offset: int
         for ts, rel in read_index(time_path, ">qI"):
             offset = base + rel
             if ts <= prev_ts or (next_offset is not None and offset >= next_offset):
-                problems.append(f"{time_path}: entry (timestamp {ts}, offset {offset}) is out of order")
+                problems.append(
+                    f"{time_path}: entry (timestamp {ts}, offset {offset}) is out of order"
+                )
                 break
             prev_ts = ts
     return problems
