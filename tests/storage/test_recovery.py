@@ -537,11 +537,6 @@ def test_disk_full_fails_loudly_keeps_the_log_readable_and_recovers(small_tmpfs,
         assert log.read(len(got))[0].value == b"after"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="LogCore.append (bindings/_log.pxi) adds to the open batch without checking that "
-    "the active segment is poisoned; the failure only surfaces when the batch is written",
-)
 def test_append_after_a_failed_write_raises_at_once(small_tmpfs):
     """After ENOSPC poisoned the active segment, append() itself must fail loudly."""
     path = os.path.join(small_tmpfs, "t-0")
