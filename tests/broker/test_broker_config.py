@@ -42,6 +42,24 @@ def test_broker_properties_map_to_config_and_topic_defaults() -> None:
     assert defaults["max.message.bytes"] == "2000"
 
 
+def test_unlimited_coarse_retention_and_store_property_names() -> None:
+    cfg = BrokerConfig.from_properties(
+        {
+            "log.retention.hours": "-1",
+            "log.roll.hours": "1",
+            "log.preallocate": "true",
+            "log.cleaner.delete.retention.ms": "1000",
+            "log.index.size.max.bytes": "4096",
+        }
+    )
+    defaults = cfg.store_defaults()
+    assert defaults["retention.ms"] == "-1"  # unlimited stays unlimited, not -1 hour
+    assert defaults["segment.ms"] == "3600000"
+    assert defaults["preallocate"] == "true"
+    assert defaults["delete.retention.ms"] == "1000"
+    assert defaults["segment.index.bytes"] == "4096"
+
+
 def test_listener_forms() -> None:
     assert parse_listener("127.0.0.1:0") == ("127.0.0.1", 0)
     assert parse_listener("PLAINTEXT://:9092,SSL://:9093") == ("0.0.0.0", 9092)

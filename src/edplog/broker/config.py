@@ -13,24 +13,14 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-# broker property -> topic-level property it provides the default for (Kafka's LogConfig).
-TOPIC_DEFAULTS_FROM_BROKER = {
-    "log.segment.bytes": "segment.bytes",
-    "log.roll.ms": "segment.ms",
-    "log.roll.hours": "segment.ms",
-    "log.retention.ms": "retention.ms",
-    "log.retention.minutes": "retention.ms",
-    "log.retention.hours": "retention.ms",
-    "log.retention.bytes": "retention.bytes",
-    "log.cleanup.policy": "cleanup.policy",
-    "log.index.interval.bytes": "index.interval.bytes",
-    "log.flush.interval.messages": "flush.messages",
-    "log.flush.interval.ms": "flush.ms",
-    "log.message.timestamp.type": "message.timestamp.type",
-    "message.max.bytes": "max.message.bytes",
-    "compression.type": "compression.type",
-    "min.insync.replicas": "min.insync.replicas",
-}
+from ..config import BROKER_DEFAULTS
+
+# broker property -> topic-level property it provides the default for (Kafka's LogConfig);
+# the table is the store's, so both read server.properties alike.
+TOPIC_DEFAULTS_FROM_BROKER = BROKER_DEFAULTS
+# The coarse retention/roll properties (``log.retention.hours`` ...) are read below rather
+# than by ``edplog.config.broker_topic_defaults``, which multiplies -1 ("unlimited") by the
+# unit instead of keeping it.
 # Units of the coarse retention/roll properties; the finest one given wins, as in Kafka.
 _UNIT_MS = {"ms": 1, "minutes": 60_000, "hours": 3_600_000}
 
