@@ -145,3 +145,50 @@ def test_readers_in_threads_see_a_prefix_consistent_log_while_one_writer_appends
     assert not errors, errors[0]
     assert [r.value for r in log.read(0)] == [value(i) for i in range(total)]
     log.close()
+
+
+def test_flush_messages_fsyncs_every_n_records(tmp_path):
+    """flush.messages=3: the recovery point (what is known fsynced) moves every 3 appends."""
+    with Log(str(tmp_path), {"flush.messages": 3}) as log:
+        points = []
+        for _ in range(7):
+            log.append(b"r")
+            points.append(log.recovery_point)
+        assert points == [0, 0, 3, 3, 3, 6, 6]
+
+
+def test_flush_ms_flushes_in_the_background(tmp_path):
+    """flush.ms=50: a record nobody flushes becomes durable without another call."""
+    import time
+
+    with Log(str(tmp_path), flush_ms=50) as log:
+        log.append(b"r")
+        assert log.recovery_point == 0
+        deadline = time.monotonic() + 10
+        while log.recovery_point < 1 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert log.recovery_point == 1
+
+
+def test_concurrent_flushes_share_one_fsync_and_cover_every_append(tmp_path):
+    """Group commit: threads that flush at once all return with their records durable."""
+    with Log(str(tmp_path)) as log:
+        errors = []
+
+        def writer(n: int) -> None:
+            try:
+                for _ in range(50):
+                    offset = log.append(b"x%d" % n)
+                    log.flush()
+                    assert log.recovery_point > offset
+            except Exception as exc:  # surfaced below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=writer, args=(i,)) for i in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        assert not errors
+        assert log.log_end_offset == 200
+        assert len(log.read(0)) == 200
