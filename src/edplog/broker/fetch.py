@@ -10,6 +10,7 @@ broker stops.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any
 
 from ..protocol import FileRegion, RequestHeader
@@ -126,19 +127,30 @@ def _read(broker: Broker, req: dict[str, Any]) -> tuple[dict[str, Any], int, boo
     return body, total, failed, seen
 
 
-async def handle_fetch(
+def fetch_now(
     broker: Broker, header: RequestHeader, req: dict[str, Any]
-) -> dict[str, Any]:
-    """Answer at once if ``min_bytes`` are there (or a partition failed); else long-poll."""
+) -> dict[str, Any] | Coroutine[Any, Any, dict[str, Any]]:
+    """Answer at once if ``min_bytes`` are there (or a partition failed): the body, built
+    without a task or an event-loop round. Otherwise the long poll, as a coroutine."""
     loop = asyncio.get_running_loop()
     max_wait_s = max(0, req.get("max_wait_ms", 0) or 0) / 1000.0
     min_bytes = req.get("min_bytes", 1) or 0
     deadline = loop.time() + max_wait_s
+    body, total, failed, seen = _read(broker, req)
+    if total >= min_bytes or failed or max_wait_s <= 0 or not seen or broker.closing:
+        return body
+    return _long_poll(broker, req, min_bytes, deadline, seen)
+
+
+async def _long_poll(
+    broker: Broker, req: dict[str, Any], min_bytes: int, deadline: float, seen: list[Any]
+) -> dict[str, Any]:
+    """Park on the partitions' append waiters until min_bytes, the deadline or shutdown."""
+    loop = asyncio.get_running_loop()
     while True:
-        body, total, failed, seen = _read(broker, req)
         remaining = deadline - loop.time()
-        if total >= min_bytes or failed or remaining <= 0 or not seen or broker.closing:
-            return body
+        if remaining <= 0 or broker.closing:
+            return _read(broker, req)[0]
         waiters = [p.waiter() for p in seen]
         try:
             await asyncio.wait(
@@ -150,6 +162,17 @@ async def handle_fetch(
             for partition, fut in zip(seen, waiters, strict=True):
                 partition.discard_waiter(fut)
                 fut.cancel()
+        body, total, failed, seen = _read(broker, req)
+        if total >= min_bytes or failed or not seen or broker.closing:
+            return body
+
+
+async def handle_fetch(
+    broker: Broker, header: RequestHeader, req: dict[str, Any]
+) -> dict[str, Any]:
+    """Answer at once if ``min_bytes`` are there (or a partition failed); else long-poll."""
+    result = fetch_now(broker, header, req)
+    return await result if isinstance(result, Coroutine) else result
 
 
 def _max_timestamp(partition: Partition) -> tuple[int, int] | None:
@@ -253,3 +276,5 @@ async def handle_offset_for_leader_epoch(
 
 
 HANDLERS = {1: handle_fetch, 2: handle_list_offsets, 23: handle_offset_for_leader_epoch}
+# Run in the request's dispatch; a coroutine result (a long poll) becomes its task.
+NOW_HANDLERS = {1: fetch_now}

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
@@ -132,13 +133,14 @@ def error_body(req: dict[str, Any], code: int) -> dict[str, Any]:
     }
 
 
-async def handle_produce(
+def produce_now(
     broker: Broker, header: RequestHeader, req: dict[str, Any]
-) -> dict[str, Any] | None:
+) -> dict[str, Any] | None | Coroutine[Any, Any, dict[str, Any]]:
     """Append each partition's batches; answer per partition (nothing at all for acks=0).
 
-    No ``await`` comes before the appends, so requests pipelined on one connection are
-    appended in the order they were sent: idempotent producers rely on it.
+    Runs in the request's dispatch, so requests pipelined on one connection are appended
+    in the order they were sent (idempotent producers rely on it) and acks=0/1 need no task.
+    For acks=-1 the result is a coroutine that answers once the data is flushed.
     """
     acks = req["acks"]
     if acks not in (0, 1, -1):
@@ -182,15 +184,31 @@ async def handle_produce(
         responses.append({"name": name, "partition_responses": results})
     if acks == 0:
         return None
+    body = {"responses": responses, "throttle_time_ms": 0}
     if to_flush and broker.config.flush_on_acks_all:
-        try:
-            await broker.commit.flush([log_ for log_, _ in to_flush])
-        except Exception as exc:
-            code = error_code(exc)
-            for _, result in to_flush:
-                result["error_code"] = code if code != -1 else KAFKA_STORAGE_ERROR
-                result["base_offset"] = -1
-    return {"responses": responses, "throttle_time_ms": 0}
+        return _flushed(broker, body, to_flush)
+    return body
+
+
+async def _flushed(
+    broker: Broker, body: dict[str, Any], to_flush: list[tuple[Any, dict[str, Any]]]
+) -> dict[str, Any]:
+    try:
+        await broker.commit.flush([log_ for log_, _ in to_flush])
+    except Exception as exc:
+        code = error_code(exc)
+        for _, result in to_flush:
+            result["error_code"] = code if code != -1 else KAFKA_STORAGE_ERROR
+            result["base_offset"] = -1
+    return body
+
+
+async def handle_produce(
+    broker: Broker, header: RequestHeader, req: dict[str, Any]
+) -> dict[str, Any] | None:
+    """``produce_now`` as a coroutine handler."""
+    result = produce_now(broker, header, req)
+    return await result if isinstance(result, Coroutine) else result
 
 
 async def handle_init_producer_id(
@@ -224,3 +242,5 @@ async def handle_init_producer_id(
 
 
 HANDLERS = {0: handle_produce, 22: handle_init_producer_id}
+# Run in the request's dispatch; a coroutine result (acks=-1) becomes its task.
+NOW_HANDLERS = {0: produce_now}

@@ -3,7 +3,10 @@
 Each connection has a reader that cuts 4-byte size-prefixed frames and starts one handler
 task per request, and a writer that sends responses strictly in request order, because Kafka
 clients pipeline requests and match responses by position. A Fetch parked in a long poll
-therefore holds back the responses queued behind it on *its* connection only.
+therefore holds back the responses queued behind it on *its* connection only. Produce and
+Fetch run inside the reader when they need not wait (no acks=-1 flush, no long poll), and
+when nothing is queued ahead the reader writes the response itself: no task, no queue and
+no writer wake-up on the common path.
 
 Sockets are used directly rather than through asyncio transports so that Fetch responses can
 interleave ``sendmsg`` (headers built in Python) with ``os.sendfile`` from segment files at
@@ -18,7 +21,7 @@ import logging
 import os
 import select
 import socket
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -58,6 +61,9 @@ SENDER_MIN_BYTES = 512 * 1024
 SENDER_STALL_MS = 200
 
 Handler = Callable[["Broker", RequestHeader, dict[str, Any]], Awaitable[dict[str, Any] | None]]
+# A handler run inside the dispatch: the response body (None: no response), or a coroutine
+# for the part that has to wait, which becomes the request's task.
+NowHandler = Callable[["Broker", RequestHeader, dict[str, Any]], Any]
 
 
 @dataclass(slots=True)
@@ -84,6 +90,8 @@ class Broker:
         self.store: Any = None
         self.coordinator: Any = None
         self.handlers = handlers if handlers is not None else default_handlers()
+        # Fetch and Produce answer without a task or an event-loop round when they can.
+        self.now_handlers: dict[int, NowHandler] = {} if handlers is not None else now_handlers()
         self.closing = False
         self._partitions: dict[str, list[Partition]] = {}
         self._listener: socket.socket | None = None
@@ -248,6 +256,9 @@ class Connection:
         # A sendfile running on a sender thread: the socket is closed only after it ends,
         # so its descriptor cannot be reused under the thread.
         self._threaded: asyncio.Future[int] | None = None
+        self._writing = False  # the writer is answering a request
+        self._inline = False  # the reader is answering one itself (see _read_loop)
+        self._stopping = False
 
     def start(self) -> None:
         loop = asyncio.get_running_loop()
@@ -256,8 +267,9 @@ class Connection:
 
     def stop_reading(self) -> None:
         """Shutdown: take no new requests; the writer drains what was already read."""
-        if self._reader is not None and not self._reader.done():
-            self._reader.cancel()
+        self._stopping = True
+        if self._reader is not None and not self._reader.done() and not self._inline:
+            self._reader.cancel()  # (an answer being written by the reader is finished)
 
     @property
     def threaded_send(self) -> asyncio.Future[int] | None:
@@ -330,6 +342,12 @@ class Connection:
                 pending = self._dispatch(fview)
                 if pending is None:
                     return
+                if pending.task is None and not self._writing and self._queue.empty():
+                    # Answered already and nothing is ahead of it: write it from here,
+                    # which saves the writer task's wake-up (an event-loop round).
+                    if not await self._answer_inline(pending) or self._stopping:
+                        return
+                    continue
                 await self._queue.put(pending)
         except (ConnectionError, OSError):
             return
@@ -366,8 +384,19 @@ class Connection:
         except (ProtocolError, ValueError, IndexError, UnicodeDecodeError) as exc:
             log.info("closing %s: malformed %s v%d body (%s)", self.peer, key, version, exc)
             return None
-        task = asyncio.ensure_future(_guarded(handler, self.broker, header, req))
-        return _Pending(header, task, None, version)
+        now = self.broker.now_handlers.get(key)
+        if now is None:
+            task = asyncio.ensure_future(_guarded(handler, self.broker, header, req))
+            return _Pending(header, task, None, version)
+        try:
+            result = now(self.broker, header, req)
+        except Exception:
+            log.exception("handler for api %d v%d failed", key, version)
+            return _Pending(header, None, _CLOSE, version)
+        if isinstance(result, Coroutine):
+            task = asyncio.ensure_future(_guarded_coroutine(result, header))
+            return _Pending(header, task, None, version)
+        return _Pending(header, None, result, version)
 
     def _unsupported(self, header: RequestHeader, frame: memoryview) -> _Pending | None:
         """UNSUPPORTED_VERSION for a version we advertise but reject (Produce v0-2 ...).
@@ -396,22 +425,43 @@ class Connection:
 
     # ---- writing ---------------------------------------------------------------------------
 
+    async def _answer_inline(self, pending: _Pending) -> bool:
+        """Write an answered request's response from the reader; False ends the connection."""
+        body = pending.body
+        if body is _CLOSE:
+            return False
+        if body is None:  # acks=0 Produce: Kafka sends nothing back
+            return True
+        h = pending.header
+        try:
+            parts, _ = encode_response(h.api_key, pending.version, h.correlation_id, body)
+        except ProtocolError as exc:
+            log.error("could not encode a response for %s: %s", self.peer, exc)
+            return False
+        self._inline = True
+        try:
+            await self._send(parts)
+        finally:
+            self._inline = False
+        return True
+
     async def _write_loop(self) -> None:
         try:
             while True:
                 pending = await self._queue.get()
                 if pending is None:
                     return
+                self._writing = True
                 body = pending.body
                 if pending.task is not None:
                     body = await pending.task
-                    if body is _CLOSE:
-                        return
-                if body is None:  # acks=0 Produce: Kafka sends nothing back
-                    continue
-                h = pending.header
-                parts, _ = encode_response(h.api_key, pending.version, h.correlation_id, body)
-                await self._send(parts)
+                if body is _CLOSE:
+                    return
+                if body is not None:  # None: acks=0 Produce, Kafka sends nothing back
+                    h = pending.header
+                    parts, _ = encode_response(h.api_key, pending.version, h.correlation_id, body)
+                    await self._send(parts)
+                self._writing = False
         except (ConnectionError, OSError) as exc:
             log.debug("connection %s ended while writing: %s", self.peer, exc)
         except ProtocolError as exc:
@@ -530,6 +580,17 @@ async def _guarded(
         return _CLOSE
 
 
+async def _guarded_coroutine(coro: Coroutine[Any, Any, Any], header: RequestHeader) -> Any:
+    """``_guarded`` for the waiting part of a handler run in the dispatch."""
+    try:
+        return await coro
+    except asyncio.CancelledError:
+        raise
+    except Exception:
+        log.exception("handler for api %d v%d failed", header.api_key, header.api_version)
+        return _CLOSE
+
+
 async def _start_coordinator(broker: Broker) -> Any:
     """The group coordinator, when that package is present (it persists committed offsets)."""
     try:
@@ -555,6 +616,13 @@ async def _start_coordinator(broker: Broker) -> Any:
     coord = GroupCoordinator(broker.store, **kwargs)
     await coord.start()
     return coord
+
+
+def now_handlers() -> dict[int, NowHandler]:
+    """The APIs answered inside the dispatch when they need not wait (Produce, Fetch)."""
+    from . import fetch, produce
+
+    return {**produce.NOW_HANDLERS, **fetch.NOW_HANDLERS}
 
 
 def default_handlers() -> dict[int, Handler]:
