@@ -117,6 +117,31 @@ def test_responses_keep_request_order_behind_a_long_poll(kafka_broker: str) -> N
         assert c.recv(API_VERSIONS, 0)[0] == second
 
 
+def test_pipelined_mixed_requests_keep_append_and_response_order(kafka_broker: str) -> None:
+    """acks=-1 waits for a flush, acks=1/0 and immediate fetches do not: pipelined on one
+    connection they still append in request order and answer in request order."""
+    with RawClient(kafka_broker) as c:
+        create_topic(c, "mixed")
+        sent = []
+        for i in range(20):
+            acks = (-1, 1, 0)[i % 3]
+            cid = c.send(PRODUCE, 9, produce_body("mixed", 0, batch([b"%d" % i]), acks=acks))
+            if acks:
+                sent.append((PRODUCE, 9, cid, i))
+            if i % 4 == 0:
+                sent.append((API_VERSIONS, 0, c.send(API_VERSIONS, 0, {}), None))
+            if i % 5 == 0:
+                sent.append((FETCH, 12, c.send(FETCH, 12, fetch_body("mixed", 0, 0)), None))
+        for key, version, cid, i in sent:
+            got, resp = c.recv(key, version)
+            assert got == cid
+            if key == PRODUCE:
+                part = resp["responses"][0]["partition_responses"][0]
+                assert (part["error_code"], part["base_offset"]) == (0, i)
+        values = [r.value for r in _records(c.call(FETCH, 12, fetch_body("mixed", 0, 0)))]
+        assert values == [b"%d" % i for i in range(20)]
+
+
 def test_long_poll_is_woken_by_an_append(kafka_broker: str) -> None:
     with RawClient(kafka_broker) as consumer, RawClient(kafka_broker) as producer:
         create_topic(producer, "wake")
