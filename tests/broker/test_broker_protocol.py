@@ -164,6 +164,22 @@ def test_long_poll_is_woken_by_an_acks_zero_append(kafka_broker: str) -> None:
         assert [r.value for r in _records(resp)] == [b"quiet"]
 
 
+def test_append_right_behind_a_parked_fetch_wakes_it(kafka_broker: str) -> None:
+    """A fetch and an append pipelined in one write: the append is handled before the long
+    poll's task first runs, and must still wake it."""
+    with RawClient(kafka_broker) as c:
+        create_topic(c, "behind")
+        fetch = encode_request(FETCH, 12, 1, "t", fetch_body("behind", 0, 0, max_wait_ms=20_000))
+        append = encode_request(
+            PRODUCE, 9, 2, "t", produce_body("behind", 0, batch([b"now"]), acks=0)
+        )
+        c.send_raw(fetch + append)
+        c.sock.settimeout(10)  # far below max_wait: only the append can answer it
+        got, resp = c.recv(FETCH, 12)
+        assert got == 1
+        assert [r.value for r in _records(resp)] == [b"now"]
+
+
 def _fill(c: RawClient, topic: str, batches: int, per_batch: int = 900) -> int:
     """Append ``batches`` batches of 1000-byte records; returns the record count."""
     for i in range(batches):

@@ -139,23 +139,27 @@ def fetch_now(
     body, total, failed, seen = _read(broker, req)
     if total >= min_bytes or failed or max_wait_s <= 0 or not seen or broker.closing:
         return body
-    return _long_poll(broker, req, min_bytes, deadline, seen)
+    # Park on the waiters now, in the step that read the partitions: an append that runs
+    # before the long poll's task first does must still wake it.
+    waiters = [p.waiter() for p in seen]
+    return _long_poll(broker, req, min_bytes, deadline, seen, waiters)
 
 
 async def _long_poll(
-    broker: Broker, req: dict[str, Any], min_bytes: int, deadline: float, seen: list[Any]
+    broker: Broker,
+    req: dict[str, Any],
+    min_bytes: int,
+    deadline: float,
+    seen: list[Any],
+    waiters: list[asyncio.Future[None]],
 ) -> dict[str, Any]:
-    """Park on the partitions' append waiters until min_bytes, the deadline or shutdown."""
+    """Wait on the partitions' append waiters until min_bytes, the deadline or shutdown."""
     loop = asyncio.get_running_loop()
     while True:
-        remaining = deadline - loop.time()
-        if remaining <= 0 or broker.closing:
-            return _read(broker, req)[0]
-        waiters = [p.waiter() for p in seen]
         try:
             await asyncio.wait(
                 [*waiters, broker.shutdown_waiter()],
-                timeout=remaining,
+                timeout=max(0.0, deadline - loop.time()),
                 return_when=asyncio.FIRST_COMPLETED,
             )
         finally:
@@ -165,6 +169,9 @@ async def _long_poll(
         body, total, failed, seen = _read(broker, req)
         if total >= min_bytes or failed or not seen or broker.closing:
             return body
+        if deadline - loop.time() <= 0:
+            return body
+        waiters = [p.waiter() for p in seen]
 
 
 async def handle_fetch(

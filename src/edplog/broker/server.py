@@ -477,7 +477,17 @@ class Connection:
                 if run:
                     await self._sendmsg(run)
                     run = []
-                await self._sendfile(part.file.fileno(), part.pos, part.length)
+                # A descriptor of our own: a segment closed by retention or deletion while
+                # the region is on its way cannot have its number reused under the send.
+                fd = os.dup(part.file.fileno())
+                try:
+                    await self._sendfile(fd, part.pos, part.length)
+                finally:
+                    threaded = self._threaded
+                    if threaded is not None and not threaded.done():
+                        threaded.add_done_callback(lambda _, fd=fd: os.close(fd))
+                    else:
+                        os.close(fd)
             elif len(part):
                 run.append(part)
         if run:
