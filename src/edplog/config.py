@@ -7,7 +7,8 @@ raise :class:`~edplog.errors.InvalidConfigError`, as Kafka does. Values are stor
 strings Kafka would show (``describe configs``) and parsed into typed values here.
 
 The broker-level names that set the defaults of every topic (``log.segment.bytes``,
-``log.retention.ms``, ...) are mapped by :data:`BROKER_DEFAULTS`.
+``log.retention.ms``, ...) are mapped by :data:`BROKER_DEFAULTS`; the broker reads the
+coarser-unit forms (``log.retention.hours``) itself.
 """
 
 from __future__ import annotations
@@ -84,13 +85,6 @@ BROKER_DEFAULTS: dict[str, str] = {
     "compression.type": "compression.type",
     "min.insync.replicas": "min.insync.replicas",
     "log.preallocate": "preallocate",
-}
-# Coarser broker units, converted to the millisecond property above.
-# Applied coarsest first, so the finer unit wins when both are given (as in Kafka).
-_BROKER_UNITS = {
-    "log.retention.hours": ("retention.ms", 3_600_000),
-    "log.retention.minutes": ("retention.ms", 60_000),
-    "log.roll.hours": ("segment.ms", 3_600_000),
 }
 
 
@@ -198,15 +192,3 @@ class LogConfig(dict[str, Any]):
 
     def as_strings(self) -> dict[str, str]:
         return {name: to_string(name, value) for name, value in self.items()}
-
-
-def broker_topic_defaults(properties: Mapping[str, str]) -> dict[str, str]:
-    """Topic-config defaults from broker properties (server.properties names)."""
-    out: dict[str, str] = {}
-    for name, (target, factor) in _BROKER_UNITS.items():
-        if name in properties:
-            out[target] = str(int(properties[name]) * factor)
-    for name, target in BROKER_DEFAULTS.items():
-        if name in properties:
-            out[target] = properties[name]
-    return normalize(out)

@@ -64,3 +64,40 @@ def test_listener_forms() -> None:
     assert parse_listener("127.0.0.1:0") == ("127.0.0.1", 0)
     assert parse_listener("PLAINTEXT://:9092,SSL://:9093") == ("0.0.0.0", 9092)
     assert BrokerConfig(host="0.0.0.0", port=9).advertised == ("127.0.0.1", 9)
+
+
+def test_broker_applies_retention_periodically(tmp_path):
+    """log.retention.check.interval.ms: the broker deletes expired segments by itself."""
+    import time
+
+    from edplog.broker.config import BrokerConfig
+    from edplog.broker.runner import BackgroundBroker
+
+    config = BrokerConfig.from_properties(
+        {"log.retention.check.interval.ms": "100"}, data_dir=str(tmp_path), port=0
+    )
+    with BackgroundBroker(config) as broker:
+        store = broker.broker.store
+        store.create_topic("old", 1, {"retention.ms": "1000", "segment.bytes": "16384"})
+        log = store.log("old", 0)
+        for _ in range(3):
+            log.append(b"x" * 100, timestamp_ms=1_000)
+            log.roll()
+        log.append(b"fresh")
+        deadline = time.monotonic() + 20
+        while log.log_start_offset < 3 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert log.log_start_offset == 3
+        assert [r.value for r in log.read(3)] == [b"fresh"]
+
+
+def test_retention_check_interval_is_not_a_retention_time():
+    """log.retention.check.interval.ms ends in .ms but sets how often retention runs."""
+    from edplog.broker.config import BrokerConfig
+
+    cfg = BrokerConfig.from_properties(
+        {"log.retention.check.interval.ms": "100", "log.retention.bytes": "5000"}
+    )
+    assert "retention.ms" not in cfg.topic_defaults
+    assert cfg.topic_defaults["retention.bytes"] == "5000"
+    assert cfg.extra["log.retention.check.interval.ms"] == "100"

@@ -18,10 +18,8 @@ from ..config import BROKER_DEFAULTS
 # broker property -> topic-level property it provides the default for (Kafka's LogConfig);
 # the table is the store's, so both read server.properties alike.
 TOPIC_DEFAULTS_FROM_BROKER = BROKER_DEFAULTS
-# The coarse retention/roll properties (``log.retention.hours`` ...) are read below rather
-# than by ``edplog.config.broker_topic_defaults``, which multiplies -1 ("unlimited") by the
-# unit instead of keeping it.
-# Units of the coarse retention/roll properties; the finest one given wins, as in Kafka.
+# Units of the coarse retention/roll properties (``log.retention.hours`` ...), read below;
+# the finest one given wins, and -1 ("unlimited") stays -1, as in Kafka.
 _UNIT_MS = {"ms": 1, "minutes": 60_000, "hours": 3_600_000}
 
 
@@ -140,10 +138,15 @@ class BrokerConfig:
                 self.transaction_max_timeout_ms = int(value)
             elif key.startswith("group."):
                 self.group_settings[key] = value
-            elif key.startswith("log.retention.") and key.rsplit(".", 1)[1] in _UNIT_MS:
+            elif key.count(".") == 2 and key.startswith("log.retention."):
+                if key.rsplit(".", 1)[1] not in _UNIT_MS:
+                    self.extra[key] = value  # log.retention.bytes and friends
+                    if key in TOPIC_DEFAULTS_FROM_BROKER:
+                        self.topic_defaults[TOPIC_DEFAULTS_FROM_BROKER[key]] = value
+                    continue
                 retention[key.rsplit(".", 1)[1]] = int(value)
                 continue
-            elif key.startswith("log.roll.") and key.rsplit(".", 1)[1] in _UNIT_MS:
+            elif key.count(".") == 2 and key.startswith("log.roll."):
                 roll[key.rsplit(".", 1)[1]] = int(value)
                 continue
             else:

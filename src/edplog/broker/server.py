@@ -39,6 +39,8 @@ from ..protocol import (
 from .config import BrokerConfig
 from .errors import UNSUPPORTED_VERSION
 from .groups import PEER_HOST
+from .housekeeping import DEFAULT_INTERVAL_MS as DEFAULT_HOUSEKEEPING_MS
+from .housekeeping import run_housekeeping
 from .partition import Partition
 
 log = logging.getLogger("edplog.broker")
@@ -96,6 +98,7 @@ class Broker:
         self._partitions: dict[str, list[Partition]] = {}
         self._listener: socket.socket | None = None
         self._accept_task: asyncio.Task[None] | None = None
+        self._housekeeping: asyncio.Task[None] | None = None
         self._connections: set[Connection] = set()
         self._shutdown_waiter: asyncio.Future[None] | None = None
         self.commit: Any = None
@@ -117,6 +120,10 @@ class Broker:
         self.commit = GroupCommit()
         self.producer_ids = ProducerIdAllocator()
         self.coordinator = await _start_coordinator(self)
+        interval_ms = int(
+            self.config.extra.get("log.retention.check.interval.ms", DEFAULT_HOUSEKEEPING_MS)
+        )
+        self._housekeeping = loop.create_task(run_housekeeping(self.store, interval_ms))
         sock = socket.socket(socket.AF_INET6 if ":" in self.config.host else socket.AF_INET)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((self.config.host, self.config.port))
@@ -153,6 +160,8 @@ class Broker:
         sending = [c.threaded_send for c in conns if c.threaded_send is not None]
         if sending:  # each ends at once (its socket was shut down) and then closes it
             await asyncio.wait(sending, timeout=SHUTDOWN_GRACE_S)
+        if self._housekeeping is not None:
+            self._housekeeping.cancel()
         if self.coordinator is not None:
             try:
                 await self.coordinator.close()
