@@ -1,16 +1,16 @@
-"""Shared helpers for the group-coordinator tests: a fake clock, request builders and an
-in-memory store double with the same surface as :class:`edplog.store.Store`.
-
-The double lets the state machine and the replay logic be tested without disk; the tests in
-``test_persistence.py`` repeat the durability checks against the real store.
+"""Shared helpers for the group-coordinator tests: a fake clock (the coordinator takes its
+clock as a parameter, so timeouts are driven without sleeping), request builders, and a real
+Store in a temporary directory.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import atexit
+import shutil
+import tempfile
 from typing import Any
 
-from edplog.errors import TopicExistsError, UnknownTopicError
+from edplog import Store
 
 
 class FakeClock:
@@ -26,74 +26,20 @@ class FakeClock:
         self.t += ms / 1000.0
 
 
-@dataclass
-class MemRecord:
-    offset: int
-    timestamp_ms: int
-    key: bytes | None
-    value: bytes | None
-    headers: list[Any] = field(default_factory=list)
+_ROOT = tempfile.mkdtemp(prefix="edplog-group-tests-")
+atexit.register(shutil.rmtree, _ROOT, True)
 
 
-class MemLog:
-    def __init__(self) -> None:
-        self.records: list[MemRecord] = []
-        self.flushed_upto = 0
+class TempStore(Store):
+    """A real Store in a fresh temporary directory; ``reopen`` closes it and opens the same
+    directory again, as a broker restart does."""
 
-    @property
-    def log_start_offset(self) -> int:
-        return 0
+    def __init__(self, path: str | None = None) -> None:
+        super().__init__(path or tempfile.mkdtemp(dir=_ROOT))
 
-    @property
-    def log_end_offset(self) -> int:
-        return len(self.records)
-
-    def append(self, value, key=None, headers=None, timestamp_ms=None) -> int:
-        offset = len(self.records)
-        self.records.append(MemRecord(offset, timestamp_ms or 0, key, value, headers or []))
-        return offset
-
-    def flush(self) -> None:
-        self.flushed_upto = len(self.records)
-
-    def read(self, offset: int, max_records: int | None = None) -> list[MemRecord]:
-        end = len(self.records) if max_records is None else offset + max_records
-        return self.records[offset:end]
-
-
-class MemStore:
-    """Topics as lists of records. ``reopen`` keeps only flushed records, like a restart."""
-
-    def __init__(self) -> None:
-        self._topics: dict[str, list[MemLog]] = {}
-        self.configs: dict[str, dict[str, str]] = {}
-
-    def create_topic(self, name: str, partitions: int, config: dict[str, str] | None = None):
-        if name in self._topics:
-            raise TopicExistsError(name)
-        self._topics[name] = [MemLog() for _ in range(partitions)]
-        self.configs[name] = dict(config or {})
-
-    def topics(self) -> dict[str, int]:
-        return {name: len(logs) for name, logs in self._topics.items()}
-
-    def log(self, topic: str, partition: int) -> MemLog:
-        try:
-            return self._topics[topic][partition]
-        except (KeyError, IndexError):
-            raise UnknownTopicError(f"{topic}-{partition}") from None
-
-    def reopen(self) -> MemStore:
-        fresh = MemStore()
-        fresh.configs = dict(self.configs)
-        for name, logs in self._topics.items():
-            fresh._topics[name] = []
-            for old in logs:
-                new = MemLog()
-                new.records = old.records[: old.flushed_upto]
-                new.flushed_upto = len(new.records)
-                fresh._topics[name].append(new)
-        return fresh
+    def reopen(self) -> TempStore:
+        self.close()
+        return TempStore(self.data_dir)
 
 
 def join_req(
@@ -208,14 +154,14 @@ def fetched(resp: dict[str, Any]) -> dict[tuple[str, int], tuple[int, int, str]]
 
 
 def make_coord(store: Any = None, clock: FakeClock | None = None, **settings: Any):
-    """A coordinator over ``store`` (a fresh MemStore by default) with test-sized limits."""
+    """A coordinator over ``store`` (a fresh TempStore by default) with test-sized limits."""
     from edplog.group import GroupCoordinator
 
     settings.setdefault("min_session_timeout_ms", 10)
     settings.setdefault("initial_rebalance_delay_ms", 0)
     settings.setdefault("tick_interval_ms", 20)
     return GroupCoordinator(
-        store if store is not None else MemStore(), now=clock or FakeClock(), **settings
+        store if store is not None else TempStore(), now=clock or FakeClock(), **settings
     )
 
 

@@ -6,7 +6,7 @@ import asyncio
 import struct
 
 from group_helpers import (
-    MemStore,
+    TempStore,
     commit_errors,
     commit_req,
     fetch_req,
@@ -31,8 +31,8 @@ from edplog.group.offsets import (
 )
 
 
-def _store() -> MemStore:
-    store = MemStore()
+def _store() -> TempStore:
+    store = TempStore()
     store.create_topic("orders", 3)
     store.create_topic("audit", 1)
     return store
@@ -147,11 +147,11 @@ def test_offsets_are_replayed_after_reopen_and_tombstones_delete_them() -> None:
         tombstones = [
             r
             for p in range(4)
-            for r in store.log(OFFSETS_TOPIC, p).records
+            for r in store.log(OFFSETS_TOPIC, p).read(0)
             if r.value is None and decode_key(r.key)[0] == "a"
         ]
         assert sorted(decode_key(r.key)[1:] for r in tombstones) == [("audit", 0), ("orders", 0)]
-        assert store.configs[OFFSETS_TOPIC] == {"cleanup.policy": "compact"}
+        assert store.topic_config(OFFSETS_TOPIC) == {"cleanup.policy": "compact"}
 
         reopened = make_coord(store.reopen(), offsets_topic_partitions=1)
         await reopened.start()

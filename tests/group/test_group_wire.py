@@ -11,7 +11,7 @@ import asyncio
 from typing import Any
 
 import pytest
-from group_helpers import MemStore, make_coord
+from group_helpers import TempStore, make_coord
 
 protocol = pytest.importorskip("edplog.protocol")
 
@@ -158,7 +158,7 @@ async def _scenario(coord: Any, level: int) -> None:
 @pytest.mark.parametrize("level", range(9))
 def test_every_group_api_version_round_trips_through_the_codec(level: int) -> None:
     async def main() -> None:
-        store = MemStore()
+        store = TempStore()
         store.create_topic("t", 2)
         coord = make_coord(store)
         await coord.start()
