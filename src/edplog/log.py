@@ -122,9 +122,10 @@ class Log(LogReader, _native.LogCore):
             last = i == len(bases) - 1
             if i >= first_recovered:
                 seg = self._segment(base, sealed=not last)
-                self._recover_segment(seg, recovery_point)
+                was_cut = self._recover_segment(seg, recovery_point)
                 segments.append(seg)
-                if not last and self._was_cut:
+                if not last and was_cut:
+                    seg.sealed = False  # everything after it is gone: it is the active one now
                     for later in bases[i + 1 :]:
                         self._delete_files(later)
                         self.recovery_report.append(
@@ -161,9 +162,8 @@ class Log(LogReader, _native.LogCore):
         for line in self.recovery_report:
             log.warning("%s: %s", self.path, line)
 
-    _was_cut = False
-
-    def _recover_segment(self, seg: _native.Segment, recovery_point: int) -> None:
+    def _recover_segment(self, seg: _native.Segment, recovery_point: int) -> bool:
+        """Recover one segment; returns whether its tail was cut."""
         try:
             valid, cut, batches, records, reason = seg.recover(recovery_point)
         except CorruptRecordError as exc:
@@ -174,12 +174,12 @@ class Log(LogReader, _native.LogCore):
                 position=exc.position,
                 offset=exc.offset,
             ) from exc
-        self._was_cut = cut > 0
         if cut:
             self.recovery_report.append(
                 f"cut {cut} bytes at position {valid} of {os.path.basename(seg.path)} "
                 f"({batches} whole batches, {records} records kept): {reason}"
             )
+        return cut > 0
 
     def _delete_files(self, base: int) -> None:
         for name in _native.segment_file_names(self.path, base):
