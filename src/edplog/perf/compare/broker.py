@@ -6,11 +6,17 @@ stopped by PID. Figures, per record size:
 - produce with confluent-kafka (librdkafka) at acks=1 and at acks=-1 (the broker fsyncs before
   it acknowledges), lz4, linger.ms 5, 1 MiB batches: the setting perf.md goal 2 names;
 - consume with confluent-kafka (``consume(num_messages=10000)``, partition assigned directly so
-  no group rebalance is timed);
+  no group rebalance is timed) with ``fetch.queue.backoff.ms`` 10: librdkafka >= 2.3 stops
+  fetching for that long (1000 ms by default) whenever more than
+  ``queued.min.messages`` (100,000) records wait in its local queue, which at 100 B held the
+  consumer to ~125 k rec/s, measuring the client's pause rather than the broker;
 - raw fetch: Fetch v4 requests on a plain socket, responses read into one reused buffer and
   walked batch by batch (never record by record), to measure what the broker can serve;
 - end-to-end latency (produce -> consume, send time carried in the payload) at half of the
   acks=1 rate measured just before, with linger.ms 1 so the batching delay does not dominate.
+  The consumer runs in its own process: with producer and consumer in one Python process the
+  tail measured that process being overloaded (~106 % CPU), not the broker. Both processes
+  read CLOCK_MONOTONIC (``time.monotonic_ns``), which is system-wide on Linux.
 """
 
 from __future__ import annotations
@@ -19,7 +25,6 @@ import os
 import socket
 import struct
 import sys
-import threading
 import time
 from typing import Any
 
@@ -30,6 +35,10 @@ from .procs import Server, ServerError
 READY = r"(?:listening|ready|serving)\D*?(127\.0\.0\.1):(\d+)"
 FETCH_PARTITION_MAX_BYTES = 8 << 20
 LATENCY_LINGER_MS = 1
+# librdkafka >= 2.3 pauses fetching for fetch.queue.backoff.ms (default 1000) whenever its
+# local queue holds more than queued.min.messages; 10 ms keeps the fetcher busy.
+FETCH_QUEUE_BACKOFF_MS = 10
+LATENCY_FETCH_WAIT_MS = 100
 
 
 def _producer(bootstrap: str, acks: str, linger_ms: int = 5) -> Any:
@@ -120,6 +129,7 @@ def consume(bootstrap: str, topic: str, size: int, total: int, budget: Budget) -
             "enable.partition.eof": False,
             "fetch.max.bytes": 64 << 20,
             "max.partition.fetch.bytes": 8 << 20,
+            "fetch.queue.backoff.ms": FETCH_QUEUE_BACKOFF_MS,
         }
     )
     consumer.assign([TopicPartition(topic, 0, 0)])
@@ -227,87 +237,142 @@ def raw_fetch(host: str, port: int, topic: str, size: int, budget: Budget) -> Sa
     return Sample(records, moved, elapsed)
 
 
-def latency(bootstrap: str, topic: str, size: int, rate: float, budget: Budget) -> Sample:
-    """Paced produce at ``rate`` records/s with a consumer thread timing each record."""
+def _latency_consumer(bootstrap: str, topic: str, conn: Any) -> None:
+    """Child process: time every record from its embedded send stamp; report percentiles.
+
+    Protocol on ``conn``: send "ready" once positioned at the end of the partition; receive
+    the number of records the parent sent; answer with a dict (or {"error": text}).
+    """
     import numpy as np
     from confluent_kafka import Consumer, TopicPartition
 
-    pool = data.payloads(size)
     stamp = struct.Struct(">q")
+    unpack = stamp.unpack_from
+    clock = time.monotonic_ns
     consumer = Consumer(
         {
             "bootstrap.servers": bootstrap,
             "group.id": f"lat-{time.time_ns()}",
             "enable.auto.commit": False,
-            "fetch.wait.max.ms": 100,
+            "fetch.wait.max.ms": LATENCY_FETCH_WAIT_MS,
+            "fetch.queue.backoff.ms": FETCH_QUEUE_BACKOFF_MS,
             "auto.offset.reset": "latest",
             "enable.partition.eof": False,
         }
     )
-    consumer.assign([TopicPartition(topic, 0, -1)])  # OFFSET_END: only what we send now
-    samples: list[int] = []
-    stop = threading.Event()
-
-    def receive() -> None:
-        unpack = stamp.unpack_from
-        clock = time.monotonic_ns
-        # consume(n, timeout) waits for n messages or the timeout, which would add up to the
-        # timeout to every latency; poll() wakes on the first message, then drain the queue.
-        while not stop.is_set():
+    try:
+        consumer.assign([TopicPartition(topic, 0, -1)])  # OFFSET_END: only what comes next
+        for _ in range(50):  # wait until the consumer sits at the end of the partition
+            part = consumer.assignment()
+            if part and consumer.position(part)[0].offset >= 0:
+                break
+            consumer.consume(num_messages=1, timeout=0.1)
+        conn.send("ready")
+        samples: list[int] = []
+        add = samples.append
+        expected = -1
+        give_up = time.monotonic() + 600  # hard bound; the parent's count normally ends it
+        while time.monotonic() < give_up:
+            if expected < 0 and conn.poll():
+                expected = conn.recv()
+                give_up = min(give_up, time.monotonic() + 10)
+            if 0 <= expected <= len(samples):
+                break
+            # consume(n, timeout) waits for n messages or the timeout, which would add up to
+            # the timeout to every latency; poll() wakes on the first message, then drain.
             first = consumer.poll(0.05)
             if first is None:
                 continue
             for m in [first, *consumer.consume(num_messages=10_000, timeout=0)]:
                 if not m.error():
-                    samples.append(clock() - unpack(m.value())[0])
+                    add(clock() - unpack(m.value())[0])
+        if not samples:
+            conn.send({"count": 0})
+            return
+        ms = np.asarray(samples, dtype=np.int64) / 1e6
+        pct = np.percentile(ms, [50, 99, 99.9])
+        conn.send(
+            {
+                "count": len(samples),
+                "p50": float(pct[0]),
+                "p99": float(pct[1]),
+                "p99.9": float(pct[2]),
+            }
+        )
+    except Exception as exc:  # noqa: BLE001 - reported by the parent
+        conn.send({"error": f"{type(exc).__name__}: {exc}"})
+    finally:
+        consumer.close()
 
-    producer = _producer(bootstrap, "1", linger_ms=LATENCY_LINGER_MS)
-    for _ in range(20):  # wait until the consumer sits at the end of the partition
-        if consumer.assignment() and consumer.position(consumer.assignment())[0].offset >= 0:
-            break
-        consumer.consume(num_messages=1, timeout=0.1)
-    thread = threading.Thread(target=receive, name="latency-consumer", daemon=True)
-    thread.start()
-    per_ms = max(1, int(rate / 1000))
-    sent = 0
-    start = time.perf_counter()
-    end = start + budget.latency_seconds
-    tick = start
-    i = 0
-    while True:
-        now = time.perf_counter()
-        if now >= end:
-            break
-        if now < tick:
-            time.sleep(tick - now)
+
+def latency(bootstrap: str, topic: str, size: int, rate: float, budget: Budget) -> Sample:
+    """Paced produce at ``rate`` records/s; a consumer in its own process times each record."""
+    import multiprocessing
+
+    pool = data.payloads(size)
+    stamp = struct.Struct(">q")
+    # spawn, not fork: this process already runs librdkafka threads.
+    mp = multiprocessing.get_context("spawn")
+    parent, child = mp.Pipe()
+    proc = mp.Process(
+        target=_latency_consumer, args=(bootstrap, topic, child), name="latency-consumer"
+    )
+    proc.start()
+    child.close()
+    try:
+        if not parent.poll(60):
+            raise TimeoutError("the latency consumer did not get ready within 60 s")
+        ready = parent.recv()
+        if ready != "ready":
+            raise RuntimeError(f"latency consumer: {ready}")
+        producer = _producer(bootstrap, "1", linger_ms=LATENCY_LINGER_MS)
+        per_ms = max(1, int(rate / 1000))
+        sent = 0
+        start = time.perf_counter()
+        end = start + budget.latency_seconds
+        tick = start
+        i = 0
         clock = time.monotonic_ns
-        for _ in range(per_ms):
-            value = stamp.pack(clock()) + pool[i & 4095][8:]
-            producer.produce(topic, value)
-            i += 1
-        sent += per_ms
-        producer.poll(0)
-        tick += 0.001
-    producer.flush(30)
-    duration = time.perf_counter() - start
-    wait_until = time.perf_counter() + 10
-    while len(samples) < sent and time.perf_counter() < wait_until:
-        time.sleep(0.01)
-    stop.set()
-    thread.join(5)
-    consumer.close()
-    if len(samples) < sent * 0.99:
-        raise RuntimeError(f"latency run received {len(samples)} of {sent} records")
-    ns = np.asarray(samples, dtype=np.int64) / 1e6
-    pct = np.percentile(ns, [50, 99, 99.9])
+        pack = stamp.pack
+        while True:
+            now = time.perf_counter()
+            if now >= end:
+                break
+            if now < tick:
+                time.sleep(tick - now)
+            for _ in range(per_ms):
+                producer.produce(topic, pack(clock()) + pool[i & 4095][8:])
+                i += 1
+            sent += per_ms
+            producer.poll(0)
+            tick += 0.001
+        left = producer.flush(30)
+        duration = time.perf_counter() - start
+        if left:
+            raise RuntimeError(f"{left} records undelivered after the latency run")
+        parent.send(sent)
+        if not parent.poll(30):
+            raise TimeoutError("the latency consumer did not report within 30 s")
+        result = parent.recv()
+    finally:
+        proc.join(15)
+        if proc.is_alive():
+            proc.terminate()  # by its own PID
+            proc.join(5)
+        parent.close()
+    if "error" in result:
+        raise RuntimeError(f"latency consumer: {result['error']}")
+    got = int(result["count"])
+    if got < sent * 0.99:
+        raise RuntimeError(f"latency run received {got} of {sent} records")
     lat = {
-        "p50": float(pct[0]),
-        "p99": float(pct[1]),
-        "p99.9": float(pct[2]),
+        "p50": result["p50"],
+        "p99": result["p99"],
+        "p99.9": result["p99.9"],
         "target_rate": float(rate),
         "achieved_rate": sent / duration,
     }
-    return Sample(len(samples), len(samples) * size, duration, latency_ms=lat)
+    return Sample(got, got * size, duration, latency_ms=lat)
 
 
 def _specs(size: int) -> dict[str, Spec]:
