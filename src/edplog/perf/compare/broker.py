@@ -24,6 +24,7 @@ from __future__ import annotations
 import os
 import socket
 import struct
+import subprocess
 import sys
 import time
 from typing import Any
@@ -237,18 +238,23 @@ def raw_fetch(host: str, port: int, topic: str, size: int, budget: Budget) -> Sa
     return Sample(records, moved, elapsed)
 
 
-def _latency_consumer(bootstrap: str, topic: str, conn: Any) -> None:
+def _latency_consumer(bootstrap: str, topic: str) -> None:
     """Child process: time every record from its embedded send stamp; report percentiles.
 
-    Protocol on ``conn``: send "ready" once positioned at the end of the partition; receive
-    the number of records the parent sent; answer with a dict (or {"error": text}).
+    Talks to the parent by lines: prints "ready" once positioned at the end of the partition,
+    reads the number of records the parent sent from stdin, and prints one JSON object (the
+    count and percentiles, or {"error": text}).
     """
+    import json
+    import select
+
     import numpy as np
     from confluent_kafka import Consumer, TopicPartition
 
     stamp = struct.Struct(">q")
     unpack = stamp.unpack_from
     clock = time.monotonic_ns
+    stdin = sys.stdin.fileno()
     consumer = Consumer(
         {
             "bootstrap.servers": bootstrap,
@@ -260,21 +266,22 @@ def _latency_consumer(bootstrap: str, topic: str, conn: Any) -> None:
             "enable.partition.eof": False,
         }
     )
+    result: dict[str, Any]
     try:
-        consumer.assign([TopicPartition(topic, 0, -1)])  # OFFSET_END: only what comes next
-        for _ in range(50):  # wait until the consumer sits at the end of the partition
-            part = consumer.assignment()
-            if part and consumer.position(part)[0].offset >= 0:
-                break
-            consumer.consume(num_messages=1, timeout=0.1)
-        conn.send("ready")
+        # Start at the current end, as an explicit offset: a logical OFFSET_END stays
+        # unresolved (position -1001) until the first record arrives.
+        _, high = consumer.get_watermark_offsets(TopicPartition(topic, 0), timeout=10)
+        consumer.assign([TopicPartition(topic, 0, high)])
+        consumer.poll(0.05)  # connect and issue the first fetch before the parent starts
+        print("ready", flush=True)
         samples: list[int] = []
         add = samples.append
         expected = -1
         give_up = time.monotonic() + 600  # hard bound; the parent's count normally ends it
         while time.monotonic() < give_up:
-            if expected < 0 and conn.poll():
-                expected = conn.recv()
+            if expected < 0 and select.select([stdin], [], [], 0)[0]:
+                line = sys.stdin.readline()
+                expected = int(line) if line.strip() else 0  # EOF: the parent gave up
                 give_up = min(give_up, time.monotonic() + 10)
             if 0 <= expected <= len(samples):
                 break
@@ -286,43 +293,49 @@ def _latency_consumer(bootstrap: str, topic: str, conn: Any) -> None:
             for m in [first, *consumer.consume(num_messages=10_000, timeout=0)]:
                 if not m.error():
                     add(clock() - unpack(m.value())[0])
-        if not samples:
-            conn.send({"count": 0})
-            return
-        ms = np.asarray(samples, dtype=np.int64) / 1e6
-        pct = np.percentile(ms, [50, 99, 99.9])
-        conn.send(
-            {
-                "count": len(samples),
-                "p50": float(pct[0]),
-                "p99": float(pct[1]),
-                "p99.9": float(pct[2]),
-            }
-        )
+        result = {"count": len(samples)}
+        if samples:
+            ms = np.asarray(samples, dtype=np.int64) / 1e6
+            pct = np.percentile(ms, [50, 99, 99.9])
+            result.update(p50=float(pct[0]), p99=float(pct[1]), **{"p99.9": float(pct[2])})
     except Exception as exc:  # noqa: BLE001 - reported by the parent
-        conn.send({"error": f"{type(exc).__name__}: {exc}"})
+        result = {"error": f"{type(exc).__name__}: {exc}"}
     finally:
         consumer.close()
+    print(json.dumps(result), flush=True)
+
+
+def _read_line(proc: subprocess.Popen[str], timeout_s: float, what: str) -> str:
+    assert proc.stdout is not None
+    import select
+
+    if not select.select([proc.stdout], [], [], timeout_s)[0]:
+        raise TimeoutError(f"the latency consumer did not {what} within {timeout_s:g} s")
+    line = proc.stdout.readline()
+    if not line:
+        raise RuntimeError(f"the latency consumer exited (status {proc.wait()}) before {what}")
+    return line.strip()
 
 
 def latency(bootstrap: str, topic: str, size: int, rate: float, budget: Budget) -> Sample:
     """Paced produce at ``rate`` records/s; a consumer in its own process times each record."""
-    import multiprocessing
+    import json
 
     pool = data.payloads(size)
     stamp = struct.Struct(">q")
-    # spawn, not fork: this process already runs librdkafka threads.
-    mp = multiprocessing.get_context("spawn")
-    parent, child = mp.Pipe()
-    proc = mp.Process(
-        target=_latency_consumer, args=(bootstrap, topic, child), name="latency-consumer"
+    code = (
+        "import sys; from edplog.perf.compare.broker import _latency_consumer; "
+        "_latency_consumer(sys.argv[1], sys.argv[2])"
     )
-    proc.start()
-    child.close()
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, bootstrap, topic],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdin is not None
     try:
-        if not parent.poll(60):
-            raise TimeoutError("the latency consumer did not get ready within 60 s")
-        ready = parent.recv()
+        ready = _read_line(proc, 60, "get ready")
         if ready != "ready":
             raise RuntimeError(f"latency consumer: {ready}")
         producer = _producer(bootstrap, "1", linger_ms=LATENCY_LINGER_MS)
@@ -350,16 +363,21 @@ def latency(bootstrap: str, topic: str, size: int, rate: float, budget: Budget) 
         duration = time.perf_counter() - start
         if left:
             raise RuntimeError(f"{left} records undelivered after the latency run")
-        parent.send(sent)
-        if not parent.poll(30):
-            raise TimeoutError("the latency consumer did not report within 30 s")
-        result = parent.recv()
+        proc.stdin.write(f"{sent}\n")
+        proc.stdin.flush()
+        result = json.loads(_read_line(proc, 30, "report"))
     finally:
-        proc.join(15)
-        if proc.is_alive():
-            proc.terminate()  # by its own PID
-            proc.join(5)
-        parent.close()
+        try:
+            proc.stdin.close()
+        except OSError:
+            pass
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()  # by its own PID
+            proc.wait(5)
+        if proc.stdout is not None:
+            proc.stdout.close()
     if "error" in result:
         raise RuntimeError(f"latency consumer: {result['error']}")
     got = int(result["count"])
