@@ -184,6 +184,10 @@ cdef class Segment:
             rc = edp_segment_seal(&self.seg)
         _check(rc, NULL, self.path)
 
+    def poison(self):
+        """Refuse every later write: a flush of data written before it failed elsewhere."""
+        self.seg.poisoned = 1
+
     def close(self):
         if self.is_open:
             self.is_open = False

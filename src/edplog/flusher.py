@@ -1,4 +1,4 @@
-"""The background flusher that applies ``flush.ms`` to every log that sets it."""
+"""Background flushing: ``flush.ms`` for every log that sets it, and rolled segments."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import logging
 import threading
 import time
 import weakref
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 from .errors import EdplogError
@@ -56,3 +57,7 @@ class _Flusher:
 
 
 _FLUSHER = _Flusher()
+
+# fsyncs segments as logs roll them, in roll order (one thread: the recovery point of a log
+# may only move past a segment once every earlier one is on disk).
+ROLL_FLUSHER = ThreadPoolExecutor(1, thread_name_prefix="edplog-roll-flush")
