@@ -199,7 +199,7 @@ def test_segments_rolled_by_appends_are_fsynced_before_flush_returns(tmp_path):
     returns only when every segment, rolled or active, is on disk and checkpointed."""
     from edplog.checkpoint import read_checkpoint
 
-    with Log(str(tmp_path), {"segment.bytes": 16384}) as log:
+    with Log(str(tmp_path), {"segment.bytes": 16384, "max.message.bytes": 4096}) as log:
         for i in range(2000):
             log.append(b"%05d" % i + bytes(95))
         assert len(log.segments) > 5
