@@ -19,13 +19,13 @@ def _compare(args: argparse.Namespace) -> int:
 
     sizes = tuple(int(s) for s in args.sizes.split(",")) if args.sizes else (100, 1024)
     mode = "tiny" if args.tiny else ("quick" if args.quick else "full")
-    argv = []
-    if args.quick:
-        argv.append("--quick")
+    # The command line the report shows, so a reader can run the same thing again.
+    argv = ["--quick"] if args.quick else []
+    argv += ["--runs", str(args.runs), "--out", str(args.out)]
     if args.only:
         argv += ["--only", args.only]
-    if args.runs != 3:
-        argv += ["--runs", str(args.runs)]
+    if args.sizes:
+        argv += ["--sizes", args.sizes]
     try:
         return run_compare(
             args.out,
