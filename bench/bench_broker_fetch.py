@@ -32,7 +32,7 @@ BATCH_BYTES = 256 << 10
 def write_log(data_dir: str, size: int, total_bytes: int) -> int:
     """Append ``total_bytes`` of uncompressed v2 batches of ``size``-byte records."""
     from edplog._native import BatchBuilder
-    from edplog.store import Store
+    from edplog.storage import Store
 
     payload = os.urandom(size // 2).hex().encode()[:size].ljust(size, b"x")
     parts: list[bytes] = []

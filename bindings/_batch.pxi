@@ -72,12 +72,13 @@ cdef class Record:
         return (Record, (self.offset, self.timestamp_ms, self.key, self.value, self.headers))
 
 
-cdef class Batch:
-    """A decoded RecordBatch: its header fields and its records."""
+cdef class BatchHeader:
+    """The header fields of one RecordBatch (``batch_header`` reads them; no CRC check)."""
     cdef readonly int64_t base_offset
     cdef readonly int64_t last_offset
     cdef readonly int32_t leader_epoch
     cdef readonly int16_t attributes
+    cdef readonly int32_t last_offset_delta
     cdef readonly int64_t base_timestamp_ms
     cdef readonly int64_t max_timestamp_ms
     cdef readonly int64_t producer_id
@@ -86,7 +87,6 @@ cdef class Batch:
     cdef readonly int32_t record_count
     cdef readonly uint32_t crc
     cdef readonly int32_t size_bytes
-    cdef readonly list records
 
     @property
     def compression(self):
@@ -104,10 +104,38 @@ cdef class Batch:
     def timestamp_type(self):
         return "LogAppendTime" if self.attributes & EDP_ATTR_LOG_APPEND_TIME else "CreateTime"
 
+    @property
+    def last_sequence(self):
+        """The sequence number of the batch's last record (sequences wrap at 2**31)."""
+        if self.base_sequence < 0:
+            return -1
+        return (self.base_sequence + self.last_offset_delta) & 0x7FFFFFFF
+
     def __repr__(self):
-        return (f"Batch(base_offset={self.base_offset}, last_offset={self.last_offset}, "
-                f"records={self.record_count}, compression={self.compression!r}, "
-                f"size_bytes={self.size_bytes})")
+        return (f"{type(self).__name__}(base_offset={self.base_offset}, "
+                f"last_offset={self.last_offset}, records={self.record_count}, "
+                f"compression={self.compression!r}, size_bytes={self.size_bytes})")
+
+
+cdef class Batch(BatchHeader):
+    """A decoded RecordBatch: its header fields and its records."""
+    cdef readonly list records
+
+
+cdef void _fill_header(BatchHeader bt, const edp_batch_hdr_t *h) noexcept:
+    bt.base_offset = h.base_offset
+    bt.last_offset = h.base_offset + h.last_offset_delta
+    bt.leader_epoch = h.leader_epoch
+    bt.attributes = h.attributes
+    bt.last_offset_delta = h.last_offset_delta
+    bt.base_timestamp_ms = h.base_timestamp_ms
+    bt.max_timestamp_ms = h.max_timestamp_ms
+    bt.producer_id = h.producer_id
+    bt.producer_epoch = h.producer_epoch
+    bt.base_sequence = h.base_sequence
+    bt.record_count = h.record_count
+    bt.crc = h.crc
+    bt.size_bytes = h.batch_length + EDP_BATCH_LOG_OVERHEAD
 
 
 # ---- a growable byte buffer owned by C -------------------------------------------------------
@@ -290,8 +318,12 @@ cdef class BatchBuilder:
 
     def build(self, compression=None, int64_t base_offset=0, int32_t leader_epoch=-1,
               int64_t producer_id=-1, int16_t producer_epoch=-1, int32_t base_sequence=-1,
-              bint transactional=False, bint control=False, int32_t last_offset_delta=-1):
-        """The finished batch as bytes (the builder is left unchanged; call reset() to reuse)."""
+              bint transactional=False, bint control=False, int32_t last_offset_delta=-1,
+              int64_t base_timestamp_ms=-1, int64_t max_timestamp_ms=-1):
+        """The finished batch as bytes (the builder is left unchanged; call reset() to reuse).
+
+        base_timestamp_ms / max_timestamp_ms, when >= 0, replace the timestamps taken from the
+        records (a compacted batch keeps the ones it had, even with no record left)."""
         cdef int codec = _codecs.codec_id(compression)
         cdef edp_batch_hdr_t h
         cdef bytes out
@@ -304,6 +336,12 @@ cdef class BatchBuilder:
         h.last_offset_delta = max(self.last_delta, last_offset_delta, 0)
         h.base_timestamp_ms = self.base_ts if self.count else _now_ms()
         h.max_timestamp_ms = self.max_ts if self.count else h.base_timestamp_ms
+        if base_timestamp_ms >= 0:
+            if self.count and base_timestamp_ms != self.base_ts:
+                raise ValueError("the records' timestamp deltas are relative to their own base")
+            h.base_timestamp_ms = base_timestamp_ms
+        if max_timestamp_ms >= 0:
+            h.max_timestamp_ms = max_timestamp_ms
         h.producer_id = producer_id
         h.producer_epoch = producer_epoch
         h.base_sequence = base_sequence
@@ -386,20 +424,98 @@ cdef list _records_of(const uint8_t *b, edp_batch_hdr_t *h, int64_t min_offset, 
 
 cdef Batch _batch_from(const uint8_t *b, edp_batch_hdr_t *h, bint with_records):
     cdef Batch bt = Batch.__new__(Batch)
-    bt.base_offset = h.base_offset
-    bt.last_offset = h.base_offset + h.last_offset_delta
-    bt.leader_epoch = h.leader_epoch
-    bt.attributes = h.attributes
-    bt.base_timestamp_ms = h.base_timestamp_ms
-    bt.max_timestamp_ms = h.max_timestamp_ms
-    bt.producer_id = h.producer_id
-    bt.producer_epoch = h.producer_epoch
-    bt.base_sequence = h.base_sequence
-    bt.record_count = h.record_count
-    bt.crc = h.crc
-    bt.size_bytes = h.batch_length + EDP_BATCH_LOG_OVERHEAD
+    _fill_header(bt, h)
     bt.records = _records_of(b, h, -1, -1) if with_records else []
     return bt
+
+
+def batch_header(data, Py_ssize_t pos=0, bint whole=True):
+    """The header of the batch at ``pos`` of data, as a BatchHeader (the CRC is not checked).
+
+    Raises TruncatedRecordError when data ends inside the batch it announces (with
+    ``whole=False``, only inside the 61-byte header), and CorruptRecordError for a wrong
+    magic byte or an impossible length.
+    """
+    cdef const unsigned char[::1] mv = data
+    cdef edp_batch_hdr_t h
+    cdef edp_diag_t diag
+    cdef int rc
+    if pos < 0 or pos > mv.shape[0]:
+        raise ValueError(f"position {pos} is outside the buffer")
+    _diag_clear(&diag)
+    rc = edp_batch_header(&mv[0] + pos if mv.shape[0] else NULL, mv.shape[0] - pos, &h, &diag)
+    if rc == EDP_ETRUNCATED and not whole and mv.shape[0] - pos >= EDP_BATCH_HEADER_BYTES:
+        rc = EDP_OK  # the header is all there; the batch continues past data
+    _check(rc, &diag)
+    cdef BatchHeader bt = BatchHeader.__new__(BatchHeader)
+    _fill_header(bt, &h)
+    return bt
+
+
+def batch_headers(data, bint producers_only=False):
+    """The headers of the whole batches at the start of data (no CRC check), stopping at the
+    first partial or malformed one. With producers_only, only batches that carry a producer
+    id (idempotent or transactional) are returned, so a log of plain batches costs no object
+    per batch."""
+    cdef const unsigned char[::1] mv = data
+    cdef const uint8_t *p = &mv[0] if mv.shape[0] else NULL
+    cdef size_t n = mv.shape[0], pos = 0
+    cdef edp_batch_hdr_t h
+    cdef BatchHeader bt
+    cdef list out = []
+    while pos < n:
+        if edp_batch_header(p + pos, n - pos, &h, NULL) != EDP_OK:
+            break
+        if not producers_only or h.producer_id >= 0:
+            bt = BatchHeader.__new__(BatchHeader)
+            _fill_header(bt, &h)
+            out.append(bt)
+        pos += <size_t>h.batch_length + EDP_BATCH_LOG_OVERHEAD
+    return out
+
+
+def whole_batches(data):
+    """The length of the prefix of data made of whole batches (headers chained by their
+    lengths; no CRC check): where a chunk read from a segment can be cut."""
+    cdef const unsigned char[::1] mv = data
+    cdef const uint8_t *p = &mv[0] if mv.shape[0] else NULL
+    cdef size_t n = mv.shape[0], pos = 0
+    cdef edp_batch_hdr_t h
+    while pos < n and edp_batch_header(p + pos, n - pos, &h, NULL) == EDP_OK:
+        pos += <size_t>h.batch_length + EDP_BATCH_LOG_OVERHEAD
+    return pos
+
+
+def announced_batch_bytes(data):
+    """The total size the batch at the start of data announces (baseOffset and batchLength
+    included), from its length field alone; 0 when data holds fewer than 12 bytes. For
+    reading a batch larger than the chunk that holds its start."""
+    cdef const unsigned char[::1] mv = data
+    if mv.shape[0] < EDP_BATCH_LOG_OVERHEAD:
+        return 0
+    cdef int64_t length = ((<int64_t>mv[8] << 24) | (<int64_t>mv[9] << 16) |
+                           (<int64_t>mv[10] << 8) | <int64_t>mv[11])
+    if length >= 0x80000000:
+        return 0
+    return length + EDP_BATCH_LOG_OVERHEAD
+
+
+def epoch_starts(data, int32_t after_epoch=-1):
+    """[(leader_epoch, base_offset)] of every whole batch at the start of data whose
+    partitionLeaderEpoch is above every epoch before it (and above after_epoch): the entries
+    a leader-epoch cache gains from these batches."""
+    cdef const unsigned char[::1] mv = data
+    cdef const uint8_t *p = &mv[0] if mv.shape[0] else NULL
+    cdef size_t n = mv.shape[0], pos = 0
+    cdef edp_batch_hdr_t h
+    cdef int32_t latest = after_epoch
+    cdef list out = []
+    while pos < n and edp_batch_header(p + pos, n - pos, &h, NULL) == EDP_OK:
+        if h.leader_epoch > latest:
+            latest = h.leader_epoch
+            out.append((h.leader_epoch, h.base_offset))
+        pos += <size_t>h.batch_length + EDP_BATCH_LOG_OVERHEAD
+    return out
 
 
 def decode_batches(data, bint verify=True, bint records=True):

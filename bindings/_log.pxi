@@ -1,12 +1,23 @@
-# The per-record write path and the bulk read paths of a partition log.
+# The native writer of a partition log: the open batch, the segment list, rolling, offset
+# assignment and the durability accounting.
 #
-# LogCore owns the open batch that Log.append fills, one record per call, and writes it to the
-# active segment when it is full (or when a reader, a flush or a roll needs it written). The
-# segment list, rolling, retention and recovery are policy and live in edplog.log, which
-# subclasses LogCore; LogCore calls back into it (self._before_write) once per batch written.
+# edplog.storage.log.Log composes one LogCore and owns the policy around it (recovery on open,
+# retention, truncation, checkpoints, producer state, the leader-epoch cache). Every append goes
+# down once: Python -> LogCore -> C. The roll rule lives here, in _maybe_roll, and is applied to
+# per-record and batch appends alike; a rolled segment is handed to the roll queue the log was
+# given (a queue.SimpleQueue: a C-level put, no Python code runs in the middle of an append) and
+# fsynced by its consumer in the background, as Kafka does.
+#
+# Durability accounting: _pending holds the rolled segments not yet fsynced, oldest first;
+# _durable is an offset below which everything is on disk except what a pending segment holds.
+# The recovery point is therefore min(_pending[0].base_offset, _durable).
+#
+# The segment list is copy-on-write: a reader takes `segments` / `bases` once and sees one
+# consistent list however the writer rolls or Log replaces segments meanwhile.
 from libc.stdint cimport INT32_MAX
 from libc.stdio cimport snprintf
 from cpython.bytearray cimport PyByteArray_Check
+from posix.time cimport clock_gettime, timespec, CLOCK_MONOTONIC
 
 cdef extern from "<pthread.h>" nogil:
     ctypedef struct pthread_mutex_t:
@@ -17,28 +28,55 @@ cdef extern from "<pthread.h>" nogil:
     int pthread_mutex_trylock(pthread_mutex_t *m)
     int pthread_mutex_unlock(pthread_mutex_t *m)
 
+import bisect as _bisect
+import time as _time
+
+
+cdef inline void _lock_mutex(pthread_mutex_t *mu) noexcept:
+    """Take mu; wait without the GIL when it is contended, so a holder that released the GIL
+    inside a write never deadlocks with a thread waiting here."""
+    if pthread_mutex_trylock(mu) != 0:
+        with nogil:
+            pthread_mutex_lock(mu)
+
 
 cdef class LogCore:
-    """The native half of edplog.Log: the open batch, the writer lock and bulk reads.
+    """The native half of a partition log (see the comment at the top of _log.pxi).
 
-    Thread-safety: every mutation takes the writer mutex. The mutex is taken without the GIL
-    when it is contended, so a writer that released the GIL inside a write never deadlocks
-    with a thread waiting for the lock.
+    Thread-safety: every mutation takes the writer mutex (``acquire``/``release`` for the
+    mutations Log makes in Python); ``flush`` takes a separate flush mutex, so appends go on
+    while an fsync runs. Readers use ``segments``/``bases`` snapshots without a lock.
     """
+    # configuration, set by Log (policy) before use
+    cdef readonly str directory
+    cdef public int64_t segment_bytes
+    cdef public int64_t segment_ms
+    cdef public size_t index_max_bytes
+    cdef public int32_t index_interval_bytes
+    cdef public size_t batch_limit_bytes
+    cdef public int codec
+    cdef public int32_t leader_epoch
+    cdef public int64_t flush_messages
+    cdef public int64_t max_batch_bytes
+    # state
     cdef GrowBuf _batch
     cdef GrowBuf _hdrs
     cdef int32_t _count
     cdef int64_t _base_ts
     cdef int64_t _max_ts
     cdef int64_t _next_offset
-    cdef public Segment _active
-    cdef public size_t _batch_limit_bytes
-    cdef public int _codec
-    cdef public int32_t _leader_epoch
-    cdef public int64_t _flush_messages
-    cdef public int64_t _unflushed
-    cdef public int64_t _max_batch_bytes
+    cdef int64_t _unflushed
+    cdef int64_t _durable
+    cdef public int64_t log_start_offset
+    cdef readonly int64_t rolls
+    cdef list _segments
+    cdef list _bases
+    cdef list _pending
+    cdef Segment _active
+    cdef object _roll_queue
+    cdef object _owner
     cdef pthread_mutex_t _mu
+    cdef pthread_mutex_t _flush_mu
     cdef edp_clock_t _clock
 
     def __cinit__(self, *args, **kwargs):
@@ -49,34 +87,57 @@ cdef class LogCore:
         _grow(&self._batch, EDP_BATCH_HEADER_BYTES)
         self._batch.len = EDP_BATCH_HEADER_BYTES
         self._count = 0
-        self._batch_limit_bytes = 256 * 1024
-        self._codec = 0
-        self._leader_epoch = 0
-        self._flush_messages = 0
-        self._max_batch_bytes = 1048588
+        self.batch_limit_bytes = 256 * 1024
+        self.segment_bytes = 1 << 30
+        self.segment_ms = 7 * 86_400_000
+        self.index_max_bytes = 10 * 1024 * 1024
+        self.index_interval_bytes = 4096
+        self.codec = 0
+        self.leader_epoch = 0
+        self.flush_messages = 0
+        self.max_batch_bytes = 1048588
+        self._pending = []
         pthread_mutex_init(&self._mu, NULL)
+        pthread_mutex_init(&self._flush_mu, NULL)
         edp_clock_init(&self._clock)
+
+    def __init__(self, str directory, list segments not None, int64_t log_start_offset=0,
+                 int64_t durable_offset=0, roll_queue=None, owner=None):
+        """A writer over ``segments`` (ascending, non-empty; the last one is active).
+
+        ``durable_offset``: every offset below it is known to be on disk. ``roll_queue``
+        receives ``(owner, segment)`` for every segment this writer rolls; its consumer must
+        call ``flush_rolled(segment)``.
+        """
+        if not segments:
+            raise ValueError("a log needs at least one segment")
+        self.directory = directory
+        self._set_segments(list(segments))
+        self._next_offset = self._active.seg.next_offset
+        self.log_start_offset = log_start_offset
+        self._durable = durable_offset
+        self._roll_queue = roll_queue
+        self._owner = owner
 
     def __dealloc__(self):
         free(self._batch.data)
         free(self._hdrs.data)
         pthread_mutex_destroy(&self._mu)
+        pthread_mutex_destroy(&self._flush_mu)
 
     # ---- the writer lock --------------------------------------------------------------------
 
     cdef inline void _lock(self) noexcept:
-        if pthread_mutex_trylock(&self._mu) != 0:
-            with nogil:
-                pthread_mutex_lock(&self._mu)
+        _lock_mutex(&self._mu)
 
     cdef inline void _unlock(self) noexcept:
         pthread_mutex_unlock(&self._mu)
 
-    def _acquire(self):
-        """Take the writer lock (for Python-side mutations: roll, truncate, retention)."""
+    def acquire(self):
+        """Take the writer lock (for the mutations Log makes: truncation, retention, swaps)."""
         self._lock()
 
-    def _release(self):
+    def release(self):
         self._unlock()
 
     # ---- state ------------------------------------------------------------------------------
@@ -86,14 +147,82 @@ cdef class LogCore:
         """The offset the next record will get (records in the open batch included)."""
         return self._next_offset
 
-    def _set_next_offset(self, int64_t offset):
-        if self._count:
-            raise RuntimeError("the open batch must be written first")
-        self._next_offset = offset
+    @property
+    def written_end_offset(self):
+        """The offset after the last batch written to a segment (the open batch excluded)."""
+        return self._active.seg.next_offset
 
     @property
-    def _pending_records(self):
+    def pending_records(self):
+        """Records in the open batch, not yet written to a segment."""
         return self._count
+
+    @property
+    def segments(self):
+        """The segments, oldest first (a snapshot: never modified in place)."""
+        return self._segments
+
+    @property
+    def bases(self):
+        """Their base offsets (the same snapshot as ``segments``)."""
+        return self._bases
+
+    @property
+    def active(self):
+        return self._active
+
+    @property
+    def poisoned(self):
+        return bool(self._active.seg.poisoned)
+
+    @property
+    def recovery_point(self):
+        """Every offset below this one is on disk."""
+        cdef Segment first
+        if self._pending:
+            first = self._pending[0]
+            return min(first.base_offset, self._durable)
+        return self._durable
+
+    @property
+    def pending_rolled(self):
+        """Rolled segments whose fsync has not completed yet, oldest first."""
+        return list(self._pending)
+
+    def segment_index(self, int64_t offset):
+        """The index in ``segments`` of the segment that holds ``offset`` (0 below the first)."""
+        return max(_bisect.bisect_right(self._bases, offset) - 1, 0)
+
+    cdef void _set_segments(self, list segments):
+        self._segments = segments
+        self._bases = [(<Segment>s).base_offset for s in segments]
+        self._active = segments[len(segments) - 1]  # (wraparound is off)
+
+    def replace_segments_held(self, list segments not None, bint truncated=False):
+        """Install a new segment list (the writer lock is held): after truncation, retention
+        or a compaction swap. Rolled segments no longer in the list stop being pending. When
+        the active segment changes or was ``truncated``, the open batch must have been
+        written and the log end offset follows the active segment."""
+        if not segments:
+            raise ValueError("a log needs at least one segment")
+        moved = truncated or segments[len(segments) - 1] is not self._active
+        if self._count and moved:
+            raise RuntimeError("the open batch must be written first")
+        kept = set(map(id, segments))
+        self._set_segments(list(segments))
+        self._pending = [s for s in self._pending if id(s) in kept]
+        if moved:
+            self._next_offset = self._active.seg.next_offset
+
+    def lower_durable_offset_held(self, int64_t offset):
+        """After a truncation below it: nothing above ``offset`` is durable any more.
+
+        Taken under the flush mutex, so an fsync that started before the truncation cannot
+        raise the durable offset again after it."""
+        _lock_mutex(&self._flush_mu)
+        if self._durable > offset:
+            self._durable = offset
+        pthread_mutex_unlock(&self._flush_mu)
 
     # ---- per-record appends -----------------------------------------------------------------
 
@@ -108,10 +237,7 @@ cdef class LogCore:
         cdef int64_t ts, offset
         self._lock()
         try:
-            if self._active.seg.poisoned:
-                raise _errors.LogPoisonedError(
-                    f"{self._active.path}: an earlier write or fsync failed; the log refuses "
-                    "writes (reopen it to recover)", path=self._active.path)
+            self._check_writable()
             ts = _encode_record(&self._batch, &self._hdrs, self._count, self._count == 0,
                                 &self._base_ts, value, key, headers, timestamp_ms, &self._clock)
             if self._count == 0 or ts > self._max_ts:
@@ -119,16 +245,23 @@ cdef class LogCore:
             self._count += 1
             offset = self._next_offset
             self._next_offset += 1
-            if self._batch.len >= self._batch_limit_bytes or self._count == INT32_MAX:
+            if self._batch.len >= self.batch_limit_bytes or self._count == INT32_MAX:
                 self._seal_locked()
-            if self._flush_messages > 0:
+            if self.flush_messages > 0:
                 self._unflushed += 1
-                if self._unflushed >= self._flush_messages:
+                if self._unflushed >= self.flush_messages:
                     self._seal_locked()
-                    self._flush_locked()
+                    self._flush_all()
         finally:
             self._unlock()
         return offset
+
+    cdef int _check_writable(self) except -1:
+        if self._active.seg.poisoned:
+            raise _errors.LogPoisonedError(
+                f"{self._active.path}: an earlier write or fsync failed; the log refuses "
+                "writes (reopen it to recover)", path=self._active.path)
+        return 0
 
     cdef int _seal_locked(self) except -1:
         """Write the open batch to the active segment (the writer lock is held)."""
@@ -139,8 +272,8 @@ cdef class LogCore:
         if self._count == 0:
             return 0
         h.base_offset = self._next_offset - self._count
-        h.leader_epoch = self._leader_epoch
-        h.attributes = <int16_t>self._codec
+        h.leader_epoch = self.leader_epoch
+        h.attributes = <int16_t>self.codec
         h.last_offset_delta = self._count - 1
         h.base_timestamp_ms = self._base_ts
         h.max_timestamp_ms = self._max_ts
@@ -149,45 +282,157 @@ cdef class LogCore:
         h.base_sequence = -1
         h.record_count = self._count
         records_len = self._batch.len - EDP_BATCH_HEADER_BYTES
-        if self._codec == 0:
+        if self.codec == 0:
             p = self._batch.data
         else:
             section = _codecs.compress(
-                self._codec, (<char *>self._batch.data + EDP_BATCH_HEADER_BYTES)[:records_len])
+                self.codec, (<char *>self._batch.data + EDP_BATCH_HEADER_BYTES)[:records_len])
             records_len = len(section)
             packed = PyBytes_FromStringAndSize(NULL, EDP_BATCH_HEADER_BYTES + records_len)
             p = <uint8_t *>PyBytes_AS_STRING(packed)
             memcpy(p + EDP_BATCH_HEADER_BYTES, PyBytes_AS_STRING(section), records_len)
         with nogil:
             total = edp_batch_finish(p, records_len, &h)
-        self._before_write(total, h.base_offset, h.base_offset + h.last_offset_delta)
+        self._maybe_roll(total, h.base_offset, h.base_offset + h.last_offset_delta)
         self._active._append(p, total)
         self._batch.len = EDP_BATCH_HEADER_BYTES
         self._count = 0
         return 0
 
-    cdef int _flush_locked(self) except -1:
-        self._unflushed = 0
-        self._flush_segments()
-        return 0
-
-    def _seal_held(self):
-        """Write the open batch now; the caller holds the writer lock (_acquire)."""
+    def seal_held(self):
+        """Write the open batch now; the caller holds the writer lock (``acquire``)."""
         self._seal_locked()
 
-    def _seal(self):
-        """Write the open batch now (takes the writer lock)."""
+    def seal(self):
+        """Write the open batch now (takes the writer lock). A poisoned log keeps it: it can
+        never be written, and readers still get every written batch."""
         self._lock()
         try:
-            self._seal_locked()
+            if not self._active.seg.poisoned:
+                self._seal_locked()
         finally:
             self._unlock()
 
-    def _before_write(self, total_bytes, first_offset, last_offset):
-        """Called once per batch about to be written: the log may roll here."""
+    # ---- rolling ----------------------------------------------------------------------------
 
-    def _flush_segments(self):
-        """Called by the flush policy: make everything written durable."""
+    cdef int _maybe_roll(self, int64_t total_bytes, int64_t first_offset,
+                         int64_t last_offset) except -1:
+        """The roll rule (the only one): start a new segment before a write that would take
+        the active one past segment.bytes, past segment.ms of age, past its index capacity
+        or past 32-bit relative offsets. An empty segment is never rolled."""
+        cdef Segment a = self._active
+        if a.seg.size == 0:
+            return 0
+        if (a.seg.size + total_bytes > self.segment_bytes
+                or (_time.time() - a.created_at) * 1000 >= self.segment_ms
+                or a.seg.oidx.entries >= a.seg.oidx.max_entries
+                or a.seg.tidx.entries >= a.seg.tidx.max_entries
+                or last_offset - a.base_offset > INT32_MAX):
+            # The new segment starts where the log ends, not at first_offset: a follower's
+            # batches may skip offsets (a compacted leader), and contiguous segments let a
+            # missing segment file be told from a legitimate gap.
+            self._roll_locked(a.seg.next_offset)
+        return 0
+
+    cdef int _roll_locked(self, int64_t new_base) except -1:
+        cdef Segment old = self._active
+        cdef Segment seg
+        try:
+            seg = Segment(self.directory, new_base, self.index_max_bytes,
+                          self.index_interval_bytes, True)
+        except OSError:
+            # No new segment (a full disk, say): the log cannot go on safely; refuse writes.
+            old.poison()
+            raise
+        try:
+            old.seal()
+        except OSError:
+            seg.poison()
+            self._set_segments(self._segments + [seg])
+            raise
+        old.sealed = True
+        self._set_segments(self._segments + [seg])
+        self._pending = self._pending + [old]
+        self.rolls += 1
+        if self._roll_queue is not None:
+            self._roll_queue.put((self._owner, old))
+        return 0
+
+    def roll_held(self):
+        """Roll now, at the log end (the writer lock is held). Returns the rolled segment, or
+        None when the active segment is empty."""
+        cdef Segment old
+        self._seal_locked()  # (may roll by itself first)
+        old = self._active
+        if old.seg.size == 0:
+            return None
+        self._roll_locked(old.seg.next_offset)
+        return old
+
+    # ---- durability -------------------------------------------------------------------------
+
+    cdef int _flush_segment(self, Segment seg) except -1:
+        """fsync one segment and account for it; a failure poisons the active segment too."""
+        try:
+            seg.flush()
+        except OSError:
+            self._active.poison()
+            raise
+        if seg in self._pending:
+            self._pending = [s for s in self._pending if s is not seg]
+            if seg.seg.next_offset > self._durable:
+                self._durable = seg.seg.next_offset
+        return 0
+
+    cdef int _flush_all(self) except -1:
+        """fsync every rolled segment still pending, then the active one (flush mutex taken
+        here; the writer lock may be held: flush never takes it while holding this one)."""
+        cdef Segment seg
+        cdef int64_t end
+        _lock_mutex(&self._flush_mu)
+        try:
+            self._unflushed = 0
+            seg = self._active
+            for p in list(self._pending):
+                self._flush_segment(p)
+            end = seg.seg.next_offset
+            self._flush_segment(seg)
+            if end > self._durable:
+                self._durable = end
+        finally:
+            pthread_mutex_unlock(&self._flush_mu)
+        return 0
+
+    def flush(self):
+        """Make every record appended so far durable (fdatasync), rolled segments included.
+
+        Group commit: a caller that waited for a running flush returns at once if that one
+        covered its records. Appends go on meanwhile (the writer lock is not held)."""
+        self.seal()
+        target = self._next_offset
+        _lock_mutex(&self._flush_mu)
+        try:
+            covered = self.recovery_point >= target
+        finally:
+            pthread_mutex_unlock(&self._flush_mu)
+        if not covered:
+            self._flush_all()
+
+    def flush_all_held(self):
+        """``flush`` for a caller that holds the writer lock and wrote the open batch."""
+        self._flush_all()
+
+    def flush_rolled(self, Segment seg not None):
+        """fsync a rolled segment if it is still pending (the roll queue's consumer calls
+        this). Returns whether it was pending."""
+        _lock_mutex(&self._flush_mu)
+        try:
+            if seg not in self._pending:
+                return False
+            self._flush_segment(seg)
+            return True
+        finally:
+            pthread_mutex_unlock(&self._flush_mu)
 
     # ---- batch appends ----------------------------------------------------------------------
 
@@ -223,30 +468,91 @@ cdef class LogCore:
         with nogil:
             rc = edp_batches_scan(p, n, 1, 1, 0, &scan, &diag)
         _check(rc, &diag)
-        if scan.max_batch_bytes > self._max_batch_bytes:
+        if scan.max_batch_bytes > self.max_batch_bytes:
             raise _errors.RecordTooLargeError(
                 f"a batch of {scan.max_batch_bytes} bytes exceeds max.message.bytes "
-                f"({self._max_batch_bytes})")
+                f"({self.max_batch_bytes})")
         self._lock()
         try:
+            self._check_writable()
             self._seal_locked()
             base = self._next_offset
+            # Strict batches hold exactly one record per offset.
+            self._maybe_roll(n, base, base + scan.records - 1)
             with nogil:
                 end = edp_batches_assign_offsets(p, n, base, leader_epoch)
             if lat is not None:
                 now = lat
                 with nogil:
                     edp_batches_set_log_append_time(p, n, now)
-            self._before_write(n, base, end - 1)
             self._active._append(p, n)
             self._next_offset = end
-            if self._flush_messages > 0:
+            if self.flush_messages > 0:
                 self._unflushed += end - base
-                if self._unflushed >= self._flush_messages:
-                    self._flush_locked()
+                if self._unflushed >= self.flush_messages:
+                    self._flush_all()
         finally:
             self._unlock()
         return base, end - 1
+
+    def append_as_follower(self, data):
+        """Append batches whose offsets a leader assigned, stored exactly as they are.
+
+        Each batch is validated (structure and CRC; compacted batches may have fewer records
+        than offsets), offsets must ascend and start at or above the log end offset. Returns
+        (first_offset, last_offset). Raises CorruptRecordError (log unchanged) otherwise.
+        """
+        cdef const unsigned char[::1] mv = data
+        cdef const uint8_t *p = &mv[0] if mv.shape[0] else NULL
+        cdef size_t n = mv.shape[0]
+        cdef edp_scan_t scan
+        cdef edp_diag_t diag
+        cdef int rc
+        if n == 0:
+            raise _errors.CorruptRecordError("no record batch to append")
+        _diag_clear(&diag)
+        with nogil:
+            rc = edp_batches_scan(p, n, 0, 1, 1, &scan, &diag)
+        _check(rc, &diag)
+        self._lock()
+        try:
+            self._check_writable()
+            self._seal_locked()
+            if scan.first_offset < self._next_offset:
+                raise _errors.CorruptRecordError(
+                    f"follower append starts at offset {scan.first_offset}, below the log end "
+                    f"offset {self._next_offset}", offset=scan.first_offset)
+            self._maybe_roll(n, scan.first_offset, scan.last_offset)
+            self._active._append(p, n)
+            self._next_offset = scan.last_offset + 1
+            if self.flush_messages > 0:
+                self._unflushed += scan.records
+                if self._unflushed >= self.flush_messages:
+                    self._flush_all()
+        finally:
+            self._unlock()
+        return scan.first_offset, scan.last_offset
+
+    # ---- reads ------------------------------------------------------------------------------
+
+    def fetch_slice(self, int64_t offset, int64_t max_bytes):
+        """(segment, position, length) of whole batches from the one holding offset, up to
+        max_bytes but at least one batch; None at the log end."""
+        cdef list segments = self._segments
+        cdef Py_ssize_t i = max(_bisect.bisect_right(self._bases, offset) - 1, 0)
+        cdef Segment seg
+        cdef int64_t pos, length
+        cdef int rc
+        while i < len(segments):
+            seg = segments[i]
+            seg._ensure_open()
+            with nogil:
+                rc = edp_segment_slice(&seg.seg, offset, max_bytes, &pos, &length)
+            _check(rc, NULL, seg.path)
+            if length:
+                return seg, pos, length
+            i += 1
+        return None
 
 
 # ---- bulk decoding used by Log.read and Log.read_numpy ---------------------------------------
@@ -284,19 +590,6 @@ def decode_records_into(list out, data, int64_t min_offset, int64_t max_records,
     return pos, next_offset
 
 
-cdef inline int _crc_ok(const uint8_t *b, edp_batch_hdr_t *h, edp_diag_t *diag) noexcept nogil:
-    """The CRC check alone: the column walk that follows checks the record structure."""
-    cdef uint32_t crc = edp_crc32c(0, b + 21, <size_t>h.batch_length + EDP_BATCH_LOG_OVERHEAD - 21)
-    if crc != h.crc:
-        diag.code = EDP_ECORRUPT
-        diag.pos = 17
-        diag.offset = h.base_offset
-        snprintf(diag.msg, sizeof(diag.msg), b"CRC mismatch: stored 0x%08x, computed 0x%08x",
-                 h.crc, crc)
-        return EDP_ECORRUPT
-    return EDP_OK
-
-
 def decode_columns_into(data, int64_t min_offset, int64_t[::1] offsets, int64_t[::1] timestamps,
                         int32_t[::1] lengths, unsigned char[::1] values, Py_ssize_t n,
                         Py_ssize_t vn, bint verify=True):
@@ -328,13 +621,12 @@ def decode_columns_into(data, int64_t min_offset, int64_t[::1] offsets, int64_t[
     while pos < size:
         _diag_clear(&diag)
         with nogil:
-            if verify:
-                rc = edp_batch_header(p + pos, size - pos, &h, &diag)
-                if rc == 0:
-                    rc = edp_batch_validate(p + pos, size - pos, 0, &h, &diag) if (
-                        h.attributes & EDP_ATTR_CODEC_MASK) else _crc_ok(p + pos, &h, &diag)
-            else:
-                rc = edp_batch_header(p + pos, size - pos, &h, &diag)
+            rc = edp_batch_header(p + pos, size - pos, &h, &diag)
+            if rc == 0 and verify:
+                # Uncompressed: the CRC alone, since the column walk checks the record
+                # structure itself; compressed: the full check before decompressing.
+                rc = edp_batch_validate(p + pos, size - pos, 0, &h, &diag) if (
+                    h.attributes & EDP_ATTR_CODEC_MASK) else edp_batch_check_crc(p + pos, &h, &diag)
         if rc == EDP_ETRUNCATED:
             break
         if rc != 0:

@@ -78,6 +78,7 @@ cdef extern from "edplog/batch.h" nogil:
         int32_t value_len
 
     int edp_batch_header(const uint8_t *buf, size_t len, edp_batch_hdr_t *hdr, edp_diag_t *diag) noexcept
+    int edp_batch_check_crc(const uint8_t *buf, const edp_batch_hdr_t *hdr, edp_diag_t *diag) noexcept
     int edp_batch_validate(const uint8_t *buf, size_t len, int strict, edp_batch_hdr_t *hdr, edp_diag_t *diag) noexcept
     int edp_batches_scan(const uint8_t *buf, size_t len, int strict, int check_crc, int require_ascending, edp_scan_t *scan, edp_diag_t *diag) noexcept
     int64_t edp_batches_assign_offsets(uint8_t *buf, size_t len, int64_t next_offset, int32_t leader_epoch) noexcept

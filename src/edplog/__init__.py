@@ -20,8 +20,7 @@ except ImportError as exc:  # never fall back to a slower path silently
 
 from ._native import Record
 from .errors import EdplogError
-from .log import Log, RecordColumns
-from .store import Store
+from .storage import Log, RecordColumns, Store
 
 __version__ = "0.1.0"
 __all__ = ["EdplogError", "Log", "Record", "RecordColumns", "Store", "__version__"]

@@ -16,9 +16,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from . import _native
-from .checkpoint import SEGMENT_RE
 from .codecs import CODEC_NAMES
 from .errors import CorruptRecordError
+from .storage.segments import SEGMENT_RE
 
 _CHUNK = 8 << 20
 

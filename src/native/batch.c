@@ -162,6 +162,16 @@ static int check_records(const uint8_t *p, const uint8_t *end, const edp_batch_h
     return EDP_OK;
 }
 
+int edp_batch_check_crc(const uint8_t *buf, const edp_batch_hdr_t *hdr, edp_diag_t *diag)
+{
+    size_t total = (size_t)hdr->batch_length + EDP_BATCH_LOG_OVERHEAD;
+    uint32_t crc = edp_crc32c(0, buf + CRC_START, total - CRC_START);
+    if (crc != hdr->crc)
+        return edp_diag_set(diag, EDP_ECORRUPT, hdr->base_offset, 17,
+                            "CRC mismatch: stored 0x%08x, computed 0x%08x", hdr->crc, crc);
+    return EDP_OK;
+}
+
 int edp_batch_validate(const uint8_t *buf, size_t len, int strict, edp_batch_hdr_t *hdr,
                        edp_diag_t *diag)
 {
@@ -169,10 +179,9 @@ int edp_batch_validate(const uint8_t *buf, size_t len, int strict, edp_batch_hdr
     if (rc != EDP_OK)
         return rc;
     size_t total = (size_t)hdr->batch_length + EDP_BATCH_LOG_OVERHEAD;
-    uint32_t crc = edp_crc32c(0, buf + CRC_START, total - CRC_START);
-    if (crc != hdr->crc)
-        return edp_diag_set(diag, EDP_ECORRUPT, hdr->base_offset, 17,
-                            "CRC mismatch: stored 0x%08x, computed 0x%08x", hdr->crc, crc);
+    rc = edp_batch_check_crc(buf, hdr, diag);
+    if (rc != EDP_OK)
+        return rc;
     if (hdr->record_count < 0 || hdr->last_offset_delta < 0 ||
         (int64_t)hdr->last_offset_delta < (int64_t)hdr->record_count - 1)
         return edp_diag_set(diag, EDP_ECORRUPT, hdr->base_offset, 57,

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from group_helpers import commit_errors, commit_req, fetch_req, fetched, make_coord
 
-store_mod = pytest.importorskip("edplog.store")
+store_mod = pytest.importorskip("edplog.storage")
 
 from edplog.group.offsets import OFFSETS_TOPIC, decode_key, decode_value  # noqa: E402
 

@@ -197,7 +197,7 @@ def test_concurrent_flushes_share_one_fsync_and_cover_every_append(tmp_path):
 def test_segments_rolled_by_appends_are_fsynced_before_flush_returns(tmp_path):
     """Rolls triggered by appends fsync the old segment in the background; flush() still
     returns only when every segment, rolled or active, is on disk and checkpointed."""
-    from edplog.checkpoint import read_checkpoint
+    from edplog.storage.checkpoint import read_checkpoint
 
     with Log(str(tmp_path), {"segment.bytes": 16384, "max.message.bytes": 4096}) as log:
         for i in range(2000):
@@ -205,7 +205,7 @@ def test_segments_rolled_by_appends_are_fsynced_before_flush_returns(tmp_path):
         assert len(log.segments) > 5
         log.flush()
         assert log.recovery_point == log.log_end_offset == 2000
-        log._write_checkpoint()
+        log.write_checkpoint()
         assert read_checkpoint(str(tmp_path))["recovery-point"] == 2000
     with Log(str(tmp_path)) as log:
         assert [r.value[:5] for r in log.read(1995)] == [b"%05d" % i for i in range(1995, 2000)]

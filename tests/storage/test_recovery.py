@@ -26,9 +26,9 @@ from conftest import (
 )
 
 from edplog import Log
-from edplog.checkpoint import CHECKPOINT, CLEAN_SHUTDOWN
 from edplog.errors import CorruptRecordError, LogPoisonedError
 from edplog.records import decode_batches
+from edplog.storage.checkpoint import CHECKPOINT, CLEAN_SHUTDOWN
 
 
 def crash_image(path: str, committed: int = 300, tail_batches: int = 8) -> tuple[dict, list, int]:

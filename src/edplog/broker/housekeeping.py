@@ -14,7 +14,7 @@ import logging
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from ..store import Store
+    from ..storage import Store
 
 log = logging.getLogger("edplog.broker.housekeeping")
 

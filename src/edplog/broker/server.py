@@ -50,7 +50,7 @@ class Broker:
 
     async def start(self) -> tuple[str, int]:
         """Open the store, start the coordinator and listen. Returns the bound (host, port)."""
-        from ..store import Store
+        from ..storage import Store
         from .produce import GroupCommit, ProducerIdAllocator
 
         loop = asyncio.get_running_loop()

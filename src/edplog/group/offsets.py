@@ -42,7 +42,7 @@ TopicPartition = tuple[str, int]
 
 
 class StoreLike(Protocol):
-    """The part of :class:`edplog.store.Store` the offset table needs."""
+    """The part of :class:`edplog.storage.Store` the offset table needs."""
 
     def create_topic(
         self, name: str, partitions: int, config: dict[str, str] | None = ...

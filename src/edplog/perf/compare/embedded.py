@@ -211,10 +211,7 @@ class EmbeddedLog:
     """One fresh ``edplog.Log`` per timed run, in its own directory under the work dir."""
 
     def __init__(self, workdir: str) -> None:
-        try:
-            from edplog import Log
-        except ImportError:  # not re-exported at the top level yet
-            from edplog.log import Log
+        from edplog import Log
 
         self._log_cls: Any = Log
         self.workdir = workdir

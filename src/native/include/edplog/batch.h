@@ -93,6 +93,12 @@ typedef struct edp_scan {
 int edp_batch_header(const uint8_t *buf, size_t len, edp_batch_hdr_t *hdr, edp_diag_t *diag);
 
 /**
+ * Check the CRC of a batch whose header edp_batch_header accepted (the whole batch is in buf).
+ * @return EDP_OK or EDP_ECORRUPT.
+ */
+int edp_batch_check_crc(const uint8_t *buf, const edp_batch_hdr_t *hdr, edp_diag_t *diag);
+
+/**
  * Validate one whole batch: header, CRC and, with strict, the producer rules above.
  * @return EDP_OK, EDP_ETRUNCATED or EDP_ECORRUPT (diag says which check failed).
  */

@@ -1,20 +1,20 @@
 """The read side of a partition log: records, NumPy columns, fetch slices, time lookups.
 
-``LogReader`` is a mixin of :class:`edplog.Log`; it relies on the log's segment list
-(``_segments``, ``_bases``), its log start offset and its writer lock. Every batch read is
-checked (structure and CRC); damage raises CorruptRecordError naming file and position.
+A :class:`LogReader` reads through a log's native writer (``LogCore``): its segment-list
+snapshot, its log start and end offsets, and ``seal`` (so a read sees every record appended
+before it). It touches nothing else. Every batch read is checked (structure and CRC); damage
+raises CorruptRecordError naming file and position.
 """
 
 from __future__ import annotations
 
-import bisect
 from collections.abc import Iterator
 from typing import Any, NamedTuple
 
 import numpy as np
 
-from . import _native
-from .errors import CorruptRecordError, EdplogError, OffsetOutOfRangeError
+from .. import _native
+from ..errors import CorruptRecordError, EdplogError, OffsetOutOfRangeError
 
 _READ_CHUNK_BYTES = 1 << 20
 
@@ -35,17 +35,16 @@ class RecordColumns(NamedTuple):
 
 
 class LogReader:
-    """Reads of a Log (see the module docstring)."""
+    """Reads of one log through its native writer (see the module docstring)."""
 
-    _segments: list[_native.Segment]
-    _bases: list[int]
-    _log_start_offset: int
-    log_end_offset: int
+    def __init__(self, core: Any) -> None:
+        self._core = core
 
-    def _check_range(self, offset: int) -> None:
-        if offset < self._log_start_offset or offset > self.log_end_offset:
+    def check_range(self, offset: int) -> None:
+        core = self._core
+        if offset < core.log_start_offset or offset > core.log_end_offset:
             raise OffsetOutOfRangeError(
-                f"offset {offset} is outside [{self._log_start_offset}, {self.log_end_offset}]",
+                f"offset {offset} is outside [{core.log_start_offset}, {core.log_end_offset}]",
                 offset=offset,
             )
 
@@ -55,11 +54,13 @@ class LogReader:
         consume(segment, position, data) returns (bytes_used, stop). When it uses nothing,
         the batch at that position is larger than the chunk and is read again whole.
         """
-        i = max(bisect.bisect_right(self._bases, offset) - 1, 0)
+        core = self._core
+        segments = core.segments
+        i = core.segment_index(offset)
         # One buffer for every chunk: fresh memory costs a page fault per 4 KiB on first touch,
         # more than the copy itself (perf.md, quirk 1). consume must not keep a view of data.
         buf = bytearray(chunk_bytes)
-        for seg in self._segments[i:]:
+        for seg in segments[i:]:
             pos = seg.find(offset)
             want = chunk_bytes
             while pos < seg.size:
@@ -69,11 +70,11 @@ class LogReader:
                 try:
                     used, stop = consume(seg, pos, data)
                 except EdplogError as exc:
-                    self._reraise(exc, seg, pos)
+                    _reraise(exc, seg, pos)
                 if stop:
                     return
                 if used == 0:
-                    need = int.from_bytes(data[8:12], "big") + 12 if len(data) >= 12 else 0
+                    need = _batch_bytes(data)
                     if need <= len(data) or need > seg.size - pos:
                         raise CorruptRecordError(
                             f"{seg.path}: unreadable batch at position {pos}",
@@ -85,30 +86,17 @@ class LogReader:
                 pos += used
                 want = chunk_bytes
 
-    def _reraise(self, exc: EdplogError, seg: _native.Segment, pos: int) -> None:
-        raise type(exc)(
-            f"{seg.path}: {exc} (at position {pos + (exc.position or 0)})",
-            path=seg.path,
-            position=pos + (exc.position or 0),
-            offset=exc.offset,
-        ) from exc
-
     def read(self, offset: int, max_records: int | None = None) -> list[_native.Record]:
-        """Records from offset on (at most max_records), as Record objects.
+        self._core.seal()
+        self.check_range(offset)
+        return self.read_written(offset, max_records)
 
-        Every batch read is checked (structure and CRC); damage raises CorruptRecordError
-        naming the file and position.
-        """
-        self._seal()
-        self._check_range(offset)
-        return self._read(offset, max_records)
-
-    def _read(self, offset: int, max_records: int | None) -> list[_native.Record]:
+    def read_written(self, offset: int, max_records: int | None) -> list[_native.Record]:
         """read() without writing the open batch first (for callers holding the lock)."""
         out: list[_native.Record] = []
         limit = -1 if max_records is None else max_records
 
-        def consume(seg: _native.Segment, pos: int, data: bytes) -> tuple[int, bool]:
+        def consume(seg: _native.Segment, pos: int, data: Any) -> tuple[int, bool]:
             used, _ = _native.decode_records_into(out, data, offset, limit)
             return used, 0 <= limit <= len(out)
 
@@ -116,28 +104,23 @@ class LogReader:
             self._scan(offset, _READ_CHUNK_BYTES, consume)
         return out
 
-    def __iter__(self) -> Iterator[_native.Record]:
+    def iter_records(self) -> Iterator[_native.Record]:
         """Every record from the log start offset, read a chunk at a time."""
-        self._seal()
-        return self._iter_written()
-
-    def _iter_written(self) -> Iterator[_native.Record]:
-        offset = self._log_start_offset
+        self._core.seal()
+        core = self._core
+        offset = core.log_start_offset
         while True:
-            batch = self._read(offset, 10_000) if offset < self.log_end_offset else []
+            batch = self.read_written(offset, 10_000) if offset < core.log_end_offset else []
             if not batch:
                 return
             yield from batch
             offset = batch[-1].offset + 1
 
     def read_numpy(self, offset: int, max_records: int | None = None) -> RecordColumns:
-        """Records from offset on as NumPy columns: no Python object per record.
-
-        Batches are checked as in read(). Keys and headers are not returned.
-        """
-        self._seal()
-        self._check_range(offset)
-        remaining = self.log_end_offset - offset
+        core = self._core
+        core.seal()
+        self.check_range(offset)
+        remaining = core.log_end_offset - offset
         cap = remaining if max_records is None else min(remaining, max_records)
         cap = max(cap, 0)
         offsets = np.empty(cap, np.int64)
@@ -145,12 +128,11 @@ class LogReader:
         lengths = np.empty(cap, np.int32)
         # Uncompressed values take less room than the batches holding them: size the value
         # buffer from the log bytes those records occupy (compressed ones grow it as needed).
-        i = max(bisect.bisect_right(self._bases, offset) - 1, 0)
-        log_bytes = sum(seg.size for seg in self._segments[i:])
+        log_bytes = sum(seg.size for seg in core.segments[core.segment_index(offset) :])
         values = np.empty(int(log_bytes * cap / max(remaining, 1)) + (1 << 16), np.uint8)
-        state = {"n": 0, "vn": 0, "values": values}
+        state: dict[str, Any] = {"n": 0, "vn": 0, "values": values}
 
-        def consume(seg: _native.Segment, pos: int, data: bytes) -> tuple[int, bool]:
+        def consume(seg: _native.Segment, pos: int, data: Any) -> tuple[int, bool]:
             if state["n"] >= cap:
                 return 0, True
             used, n, vn, full = _native.decode_columns_into(
@@ -181,35 +163,27 @@ class LogReader:
         return RecordColumns(offsets[:n], timestamps[:n], lengths[:n], value_offsets, values[:vn])
 
     def fetch_slices(self, offset: int, max_bytes: int) -> list[tuple[_native.Segment, int, int]]:
-        """Where the whole batches from the one holding offset lie: [(segment, pos, length)].
-
-        At least one whole batch is returned when there is one (even above max_bytes), none
-        at the log end; a fetch sends these ranges with sendfile.
-        """
-        self._seal()
-        self._check_range(offset)
-        i = max(bisect.bisect_right(self._bases, offset) - 1, 0)
-        for seg in self._segments[i:]:
-            pos, length = seg.slice(offset, max_bytes)
-            if length:
-                return [(seg, pos, length)]
-        return []
+        core = self._core
+        core.seal()
+        self.check_range(offset)
+        found = core.fetch_slice(offset, max_bytes)
+        return [found] if found is not None else []
 
     def read_batches(self, offset: int, max_bytes: int) -> bytes:
-        """The bytes of whole batches from the one holding offset, as a fetch serves them."""
         return b"".join(seg.pread(pos, n) for seg, pos, n in self.fetch_slices(offset, max_bytes))
 
     def offset_for_timestamp(self, timestamp_ms: int) -> tuple[int, int] | None:
-        """The first record whose timestamp >= timestamp_ms: (offset, timestamp), or None."""
-        self._seal()
-        for seg in list(self._segments):
-            if seg.max_timestamp_ms < timestamp_ms or seg.next_offset <= self._log_start_offset:
+        core = self._core
+        core.seal()
+        start = core.log_start_offset
+        for seg in core.segments:
+            if seg.max_timestamp_ms < timestamp_ms or seg.next_offset <= start:
                 continue
             pos = seg.find_timestamp(timestamp_ms)
             while pos < seg.size:
                 data = seg.pread(pos, _READ_CHUNK_BYTES)
                 out: list[_native.Record] = []
-                used, _ = _native.decode_records_into(out, data, self._log_start_offset, -1)
+                used, _ = _native.decode_records_into(out, data, start, -1)
                 for r in out:
                     if r.timestamp_ms >= timestamp_ms:
                         return r.offset, r.timestamp_ms
@@ -217,3 +191,78 @@ class LogReader:
                     break
                 pos += used
         return None
+
+    def scan_headers(self, start: int, producers_only: bool = True) -> Iterator[Any]:
+        """The batch headers from the batch holding ``start`` to the written end (no CRC
+        check; for replaying producer state and leader epochs after recovery)."""
+        core = self._core
+        for seg in core.segments[core.segment_index(start) :]:
+            pos = seg.find(start)
+            while pos < seg.size:
+                data = seg.pread(pos, 4 * _READ_CHUNK_BYTES)
+                used = _native.whole_batches(data)
+                if used == 0:
+                    need = _batch_bytes(data)
+                    if need <= len(data):
+                        raise CorruptRecordError(
+                            f"{seg.path}: unreadable batch at position {pos}",
+                            path=seg.path,
+                            position=pos,
+                        )
+                    data = seg.pread(pos, need)
+                    used = _native.whole_batches(data)
+                    if used == 0:
+                        raise CorruptRecordError(
+                            f"{seg.path}: unreadable batch at position {pos}",
+                            path=seg.path,
+                            position=pos,
+                        )
+                for h in _native.batch_headers(memoryview(data)[:used], producers_only):
+                    if h.last_offset >= start:
+                        yield h
+                pos += used
+
+    def header_at(self, offset: int) -> Any:
+        """The header of the batch that holds ``offset`` (or the first after it), or None."""
+        core = self._core
+        for seg in core.segments[core.segment_index(offset) :]:
+            pos = seg.find(offset)
+            if pos < seg.size:
+                return _native.batch_header(seg.pread(pos, 61), 0, False)
+        return None
+
+    def epoch_starts(self, start: int, after_epoch: int) -> list[tuple[int, int]]:
+        """Leader epochs that begin in the batches from ``start`` on (see _native.epoch_starts)."""
+        core = self._core
+        out: list[tuple[int, int]] = []
+        latest = after_epoch
+        for seg in core.segments[core.segment_index(start) :]:
+            pos = seg.find(start)
+            while pos < seg.size:
+                data = seg.pread(pos, 4 * _READ_CHUNK_BYTES)
+                used = _native.whole_batches(data)
+                if used == 0:
+                    data = seg.pread(pos, max(_batch_bytes(data), 1))
+                    used = _native.whole_batches(data)
+                    if used == 0:
+                        return out
+                found = _native.epoch_starts(memoryview(data)[:used], latest)
+                if found:
+                    out.extend(found)
+                    latest = found[-1][0]
+                pos += used
+        return out
+
+
+def _batch_bytes(data: Any) -> int:
+    """The size the batch at the start of data announces (0 when fewer than 12 bytes)."""
+    return int(_native.announced_batch_bytes(data))
+
+
+def _reraise(exc: EdplogError, seg: _native.Segment, pos: int) -> None:
+    raise type(exc)(
+        f"{seg.path}: {exc} (at position {pos + (exc.position or 0)})",
+        path=seg.path,
+        position=pos + (exc.position or 0),
+        offset=exc.offset,
+    ) from exc

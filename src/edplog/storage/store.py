@@ -1,0 +1,182 @@
+"""``Store``: a data directory of topics and partitions, in Kafka's ``log.dirs`` layout.
+
+The embedded facade over two parts: a :class:`~.log_manager.LogManager` (the partition
+directories, recovery, background work) and a topic registry (by default the local
+``topics.json``, :class:`~.topic_registry.LocalTopicRegistry`). Each partition is a directory
+``<topic>-<partition>/`` holding its segments (see :mod:`edplog.storage.log`).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+from ..config import LogConfig, canonical_name, normalize
+from ..errors import EdplogError, LogClosedError, UnknownTopicError
+from .log import Log
+from .log_manager import HousekeepingResult, LogManager, TopicPartition
+from .topic_registry import LocalTopicRegistry, TopicRegistry, validate_topic_name
+
+__all__ = ["Store", "validate_topic_name"]
+
+
+class Store:
+    """The topics of one data directory. Opens (and recovers) every partition log on start.
+
+    ``defaults`` sets the config of every topic that does not override it (Kafka topic-level
+    names). A partition that cannot be opened (damaged flushed data, a missing segment) is
+    offline — ``log()`` raises PartitionOfflineError for it — and every other one opens;
+    ``accept_gaps=True`` opens logs with a missing segment anyway. Thread-safety: topic
+    administration is serialised by a lock; each Log has its own locking.
+    """
+
+    def __init__(
+        self,
+        data_dir: str | os.PathLike[str],
+        defaults: Mapping[str, Any] | None = None,
+        *,
+        registry: TopicRegistry | None = None,
+        accept_gaps: bool = False,
+    ) -> None:
+        self.data_dir = os.fspath(data_dir)
+        self.defaults = normalize(defaults)
+        self._lock = threading.RLock()
+        self._closed = False
+        self.manager = LogManager(self.data_dir, self.defaults, accept_gaps=accept_gaps)
+        self.registry: TopicRegistry = registry or LocalTopicRegistry(self.data_dir)
+        # Partition directories the registry does not list (a crash between mkdir and the
+        # save, or a copied-in directory): adopt them so their data is never ignored.
+        for topic, partition in self.manager.discover():
+            self.registry.adopt(topic, partition + 1)
+        for topic, info in self.registry.topics().items():
+            for p in range(info.partitions):
+                self.manager.open_log(topic, p, info.config)
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise LogClosedError(f"{self.data_dir}: the store is closed")
+
+    # ---- topics -------------------------------------------------------------------------
+
+    def create_topic(
+        self, name: str, partitions: int = 1, config: Mapping[str, Any] | None = None
+    ) -> None:
+        """Create a topic with its partition logs; raises TopicExistsError if it exists."""
+        validate_topic_name(name)
+        overrides = normalize(config)
+        LogConfig(overrides, self.defaults)  # validate the combination before touching disk
+        with self._lock:
+            self._check_open()
+            info = self.registry.create(name, partitions, overrides)
+            for p in range(info.partitions):
+                self.manager.open_log(name, p, overrides)
+
+    def delete_topic(self, name: str) -> None:
+        """Delete a topic and all its data."""
+        with self._lock:
+            self._check_open()
+            info = self.registry.get(name)
+            self.registry.delete(name)
+            self.manager.delete_logs(name, info.partitions, info.topic_id)
+
+    def add_partitions(self, name: str, total: int) -> None:
+        """Grow a topic to total partitions (topics never shrink)."""
+        with self._lock:
+            self._check_open()
+            old = self.registry.get(name).partitions
+            info = self.registry.add_partitions(name, total)
+            for p in range(old, total):
+                self.manager.open_log(name, p, info.config)
+
+    def topics(self) -> dict[str, int]:
+        """Topic name -> partition count."""
+        with self._lock:
+            return {name: info.partitions for name, info in self.registry.topics().items()}
+
+    def topic_id(self, name: str) -> uuid.UUID:
+        return self.registry.get(name).topic_id
+
+    def has_topic(self, name: str) -> bool:
+        return name in self.registry.topics()
+
+    def topic_config(self, name: str) -> dict[str, str]:
+        """The topic's overrides (what it sets beyond the defaults)."""
+        return dict(self.registry.get(name).config)
+
+    def effective_config(self, name: str) -> LogConfig:
+        """Every topic property with its value for this topic."""
+        return LogConfig(self.registry.get(name).config, self.defaults)
+
+    def alter_topic_config(self, name: str, updates: Mapping[str, Any | None]) -> None:
+        """Set (or, with None, remove) overrides; applies to the open logs at once."""
+        with self._lock:
+            self._check_open()
+            info = self.registry.get(name)
+            config = dict(info.config)
+            for key, value in updates.items():
+                if value is None:
+                    config.pop(canonical_name(key), None)
+                else:
+                    config.update(normalize({key: value}))
+            LogConfig(config, self.defaults)
+            self.registry.set_config(name, config)
+            self.manager.reconfigure(name, info.partitions, config)
+
+    # ---- logs ---------------------------------------------------------------------------
+
+    def log(self, topic: str, partition: int) -> Log:
+        """The log of one partition; UnknownTopicError if there is none, and
+        PartitionOfflineError if it could not be opened."""
+        try:
+            return self.manager.get(topic, partition)
+        except UnknownTopicError:
+            self._check_open()
+            raise
+
+    def logs(self) -> dict[TopicPartition, Log]:
+        return self.manager.logs()
+
+    def offline_partitions(self) -> dict[TopicPartition, str]:
+        """Partitions that could not be opened, with the reason."""
+        return self.manager.offline()
+
+    def housekeeping(self, now_ms: int | None = None) -> HousekeepingResult:
+        """Retention and compaction over every log, each partition on its own."""
+        return self.manager.housekeeping(now_ms)
+
+    def enforce_retention(self) -> int:
+        """Apply retention (and compaction) to every log; returns segments deleted."""
+        return self.manager.housekeeping().segments_deleted
+
+    def flush(self) -> None:
+        """Flush every log; the first failure is raised once every log was tried."""
+        first: BaseException | None = None
+        for opened in self.manager.logs().values():
+            if opened.closed:
+                continue
+            try:
+                opened.flush()
+            except (EdplogError, OSError) as exc:
+                first = first or exc
+        if first is not None:
+            raise first
+
+    def close(self) -> None:
+        """Close every log cleanly (flushed, with a clean-shutdown marker)."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            self.manager.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Store({self.data_dir!r}, topics={len(self.registry.topics())})"
