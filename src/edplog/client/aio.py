@@ -243,32 +243,24 @@ class AsyncClient:
 
     async def _run(self, call: Call[T]) -> T:
         version = self.version_for(call.api_key)
-        body = await self.call(
-            call.api_key,
-            version,
-            call.build(version),
-            expect_response=call.expect_response,
-            wait_ms=call.wait_ms,
+        body = await self._request(
+            call.api_key, version, call.build(version), call.expect_response, call.wait_ms
         )
         return call.parse(body)
 
     # ---- requests -------------------------------------------------------------------------
 
-    async def call(
-        self,
-        api_key: int,
-        version: int,
-        body: dict[str, Any],
-        *,
-        expect_response: bool | None = None,
-        wait_ms: int = 0,
+    async def call(self, api_key: int, version: int, body: dict[str, Any]) -> dict[str, Any]:
+        """Send a request in an explicit version; its decoded response body (an empty dict
+        when Kafka sends no response: Produce with ``acks=0``)."""
+        expect = core.expects_response(api_key, body)
+        got = await self._request(api_key, version, body, expect, 0)
+        return {} if got is None else got
+
+    async def _request(
+        self, api_key: int, version: int, body: dict[str, Any], expect: bool, wait_ms: int
     ) -> dict[str, Any] | None:
-        """Send a request in an explicit version; its decoded response body (None when
-        Kafka sends no response: Produce with ``acks=0``)."""
         loop = asyncio.get_running_loop()
-        expect = (
-            core.expects_response(api_key, body) if expect_response is None else expect_response
-        )
         async with self._send_lock:
             sock = self._open_sock()
             # Encode under the lock: correlation ids and the pending queue must follow the

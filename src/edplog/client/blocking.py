@@ -261,7 +261,11 @@ class Client:
     # ---- frames ---------------------------------------------------------------------------
 
     def call(self, api_key: int, version: int, body: dict[str, Any]) -> dict[str, Any]:
-        """Send one request in an explicit version and return its decoded response body."""
+        """Send one request in an explicit version and return its decoded response body (an
+        empty dict when Kafka sends no response: Produce with ``acks=0``)."""
+        if not core.expects_response(api_key, body):
+            self.send(api_key, version, body)
+            return {}
         self.send(api_key, version, body)
         return self.receive().body
 
@@ -288,7 +292,7 @@ class Client:
         if pending is not None:
             pending.deadline = time.monotonic() + self.timeout_s + wait_ms / 1000.0
         self.send_raw(frame)
-        return pending.correlation_id if pending is not None else self._wire._last_id
+        return self._wire.last_id
 
     def receive(self, buffer: ReceiveBuffer | None = None) -> Response:
         """Read and decode the response to the oldest request still owed."""

@@ -433,5 +433,5 @@ def _only_partition(
         if t[topic_key] == topic:
             for p in t["partitions"]:
                 if p[part_key] == partition:
-                    return p
+                    return dict(p)
     raise KafkaError(-1, topic=topic, partition=partition, message="no answer for it")

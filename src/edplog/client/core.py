@@ -156,6 +156,11 @@ class Wire:
     pending: deque[Pending] = field(default_factory=deque)
     _last_id: int = 0
 
+    @property
+    def last_id(self) -> int:
+        """The correlation id of the request encoded last."""
+        return self._last_id
+
     def next_id(self) -> int:
         self._last_id = self._last_id + 1 if self._last_id < MAX_CORRELATION_ID else 1
         return self._last_id
@@ -210,4 +215,4 @@ def frame_size(header: bytes | bytearray | memoryview, limit: int) -> int:
     (size,) = _SIZE.unpack_from(header, 0)
     if size < 4 or size > limit:
         raise ProtocolError(f"response frame size {size} outside 4..{limit}")
-    return size
+    return int(size)
