@@ -40,6 +40,7 @@ DEFAULT_CONNECT_TIMEOUT_S = 10.0
 DEFAULT_TIMEOUT_S = 30.0  # Kafka's request.timeout.ms
 #: Responses claiming more are refused before anything is allocated for them.
 DEFAULT_MAX_RESPONSE_BYTES = 512 << 20
+_MIN_WAIT_S = 0.001
 
 
 class Response(NamedTuple):
@@ -339,6 +340,11 @@ class Client:
     def _read(self, deadline: float | None, buffer: ReceiveBuffer | None) -> memoryview:
         self._check_open()
         try:
+            if deadline is not None:
+                # One timeout per frame, not per recv (each settimeout is a syscall and a
+                # large fetch takes dozens of recvs); the deadline is checked between recvs,
+                # so a response trickling in still ends within about twice the budget.
+                self.sock.settimeout(max(deadline - time.monotonic(), _MIN_WAIT_S))
             self._recv_exact(self._size_view, deadline)
             size = core.frame_size(self._size, self.max_response_bytes)
             view = buffer.frame_view(size) if buffer is not None else memoryview(bytearray(size))
@@ -348,7 +354,7 @@ class Client:
             raise
         finally:
             if deadline is not None and not self.closed:
-                # The deadline moved the socket's timeout; frame-level reads use the setting.
+                # Frame-level reads (read_frame, is_closed_by_peer) use the usual timeout.
                 self.sock.settimeout(self.timeout_s)
         return view
 
@@ -357,11 +363,8 @@ class Client:
         got, n = 0, len(view)
         try:
             while got < n:
-                if deadline is not None:
-                    left = deadline - time.monotonic()
-                    if left <= 0:
-                        raise TimeoutError
-                    sock.settimeout(left)
+                if got and deadline is not None and time.monotonic() > deadline:
+                    raise TimeoutError
                 k = sock.recv_into(view[got:] if got else view)
                 if not k:
                     self.close()
