@@ -4,8 +4,9 @@ Both sides move the same bytes over loopback TCP into one reused receive buffer,
 run by run so that machine noise hits both: the limit is ``os.sendfile`` of the partition's
 segment file in ``--chunk``-sized calls to a connected socket (a receiver thread drains it);
 the broker side is a ``python -m edplog broker`` child process answering Fetch v4 requests
-(max_wait 0, one in flight, ``--chunk`` bytes per partition) whose records are never decoded
-(only batch headers are walked to find the next offset). Every run stops at a time cap.
+from :mod:`edplog.client` (max_wait 0, one in flight, ``--chunk`` bytes per partition, one
+reused receive buffer) whose records are never decoded (a native scan of the batch headers
+finds the next offset). Every run stops at a time cap.
 
 Run: /work/venv/bin/python bench/bench_broker_fetch.py [--size 100] [--mib 256] [--runs 5]
 """
@@ -18,7 +19,6 @@ import os
 import re
 import socket
 import statistics
-import struct
 import subprocess
 import sys
 import tempfile
@@ -63,15 +63,6 @@ def segment_files(data_dir: str) -> list[str]:
     return sorted(glob.glob(os.path.join(data_dir, "**", f"{TOPIC}-0", "*.log"), recursive=True))
 
 
-def recv_exact(sock: socket.socket, view: memoryview) -> None:
-    got = 0
-    while got < len(view):
-        n = sock.recv_into(view[got:])
-        if not n:
-            raise ConnectionError("peer closed the connection")
-        got += n
-
-
 def sendfile_run(files: list[str], chunk: int, seconds: float) -> float:
     """Bytes/s of os.sendfile(chunk) from the segment files to a loopback socket."""
     listener = socket.create_server(("127.0.0.1", 0))
@@ -113,55 +104,31 @@ def sendfile_run(files: list[str], chunk: int, seconds: float) -> float:
     return received[0] / (time.perf_counter() - start)
 
 
-def fetch_request(corr: int, offset: int, partition_max: int) -> bytes:
-    client = b"bench"
-    topic = TOPIC.encode()
-    body = struct.pack(">hhih", 1, 4, corr, len(client)) + client
-    body += struct.pack(">iiiib", -1, 0, 1, partition_max, 0)
-    body += struct.pack(">ih", 1, len(topic)) + topic
-    body += struct.pack(">iiqi", 1, 0, offset, partition_max)
-    return struct.pack(">i", len(body)) + body
-
-
 def fetch_run(port: int, chunk: int, seconds: float) -> float:
     """Record bytes/s of Fetch v4 from offset 0 to the end, wrapping, one request in flight."""
-    buf = bytearray(chunk + (1 << 20))
-    view = memoryview(buf)
-    size_buf = memoryview(bytearray(4))
-    head = 4 + 4 + 4 + 2 + len(TOPIC) + 4 + 4  # corr, throttle, [n] topic, [n] partition
-    moved = offset = corr = 0
-    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    from edplog.client import Client, FetchPosition, ReceiveBuffer
+
+    buffer = ReceiveBuffer(chunk + (1 << 20))
+    moved = offset = 0
+    position = FetchPosition(TOPIC, 0, 0, partition_max_bytes=chunk)
+    with Client(f"127.0.0.1:{port}", client_id="bench", max_versions={"Fetch": 4}) as client:
+        client.api_versions()  # before the clock starts
         start = time.perf_counter()
         deadline = start + seconds
         while time.perf_counter() < deadline:
-            corr += 1
-            sock.sendall(fetch_request(corr, offset, chunk))
-            recv_exact(sock, size_buf)
-            (frame_len,) = struct.unpack(">i", size_buf)
-            frame = view[:frame_len]
-            recv_exact(sock, frame)
-            error, hw = struct.unpack_from(">hq", frame, head)
-            p = head + 2 + 8 + 8
-            (aborted,) = struct.unpack_from(">i", frame, p)
-            p += 4 + max(0, aborted) * 16
-            (length,) = struct.unpack_from(">i", frame, p)
-            if error:
-                raise RuntimeError(f"fetch error {error} at offset {offset}")
-            p += 4
-            end = p + length
-            nxt = offset
-            while p + 27 <= end:
-                base, blen = struct.unpack_from(">qi", frame, p)
-                if p + 12 + blen > end:
-                    break
-                (delta,) = struct.unpack_from(">i", frame, p + 23)
-                nxt = base + delta + 1
-                p += 12 + blen
+            (part,) = client.fetch(
+                [position._replace(offset=offset)],
+                max_wait_ms=0,
+                max_bytes=chunk,
+                buffer=buffer,
+            )
+            if part.error_code:
+                raise RuntimeError(f"fetch error {part.error_code} at offset {offset}")
+            nxt = part.next_offset()
             if nxt == offset:
                 raise RuntimeError(f"no complete batch at offset {offset}")
-            moved += length
-            offset = 0 if nxt >= hw else nxt
+            moved += len(part.records)
+            offset = 0 if nxt >= part.high_watermark else nxt
     return moved / (time.perf_counter() - start)
 
 

@@ -1,80 +1,47 @@
-"""Test helpers: a blocking raw-socket Kafka client and record batch builders.
+"""Test helpers: the blocking client in explicit versions, record batch builders, a broker
+process.
 
-The raw client encodes requests with edplog.protocol and reads frames off a real socket, so
-protocol tests see exactly what a client would, including closed connections.
+The raw client is :class:`edplog.client.Client`, which encodes requests with edplog.protocol
+and reads frames off a real socket, so protocol tests see exactly what a client would,
+including closed connections.
 """
 
 from __future__ import annotations
 
 import os
 import signal
-import socket
-import struct
 import subprocess
 import sys
 import time
 from typing import Any
 
 from edplog._native import BatchBuilder
-from edplog.protocol import decode_response, encode_request
+from edplog.client import Client
+from edplog.protocol import decode_response
 
 IO_TIMEOUT_S = 10.0
 
 
-class RawClient:
-    """One connection; ``call`` sends a request and returns the decoded response body."""
+class RawClient(Client):
+    """One connection in explicit versions, for protocol tests.
+
+    The shared blocking client with the frame-level interface protocol tests use: ``call``
+    and ``send`` take the version to send, ``recv`` decodes the next frame in the version
+    given (the request it answers need not have been sent with ``send``), and ``send_raw`` /
+    ``read_frame`` / ``is_closed_by_peer`` see exactly what a client would, closed
+    connections included.
+    """
 
     def __init__(self, bootstrap: str, timeout_s: float = IO_TIMEOUT_S) -> None:
-        host, port = bootstrap.rsplit(":", 1)
-        self.sock = socket.create_connection((host, int(port)), timeout=timeout_s)
-        self._cid = 0
-
-    def close(self) -> None:
-        self.sock.close()
-
-    def __enter__(self) -> RawClient:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def send(self, api_key: int, version: int, body: dict[str, Any]) -> int:
-        self._cid += 1
-        self.sock.sendall(encode_request(api_key, version, self._cid, "edplog-test", body))
-        return self._cid
-
-    def send_raw(self, data: bytes) -> None:
-        self.sock.sendall(data)
-
-    def read_frame(self) -> bytes:
-        size = struct.unpack(">i", self._read_exact(4))[0]
-        return self._read_exact(size)
+        super().__init__(bootstrap, client_id="edplog-test", timeout_s=timeout_s)
 
     def recv(self, api_key: int, version: int) -> tuple[int, dict[str, Any]]:
-        return decode_response(api_key, version, memoryview(self.read_frame()))
-
-    def call(self, api_key: int, version: int, body: dict[str, Any]) -> dict[str, Any]:
-        cid = self.send(api_key, version, body)
-        got, resp = self.recv(api_key, version)
-        assert got == cid
-        return resp
-
-    def _read_exact(self, n: int) -> bytes:
-        chunks = []
-        while n:
-            chunk = self.sock.recv(n)
-            if not chunk:
-                raise ConnectionError("closed by the broker")
-            chunks.append(chunk)
-            n -= len(chunk)
-        return b"".join(chunks)
-
-    def is_closed_by_peer(self) -> bool:
-        """True once the broker has closed this connection (bounded by the socket timeout)."""
-        try:
-            return self.sock.recv(1) == b""
-        except ConnectionResetError:
-            return True
+        frame = memoryview(self.read_frame())
+        cid, body = decode_response(api_key, version, frame)
+        pending = self._wire.pending
+        if pending and pending[0].correlation_id == cid:
+            pending.popleft()
+        return cid, body
 
 
 def batch(

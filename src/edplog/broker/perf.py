@@ -2,20 +2,19 @@
 
 Produce and consume use confluent-kafka and report records/s, MB/s and (for produce)
 delivery-latency percentiles, with a live progress line on stderr. ``consume --raw`` sends
-Fetch requests itself and reads the responses into one reusable buffer without decoding
-records (only batch headers are walked to find the next offset), to measure the broker alone.
+Fetch requests with :mod:`edplog.client` and reads the responses into one reusable buffer
+without decoding records (only batch headers are scanned, natively, to find the next
+offset), to measure the broker alone.
 """
 
 from __future__ import annotations
 
 import argparse
-import socket
-import struct
 import sys
 import time
 from typing import Any
 
-from ..protocol import encode_request
+from ..client import Client, ClientError, FetchPosition, ReceiveBuffer, scan_records
 
 PROGRESS_EVERY_S = 1.0
 
@@ -163,93 +162,38 @@ def _consume_client(args: argparse.Namespace) -> int:
     return 0 if count >= args.records else 1
 
 
-def _fetch_request(topic: str, offset: int, max_bytes: int, cid: int) -> bytes:
-    body = {
-        "replica_id": -1,
-        "max_wait_ms": 500,
-        "min_bytes": 1,
-        "max_bytes": max_bytes,
-        "isolation_level": 0,
-        "session_id": 0,
-        "session_epoch": -1,
-        "topics": [
-            {
-                "topic": topic,
-                "partitions": [
-                    {
-                        "partition": 0,
-                        "current_leader_epoch": -1,
-                        "fetch_offset": offset,
-                        "log_start_offset": -1,
-                        "partition_max_bytes": max_bytes,
-                    }
-                ],
-            }
-        ],
-        "forgotten_topics_data": [],
-        "rack_id": "",
-    }
-    return encode_request(1, 11, cid, "edplog-perf", body)
-
-
-def _records_start(buf: memoryview, topic_len: int) -> int:
-    """Where the records bytes start in a Fetch v11 response for one topic and partition."""
-    # correlation(4) throttle(4) error(2) session(4) topics(4) name(2+n) partitions(4)
-    # index(4) error(2) hw(8) lso(8) log_start(8) aborted(4 = -1) preferred(4) size(4)
-    return 4 + 4 + 2 + 4 + 4 + 2 + topic_len + 4 + 4 + 2 + 8 + 8 + 8 + 4 + 4 + 4
-
-
 def _consume_raw(args: argparse.Namespace) -> int:
-    host, port = args.bootstrap_server.rsplit(":", 1)
-    sock = socket.create_connection((host, int(port)), timeout=30)
-    buf = bytearray(args.fetch_bytes + 65536)
-    view = memoryview(buf)
-    offset = count = nbytes = cid = 0
-    topic_len = len(args.topic.encode())
+    """Fetch from offset 0 with one request in flight into one reused buffer; records stay
+    undecoded (one native header scan per response finds the next offset and the count)."""
+    buffer = ReceiveBuffer(args.fetch_bytes + 65536)
+    offset = count = nbytes = 0
     progress = _Progress("raw fetch")
     empty = 0
-    while count < args.records and empty < 20:
-        cid += 1
-        sock.sendall(_fetch_request(args.topic, offset, args.fetch_bytes, cid))
-        got = 0
-        while got < 4:
-            got += sock.recv_into(view[got:4])
-        size = struct.unpack_from(">i", buf, 0)[0]
-        if size + 4 > len(buf):
-            buf = bytearray(size + 4)
-            view = memoryview(buf)
-            struct.pack_into(">i", buf, 0, size)
-        got = 0
-        while got < size:
-            n = sock.recv_into(view[4 + got : 4 + size])
-            if n == 0:
-                raise ConnectionError("broker closed the connection")
-            got += n
-        frame = view[4 : 4 + size]
-        start = _records_start(frame, topic_len)
-        rec_len = struct.unpack_from(">i", frame, start - 4)[0]
-        pos, end = start, start + max(rec_len, 0)
-        last = -1
-        while pos + 61 <= end:
-            base, length = struct.unpack_from(">qi", frame, pos)
-            if pos + 12 + length > end:
-                break
-            last_delta, records = (
-                struct.unpack_from(">i", frame, pos + 23)[0],
-                struct.unpack_from(">i", frame, pos + 57)[0],
-            )
-            last = base + last_delta
-            count += records
-            pos += 12 + length
-        nbytes += pos - start
-        if last < 0:
-            empty += 1
-            continue
-        empty = 0
-        offset = last + 1
-        progress.tick(count, nbytes)
+    try:
+        with Client(args.bootstrap_server, client_id="edplog-perf", timeout_s=30) as client:
+            position = FetchPosition(args.topic, 0, 0, partition_max_bytes=args.fetch_bytes)
+            while count < args.records and empty < 20:
+                (part,) = client.fetch(
+                    [position._replace(offset=offset)],
+                    max_wait_ms=500,
+                    max_bytes=args.fetch_bytes,
+                    buffer=buffer,
+                )
+                part.raise_for_error()
+                span = scan_records(part.records)
+                if span.last_offset < offset:
+                    empty += 1
+                    continue
+                empty = 0
+                count += span.records
+                nbytes += span.valid_bytes
+                offset = span.last_offset + 1
+                progress.tick(count, nbytes)
+    except ClientError as exc:
+        print(file=sys.stderr)
+        print(f"raw fetch: {exc}", file=sys.stderr)
+        return 1
     elapsed = time.perf_counter() - progress.start
-    sock.close()
     print(file=sys.stderr)
     print(
         f"{count:,} records ({nbytes / 1e6:,.1f} MB) in {elapsed:.2f} s: "
