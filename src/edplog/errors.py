@@ -160,13 +160,38 @@ class EdplogError(Exception):
 
 
 class KafkaError(EdplogError):
-    """An error a Kafka broker answered, raised by a client; ``kafka_code`` is per instance."""
+    """A broker answered with a non-zero error code (for a partition, or for the request).
 
-    def __init__(self, code: int, message: str = "") -> None:
-        self.kafka_code = ErrorCode(code) if code in _VALUES else ErrorCode.UNKNOWN_SERVER_ERROR
-        name = self.kafka_code.name if code in _VALUES else f"error code {code}"
-        super().__init__(f"{name}: {message}" if message else name)
-        self.code = code
+    ``error_code`` is Kafka's code (also ``kafka_code``, as an ErrorCode when it is a known
+    one); ``topic`` and ``partition`` say what it concerns (None for a request-level error);
+    ``message`` is the broker's error message when it sent one.
+    """
+
+    def __init__(
+        self,
+        error_code: int,
+        *,
+        topic: str | None = None,
+        partition: int | None = None,
+        message: str | None = None,
+        api: str = "",
+    ) -> None:
+        where = f" for {topic}-{partition}" if topic is not None else ""
+        what = f"{api} " if api else ""
+        text = f"{what}failed{where}: {error_name(error_code)} ({error_code})"
+        if message:
+            text += f": {message}"
+        super().__init__(text)
+        self.error_code = error_code
+        self.kafka_code = for_code(error_code)
+        self.topic = topic
+        self.partition = partition
+        self.message = message
+
+    @property
+    def name(self) -> str:
+        """Kafka's name of the error code (``NOT_LEADER_OR_FOLLOWER``)."""
+        return error_name(self.error_code)
 
 
 # ---- storage ------------------------------------------------------------------------------
@@ -307,6 +332,25 @@ def kafka_code_of(exc: BaseException) -> ErrorCode:
     return ErrorCode.UNKNOWN_SERVER_ERROR
 
 
+def for_code(code: int) -> ErrorCode:
+    """The ErrorCode for a numeric code (UNKNOWN_SERVER_ERROR for one not known)."""
+    return ErrorCode(code) if code in _VALUES else ErrorCode.UNKNOWN_SERVER_ERROR
+
+
+def error_name(code: int) -> str:
+    """``UNKNOWN_TOPIC_OR_PARTITION`` for 3; ``error code N`` for a code not known."""
+    return ErrorCode(code).name if code in _VALUES else f"error code {code}"
+
+
+def error_for_code(code: int, message: str = "") -> EdplogError:
+    """The exception for an error code a broker answered: the edplog class that carries it
+    (the most general one), else a KafkaError with the code."""
+    cls = _classes_by_code().get(int(code))
+    if cls is None:
+        return KafkaError(code, message=message or None)
+    return cls(message or error_name(code))
+
+
 def _classes_by_code() -> dict[int, type[EdplogError]]:
     table: dict[int, type[EdplogError]] = {}
     pending: list[type[EdplogError]] = [EdplogError]
@@ -314,16 +358,6 @@ def _classes_by_code() -> dict[int, type[EdplogError]]:
         cls = pending.pop(0)
         table.setdefault(int(cls.kafka_code), cls)
         pending.extend(cls.__subclasses__())
-    table.pop(int(ErrorCode.UNKNOWN_SERVER_ERROR), None)
-    for special in (DuplicateSequenceError, KafkaError):
+    for special in (EdplogError, DuplicateSequenceError):
         table.pop(int(special.kafka_code), None)
     return table
-
-
-def for_code(code: int, message: str = "") -> EdplogError:
-    """The exception for an error code a broker answered: the edplog class that carries it
-    (the most general one), else a KafkaError with the code."""
-    cls = _classes_by_code().get(int(code))
-    if cls is None:
-        return KafkaError(code, message)
-    return cls(message or ErrorCode(code).name)
