@@ -16,7 +16,6 @@ import time
 from typing import Any
 
 from edplog._native import BatchBuilder
-
 from edplog.protocol import decode_response, encode_request
 
 IO_TIMEOUT_S = 10.0
