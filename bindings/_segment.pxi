@@ -10,7 +10,14 @@ def segment_file_names(directory, int64_t base_offset):
 
 
 cdef class Segment:
-    """A segment file and its two indexes. One writer; readers may run in other threads."""
+    """A segment file and its two indexes. One writer; readers may run in other threads.
+
+    Every field the writer changes while it runs with the GIL released (size, next_offset, the
+    max timestamp, poisoned, the index counts) is read through the C accessors, which load it
+    with acquire ordering (segment.h, Threading). They are called with the GIL held: each is a
+    load or two that cannot block, and releasing the GIL around one would let another thread
+    keep the GIL for a whole switch interval.
+    """
     cdef edp_segment_t seg
     cdef readonly str path
     cdef readonly str directory
@@ -138,7 +145,7 @@ cdef class Segment:
 
     def pread(self, int64_t pos, int64_t length):
         """length bytes at pos, as bytes (fewer at the end of the file)."""
-        cdef int64_t size = self.seg.size
+        cdef int64_t size = edp_segment_size(&self.seg)
         cdef bytes out
         cdef int rc
         self._ensure_open()
@@ -156,7 +163,7 @@ cdef class Segment:
     def readinto(self, buf, int64_t pos):
         """Fill a writable buffer from pos; returns the bytes read (fewer at the end)."""
         cdef unsigned char[::1] mv = buf
-        cdef int64_t n = mv.shape[0], size = self.seg.size
+        cdef int64_t n = mv.shape[0], size = edp_segment_size(&self.seg)
         cdef int rc
         self._ensure_open()
         if pos + n > size:
@@ -186,7 +193,7 @@ cdef class Segment:
 
     def poison(self):
         """Refuse every later write: a flush of data written before it failed elsewhere."""
-        self.seg.poisoned = 1
+        edp_segment_poison(&self.seg)
 
     def close(self):
         if self.is_open:
@@ -200,23 +207,27 @@ cdef class Segment:
 
     @property
     def size(self):
-        return self.seg.size
+        return edp_segment_size(&self.seg)
 
     @property
     def next_offset(self):
-        return self.seg.next_offset
+        return edp_segment_next_offset(&self.seg)
 
     @property
     def max_timestamp_ms(self):
-        return self.seg.max_timestamp_ms
+        cdef int64_t ts, offset
+        edp_segment_max_timestamp(&self.seg, &ts, &offset)
+        return ts
 
     @property
     def offset_of_max_timestamp(self):
-        return self.seg.offset_of_max_timestamp
+        cdef int64_t ts, offset
+        edp_segment_max_timestamp(&self.seg, &ts, &offset)
+        return offset
 
     @property
     def poisoned(self):
-        return bool(self.seg.poisoned)
+        return bool(edp_segment_poisoned(&self.seg))
 
     @property
     def closed(self):
@@ -224,18 +235,20 @@ cdef class Segment:
 
     @property
     def index_entries(self):
-        return self.seg.oidx.entries
+        return edp_index_entries(&self.seg.oidx)
 
     @property
     def index_is_full(self):
-        return (self.seg.oidx.entries >= self.seg.oidx.max_entries or
-                self.seg.tidx.entries >= self.seg.tidx.max_entries)
+        return bool(edp_index_is_full(&self.seg.oidx) or edp_index_is_full(&self.seg.tidx))
 
     def index_lookup(self, int64_t offset):
         """The offset index's floor entry for offset: (offset, position)."""
         cdef int64_t o, p
-        edp_offset_index_lookup(&self.seg.oidx, offset, &o, &p)
+        self._ensure_open()
+        with nogil:
+            edp_offset_index_lookup(&self.seg.oidx, offset, &o, &p)
         return o, p
 
     def __repr__(self):
-        return f"Segment({self.path!r}, base_offset={self.base_offset}, size={self.seg.size})"
+        return (f"Segment({self.path!r}, base_offset={self.base_offset}, "
+                f"size={edp_segment_size(&self.seg)})")

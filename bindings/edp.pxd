@@ -112,6 +112,9 @@ cdef extern from "edplog/index.h" nogil:
     void edp_offset_index_lookup(const edp_index_t *ix, int64_t target, int64_t *offset, int64_t *pos) noexcept
     int64_t edp_time_index_lookup(const edp_index_t *ix, int64_t target_ms) noexcept
     int edp_index_sanity(const edp_index_t *ix, int64_t log_size, int64_t next_offset) noexcept
+    # Fields a writer may change while readers run are read through these (index.h, Threading).
+    size_t edp_index_entries(const edp_index_t *ix) noexcept
+    int edp_index_is_full(const edp_index_t *ix) noexcept
 
 cdef extern from "edplog/segment.h" nogil:
     ctypedef struct edp_segment_t:
@@ -143,6 +146,13 @@ cdef extern from "edplog/segment.h" nogil:
     int edp_segment_seal(edp_segment_t *seg) noexcept
     int edp_segment_pread(const edp_segment_t *seg, uint8_t *dst, int64_t pos, int64_t len) noexcept
     void edp_segment_close(edp_segment_t *seg) noexcept
+    # Fields a writer may change while readers run are read through these (segment.h,
+    # Threading): atomic loads that never block, so callers need not release the GIL for them.
+    int64_t edp_segment_size(const edp_segment_t *seg) noexcept
+    int64_t edp_segment_next_offset(const edp_segment_t *seg) noexcept
+    void edp_segment_max_timestamp(const edp_segment_t *seg, int64_t *timestamp_ms, int64_t *offset) noexcept
+    int edp_segment_poisoned(const edp_segment_t *seg) noexcept
+    void edp_segment_poison(edp_segment_t *seg) noexcept
 
 cdef extern from "edplog/clock.h" nogil:
     ctypedef struct edp_clock_t:

@@ -19,8 +19,8 @@ except ImportError as exc:  # never fall back to a slower path silently
     ) from exc
 
 from ._native import Record
+from ._version import __version__
 from .errors import EdplogError
 from .storage import Log, RecordColumns, Store
 
-__version__ = "0.1.0"
 __all__ = ["EdplogError", "Log", "Record", "RecordColumns", "Store", "__version__"]

@@ -1,21 +1,35 @@
-"""Type stubs of edplog's native core (bindings/_native.pyx)."""
+"""Type stubs of edplog's native core (bindings/_native.pyx).
+
+Checked against the built extension by ``python -m mypy.stubtest edplog._native`` in
+scripts/test; scripts/stubtest-allowlist.txt lists the few runtime names that are not API.
+Read-only attributes of the extension types are properties here; ``Buffer`` is any object
+with the buffer protocol (PEP 688), which is what the native calls accept without copying.
+Every extension type is a disjoint base: its C layout cannot be combined with another's.
+"""
 
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, ClassVar, Self
 
 from numpy.typing import NDArray
-
-Buffer = bytes | bytearray | memoryview
+from typing_extensions import Buffer, disjoint_base
 
 def crc32c(data: Buffer, crc: int = 0) -> int: ...
 def crc32c_portable(data: Buffer, crc: int = 0) -> int: ...
 
+@disjoint_base
 class Record:
-    offset: int
-    timestamp_ms: int
-    key: bytes | None
-    value: bytes | None
-    headers: tuple[tuple[str, bytes | None], ...]
+    @property
+    def offset(self) -> int: ...
+    @property
+    def timestamp_ms(self) -> int: ...
+    @property
+    def key(self) -> bytes | None: ...
+    @property
+    def value(self) -> bytes | None: ...
+    @property
+    def headers(self) -> tuple[tuple[str, bytes | None], ...]: ...
+    __hash__: ClassVar[None]  # type: ignore[assignment]  # __eq__ compares by value
+    def __eq__(self, other: object, /) -> bool: ...
     def __init__(
         self,
         offset: int,
@@ -25,20 +39,34 @@ class Record:
         headers: Iterable[tuple[str, bytes | None]] = (),
     ) -> None: ...
 
+@disjoint_base
 class Batch:
-    base_offset: int
-    last_offset: int
-    leader_epoch: int
-    attributes: int
-    base_timestamp_ms: int
-    max_timestamp_ms: int
-    producer_id: int
-    producer_epoch: int
-    base_sequence: int
-    record_count: int
-    crc: int
-    size_bytes: int
-    records: list[Record]
+    @property
+    def base_offset(self) -> int: ...
+    @property
+    def last_offset(self) -> int: ...
+    @property
+    def leader_epoch(self) -> int: ...
+    @property
+    def attributes(self) -> int: ...
+    @property
+    def base_timestamp_ms(self) -> int: ...
+    @property
+    def max_timestamp_ms(self) -> int: ...
+    @property
+    def producer_id(self) -> int: ...
+    @property
+    def producer_epoch(self) -> int: ...
+    @property
+    def base_sequence(self) -> int: ...
+    @property
+    def record_count(self) -> int: ...
+    @property
+    def crc(self) -> int: ...
+    @property
+    def size_bytes(self) -> int: ...
+    @property
+    def records(self) -> list[Record]: ...
     @property
     def compression(self) -> str: ...
     @property
@@ -48,9 +76,12 @@ class Batch:
     @property
     def timestamp_type(self) -> str: ...
 
+@disjoint_base
 class BatchBuilder:
-    size_bytes: int
-    max_timestamp_ms: int
+    @property
+    def size_bytes(self) -> int: ...
+    @property
+    def max_timestamp_ms(self) -> int: ...
     def __len__(self) -> int: ...
     def reset(self) -> None: ...
     def append(
@@ -106,29 +137,43 @@ def decode_columns_into(
     verify: bool = True,
 ) -> tuple[int, int, int, bool]: ...
 
+@disjoint_base
 class Segment:
-    path: str
-    directory: str
-    base_offset: int
-    writable: bool
-    created_at: float
-    sealed: bool
-    size: int
-    next_offset: int
-    max_timestamp_ms: int
-    offset_of_max_timestamp: int
-    poisoned: bool
-    closed: bool
-    index_entries: int
-    index_is_full: bool
-    def __init__(
-        self,
+    created_at: float  # wall-clock seconds, for segment.ms
+    sealed: bool  # no longer the active segment of its log
+    @property
+    def path(self) -> str: ...
+    @property
+    def directory(self) -> str: ...
+    @property
+    def base_offset(self) -> int: ...
+    @property
+    def writable(self) -> bool: ...
+    @property
+    def size(self) -> int: ...
+    @property
+    def next_offset(self) -> int: ...
+    @property
+    def max_timestamp_ms(self) -> int: ...
+    @property
+    def offset_of_max_timestamp(self) -> int: ...
+    @property
+    def poisoned(self) -> bool: ...
+    @property
+    def closed(self) -> bool: ...
+    @property
+    def index_entries(self) -> int: ...
+    @property
+    def index_is_full(self) -> bool: ...
+    # The files are opened in __cinit__, which runs as part of __new__.
+    def __new__(
+        cls,
         directory: str,
         base_offset: int,
-        index_max_bytes: int = ...,
-        index_interval_bytes: int = ...,
+        index_max_bytes: int = 10485760,
+        index_interval_bytes: int = 4096,
         writable: bool = True,
-    ) -> None: ...
+    ) -> Self: ...
     def load(self) -> None: ...
     def recover(self, must_keep_offset: int = -1) -> tuple[int, int, int, int, str | None]: ...
     def append(self, data: Buffer) -> None: ...
@@ -140,12 +185,15 @@ class Segment:
     def readinto(self, buf: bytearray | memoryview, pos: int) -> int: ...
     def truncate(self, offset: int) -> None: ...
     def seal(self) -> None: ...
+    def poison(self) -> None: ...
     def close(self) -> None: ...
     def fileno(self) -> int: ...
     def index_lookup(self, offset: int) -> tuple[int, int]: ...
 
+@disjoint_base
 class LogCore:
-    log_end_offset: int
+    @property
+    def log_end_offset(self) -> int: ...
     def append(
         self,
         value: Buffer | None,

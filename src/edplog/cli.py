@@ -12,6 +12,8 @@ import argparse
 import importlib
 import sys
 
+from ._version import __version__
+
 COMMAND_MODULES = [
     "edplog.storage_cli",  # dump, verify
     "edplog.broker.cli",  # broker, topics, produce, consume, groups
@@ -26,8 +28,6 @@ def build_parser() -> argparse.ArgumentParser:
             "Kafka-format partition logs: an embeddable library and a Kafka-compatible broker."
         ),
     )
-    from . import __version__
-
     parser.add_argument("--version", action="version", version=f"edplog {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     perf_parser = commands.add_parser("perf", help="benchmarks: log, produce, consume, compare")

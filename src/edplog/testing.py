@@ -11,18 +11,23 @@ Registered through the ``pytest11`` entry point, so installing edplog is enough:
 of 127.0.0.1 with a temporary data directory and yields its bootstrap address. The broker is
 per test, so tests never see each other's topics. ``kafka_broker_factory`` starts brokers with
 chosen ``server.properties`` settings and can restart one on the same data directory.
+
+The plugin loads in every pytest run of every project that has edplog installed, so it imports
+nothing of the broker until a fixture is used: a test session that never asks for a broker
+pays nothing for it (tests/test_pytest_plugin.py checks that no ``edplog.broker`` module is
+imported).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from .broker.config import BrokerConfig
-from .broker.runner import BackgroundBroker
+if TYPE_CHECKING:  # annotations only; the broker is imported when a fixture runs
+    from .broker.runner import BackgroundBroker
 
 # Consumer groups in tests should form at once; Kafka's 3 s default only helps big groups.
 TEST_PROPERTIES = {"group.initial.rebalance.delay.ms": "0"}
@@ -31,6 +36,9 @@ TEST_PROPERTIES = {"group.initial.rebalance.delay.ms": "0"}
 def start_broker(data_dir: str | Path, **properties: Any) -> BackgroundBroker:
     """Start a broker on a free 127.0.0.1 port in ``data_dir``; Kafka property names as
     keyword arguments with dots spelled as underscores (``num_partitions=3``)."""
+    from .broker.config import BrokerConfig
+    from .broker.runner import BackgroundBroker
+
     props = {**TEST_PROPERTIES, **{k.replace("_", "."): str(v) for k, v in properties.items()}}
     props.setdefault("listeners", "PLAINTEXT://127.0.0.1:0")
     props["log.dirs"] = str(data_dir)

@@ -10,11 +10,7 @@
 #include "common.h"
 #include "edplog/index.h"
 
-static inline size_t load_entries(const edp_index_t *ix)
-{
-    return __atomic_load_n(&ix->entries, __ATOMIC_ACQUIRE);
-}
-
+/* Release: the bytes of the entries below n are written before a reader can load n. */
 static inline void publish_entries(edp_index_t *ix, size_t n)
 {
     __atomic_store_n(&ix->entries, n, __ATOMIC_RELEASE);
@@ -136,6 +132,8 @@ void edp_index_close(edp_index_t *ix)
         munmap(ix->map, ix->map_bytes);
     ix->map = NULL;
     ix->map_bytes = 0;
+    /* A lookup on a closed index then finds no entry instead of reading the unmapped pages. */
+    publish_entries(ix, 0);
     if (ix->fd >= 0)
         close(ix->fd);
     ix->fd = -1;
@@ -145,9 +143,10 @@ int edp_index_trim(edp_index_t *ix)
 {
     if (ix->fd < 0)
         return EDP_ECLOSED;
-    if (ftruncate(ix->fd, (off_t)(load_entries(ix) * ix->entry_bytes)) != 0)
+    size_t n = edp_index_entries(ix);
+    if (ftruncate(ix->fd, (off_t)(n * ix->entry_bytes)) != 0)
         return errno;
-    ix->max_entries = load_entries(ix);
+    __atomic_store_n(&ix->max_entries, n, __ATOMIC_RELEASE);
     return EDP_OK;
 }
 
@@ -158,7 +157,7 @@ void edp_index_reset(edp_index_t *ix)
 
 int edp_index_sanity(const edp_index_t *ix, int64_t log_size, int64_t next_offset)
 {
-    size_t n = load_entries(ix);
+    size_t n = edp_index_entries(ix);
     int64_t prev_key = INT64_MIN, prev_val = -1;
     for (size_t i = 0; i < n; i++) {
         int64_t key, val;
@@ -179,7 +178,7 @@ int edp_index_sanity(const edp_index_t *ix, int64_t log_size, int64_t next_offse
 
 int edp_offset_index_append(edp_index_t *ix, int64_t offset, int64_t pos)
 {
-    size_t n = load_entries(ix);
+    size_t n = edp_index_entries(ix);
     if (n >= ix->max_entries)
         return EDP_EINDEX_FULL;
     int64_t rel = offset - ix->base_offset;
@@ -204,7 +203,7 @@ int edp_offset_index_append(edp_index_t *ix, int64_t offset, int64_t pos)
 void edp_offset_index_lookup(const edp_index_t *ix, int64_t target, int64_t *offset,
                              int64_t *pos)
 {
-    size_t n = load_entries(ix);
+    size_t n = edp_index_entries(ix);
     size_t lo = 0, hi = n; /* find the first entry with key > target */
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
@@ -225,7 +224,7 @@ void edp_offset_index_lookup(const edp_index_t *ix, int64_t target, int64_t *off
 
 void edp_offset_index_truncate(edp_index_t *ix, int64_t offset)
 {
-    size_t n = load_entries(ix);
+    size_t n = edp_index_entries(ix);
     while (n > 0) {
         int64_t k, v;
         offset_entry(ix, n - 1, &k, &v);
@@ -238,7 +237,7 @@ void edp_offset_index_truncate(edp_index_t *ix, int64_t offset)
 
 void edp_offset_index_last(const edp_index_t *ix, int64_t *offset, int64_t *pos)
 {
-    size_t n = load_entries(ix);
+    size_t n = edp_index_entries(ix);
     if (n == 0) {
         *offset = ix->base_offset;
         *pos = 0;
@@ -249,7 +248,7 @@ void edp_offset_index_last(const edp_index_t *ix, int64_t *offset, int64_t *pos)
 
 int edp_time_index_maybe_append(edp_index_t *ix, int64_t timestamp_ms, int64_t offset)
 {
-    size_t n = load_entries(ix);
+    size_t n = edp_index_entries(ix);
     if (n > 0) {
         int64_t ts, off;
         time_entry(ix, n - 1, &ts, &off);
@@ -275,7 +274,7 @@ int edp_time_index_maybe_append(edp_index_t *ix, int64_t timestamp_ms, int64_t o
 
 int64_t edp_time_index_lookup(const edp_index_t *ix, int64_t target_ms)
 {
-    size_t n = load_entries(ix);
+    size_t n = edp_index_entries(ix);
     size_t lo = 0, hi = n;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
@@ -295,7 +294,7 @@ int64_t edp_time_index_lookup(const edp_index_t *ix, int64_t target_ms)
 
 void edp_time_index_truncate(edp_index_t *ix, int64_t offset)
 {
-    size_t n = load_entries(ix);
+    size_t n = edp_index_entries(ix);
     while (n > 0) {
         int64_t ts, off;
         time_entry(ix, n - 1, &ts, &off);
@@ -308,7 +307,7 @@ void edp_time_index_truncate(edp_index_t *ix, int64_t offset)
 
 void edp_time_index_last(const edp_index_t *ix, int64_t *timestamp_ms, int64_t *offset)
 {
-    size_t n = load_entries(ix);
+    size_t n = edp_index_entries(ix);
     if (n == 0) {
         *timestamp_ms = -1;
         *offset = ix->base_offset;

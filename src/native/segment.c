@@ -14,15 +14,29 @@
 
 #define HDR EDP_BATCH_HEADER_BYTES
 
-static inline void publish(edp_segment_t *seg, int64_t size, int64_t next_offset)
+/* Every field a reader loads (through the accessors in segment.h) is stored atomically with
+ * release ordering, after the bytes and index entries it covers; the writer itself reads them
+ * plainly, as no other thread stores them. */
+static inline void store_i64(int64_t *field, int64_t v)
 {
-    __atomic_store_n(&seg->next_offset, next_offset, __ATOMIC_RELEASE);
-    __atomic_store_n(&seg->size, size, __ATOMIC_RELEASE);
+    __atomic_store_n(field, v, __ATOMIC_RELEASE);
 }
 
-static inline int64_t load_size(const edp_segment_t *seg)
+static inline void publish(edp_segment_t *seg, int64_t size, int64_t next_offset)
 {
-    return __atomic_load_n(&seg->size, __ATOMIC_ACQUIRE);
+    store_i64(&seg->next_offset, next_offset);
+    store_i64(&seg->size, size);
+}
+
+/* The writer's half of the seqlock read by edp_segment_max_timestamp. */
+static void set_max_timestamp(edp_segment_t *seg, int64_t timestamp_ms, int64_t offset)
+{
+    uint32_t seq = seg->max_timestamp_seq;
+    __atomic_store_n(&seg->max_timestamp_seq, seq + 1, __ATOMIC_RELAXED);
+    __atomic_thread_fence(__ATOMIC_RELEASE);
+    __atomic_store_n(&seg->max_timestamp_ms, timestamp_ms, __ATOMIC_RELAXED);
+    __atomic_store_n(&seg->offset_of_max_timestamp, offset, __ATOMIC_RELAXED);
+    __atomic_store_n(&seg->max_timestamp_seq, seq + 2, __ATOMIC_RELEASE);
 }
 
 int edp_segment_pread(const edp_segment_t *seg, uint8_t *dst, int64_t pos, int64_t len)
@@ -87,7 +101,7 @@ fail:
 
 void edp_segment_close(edp_segment_t *seg)
 {
-    if (seg->writable && !seg->poisoned && seg->oidx.fd >= 0) {
+    if (seg->writable && !edp_segment_poisoned(seg) && seg->oidx.fd >= 0) {
         edp_index_trim(&seg->oidx);
         edp_index_trim(&seg->tidx);
     }
@@ -111,10 +125,8 @@ static int index_batch(edp_segment_t *seg, int64_t pos, int64_t last_offset, int
                        int64_t batch_bytes)
 {
     int rc = EDP_OK;
-    if (max_ts > seg->max_timestamp_ms) {
-        seg->max_timestamp_ms = max_ts;
-        seg->offset_of_max_timestamp = last_offset;
-    }
+    if (max_ts > seg->max_timestamp_ms)
+        set_max_timestamp(seg, max_ts, last_offset);
     if (seg->bytes_since_index > seg->index_interval_bytes) {
         rc = edp_offset_index_append(&seg->oidx, last_offset, pos);
         if (rc == EDP_OK)
@@ -130,7 +142,7 @@ int edp_segment_append(edp_segment_t *seg, const uint8_t *buf, size_t len)
 {
     if (seg->fd < 0)
         return EDP_ECLOSED;
-    if (seg->poisoned)
+    if (edp_segment_poisoned(seg))
         return EDP_EPOISONED;
     int64_t start = seg->size, next = seg->next_offset;
     /* Check that every batch fits the indexes' 32-bit relative offsets before writing. */
@@ -152,7 +164,7 @@ int edp_segment_append(edp_segment_t *seg, const uint8_t *buf, size_t len)
             if (errno == EINTR)
                 continue;
             int err = errno;
-            seg->poisoned = 1;
+            edp_segment_poison(seg);
             /* Cut back any partial batch so readers of this file never see it. */
             if (ftruncate(seg->fd, (off_t)start) != 0) { /* the file stays poisoned */ }
             return err;
@@ -169,7 +181,7 @@ int edp_segment_append(edp_segment_t *seg, const uint8_t *buf, size_t len)
         /* An index full of entries only costs lookups a longer scan; roll handles it next. */
         int rc = index_batch(seg, start + (int64_t)pos, last, max_ts, total);
         if (rc != EDP_OK && rc != EDP_EINDEX_FULL) {
-            seg->poisoned = 1;
+            edp_segment_poison(seg);
             return rc;
         }
         pos += (size_t)total;
@@ -183,10 +195,10 @@ int edp_segment_flush(edp_segment_t *seg)
 {
     if (seg->fd < 0)
         return EDP_ECLOSED;
-    if (seg->poisoned)
+    if (edp_segment_poisoned(seg))
         return EDP_EPOISONED;
     if (fdatasync(seg->fd) != 0) {
-        seg->poisoned = 1;
+        edp_segment_poison(seg);
         return errno;
     }
     return EDP_OK;
@@ -217,7 +229,7 @@ static int read_header(const edp_segment_t *seg, int64_t pos, int64_t size, edp_
 int edp_segment_find(edp_segment_t *seg, int64_t offset, int64_t *pos_out,
                      edp_batch_hdr_t *hdr_out)
 {
-    int64_t size = load_size(seg);
+    int64_t size = edp_segment_size(seg);
     int64_t ioff, pos;
     edp_offset_index_lookup(&seg->oidx, offset, &ioff, &pos);
     if (pos > size)
@@ -241,7 +253,7 @@ int edp_segment_find(edp_segment_t *seg, int64_t offset, int64_t *pos_out,
 int edp_segment_slice(edp_segment_t *seg, int64_t offset, int64_t max_bytes, int64_t *pos_out,
                       int64_t *len_out)
 {
-    int64_t size = load_size(seg);
+    int64_t size = edp_segment_size(seg);
     int64_t start;
     *len_out = 0;
     int rc = edp_segment_find(seg, offset, &start, NULL);
@@ -268,7 +280,7 @@ int edp_segment_slice(edp_segment_t *seg, int64_t offset, int64_t max_bytes, int
 int edp_segment_find_timestamp(edp_segment_t *seg, int64_t target_ms, int64_t *pos_out,
                                edp_batch_hdr_t *hdr_out)
 {
-    int64_t size = load_size(seg);
+    int64_t size = edp_segment_size(seg);
     int64_t ioff, pos;
     int64_t from = edp_time_index_lookup(&seg->tidx, target_ms);
     edp_offset_index_lookup(&seg->oidx, from, &ioff, &pos);
@@ -303,8 +315,7 @@ static int scan_file(edp_segment_t *seg, int validate, int64_t *end, edp_recover
     edp_index_reset(&seg->oidx);
     edp_index_reset(&seg->tidx);
     seg->bytes_since_index = 0;
-    seg->max_timestamp_ms = -1;
-    seg->offset_of_max_timestamp = -1;
+    set_max_timestamp(seg, -1, -1);
     if (size > 0) {
         map = mmap(NULL, (size_t)size, PROT_READ, MAP_SHARED, seg->fd, 0);
         if (map == MAP_FAILED)
@@ -342,7 +353,7 @@ static int scan_file(edp_segment_t *seg, int validate, int64_t *end, edp_recover
     if (map)
         munmap(map, (size_t)size);
     *end = pos;
-    seg->next_offset = next;
+    store_i64(&seg->next_offset, next);
     return rc;
 }
 
@@ -351,7 +362,7 @@ int edp_segment_recover(edp_segment_t *seg, int64_t must_keep_offset, edp_recove
 {
     int64_t end;
     memset(out, 0, sizeof *out);
-    if (seg->poisoned)
+    if (edp_segment_poisoned(seg))
         return EDP_EPOISONED;
     int rc = scan_file(seg, 1, &end, out, diag);
     out->code = rc;
@@ -365,7 +376,7 @@ int edp_segment_recover(edp_segment_t *seg, int64_t must_keep_offset, edp_recove
         if (!seg->writable)
             return EDP_EINVAL;
         if (ftruncate(seg->fd, (off_t)end) != 0) {
-            seg->poisoned = 1;
+            edp_segment_poison(seg);
             return errno;
         }
     }
@@ -413,21 +424,20 @@ int edp_segment_load(edp_segment_t *seg, edp_diag_t *diag)
         edp_index_sanity(&seg->tidx, size, next) == EDP_OK) {
         int64_t ts, toff;
         edp_time_index_last(&seg->tidx, &ts, &toff);
-        seg->next_offset = next;
-        seg->max_timestamp_ms = ts;
-        seg->offset_of_max_timestamp = ts >= 0 ? toff : -1;
+        int64_t max_ts = ts, max_ts_offset = ts >= 0 ? toff : -1;
         /* The newest batches may be past the last time-index entry: include them. */
         if (size > 0) {
             edp_batch_hdr_t h;
             int64_t p = pos;
             while (p < size && read_header(seg, p, size, &h, NULL) == EDP_OK) {
-                if (h.max_timestamp_ms > seg->max_timestamp_ms) {
-                    seg->max_timestamp_ms = h.max_timestamp_ms;
-                    seg->offset_of_max_timestamp = h.base_offset + h.last_offset_delta;
+                if (h.max_timestamp_ms > max_ts) {
+                    max_ts = h.max_timestamp_ms;
+                    max_ts_offset = h.base_offset + h.last_offset_delta;
                 }
                 p += h.batch_length + EDP_BATCH_LOG_OVERHEAD;
             }
         }
+        set_max_timestamp(seg, max_ts, max_ts_offset);
         seg->bytes_since_index = since_entry;
         publish(seg, size, next);
         return EDP_OK;
@@ -447,7 +457,7 @@ int edp_segment_truncate(edp_segment_t *seg, int64_t offset)
 {
     if (seg->fd < 0)
         return EDP_ECLOSED;
-    if (seg->poisoned)
+    if (edp_segment_poisoned(seg))
         return EDP_EPOISONED;
     int64_t pos;
     int rc = edp_segment_find(seg, offset, &pos, NULL);
@@ -456,10 +466,10 @@ int edp_segment_truncate(edp_segment_t *seg, int64_t offset)
     if (pos >= seg->size)
         return EDP_OK;
     if (ftruncate(seg->fd, (off_t)pos) != 0) {
-        seg->poisoned = 1;
+        edp_segment_poison(seg);
         return errno;
     }
-    seg->size = pos;
+    store_i64(&seg->size, pos);
     /* Rebuild the in-memory state from the (trusted) headers that remain. */
     int64_t end;
     rc = scan_file(seg, 0, &end, NULL, NULL);

@@ -19,10 +19,11 @@ from __future__ import annotations
 import struct
 import uuid
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from . import wire
 from .dsl import FIXED_FORMATS, ZERO_UUID, Field
+from .wire import FileRegion
 
 NULL16 = b"\xff\xff"
 NULL32 = b"\xff\xff\xff\xff"
@@ -36,8 +37,8 @@ Encoder = Callable[[dict[str, Any], bytearray, list[Any]], bytearray]
 
 def _records_len(value: Any) -> int:
     if type(value) is list:
-        return sum(x.length if isinstance(x, tuple) else len(x) for x in value)
-    return len(value) if not isinstance(value, tuple) else value.length
+        return sum(cast(FileRegion, x).length if isinstance(x, tuple) else len(x) for x in value)
+    return len(value) if not isinstance(value, tuple) else cast(FileRegion, value).length
 
 
 def _records_put(value: Any, b: bytearray, parts: list[Any]) -> bytearray:
@@ -401,11 +402,11 @@ def build_decoder(fields: list[Field], version: int, flexible: bool, label: str)
     """Compile the decoder of one message version."""
     gen = _Gen(version, flexible)
     entry = gen.decoder(fields)
-    return _compile(gen, entry, label)
+    return cast(Decoder, _compile(gen, entry, label))
 
 
 def build_encoder(fields: list[Field], version: int, flexible: bool, label: str) -> Encoder:
     """Compile the encoder of one message version."""
     gen = _Gen(version, flexible)
     entry = gen.encoder(fields)
-    return _compile(gen, entry, label)
+    return cast(Encoder, _compile(gen, entry, label))

@@ -9,8 +9,10 @@ know the broker's versions can always read the answer.
 from __future__ import annotations
 
 import struct
-from typing import Any, NamedTuple
+from collections.abc import Mapping
+from typing import Any, NamedTuple, cast
 
+from .codegen import Encoder
 from .registry import (
     APIS,
     REQUEST_DECODERS,
@@ -24,6 +26,7 @@ from .wire import (
     I16,
     I32,
     REQUEST_HEADER,
+    FileRegion,
     ProtocolError,
     UnsupportedVersionError,
     skip_tagged_fields,
@@ -81,7 +84,9 @@ def read_request_header(frame: memoryview) -> RequestHeader:
     return RequestHeader(api_key, api_version, correlation_id, client_id, p)
 
 
-def decode_request(api_key: int, api_version: int, frame: memoryview, offset: int) -> dict:
+def decode_request(
+    api_key: int, api_version: int, frame: memoryview, offset: int
+) -> dict[str, Any]:
     """Decode a request body starting at ``offset`` of ``frame`` into a dict.
 
     Every field of the message is present (version-absent ones with their default);
@@ -105,7 +110,7 @@ def decode_request(api_key: int, api_version: int, frame: memoryview, offset: in
     return body
 
 
-def _encoder(table: dict, api_key: int, api_version: int) -> Any:
+def _encoder(table: Mapping[tuple[int, int], Encoder], api_key: int, api_version: int) -> Encoder:
     encoder = codec(table, api_key, api_version)
     if encoder is None:
         raise UnsupportedVersionError(f"no encoder for api {api_key} version {api_version}")
@@ -117,13 +122,13 @@ def _finish(parts: list[Any], b: bytearray) -> tuple[list[Any], int]:
         parts.append(b)
     total = 0
     for part in parts:
-        total += part.length if isinstance(part, tuple) else len(part)
+        total += cast(FileRegion, part).length if isinstance(part, tuple) else len(part)
     I32.pack_into(parts[0], 0, total - 4)
     return parts, total
 
 
 def encode_response(
-    api_key: int, api_version: int, correlation_id: int, body: dict
+    api_key: int, api_version: int, correlation_id: int, body: dict[str, Any]
 ) -> tuple[list[Any], int]:
     """Encode a response frame as ``(parts, total_bytes)``, size prefix included.
 
@@ -146,7 +151,11 @@ def encode_response(
 
 
 def encode_request(
-    api_key: int, api_version: int, correlation_id: int, client_id: str | None, body: dict
+    api_key: int,
+    api_version: int,
+    correlation_id: int,
+    client_id: str | None,
+    body: dict[str, Any],
 ) -> bytes:
     """Encode a complete request frame (size prefix included), as a client sends it."""
     encoder = _encoder(REQUEST_ENCODERS, api_key, api_version)
@@ -174,7 +183,9 @@ def _read_region(region: Any) -> bytes:
     return os.pread(region.file.fileno(), region.length, region.pos)
 
 
-def decode_response(api_key: int, api_version: int, frame: memoryview) -> tuple[int, dict]:
+def decode_response(
+    api_key: int, api_version: int, frame: memoryview
+) -> tuple[int, dict[str, Any]]:
     """Decode a response frame (without size prefix) into ``(correlation_id, body)``."""
     decoder = codec(RESPONSE_DECODERS, api_key, api_version)
     if decoder is None:

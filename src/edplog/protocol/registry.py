@@ -6,8 +6,8 @@ generated and compiled the first time its (api, version, direction) is used, the
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import TypeVar
 
 from .codegen import Decoder, Encoder, build_decoder, build_encoder
 from .dsl import Api, parse
@@ -33,7 +33,10 @@ FLEXIBLE_FROM: dict[int, int] = {
 }
 
 
-class _CodecTable(dict):
+_C = TypeVar("_C")
+
+
+class _CodecTable(dict[tuple[int, int], _C]):
     """``(api_key, version) -> codec``, compiled on first use and kept.
 
     Compiling all ~650 codecs costs about half a second, which every short-lived process
@@ -42,12 +45,12 @@ class _CodecTable(dict):
     that cannot generate fails there). Missing keys raise ``KeyError``.
     """
 
-    def __init__(self, kind: str, build: Callable[..., Any]) -> None:
+    def __init__(self, kind: str, build: Callable[..., _C]) -> None:
         super().__init__()
         self.kind = kind
         self.build = build
 
-    def __missing__(self, kv: tuple[int, int]) -> Any:
+    def __missing__(self, kv: tuple[int, int]) -> _C:
         api = APIS.get(kv[0])
         if api is None or not api.min_version <= kv[1] <= api.max_version:
             raise KeyError(kv)
@@ -73,7 +76,7 @@ def build_all() -> None:
                 table[(key, version)]
 
 
-def codec(table: dict, api_key: int, api_version: int) -> Any:
+def codec(table: Mapping[tuple[int, int], _C], api_key: int, api_version: int) -> _C | None:
     """The codec for ``(api_key, api_version)`` in ``table``, or None if there is none."""
     try:
         return table[(api_key, api_version)]

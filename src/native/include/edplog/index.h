@@ -14,8 +14,18 @@
  * sealed or closed. After a crash the file may hold zeroed or stale entries past the real ones:
  * the segment layer sanity-checks indexes on open and rebuilds them from the .log when in doubt.
  *
- * Threading: one writer; readers may look up concurrently. The entry count is published with
- * release ordering after the entry bytes are written, so a reader never sees a half entry.
+ * Threading: one writer at a time (serialised by the caller). What may overlap:
+ *   - Lookups (edp_offset_index_lookup, edp_time_index_lookup, the _last functions,
+ *     edp_index_sanity) and the accessors edp_index_entries / edp_index_is_full may run in any
+ *     number of threads while the writer runs edp_offset_index_append,
+ *     edp_time_index_maybe_append or edp_index_trim. An append writes the entry's bytes, then
+ *     publishes the new count with release ordering; readers load the count with acquire and
+ *     read only entries below it, so they never see a half-written entry. Trim shrinks the
+ *     file to the published entries, which readers never read past.
+ *   - edp_index_open, _close, _reset and the _truncate functions must not overlap any reader:
+ *     after a reset or truncate the next append rewrites an entry that a reader holding the
+ *     older, larger count may still be reading, and close unmaps it.
+ * Readers read entries and max_entries only through the accessors below, never the fields.
  */
 #ifndef EDPLOG_INDEX_H
 #define EDPLOG_INDEX_H
@@ -33,10 +43,22 @@ typedef struct edp_index {
     uint8_t *map;         /**< the mapping, map_bytes long; NULL when empty */
     size_t map_bytes;
     size_t entry_bytes;   /**< 8 (offset index) or 12 (time index) */
-    size_t max_entries;   /**< capacity of the preallocated file */
-    size_t entries;       /**< published entry count (atomic) */
+    size_t max_entries;   /**< capacity of the preallocated file (atomic: edp_index_is_full) */
+    size_t entries;       /**< published entry count (atomic: edp_index_entries) */
     int64_t base_offset;
 } edp_index_t;
+
+/** The published entry count (an acquire load: the entries below it are whole). */
+static inline size_t edp_index_entries(const edp_index_t *ix)
+{
+    return __atomic_load_n(&ix->entries, __ATOMIC_ACQUIRE);
+}
+
+/** Whether an append would return EDP_EINDEX_FULL (every entry used, or trimmed at seal). */
+static inline int edp_index_is_full(const edp_index_t *ix)
+{
+    return edp_index_entries(ix) >= __atomic_load_n(&ix->max_entries, __ATOMIC_ACQUIRE);
+}
 
 /**
  * Open (creating if needed) an index file. With writable, the file is extended to max_bytes
@@ -47,7 +69,7 @@ typedef struct edp_index {
 int edp_index_open(edp_index_t *ix, const char *path, int64_t base_offset, size_t entry_bytes,
                    size_t max_bytes, int writable);
 
-/** Unmap and close. Safe on a closed index. */
+/** Unmap and close; the index then has no entries. Safe on a closed index. */
 void edp_index_close(edp_index_t *ix);
 
 /** Shrink the file to its entries (at seal and close). @return EDP_OK or an errno. */

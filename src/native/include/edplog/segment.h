@@ -9,9 +9,27 @@
  * poisons the segment: every later mutation returns EDP_EPOISONED, and the failed fsync is never
  * retried (the kernel may have dropped the dirty pages it could not write).
  *
- * Threading: one writer (append, truncate, flush, seal) at a time, serialised by the caller;
- * any number of concurrent readers (find, slice, pread). size and next_offset are published
- * with release ordering after the bytes and index entries they cover are in place.
+ * Threading: one writer at a time, serialised by the caller. What may overlap:
+ *   - While the writer runs edp_segment_append or edp_segment_seal, any number of threads may
+ *     run the readers: edp_segment_find, _slice, _find_timestamp, _pread, the accessors below
+ *     and the index lookups on oidx / tidx (index.h).
+ *   - edp_segment_flush may also run beside the writer (fdatasync beside pwrite): it makes
+ *     durable at least every batch below a next_offset loaded before the call.
+ *   - edp_segment_open, _load, _recover, _truncate and _close must not overlap any other call
+ *     on the segment, reader or writer: they reset or cut the bytes, the indexes and the
+ *     fields that readers use, and close releases the file and the mappings.
+ *
+ * What readers see: a prefix of the appends. An append writes its bytes; then, batch by
+ * batch, its index entries and the max-timestamp pair; then next_offset; then size: each
+ * store with release ordering. Readers read these fields only through the accessors below (acquire loads), never
+ * directly. A loaded size guarantees that every batch below it is in the file and that every
+ * index entry pointing below it is whole; a loaded next_offset guarantees the same for every
+ * batch holding an offset below it. The two are separate loads, not a snapshot: next_offset
+ * loaded after size covers at least the batches below that size (it may be further on, when an
+ * append ran in between); size loaded after next_offset may lag behind it. The pair
+ * (max_timestamp_ms, offset_of_max_timestamp) is read as one: a sequence count makes the
+ * reader retry while the writer updates it. fd, base_offset and writable do not change
+ * between open and close.
  */
 #ifndef EDPLOG_SEGMENT_H
 #define EDPLOG_SEGMENT_H
@@ -26,12 +44,13 @@
 typedef struct edp_segment {
     int fd;                        /**< the .log, owned; -1 when closed */
     int writable;
-    int poisoned;                  /**< an earlier write or fsync failed */
+    int poisoned;                  /**< an earlier write or fsync failed (atomic) */
     int64_t base_offset;
     int64_t size;                  /**< bytes of whole batches (atomic) */
     int64_t next_offset;           /**< last offset + 1, or base_offset when empty (atomic) */
-    int64_t max_timestamp_ms;      /**< largest batch maxTimestamp, -1 when empty */
-    int64_t offset_of_max_timestamp;
+    int64_t max_timestamp_ms;      /**< largest batch maxTimestamp, -1 when empty (seq) */
+    int64_t offset_of_max_timestamp; /**< last offset of that batch, -1 when empty (seq) */
+    uint32_t max_timestamp_seq;    /**< odd while the writer updates the pair above */
     int64_t bytes_since_index;     /**< log bytes appended since the last index entry */
     int32_t index_interval_bytes;
     edp_index_t oidx;
@@ -46,6 +65,51 @@ typedef struct edp_recovery {
     int64_t records;
     int code;                /**< why the scan stopped early (EDP_OK when the file was whole) */
 } edp_recovery_t;
+
+/** Bytes of whole batches in the file (acquire). */
+static inline int64_t edp_segment_size(const edp_segment_t *seg)
+{
+    return __atomic_load_n(&seg->size, __ATOMIC_ACQUIRE);
+}
+
+/** The offset the next batch starts at: last offset + 1, base_offset when empty (acquire). */
+static inline int64_t edp_segment_next_offset(const edp_segment_t *seg)
+{
+    return __atomic_load_n(&seg->next_offset, __ATOMIC_ACQUIRE);
+}
+
+/**
+ * The largest batch maxTimestamp (-1 when empty) and the last offset of the batch that holds
+ * it (-1 when empty), both from the same append. A seqlock read: the writer holds the count
+ * odd only across two stores, so the loop repeats only while a writer is between them.
+ */
+static inline void edp_segment_max_timestamp(const edp_segment_t *seg, int64_t *timestamp_ms,
+                                             int64_t *offset)
+{
+    uint32_t before, after;
+    do {
+        before = __atomic_load_n(&seg->max_timestamp_seq, __ATOMIC_ACQUIRE);
+        *timestamp_ms = __atomic_load_n(&seg->max_timestamp_ms, __ATOMIC_RELAXED);
+        *offset = __atomic_load_n(&seg->offset_of_max_timestamp, __ATOMIC_RELAXED);
+        __atomic_thread_fence(__ATOMIC_ACQUIRE);
+        after = __atomic_load_n(&seg->max_timestamp_seq, __ATOMIC_RELAXED);
+    } while ((before & 1) != 0 || before != after);
+}
+
+/** Whether an earlier write, truncate or fsync failed (acquire). */
+static inline int edp_segment_poisoned(const edp_segment_t *seg)
+{
+    return __atomic_load_n(&seg->poisoned, __ATOMIC_ACQUIRE);
+}
+
+/**
+ * Refuse every later mutation (EDP_EPOISONED), e.g. when a flush of data written before it
+ * failed elsewhere. Safe from any thread.
+ */
+static inline void edp_segment_poison(edp_segment_t *seg)
+{
+    __atomic_store_n(&seg->poisoned, 1, __ATOMIC_RELEASE);
+}
 
 /**
  * Open the three files of a segment (creating them when writable). Reads nothing yet: follow
