@@ -206,6 +206,7 @@ def filter_batches(data, OffsetMap offset_map not None, int64_t tombstone_deadli
     batch's codec, under a fresh CRC. A batch left with no record is dropped, except the last
     batch of data, which stays as an empty batch (recordCount 0, no records section, so no
     codec) to keep the segment's last offset. Returns (records_removed, tombstones_kept).
+    On an error (a corrupt batch raises CorruptRecordError) out is left as it was.
     """
     cdef const unsigned char[::1] mv = data
     cdef const uint8_t *p = &mv[0] if mv.shape[0] else NULL
@@ -217,6 +218,7 @@ def filter_batches(data, OffsetMap offset_map not None, int64_t tombstone_deadli
     cdef int codec
     cdef uint8_t *dst
     cdef const unsigned char[::1] packed
+    cdef Py_ssize_t out_len = PyByteArray_GET_SIZE(out)
     f.map = &offset_map._map
     f.kept.data = NULL
     f.kept.len = f.kept.cap = 0
@@ -264,6 +266,9 @@ def filter_batches(data, OffsetMap offset_map not None, int64_t tombstone_deadli
                     memcpy(dst + EDP_BATCH_HEADER_BYTES, &packed[0], slen)
                     edp_batch_finish(dst, slen, &nh)
             pos += size
+    except BaseException:
+        PyByteArray_Resize(out, out_len)
+        raise
     finally:
         free(carry.data)
         free(f.kept.data)
