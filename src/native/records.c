@@ -26,25 +26,28 @@ static int varint32_slow(const uint8_t **p, const uint8_t *end, int32_t *out)
     return EDP_OK;
 }
 
-/* Most fields of most records are one byte (deltas, null or short keys, header counts) or
- * two (lengths of values under 8 KiB): those never leave this function. */
+/* Most fields of most records are one byte (null or short keys, header counts, small
+ * deltas), two (lengths under 8 KiB, offset deltas under 8192) or three (offset deltas of
+ * the big batches compression favours): those never leave this function. */
 static inline int get_varint(const uint8_t **p, const uint8_t *end, int32_t *out)
 {
     const uint8_t *q = *p;
-    if (EDP_LIKELY(end - q >= 2)) {
-        uint32_t u;
-        if (!(q[0] & 0x80)) {
-            u = q[0];
-            *p = q + 1;
-            *out = (int32_t)(u >> 1) ^ -(int32_t)(u & 1);
-            return EDP_OK;
+    if (EDP_LIKELY(end - q >= 3)) {
+        uint32_t u = q[0];
+        size_t n = 1;
+        if (u & 0x80) {
+            u = (u & 0x7f) | (uint32_t)(q[1] & 0x7f) << 7;
+            n = 2;
+            if (q[1] & 0x80) {
+                if (q[2] & 0x80)
+                    return varint32_slow(p, end, out);
+                u |= (uint32_t)q[2] << 14;
+                n = 3;
+            }
         }
-        if (!(q[1] & 0x80)) {
-            u = (uint32_t)(q[0] & 0x7f) | (uint32_t)q[1] << 7;
-            *p = q + 2;
-            *out = (int32_t)(u >> 1) ^ -(int32_t)(u & 1);
-            return EDP_OK;
-        }
+        *p = q + n;
+        *out = (int32_t)(u >> 1) ^ -(int32_t)(u & 1);
+        return EDP_OK;
     }
     return varint32_slow(p, end, out);
 }
@@ -52,9 +55,15 @@ static inline int get_varint(const uint8_t **p, const uint8_t *end, int32_t *out
 static inline int get_varlong(const uint8_t **p, const uint8_t *end, int64_t *out)
 {
     const uint8_t *q = *p;
-    if (EDP_LIKELY(q < end) && !(q[0] & 0x80)) {
-        *out = (int64_t)(q[0] >> 1) ^ -(int64_t)(q[0] & 1);
-        *p = q + 1;
+    if (EDP_LIKELY(end - q >= 2) && !(q[1] & 0x80 & q[0])) {
+        uint64_t u = q[0];
+        size_t n = 1;
+        if (u & 0x80) {
+            u = (u & 0x7f) | (uint64_t)q[1] << 7;
+            n = 2;
+        }
+        *p = q + n;
+        *out = (int64_t)(u >> 1) ^ -(int64_t)(u & 1);
         return EDP_OK;
     }
     return edp_varint_decode(p, end, out);
