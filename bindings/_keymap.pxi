@@ -117,9 +117,14 @@ cdef class OffsetMap:
         """The latest offset held for key (any buffer), or -1."""
         cdef const unsigned char[::1] k = key
         cdef int64_t found
-        with nogil:
-            found = edp_keymap_get(&self._map, &k[0] if k.shape[0] else <const uint8_t *>"",
-                                   <size_t>k.shape[0])
+        self._enter()
+        try:
+            with nogil:
+                found = edp_keymap_get(&self._map,
+                                       &k[0] if k.shape[0] else <const uint8_t *>"",
+                                       <size_t>k.shape[0])
+        finally:
+            self._busy = False
         return found
 
     def put(self, key, int64_t offset):
