@@ -9,64 +9,68 @@
 #include "common.h"
 #include "edplog/records.h"
 
-/* ---- varints: the one- and two-byte cases inline, the rest through edp_varint_decode ---- */
+/* ---- varints: the short cases inline, the rest through edp_varint_decode ------------- */
 
-static int varint32_slow(const uint8_t **p, const uint8_t *end, int32_t *out)
+/* A varint read: where the next field starts (NULL when the varint is bad or runs past the
+ * end) and its value. Returned by value, in two registers: a reader that wrote through
+ * pointers kept the cursor and the value on the stack, and every field of every record waits
+ * on the one before it. With that and the one-byte case tried first even at the end of a
+ * record, the walk takes about 20 % less time (bench/bench_validate.py, none-100-walk, A/B
+ * runs interleaved). */
+typedef struct varint_read {
+    const uint8_t *next;
+    int64_t value;
+} varint_read_t;
+
+__attribute__((noinline)) static varint_read_t varint_slow(const uint8_t *q,
+                                                           const uint8_t *end, int max_len)
 {
-    const uint8_t *start = *p;
-    int64_t v;
+    varint_read_t r = {NULL, 0};
+    const uint8_t *p = q;
     /* An int32 varint is at most 5 bytes: Kafka's readers refuse a longer one even when it
      * decodes to a small value, so the walker must too. */
-    if (edp_varint_decode(p, end, &v) != EDP_OK || *p - start > 5 || v < INT32_MIN ||
-        v > INT32_MAX) {
-        *p = start;
-        return EDP_ECORRUPT;
-    }
-    *out = (int32_t)v;
-    return EDP_OK;
+    if (edp_varint_decode(&p, end, &r.value) == EDP_OK && p - q <= max_len &&
+        (max_len > 5 || (r.value >= INT32_MIN && r.value <= INT32_MAX)))
+        r.next = p;
+    return r;
 }
 
 /* Most fields of most records are one byte (null or short keys, header counts, small
  * deltas), two (lengths under 8 KiB, offset deltas under 8192) or three (offset deltas of
  * the big batches compression favours): those never leave this function. */
-static inline int get_varint(const uint8_t **p, const uint8_t *end, int32_t *out)
+static inline varint_read_t get_varint(const uint8_t *q, const uint8_t *end)
 {
-    const uint8_t *q = *p;
-    if (EDP_LIKELY(end - q >= 3)) {
-        uint32_t u = q[0];
-        size_t n = 1;
-        if (u & 0x80) {
-            u = (u & 0x7f) | (uint32_t)(q[1] & 0x7f) << 7;
-            n = 2;
-            if (q[1] & 0x80) {
-                if (q[2] & 0x80)
-                    return varint32_slow(p, end, out);
-                u |= (uint32_t)q[2] << 14;
-                n = 3;
-            }
-        }
-        *p = q + n;
-        *out = (int32_t)(u >> 1) ^ -(int32_t)(u & 1);
-        return EDP_OK;
+    uint32_t u;
+    size_t n;
+    if (EDP_LIKELY(q < end) && !(q[0] & 0x80)) {
+        u = q[0];
+        n = 1;
+    } else if (EDP_LIKELY(end - q >= 2) && !(q[1] & 0x80)) {
+        u = (uint32_t)(q[0] & 0x7f) | (uint32_t)q[1] << 7;
+        n = 2;
+    } else if (end - q >= 3 && !(q[2] & 0x80)) {
+        u = (uint32_t)(q[0] & 0x7f) | (uint32_t)(q[1] & 0x7f) << 7 | (uint32_t)q[2] << 14;
+        n = 3;
+    } else {
+        return varint_slow(q, end, 5);
     }
-    return varint32_slow(p, end, out);
+    return (varint_read_t){q + n, (int32_t)(u >> 1) ^ -(int32_t)(u & 1)};
 }
 
-static inline int get_varlong(const uint8_t **p, const uint8_t *end, int64_t *out)
+static inline varint_read_t get_varlong(const uint8_t *q, const uint8_t *end)
 {
-    const uint8_t *q = *p;
-    if (EDP_LIKELY(end - q >= 2) && !(q[1] & 0x80 & q[0])) {
-        uint64_t u = q[0];
-        size_t n = 1;
-        if (u & 0x80) {
-            u = (u & 0x7f) | (uint64_t)q[1] << 7;
-            n = 2;
-        }
-        *p = q + n;
-        *out = (int64_t)(u >> 1) ^ -(int64_t)(u & 1);
-        return EDP_OK;
+    uint64_t u;
+    size_t n;
+    if (EDP_LIKELY(q < end) && !(q[0] & 0x80)) {
+        u = q[0];
+        n = 1;
+    } else if (end - q >= 2 && !(q[1] & 0x80)) {
+        u = (uint64_t)(q[0] & 0x7f) | (uint64_t)q[1] << 7;
+        n = 2;
+    } else {
+        return varint_slow(q, end, 10);
     }
-    return edp_varint_decode(p, end, out);
+    return (varint_read_t){q + n, (int64_t)(u >> 1) ^ -(int64_t)(u & 1)};
 }
 
 /* ---- diagnostics ----------------------------------------------------------------------- */
@@ -123,41 +127,50 @@ int edp_walker_init(edp_walker_t *w, const edp_batch_hdr_t *hdr, int strict,
 static inline int check_body(const edp_walker_t *w, const uint8_t *q, const uint8_t *rend,
                              int64_t pos, edp_record_ref_t *r, edp_diag_t *diag)
 {
-    int32_t n, count;
+    varint_read_t v;
     q++; /* attributes: present, since the length is at least 6 */
-    if (EDP_UNLIKELY(get_varlong(&q, rend, &r->timestamp_delta) != EDP_OK))
+    v = get_varlong(q, rend);
+    if (EDP_UNLIKELY(!v.next))
         return bad_record(w, diag, pos, "timestampDelta runs past the record");
-    if (EDP_UNLIKELY(get_varint(&q, rend, &r->offset_delta) != EDP_OK))
+    r->timestamp_delta = v.value;
+    v = get_varint(v.next, rend);
+    if (EDP_UNLIKELY(!v.next))
         return bad_record(w, diag, pos, "offsetDelta is malformed");
+    r->offset_delta = (int32_t)v.value;
     if (w->strict) {
-        if (EDP_UNLIKELY(r->offset_delta != w->index))
+        if (EDP_UNLIKELY(v.value != w->index))
             return bad_record(w, diag, pos, "offsetDelta %d, expected %d", r->offset_delta,
                               w->index);
-    } else if (EDP_UNLIKELY(r->offset_delta <= w->prev_delta ||
-                            r->offset_delta > w->last_offset_delta)) {
+    } else if (EDP_UNLIKELY(v.value <= w->prev_delta || v.value > w->last_offset_delta)) {
         return bad_record(w, diag, pos,
                           "offsetDelta %d is not above the previous %d or is past "
                           "lastOffsetDelta %d",
                           r->offset_delta, w->prev_delta, w->last_offset_delta);
     }
-    if (EDP_UNLIKELY(get_varint(&q, rend, &n) != EDP_OK || n < -1 || n > rend - q))
+    v = get_varint(v.next, rend);
+    if (EDP_UNLIKELY(!v.next || v.value < -1 || v.value > rend - v.next))
         return bad_record(w, diag, pos, "bad keyLength");
-    r->key = n < 0 ? NULL : q;
-    r->key_len = n;
-    q += n > 0 ? n : 0;
-    if (EDP_UNLIKELY(get_varint(&q, rend, &n) != EDP_OK || n < -1 || n > rend - q))
+    r->key = v.value < 0 ? NULL : v.next;
+    r->key_len = (int32_t)v.value;
+    q = v.next + (v.value > 0 ? v.value : 0);
+    v = get_varint(q, rend);
+    if (EDP_UNLIKELY(!v.next || v.value < -1 || v.value > rend - v.next))
         return bad_record(w, diag, pos, "bad valueLength");
-    r->value_len = n;
-    q += n > 0 ? n : 0;
-    if (EDP_UNLIKELY(get_varint(&q, rend, &count) != EDP_OK || count < 0 || count > rend - q))
+    r->value_len = (int32_t)v.value;
+    q = v.next + (v.value > 0 ? v.value : 0);
+    v = get_varint(q, rend);
+    if (EDP_UNLIKELY(!v.next || v.value < 0 || v.value > rend - v.next))
         return bad_record(w, diag, pos, "bad headerCount");
-    for (int32_t i = 0; i < count; i++) {
-        if (get_varint(&q, rend, &n) != EDP_OK || n < 0 || n > rend - q)
-            return bad_record(w, diag, pos, "header %d has a bad key length", i);
-        q += n;
-        if (get_varint(&q, rend, &n) != EDP_OK || n < -1 || n > rend - q)
-            return bad_record(w, diag, pos, "header %d has a bad value length", i);
-        q += n > 0 ? n : 0;
+    int64_t count = v.value;
+    q = v.next;
+    for (int64_t i = 0; i < count; i++) {
+        v = get_varint(q, rend);
+        if (!v.next || v.value < 0 || v.value > rend - v.next)
+            return bad_record(w, diag, pos, "header %d has a bad key length", (int)i);
+        v = get_varint(v.next + v.value, rend);
+        if (!v.next || v.value < -1 || v.value > rend - v.next)
+            return bad_record(w, diag, pos, "header %d has a bad value length", (int)i);
+        q = v.next + (v.value > 0 ? v.value : 0);
     }
     if (EDP_UNLIKELY(q != rend))
         return bad_record(w, diag, pos, "its fields end %lld bytes before its length does",
@@ -184,9 +197,7 @@ int edp_walker_feed(edp_walker_t *w, const uint8_t *buf, size_t len, size_t *use
     int rc = EDP_OK;
     w->need = 0;
     while (p < end) {
-        const uint8_t *q = p;
         int64_t pos = w->consumed + (p - buf);
-        int32_t length;
         if (EDP_UNLIKELY(w->index >= w->record_count)) {
             rc = w->record_count < 0
                      ? edp_diag_set(diag, EDP_ECORRUPT, w->base_offset, pos,
@@ -197,11 +208,14 @@ int edp_walker_feed(edp_walker_t *w, const uint8_t *buf, size_t len, size_t *use
                                     w->record_count, (long long)pos);
             break;
         }
-        if (EDP_UNLIKELY(get_varint(&q, end, &length) != EDP_OK)) {
+        varint_read_t v = get_varint(p, end);
+        if (EDP_UNLIKELY(!v.next)) {
             if (!varint_incomplete(p, end))
                 rc = bad_record(w, diag, pos, "its length is malformed");
             break; /* else: a partial record whose length is still to come */
         }
+        const uint8_t *q = v.next;
+        int32_t length = (int32_t)v.value;
         if (EDP_UNLIKELY(length < 6)) {
             rc = bad_record(w, diag, pos, "length %d is below the minimum 6", length);
             break;

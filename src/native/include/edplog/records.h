@@ -42,13 +42,13 @@
  * A walker is owned by one thread at a time; it allocates nothing, does no I/O and never
  * touches Python, so it runs with the GIL released.
  *
- * Cost: about 10 ns a record, whatever its size (bench/bench_validate.py: 100 B records walk
- * at ~12 GB/s uncompressed; behind lz4 or zstd the walk adds 0-45 % to the decompression).
+ * Cost: about 8 ns a record, whatever its size (bench/bench_validate.py: 100 B records walk
+ * at ~15 GB/s uncompressed; behind lz4 or zstd the walk adds up to ~40 % to decompressing).
  * The structure check of batch.c (edp_batch_validate) keeps its own lighter walk of
  * uncompressed batches (lengths and offset deltas only, ~3 ns a record): running this walker
- * there instead made append_batches of 100 B records 15-20 % slower (bench/bench_log.py,
- * test_append_batches_edplog, three interleaved A/B runs), so the full walk is a separate
- * step the produce path takes after it.
+ * there instead made append_batches of 100 B records 10-20 % slower (bench/bench_log.py,
+ * test_append_batches_edplog, three interleaved A/B runs of each), so the full walk is a
+ * separate step the produce path takes after it.
  */
 #ifndef EDPLOG_RECORDS_H
 #define EDPLOG_RECORDS_H
