@@ -70,22 +70,24 @@ cdef class OffsetMap:
     there and says which offsets the map covers, so the cleaner cleans that prefix of the
     log and builds the next map from the offset after it, as Kafka's does.
 
-    Memory is allocated at once but the pages are touched only as keys land in them. One
-    thread at a time: a call while another thread is inside one raises RuntimeError.
+    Memory is allocated at once but the pages are touched only as keys land in them (an
+    allocation that fails raises OSError(ENOMEM)). One thread at a time: a call while
+    another thread is inside one raises RuntimeError.
     """
     cdef edp_keymap_t _map
     cdef bint _busy
 
     def __cinit__(self, size_t capacity_bytes):
         cdef uint64_t seed = int.from_bytes(_os.urandom(8), "little")
+        cdef edp_diag_t diag
         cdef int rc
         with nogil:
             rc = edp_keymap_init(&self._map, capacity_bytes, seed)
-        if rc == ENOMEM:
-            raise MemoryError(f"cannot allocate an offset map of {capacity_bytes} bytes")
+        _diag_clear(&diag)
         if rc == EDP_EINVAL:
-            raise ValueError(f"an offset map needs at least {2 * EDP_KEYMAP_SLOT_BYTES} bytes")
-        _check(rc)
+            snprintf(diag.msg, sizeof(diag.msg), b"an offset map needs at least %d bytes",
+                     <int>(2 * EDP_KEYMAP_SLOT_BYTES))
+        _check(rc, &diag)
 
     def __dealloc__(self):
         edp_keymap_free(&self._map)
@@ -131,6 +133,7 @@ cdef class OffsetMap:
         """Record key at offset (the map keeps the larger offset). False when the key is new
         and the map is full."""
         cdef const unsigned char[::1] k = key
+        cdef edp_diag_t diag
         cdef int rc
         self._enter()
         try:
@@ -141,9 +144,10 @@ cdef class OffsetMap:
             self._busy = False
         if rc == ENOSPC:
             return False
+        _diag_clear(&diag)
         if rc == EDP_EINVAL:
-            raise ValueError("offsets are >= 0")
-        _check(rc)
+            snprintf(diag.msg, sizeof(diag.msg), b"offset %lld is negative", <long long>offset)
+        _check(rc, &diag)
         return True
 
     def clear(self):

@@ -3,6 +3,7 @@
 # that a batch is checked in memory bounded by one piece plus its largest record, with the
 # GIL released while the walker runs (and inside each codec library while it decompresses).
 from libc.errno cimport ENOMEM, ENOSPC
+from libc.stdio cimport snprintf
 
 # The default bound on a batch's decompressed records section. Legitimate producers stay far
 # below it: librdkafka's batch.size (default 1,000,000) counts uncompressed bytes; the Java
@@ -75,19 +76,27 @@ cdef int _feed_piece(edp_walker_t *w, GrowBuf *carry, const uint8_t *p, size_t n
     return 0
 
 
-cdef object _walk_error(edp_diag_t *diag, edp_batch_hdr_t *h, size_t batch_pos, int64_t pos):
-    return _errors.CorruptRecordError(
-        f"batch at offset {h.base_offset} (position {batch_pos}): "
-        f"{diag.msg.decode('utf-8', 'replace')}",
-        position=pos, offset=h.base_offset)
+cdef int _check_walk(int rc, edp_diag_t *diag, size_t batch_pos, int64_t pos) except -1:
+    """_check for a walk of the batch at batch_pos: its message names the batch, and its
+    position is pos in the caller's buffer."""
+    cdef char msg[192]
+    if rc == 0:
+        return 0
+    if rc < 0:
+        snprintf(msg, sizeof(msg), b"batch at offset %lld (position %zu): %s",
+                 <long long>diag.offset, batch_pos, diag.msg)
+        memcpy(diag.msg, msg, sizeof(msg))
+        diag.pos = pos
+    return _check(rc, diag)
 
 
 cdef int _walk_batch(const uint8_t *b, edp_batch_hdr_t *h, size_t batch_pos, bint strict,
                      int64_t max_bytes, edp_record_visit_fn visit, void *ctx, GrowBuf *carry,
                      int64_t *uncompressed) except -1:
     """Walk every record of the batch at b (its header h already decoded, bounds checked),
-    calling visit for each. Returns 0, or the code the visitor stopped the walk with; raises
-    CorruptRecordError for a bad record or stream, naming the batch."""
+    calling visit for each. Returns 0, or ENOSPC when the visitor stopped the walk with it
+    (the key map is full); raises CorruptRecordError for a bad record or stream, naming the
+    batch, and OSError(ENOMEM) when a record does not fit in memory."""
     cdef int codec = h.attributes & EDP_ATTR_CODEC_MASK
     cdef size_t total = <size_t>h.batch_length + EDP_BATCH_LOG_OVERHEAD
     cdef size_t slen = total - EDP_BATCH_HEADER_BYTES
@@ -102,11 +111,9 @@ cdef int _walk_batch(const uint8_t *b, edp_batch_hdr_t *h, size_t batch_pos, bin
             rc = edp_records_check(b + EDP_BATCH_HEADER_BYTES, b + total, h, strict, visit, ctx,
                                    &diag)
         uncompressed[0] += <int64_t>slen
-        if rc == ENOMEM:
-            raise MemoryError()
-        if rc < 0:
-            raise _walk_error(&diag, h, batch_pos,
-                              <int64_t>batch_pos + EDP_BATCH_HEADER_BYTES + diag.pos)
+        if rc != ENOSPC:  # the visitor's stop code is the caller's to read
+            _check_walk(rc, &diag, batch_pos,
+                        <int64_t>batch_pos + EDP_BATCH_HEADER_BYTES + diag.pos)
         return rc
     if codec > 4:
         raise _errors.UnsupportedCodecError(
@@ -114,8 +121,7 @@ cdef int _walk_batch(const uint8_t *b, edp_batch_hdr_t *h, size_t batch_pos, bin
             f"{codec} is unknown", position=batch_pos, offset=h.base_offset)
     with nogil:
         rc = edp_walker_init(&w, h, strict, -1, max_bytes, visit, ctx, &diag)
-    if rc:
-        raise _walk_error(&diag, h, batch_pos, <int64_t>batch_pos)
+    _check_walk(rc, &diag, batch_pos, <int64_t>batch_pos)
     # A view of the compressed section, not a copy (the caller holds the buffer meanwhile).
     section = <uint8_t[:slen]> <uint8_t *>(b + EDP_BATCH_HEADER_BYTES) if slen else b""
     carry.len = 0
@@ -141,10 +147,8 @@ cdef int _walk_batch(const uint8_t *b, edp_batch_hdr_t *h, size_t batch_pos, bin
     if rc == 0:
         with nogil:
             rc = edp_walker_end(&w, carry.len, &diag)
-    if rc == ENOMEM:
-        raise MemoryError()
-    if rc < 0:
-        raise _walk_error(&diag, h, batch_pos, <int64_t>batch_pos)
+    if rc != ENOSPC:
+        _check_walk(rc, &diag, batch_pos, <int64_t>batch_pos)
     return rc
 
 
