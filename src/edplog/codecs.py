@@ -254,9 +254,10 @@ def _zstd_frames_check(mv: memoryview, max_bytes: int) -> None:
     RLE blocks (whose sizes are exact) must not already pass max_bytes.
 
     zstandard's bounded reader stops silently at the end of a truncated stream, so this is
-    how a missing tail (a last block, a checksum) is found. It costs about 90 ns per block:
-    a few microseconds for a legitimate 1 MiB frame (blocks hold up to 128 KiB), and at most
-    about 30 ms for 1 MiB of the smallest blocks a client could send.
+    how a missing tail (a last block, a checksum) is found. It costs about 90 ns per block
+    (timed on a frame of 350,000 empty blocks): microseconds for a legitimate 1 MiB frame,
+    whose blocks hold up to 128 KiB each, and about 30 ms for 1 MiB of the smallest blocks a
+    client could send.
     """
     n = len(mv)
     pos = 0
