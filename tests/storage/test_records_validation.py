@@ -330,10 +330,6 @@ def test_uncompressed_batches_are_not_bound_by_max_uncompressed_bytes():
     assert _native.validate_records(raw, max_uncompressed_bytes=10)[1] == 100
 
 
-def test_default_bound_is_64_mib():
-    assert _native.DEFAULT_MAX_UNCOMPRESSED_BYTES == 64 * MiB
-
-
 # ---- decompression bombs, in a subprocess whose peak RSS is measured -------------------------
 
 CHILD = r"""
