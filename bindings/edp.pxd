@@ -159,3 +159,52 @@ cdef extern from "edplog/clock.h" nogil:
         int mode
     void edp_clock_init(edp_clock_t *c) noexcept
     int64_t edp_clock_now_ms(edp_clock_t *c) noexcept
+
+from libc.stdint cimport uint64_t
+
+cdef extern from "edplog/records.h" nogil:
+    enum:
+        EDP_RECORD_MIN_BYTES
+    ctypedef struct edp_record_ref_t:
+        const uint8_t *raw
+        size_t raw_len
+        int64_t timestamp_delta
+        int32_t offset_delta
+        int32_t index
+        const uint8_t *key
+        int32_t key_len
+        int32_t value_len
+    ctypedef int (*edp_record_visit_fn)(void *ctx, const edp_record_ref_t *rec) noexcept nogil
+    ctypedef struct edp_walker_t:
+        int64_t base_offset
+        int32_t record_count
+        int32_t last_offset_delta
+        int strict
+        int64_t section_bytes
+        int64_t max_bytes
+        int32_t index
+        int32_t prev_delta
+        int64_t consumed
+        int64_t need
+        edp_record_visit_fn visit
+        void *ctx
+    int edp_walker_init(edp_walker_t *w, const edp_batch_hdr_t *hdr, int strict, int64_t section_bytes, int64_t max_bytes, edp_record_visit_fn visit, void *ctx, edp_diag_t *diag) noexcept
+    int edp_walker_feed(edp_walker_t *w, const uint8_t *buf, size_t len, size_t *used, edp_diag_t *diag) noexcept
+    int edp_walker_end(edp_walker_t *w, size_t held_back, edp_diag_t *diag) noexcept
+    int edp_records_check(const uint8_t *p, const uint8_t *end, const edp_batch_hdr_t *hdr, int strict, edp_record_visit_fn visit, void *ctx, edp_diag_t *diag) noexcept
+
+cdef extern from "edplog/keymap.h" nogil:
+    enum:
+        EDP_KEYMAP_SLOT_BYTES
+    ctypedef struct edp_keymap_t:
+        size_t capacity
+        size_t limit
+        size_t size
+        uint64_t seed
+        int64_t max_offset
+    int edp_keymap_init(edp_keymap_t *m, size_t capacity_bytes, uint64_t seed) noexcept
+    void edp_keymap_free(edp_keymap_t *m) noexcept
+    void edp_keymap_clear(edp_keymap_t *m) noexcept
+    int edp_keymap_put(edp_keymap_t *m, const uint8_t *key, size_t len, int64_t offset) noexcept
+    int64_t edp_keymap_get(const edp_keymap_t *m, const uint8_t *key, size_t len) noexcept
+    void edp_keymap_fingerprint(const uint8_t *key, size_t len, uint64_t seed, uint64_t *out) noexcept
