@@ -69,9 +69,9 @@ SASL_AUTHENTICATE = 36
 AUTHENTICATION_APIS = frozenset({API_VERSIONS, SASL_HANDSHAKE, SASL_AUTHENTICATE})
 # Requests a connection may have in flight before the broker stops reading from it.
 MAX_IN_FLIGHT = 64
-# Receives per readiness callback: a client streaming a large frame cannot keep the loop
-# from the other connections for longer than this many socket reads.
-READS_PER_WAKEUP = 16
+# Bytes received per readiness callback: a client streaming a large frame cannot keep the
+# loop from the other connections for longer than this.
+READ_BYTES_PER_WAKEUP = 4 * 1024 * 1024
 
 Handler = Callable[["Broker", RequestHeader, dict[str, Any]], Awaitable[dict[str, Any] | None]]
 # A handler run inside the dispatch: the response body (None: no response), or a coroutine
@@ -224,8 +224,10 @@ class Connection:
         frames = self._frames
         transport = self.transport
         try:
-            for i in range(READS_PER_WAKEUP):
-                if i and frames.full and not transport.buffered():
+            budget = READ_BYTES_PER_WAKEUP
+            first = True
+            while budget > 0:
+                if not first and frames.full and not transport.buffered():
                     # Grow only once the socket says more has come: a client that stops
                     # mid-frame then holds what it sent, not twice that.
                     return
@@ -250,6 +252,8 @@ class Connection:
                     self._finish(drop_unstarted=False)  # answer what was sent, then close
                     return
                 self.last_active_s = time.monotonic()
+                first = False
+                budget -= n
                 ready = frames.received(n)
                 if ready:
                     self._ready.extend(ready)

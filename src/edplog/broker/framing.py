@@ -31,9 +31,12 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 
-# Receive buffer shared by all connections of one broker: large enough that one recv takes
-# a burst of pipelined requests (the connection code used 256 KiB per connection before).
-RECEIVE_BYTES = 256 * 1024
+# Receive buffer shared by all connections of one broker (so its size costs nothing per
+# connection): a 1 MB produce request (edplog perf's batch.size) usually arrives in one
+# receive and is cut with one copy. With 256 KiB it needed a growth step on the way, and
+# the broker spent 147 instead of 128 ns of CPU per record on `edplog perf produce
+# --compression none`; with 1 MiB, 95 against 112 for the per-connection buffers before.
+RECEIVE_BYTES = 1024 * 1024
 # First capacity of an unfinished frame: small, so that clients claiming huge frames and
 # sending a few bytes cost little, and a few doublings reach a typical produce request.
 FRAME_MIN_BYTES = 8 * 1024
