@@ -6,10 +6,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import re
 import select
 import socket
 import struct
 import threading
+from pathlib import Path
 
 import pytest
 from broker_helpers import (
@@ -31,6 +33,7 @@ from edplog.testing import start_broker
 
 API_VERSIONS, PRODUCE, FETCH, METADATA = 18, 0, 1, 3
 MIB = 1024 * 1024
+DOC = Path(__file__).resolve().parents[2] / "docs" / "broker.md"
 
 
 def _rss_mib(pid: int) -> float:
@@ -167,7 +170,8 @@ def test_small_queued_max_request_bytes_pauses_reading_and_every_client_is_answe
         assert part["high_watermark"] == clients * per_batch
     memory = broker.broker.memory if broker.broker is not None else None
     assert memory is not None
-    assert wait_until(lambda: memory.used_bytes == 0)  # every request gave its bytes back
+    # every request gave its bytes back once handled
+    assert wait_until(lambda: memory.used_bytes == 0 and memory.running_bytes == 0)
 
 
 def test_idle_connections_close_but_a_waiting_long_poll_does_not(kafka_broker_factory) -> None:
@@ -320,3 +324,9 @@ def test_connection_properties_are_read_with_kafka_names() -> None:
     default = BrokerConfig()
     assert default.queued_max_request_bytes >= default.socket_request_max_bytes
     assert "queued.max.request.bytes" not in default.extra
+
+
+def test_connections_example_in_docs_runs() -> None:
+    section = DOC.read_text().split("### Connections and memory", 1)[1].split("\n## ", 1)[0]
+    (example,) = re.findall(r"```python\n(.*?)```", section, flags=re.S)
+    exec(compile(example, str(DOC), "exec"), {"__name__": "docs_example"})
