@@ -33,8 +33,8 @@ SHUTDOWN_GRACE_S = 5.0
 # clients that send most of a large request and stop would keep every other client waiting
 # until connections.max.idle.ms (10 minutes by default).
 STALLED_FRAME_S = 5.0
-# The sweep runs this many times per limit (within the bounds below), so a connection is
-# closed at most a quarter of its limit late.
+# The sweep runs this many times per limit (at most every SWEEP_MIN_S), so a connection is
+# closed at most a quarter of its limit late; with the default limits, every 1.25 s.
 SWEEPS_PER_LIMIT = 4
 SWEEP_MIN_S = 0.05
 
