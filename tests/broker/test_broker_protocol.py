@@ -198,9 +198,9 @@ def test_large_fetch_arrives_whole_through_a_stalled_reader(
 ) -> None:
     """A response far above the socket buffer, read only after a pause: the sender thread
     gives up on the stalled socket, the loop finishes the send, and every byte is right."""
-    from edplog.broker import connection
+    from edplog.broker import transport
 
-    monkeypatch.setattr(connection, "SENDER_STALL_MS", 20)
+    monkeypatch.setattr(transport, "SENDER_STALL_MS", 20)
     with RawClient(kafka_broker) as c:
         create_topic(c, "big")
         count = _fill(c, "big", 8)

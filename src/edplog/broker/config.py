@@ -9,11 +9,13 @@ as Kafka derives a topic's effective config from the broker's ``log.*`` settings
 
 from __future__ import annotations
 
+import ipaddress
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..config import BROKER_DEFAULTS
+from ..errors import InvalidConfigError
 
 # broker property -> topic-level property it provides the default for (Kafka's LogConfig);
 # the table is the store's, so both read server.properties alike.
@@ -21,6 +23,13 @@ TOPIC_DEFAULTS_FROM_BROKER = BROKER_DEFAULTS
 # Units of the coarse retention/roll properties (``log.retention.hours`` ...), read below;
 # the finest one given wins, and -1 ("unlimited") stays -1, as in Kafka.
 _UNIT_MS = {"ms": 1, "minutes": 60_000, "hours": 3_600_000}
+# Kafka's "unlimited" for max.connections and max.connections.per.ip (Integer.MAX_VALUE).
+UNLIMITED_CONNECTIONS = 2_147_483_647
+# queued.max.request.bytes: Kafka's default is -1 (no limit), under which 20 clients that each
+# announce a 100 MiB request can make a broker hold 2 GiB. 256 MiB holds two maximal requests
+# (socket.request.max.bytes, 100 MiB) with room for everyone else's small ones, which keeps
+# one large request from ever waiting for memory that only its own completion would free.
+DEFAULT_QUEUED_MAX_REQUEST_BYTES = 256 * 1024 * 1024
 
 
 def parse_properties(text: str) -> dict[str, str]:
@@ -87,6 +96,12 @@ class BrokerConfig:
     message_max_bytes: int = 1_048_588
     socket_request_max_bytes: int = 104_857_600
     transaction_max_timeout_ms: int = 900_000
+    # Connections: Kafka's names, Kafka's defaults except queued.max.request.bytes (bounded).
+    queued_max_request_bytes: int = DEFAULT_QUEUED_MAX_REQUEST_BYTES
+    connections_max_idle_ms: int = 600_000
+    max_connections: int = UNLIMITED_CONNECTIONS
+    max_connections_per_ip: int = UNLIMITED_CONNECTIONS
+    max_connections_per_ip_overrides: dict[str, int] = field(default_factory=dict)
     # acks=-1 is answered only after the log is flushed to disk (group commit).
     flush_on_acks_all: bool = True
     topic_defaults: dict[str, str] = field(default_factory=dict)
@@ -100,6 +115,10 @@ class BrokerConfig:
         if host in ("0.0.0.0", "::", ""):
             host = "127.0.0.1"
         return host, self.advertised_port or self.port
+
+    def max_connections_from(self, host: str) -> int:
+        """``max.connections.per.ip`` for ``host``, after its override if it has one."""
+        return self.max_connections_per_ip_overrides.get(host, self.max_connections_per_ip)
 
     @classmethod
     def from_properties(cls, props: dict[str, str], **overrides: object) -> BrokerConfig:
@@ -136,6 +155,8 @@ class BrokerConfig:
                 self.socket_request_max_bytes = int(value)
             elif key == "transaction.max.timeout.ms":
                 self.transaction_max_timeout_ms = int(value)
+            elif key in _CONNECTION_PROPERTIES:
+                self._apply_connection_property(key, value)
             elif key.startswith("group."):
                 self.group_settings[key] = value
             elif key.count(".") == 2 and key.startswith("log.retention."):
@@ -162,11 +183,73 @@ class BrokerConfig:
                     self.topic_defaults[target] = str(ms)
                     break
 
+    def _apply_connection_property(self, key: str, value: str) -> None:
+        """Read one connection property; a value this broker cannot honour is refused."""
+        if key == "max.connections.per.ip.overrides":
+            self.max_connections_per_ip_overrides = _parse_ip_overrides(value)
+            return
+        number = _integer(key, value)
+        if key == "queued.max.request.bytes":
+            if number == 0 or number < -1:
+                raise InvalidConfigError(f"{key}={value}: must be -1 (no limit) or positive")
+            self.queued_max_request_bytes = number
+        elif key == "connections.max.idle.ms":
+            self.connections_max_idle_ms = number  # negative: never close idle connections
+        elif number < 0:
+            raise InvalidConfigError(f"{key}={value}: must be 0 or more")
+        elif key == "max.connections":
+            self.max_connections = number
+        else:
+            self.max_connections_per_ip = number
+
     def store_defaults(self) -> dict[str, str]:
         """Topic-level defaults for the store, with ``max.message.bytes`` always set."""
         defaults = dict(self.topic_defaults)
         defaults.setdefault("max.message.bytes", str(self.message_max_bytes))
         return defaults
+
+
+_CONNECTION_PROPERTIES = frozenset(
+    {
+        "queued.max.request.bytes",
+        "connections.max.idle.ms",
+        "max.connections",
+        "max.connections.per.ip",
+        "max.connections.per.ip.overrides",
+    }
+)
+
+
+def _integer(key: str, value: str) -> int:
+    try:
+        return int(value.strip())
+    except ValueError:
+        raise InvalidConfigError(f"{key}={value!r}: not an integer") from None
+
+
+def _parse_ip_overrides(value: str) -> dict[str, int]:
+    """Kafka's ``host:count,host:count`` list. Only IP addresses are honoured: a host name
+    would have to be resolved (and re-resolved) to match a peer, so it is refused."""
+    overrides: dict[str, int] = {}
+    for item in value.split(","):
+        item = item.strip()
+        if not item:
+            continue
+        host, sep, count = item.rpartition(":")
+        if not sep:
+            raise InvalidConfigError(f"max.connections.per.ip.overrides: {item!r} is not IP:COUNT")
+        try:
+            address = ipaddress.ip_address(host.strip("[]"))
+        except ValueError:
+            raise InvalidConfigError(
+                f"max.connections.per.ip.overrides: {host!r} is not an IP address "
+                "(host names are not supported)"
+            ) from None
+        number = _integer("max.connections.per.ip.overrides", count)
+        if number < 0:
+            raise InvalidConfigError(f"max.connections.per.ip.overrides: {item!r} is negative")
+        overrides[str(address)] = number
+    return overrides
 
 
 def load_config(path: str | Path | None, **overrides: object) -> BrokerConfig:

@@ -1,25 +1,48 @@
-"""One client connection of the broker: framing, ordered dispatch, sendfile.
+"""One client connection of the broker: a state machine over a transport.
 
-The reader cuts 4-byte size-prefixed frames and starts one handler task per request; the
-writer sends responses strictly in request order, because Kafka clients pipeline requests and
-match responses by position. A Fetch parked in a long poll therefore holds back the responses
-queued behind it on *its* connection only. Produce and Fetch run inside the reader when they
-need not wait (no acks=-1 flush, no long poll), and when nothing is queued ahead the reader
-writes the response itself: no task, no queue and no writer wake-up on the common path.
+States::
 
-Sockets are used directly rather than through asyncio transports so that Fetch responses can
-interleave ``sendmsg`` (headers built in Python) with ``os.sendfile`` from segment files at
-explicit positions: the record bytes never pass through a Python buffer, and the segment
-file's descriptor offset is never moved (the log writer may share it).
+    AUTHENTICATING --(SASL done)--> READY --(end of stream, bad input, shutdown)--> CLOSING
+                                                                                  -> closed
+
+A plaintext connection starts READY. A listener with SASL will start its connections in
+AUTHENTICATING: there ``_dispatch`` accepts only ApiVersions, SaslHandshake and
+SaslAuthenticate (``AUTHENTICATION_APIS``) and closes the connection on anything else, as
+Kafka does; the SaslAuthenticate handler moves the connection to READY once the client has
+proved who it is. CLOSING reads nothing more, answers what was already dispatched and then
+closes the transport.
+
+Kafka clients pipeline requests and match responses by position, so responses go out in
+request order: ``_pending`` holds the dispatched requests whose responses are not written
+yet, and a Fetch parked in a long poll therefore holds back the responses queued behind it
+on *its* connection only. Produce and Fetch run inside the dispatch when they need not wait
+(no acks=-1 flush, no long poll), and when nothing is queued ahead the response is written
+from the reader itself: no task, no queue and no writer wake-up on the common path (the
+frame-to-first-byte of an 8 MiB fetch went from 273 to 154 us median with it, commit
+641dc89). A writer task exists only while responses wait (a handler task, a socket that
+did not take everything); at most ``MAX_IN_FLIGHT`` requests are in flight before the
+connection stops reading.
+
+Reading is a ``loop.add_reader`` callback, not a task per connection. Every connection of
+the broker receives into one shared buffer (``framing.RequestMemory.scratch``), which is
+safe only if each receive is cut into frames before anything else runs: a callback does
+that; a reader task that awaited in between (a full socket while answering inline) would
+let another connection overwrite the buffer. So an idle connection holds no receive
+buffer, no task and no coroutine frame: 2.7 KiB of broker RSS each, against 268 KiB with
+a reader task, a writer task and a 256 KiB buffer per connection (2,000 idle connections;
+"Connections and memory" in docs/broker.md). Frames, their growth and the
+``queued.max.request.bytes`` account are in :mod:`.framing`; the socket (``sendmsg``,
+``sendfile``, sender threads) is in :mod:`.transport`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import enum
 import logging
-import os
-import select
-import socket
+import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -27,7 +50,6 @@ from typing import TYPE_CHECKING, Any
 from ..protocol import (
     REJECTED,
     SUPPORTED,
-    FileRegion,
     ProtocolError,
     RequestHeader,
     decode_request,
@@ -35,7 +57,9 @@ from ..protocol import (
     read_request_header,
 )
 from .errors import UNSUPPORTED_VERSION
+from .framing import FrameReader
 from .groups import PEER_HOST
+from .transport import Transport
 
 if TYPE_CHECKING:
     from .server import Broker
@@ -43,24 +67,26 @@ if TYPE_CHECKING:
 log = logging.getLogger("edplog.broker")
 
 API_VERSIONS = 18
-READ_CHUNK = 256 * 1024
+SASL_HANDSHAKE = 17
+SASL_AUTHENTICATE = 36
+#: What a client may send before it has authenticated (Kafka's SASL rule).
+AUTHENTICATION_APIS = frozenset({API_VERSIONS, SASL_HANDSHAKE, SASL_AUTHENTICATE})
 # Requests a connection may have in flight before the broker stops reading from it.
 MAX_IN_FLIGHT = 64
-# A file region still this large when the socket buffer fills is sent by a sender thread in
-# blocking style (sendfile, poll, sendfile ...): the kernel wakes the thread as the client
-# drains, instead of a round of epoll, callbacks and task switches on the event loop per
-# socket-buffer-full. Smaller remainders (and every region when all threads are busy) stay
-# on the loop.
-SENDER_THREADS = 4
-SENDER_MIN_BYTES = 512 * 1024
-# A sender thread hands the region back to the loop after this long without progress, so a
-# client that stops reading cannot hold a thread.
-SENDER_STALL_MS = 200
+# Bytes received per readiness callback: a client streaming a large frame cannot keep the
+# loop from the other connections for longer than this.
+READ_BYTES_PER_WAKEUP = 4 * 1024 * 1024
 
 Handler = Callable[["Broker", RequestHeader, dict[str, Any]], Awaitable[dict[str, Any] | None]]
 # A handler run inside the dispatch: the response body (None: no response), or a coroutine
 # for the part that has to wait, which becomes the request's task.
 NowHandler = Callable[["Broker", RequestHeader, dict[str, Any]], Any]
+
+
+class State(enum.Enum):
+    AUTHENTICATING = "authenticating"
+    READY = "ready"
+    CLOSING = "closing"
 
 
 @dataclass(slots=True)
@@ -69,6 +95,7 @@ class _Pending:
     task: asyncio.Future[Any] | None  # None: answer ``body`` directly
     body: dict[str, Any] | None = None
     version: int = -1  # the version to encode the response with (ApiVersions fallback: 0)
+    parts: list[Any] | None = None  # the encoded response, once its sending has begun
 
 
 def version_supported(api_key: int, version: int) -> bool:
@@ -80,130 +107,234 @@ def version_supported(api_key: int, version: int) -> bool:
 
 
 class Connection:
-    """One client connection: a frame reader and an in-order response writer."""
+    """One client connection: frames in, requests dispatched in order, responses in order."""
 
-    def __init__(self, broker: Broker, sock: socket.socket, peer: Any) -> None:
+    __slots__ = (
+        "broker",
+        "transport",
+        "peer",
+        "state",
+        "closed",
+        "last_active_s",
+        "_loop",
+        "_fd",
+        "_context",
+        "_memory",
+        "_frames",
+        "_ready",
+        "_pending",
+        "_writer",
+        "_reading",
+        "_waiting_memory",
+        "_done",
+    )
+
+    def __init__(
+        self, broker: Broker, transport: Transport, peer: Any, state: State = State.READY
+    ) -> None:
         self.broker = broker
-        self.sock = sock
+        self.transport = transport
         self.peer = peer
-        self._fd = sock.fileno()
-        self._queue: asyncio.Queue[_Pending | None] = asyncio.Queue(MAX_IN_FLIGHT)
-        self._reader: asyncio.Task[None] | None = None
+        self.state = state
+        self.closed = False
+        self.last_active_s = time.monotonic()
+        self._loop = asyncio.get_running_loop()
+        self._fd = transport.fileno()
+        # The reader callback and every handler task run in this context, so handlers can
+        # ask who sent the request (DescribeGroups shows the member's host).
+        self._context = contextvars.copy_context()
+        self._context.run(PEER_HOST.set, str(peer[0]) if isinstance(peer, tuple) else "")
+        self._memory = broker.memory
+        self._frames = FrameReader(broker.memory, broker.config.socket_request_max_bytes)
+        self._ready: deque[bytearray] = deque()  # frames cut but not dispatched yet
+        self._pending: deque[_Pending] = deque()  # dispatched, response not written yet
         self._writer: asyncio.Task[None] | None = None
-        self._closed = False
-        # A sendfile running on a sender thread: the socket is closed only after it ends,
-        # so its descriptor cannot be reused under the thread.
-        self._threaded: asyncio.Future[int] | None = None
-        self._writing = False  # the writer is answering a request
-        self._inline = False  # the reader is answering one itself (see _read_loop)
-        self._stopping = False
+        self._reading = False
+        self._waiting_memory = False
+        self._done: asyncio.Future[None] | None = None
 
     def start(self) -> None:
-        loop = asyncio.get_running_loop()
-        self._reader = loop.create_task(self._read_loop())
-        self._writer = loop.create_task(self._write_loop())
+        self._update_reading()
 
     def stop_reading(self) -> None:
-        """Shutdown: take no new requests; the writer drains what was already read."""
-        self._stopping = True
-        if self._reader is not None and not self._reader.done() and not self._inline:
-            self._reader.cancel()  # (an answer being written by the reader is finished)
+        """Shutdown: take no new requests; what was dispatched is still answered."""
+        if not self.closed:
+            self._finish(drop_unstarted=True)
 
     @property
     def threaded_send(self) -> asyncio.Future[int] | None:
         """The sendfile running on a sender thread, if one is."""
-        t = self._threaded
-        return t if t is not None and not t.done() else None
+        return self.transport.sending
 
     async def finished(self) -> None:
-        if self._writer is not None:
-            await asyncio.wait([self._writer])
+        """Wait until the connection has closed (after ``stop_reading``: once drained)."""
+        if self.closed:
+            return
+        if self._done is None:
+            self._done = self._loop.create_future()
+        await self._done
+
+    @property
+    def receiving(self) -> bool:
+        """Whether an unfinished frame has arrived in part."""
+        return self._frames.receiving
+
+    def idle_s(self, now: float) -> float:
+        """Seconds with nothing in flight and nothing received; 0 while a request is in
+        flight or the broker itself holds reading back (the request memory is full)."""
+        if self._pending or self._ready or self._waiting_memory or self._writer is not None:
+            return 0.0
+        return now - self.last_active_s
 
     def close(self) -> None:
-        if self._closed:
+        if self.closed:
             return
-        self._closed = True
-        for task in (self._reader, self._writer):
-            if task is not None and not task.done() and task is not asyncio.current_task():
-                task.cancel()
-        threaded = self._threaded
-        if threaded is not None and not threaded.done():
-            try:  # makes the thread's sendfile fail at once; the socket closes after it
-                self.sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-            threaded.add_done_callback(lambda _: self.sock.close())
-        else:
-            try:
-                self.sock.close()
-            except OSError:
-                pass
+        self.closed = True
+        self.state = State.CLOSING
+        self._reading = False  # the transport unregisters the descriptor before closing it
+        self._drop_unstarted()
+        self._frames.close()
+        writer = self._writer
+        if writer is not None and writer is not asyncio.current_task():
+            writer.cancel()
+        for pending in self._pending:
+            if pending.parts:
+                self.transport.discard(pending.parts)
+        self._pending.clear()
+        self.transport.close()
         self.broker.forget(self)
+        if self._done is not None and not self._done.done():
+            self._done.set_result(None)
 
     # ---- reading ---------------------------------------------------------------------------
 
-    async def _read_loop(self) -> None:
-        loop = asyncio.get_running_loop()
-        sock = self.sock
-        limit = self.broker.config.socket_request_max_bytes
-        PEER_HOST.set(str(self.peer[0]) if isinstance(self.peer, tuple) else "")
-        buf = bytearray(READ_CHUNK)
-        view = memoryview(buf)
-        start = end = 0
-        try:
-            while True:
-                while end - start < 4:
-                    if start == end:
-                        start = end = 0
-                    elif end > READ_CHUNK - 4:
-                        buf[: end - start] = buf[start:end]
-                        start, end = 0, end - start
-                    n = await loop.sock_recv_into(sock, view[end:])
-                    if n == 0:
-                        return
-                    end += n
-                size = int.from_bytes(buf[start : start + 4], "big", signed=True)
-                start += 4
-                if size <= 0 or size > limit:
-                    log.info("closing %s: request size %d outside (0, %d]", self.peer, size, limit)
-                    return
-                frame = bytearray(size)
-                got = min(end - start, size)
-                frame[:got] = view[start : start + got]
-                start += got
-                fview = memoryview(frame)
-                while got < size:
-                    n = await loop.sock_recv_into(sock, fview[got:])
-                    if n == 0:
-                        return
-                    got += n
-                pending = self._dispatch(fview)
-                if pending is None:
-                    return
-                if pending.task is None and not self._writing and self._queue.empty():
-                    # Answered already and nothing is ahead of it: write it from here,
-                    # which saves the writer task's wake-up (an event-loop round).
-                    if not await self._answer_inline(pending) or self._stopping:
-                        return
-                    continue
-                await self._queue.put(pending)
-        except (ConnectionError, OSError):
+    def _update_reading(self) -> None:
+        """Watch the descriptor exactly while a new frame may be read."""
+        want = (
+            self.state is not State.CLOSING
+            and not self._waiting_memory
+            and not self._ready
+            and len(self._pending) < MAX_IN_FLIGHT
+        )
+        if want is self._reading:
             return
-        finally:
-            # Let the writer answer everything already read, then end the connection.
-            try:
-                self._queue.put_nowait(None)
-            except asyncio.QueueFull:
-                loop.create_task(self._queue.put(None))
+        self._reading = want
+        if want:
+            self._context.run(self._loop.add_reader, self._fd, self._on_readable)
+        else:
+            self._loop.remove_reader(self._fd)
+
+    def _on_readable(self) -> None:
+        frames = self._frames
+        transport = self.transport
+        try:
+            budget = READ_BYTES_PER_WAKEUP
+            first = True
+            while budget > 0:
+                if not first and frames.full and not transport.buffered():
+                    # Grow only once the socket says more has come: a client that stops
+                    # mid-frame then holds what it sent, not twice that.
+                    return
+                view = frames.buffer()
+                if view is None:  # queued.max.request.bytes reached: wait for room
+                    log.debug(
+                        "%s waits for request memory (%d of %d bytes held)",
+                        self.peer,
+                        self._memory.used_bytes,
+                        self._memory.limit_bytes,
+                    )
+                    self._waiting_memory = True
+                    self._update_reading()
+                    self._memory.wait(frames, frames.need, self._memory_freed)
+                    return
+                offered = len(view)
+                try:
+                    n = transport.recv_into(view)
+                except (BlockingIOError, InterruptedError):
+                    return
+                if n == 0:
+                    self._finish(drop_unstarted=False)  # answer what was sent, then close
+                    return
+                self.last_active_s = time.monotonic()
+                first = False
+                budget -= n
+                ready = frames.received(n)
+                if ready:
+                    self._ready.extend(ready)
+                    self._run_ready()
+                if self.state is State.CLOSING:
+                    return
+                if frames.refused is not None:
+                    log.info("closing %s: %s", self.peer, frames.refused)
+                    self._finish(drop_unstarted=False)  # the frames before it are answered
+                    return
+                if not self._reading or (n < offered and not transport.buffered()):
+                    return
+        except (ConnectionError, OSError) as exc:
+            log.debug("connection %s ended while reading: %s", self.peer, exc)
+            self.close()
+        except Exception:
+            log.exception("connection %s failed", self.peer)
+            self.close()
+
+    def _memory_freed(self) -> None:
+        self._waiting_memory = False
+        self.last_active_s = time.monotonic()  # the wait was the broker's, not the client's
+        if not self.closed:
+            self._update_reading()
+
+    def _run_ready(self) -> None:
+        """Dispatch the frames cut so far, in order, as far as the in-flight limit allows."""
+        ready, pending, memory = self._ready, self._pending, self._memory
+        while ready and len(pending) < MAX_IN_FLIGHT:
+            frame = ready.popleft()
+            size = len(frame)
+            memory.run(size)
+            started = self._dispatch(memoryview(frame))
+            if started is None or started.task is None:
+                memory.give(size, ran=True)
+            else:
+                started.task.add_done_callback(lambda _, n=size: memory.give(n, ran=True))
+            if started is None:
+                self._finish(drop_unstarted=True)
+                return
+            self._submit(started)
+            if self.closed:
+                return
+        self._update_reading()
+
+    def _drop_unstarted(self) -> None:
+        while self._ready:
+            self._memory.give(len(self._ready.popleft()))
+
+    def _finish(self, *, drop_unstarted: bool) -> None:
+        """CLOSING: read nothing more, answer what is dispatched (and, unless dropped, the
+        frames already cut), then close."""
+        self.state = State.CLOSING
+        if drop_unstarted:
+            self._drop_unstarted()
+        self._update_reading()
+        if not self._pending and not self._ready:
+            self.close()
+
+    # ---- the dispatch seam -----------------------------------------------------------------
 
     def _dispatch(self, frame: memoryview) -> _Pending | None:
-        """Parse one request and start its handler; None means close the connection."""
+        """Parse one request and start its handler; None means close the connection.
+
+        The one place where (this connection, a frame) becomes a pending response: handler
+        lookup, version gate and the AUTHENTICATING rule live here, so a dispatch module
+        (one dispatch point with a request context) can take it over whole.
+        """
         try:
             header = read_request_header(frame)
         except (ProtocolError, ValueError, IndexError) as exc:
             log.info("closing %s: unreadable request header (%s)", self.peer, exc)
             return None
         key, version = header.api_key, header.api_version
+        if self.state is State.AUTHENTICATING and key not in AUTHENTICATION_APIS:
+            log.info("closing %s: api %d before authentication", self.peer, key)
+            return None
         if key == API_VERSIONS and not version_supported(key, version):
             # Kafka (KIP-511): answer in v0 with UNSUPPORTED_VERSION and our ApiVersions range
             # so the client can retry with a version we speak.
@@ -263,153 +394,84 @@ class Connection:
 
     # ---- writing ---------------------------------------------------------------------------
 
-    async def _answer_inline(self, pending: _Pending) -> bool:
-        """Write an answered request's response from the reader; False ends the connection."""
-        body = pending.body
-        if body is _CLOSE:
-            return False
-        if body is None:  # acks=0 Produce: Kafka sends nothing back
-            return True
+    def _submit(self, pending: _Pending) -> None:
+        """Answer now if nothing is ahead and the answer is there; else queue it in order."""
+        if pending.task is None and not self._pending:
+            body = pending.body
+            if body is None:  # acks=0 Produce: Kafka sends nothing back
+                return
+            if body is _CLOSE:
+                self._finish(drop_unstarted=True)
+                return
+            try:
+                rest = self.transport.send_now(self._encode(pending, body))
+            except (ConnectionError, OSError) as exc:
+                log.debug("connection %s ended while writing: %s", self.peer, exc)
+                self.close()
+                return
+            except ProtocolError as exc:
+                log.error("could not encode a response for %s: %s", self.peer, exc)
+                self.close()
+                return
+            if rest is None:
+                return
+            pending.parts = rest  # the socket is full: the writer finishes this one
+        self._pending.append(pending)
+        if self._writer is None:
+            self._writer = self._loop.create_task(self._write_loop())
+
+    def _encode(self, pending: _Pending, body: dict[str, Any]) -> list[Any]:
         h = pending.header
-        try:
-            parts, _ = encode_response(h.api_key, pending.version, h.correlation_id, body)
-        except ProtocolError as exc:
-            log.error("could not encode a response for %s: %s", self.peer, exc)
-            return False
-        self._inline = True
-        try:
-            await self._send(parts)
-        finally:
-            self._inline = False
-        return True
+        return encode_response(h.api_key, pending.version, h.correlation_id, body)[0]
 
     async def _write_loop(self) -> None:
+        pending = self._pending
         try:
-            while True:
-                pending = await self._queue.get()
-                if pending is None:
-                    return
-                self._writing = True
-                body = pending.body
-                if pending.task is not None:
-                    body = await pending.task
-                if body is _CLOSE:
-                    return
-                if body is not None:  # None: acks=0 Produce, Kafka sends nothing back
-                    h = pending.header
-                    parts, _ = encode_response(h.api_key, pending.version, h.correlation_id, body)
-                    await self._send(parts)
-                self._writing = False
+            while pending:
+                head = pending[0]
+                parts = head.parts
+                if parts is None:
+                    body = head.body if head.task is None else await self._answer_of(head.task)
+                    if body is _CLOSE:
+                        self.close()
+                        return
+                    if body is not None:  # None: acks=0 Produce, Kafka sends nothing back
+                        parts = head.parts = self._encode(head, body)
+                if parts:
+                    await self.transport.send(parts)
+                head.parts = None
+                pending.popleft()
+                self.last_active_s = time.monotonic()
+                if self._ready:
+                    self._run_ready()
+                    if self.closed:
+                        return
+                if self.state is State.CLOSING:
+                    if not pending and not self._ready:
+                        self.close()
+                        return
+                else:
+                    self._update_reading()
         except (ConnectionError, OSError) as exc:
             log.debug("connection %s ended while writing: %s", self.peer, exc)
+            self.close()
         except ProtocolError as exc:
             log.error("could not encode a response for %s: %s", self.peer, exc)
-        finally:
             self.close()
-
-    async def _send(self, parts: list[Any]) -> None:
-        """Write bytes-like parts with ``sendmsg`` and FileRegions with ``os.sendfile``."""
-        run: list[Any] = []
-        for part in parts:
-            if isinstance(part, FileRegion):
-                if run:
-                    await self._sendmsg(run)
-                    run = []
-                # A descriptor of our own: a segment closed by retention or deletion while
-                # the region is on its way cannot have its number reused under the send.
-                fd = os.dup(part.file.fileno())
-                try:
-                    await self._sendfile(fd, part.pos, part.length)
-                finally:
-                    threaded = self._threaded
-                    if threaded is not None and not threaded.done():
-                        threaded.add_done_callback(lambda _, fd=fd: os.close(fd))
-                    else:
-                        os.close(fd)
-            elif len(part):
-                run.append(part)
-        if run:
-            await self._sendmsg(run)
-
-    async def _sendmsg(self, buffers: list[Any]) -> None:
-        views = [memoryview(b).cast("B") for b in buffers]
-        while views:
-            try:
-                sent = self.sock.sendmsg(views[:512])
-            except (BlockingIOError, InterruptedError):
-                await self._writable()
-                continue
-            while sent:
-                if sent >= len(views[0]):
-                    sent -= len(views[0])
-                    views.pop(0)
-                else:
-                    views[0] = views[0][sent:]
-                    sent = 0
-
-    async def _sendfile(self, file_fd: int, pos: int, count: int) -> None:
-        while count > 0:
-            try:
-                sent = os.sendfile(self._fd, file_fd, pos, count)
-            except (BlockingIOError, InterruptedError):
-                broker = self.broker
-                if count < SENDER_MIN_BYTES or broker.senders_busy >= SENDER_THREADS:
-                    await self._writable()
-                    continue
-                broker.senders_busy += 1
-                threaded = asyncio.get_running_loop().run_in_executor(
-                    broker.sender, _send_blocking, self._fd, file_fd, pos, count
-                )
-                threaded.add_done_callback(broker.sender_done)
-                self._threaded = threaded
-                # shield: a cancelled writer must not mark the send done while the thread
-                # still uses the socket (close() waits for this future).
-                sent = await asyncio.shield(threaded)
-                if sent == 0:  # stalled: the client is not reading; wait on the loop
-                    await self._writable()
-                    continue
-            if sent == 0:
-                # The segment shrank under us (retention/truncation): the response is already
-                # partly written and cannot be completed, so the connection must end.
-                raise ConnectionError("segment file ended before the fetched region")
-            pos += sent
-            count -= sent
-
-    async def _writable(self) -> None:
-        loop = asyncio.get_running_loop()
-        fut: asyncio.Future[None] = loop.create_future()
-
-        def ready() -> None:
-            if not fut.done():
-                fut.set_result(None)
-
-        loop.add_writer(self._fd, ready)
-        try:
-            await fut
         finally:
-            loop.remove_writer(self._fd)
+            if self._writer is asyncio.current_task():
+                self._writer = None
 
-
-def _send_blocking(out_fd: int, file_fd: int, pos: int, count: int) -> int:
-    """Sendfile ``count`` bytes on a sender thread, polling while the socket is full.
-
-    Returns the bytes sent: all of them, or fewer when the socket made no progress for
-    ``SENDER_STALL_MS``. Raises ConnectionError if the file ends before the region does.
-    """
-    poller = select.poll()
-    poller.register(out_fd, select.POLLOUT)
-    done = 0
-    while done < count:
+    @staticmethod
+    async def _answer_of(task: asyncio.Future[Any]) -> Any:
+        """A handler task's result; a task cancelled from elsewhere ends the connection."""
         try:
-            sent = os.sendfile(out_fd, file_fd, pos + done, count - done)
-        except (BlockingIOError, InterruptedError):
-            if not poller.poll(SENDER_STALL_MS):
-                break
-            continue
-        if sent == 0:
-            raise ConnectionError("segment file ended before the fetched region")
-        done += sent
-    return done
+            return await task
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if current is not None and current.cancelling():
+                raise
+            return _CLOSE
 
 
 _CLOSE: Any = object()  # a handler result meaning "end this connection without answering"

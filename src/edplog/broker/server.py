@@ -1,6 +1,9 @@
 """The asyncio broker: the listening socket, the partitions, the handlers and shutdown.
 
-Connections (framing, ordered dispatch, sendfile) are in :mod:`edplog.broker.connection`.
+Connections are in :mod:`edplog.broker.connection` (state machine, ordering),
+:mod:`edplog.broker.framing` (frames, request memory) and :mod:`edplog.broker.transport`
+(the socket). This module accepts them, counts them (``max.connections``,
+``max.connections.per.ip``) and closes the idle ones (``connections.max.idle.ms``).
 """
 
 from __future__ import annotations
@@ -9,19 +12,31 @@ import asyncio
 import logging
 import os
 import socket
-from concurrent.futures import ThreadPoolExecutor
+import time
+from collections import Counter
 from typing import Any
 
 from .config import BrokerConfig
-from .connection import SENDER_THREADS, Connection, Handler, NowHandler
+from .connection import Connection, Handler, NowHandler
+from .framing import RequestMemory
 from .housekeeping import DEFAULT_INTERVAL_MS as DEFAULT_HOUSEKEEPING_MS
 from .housekeeping import run_housekeeping
 from .partition import Partition
+from .transport import PlainTransport, SenderPool
 
 log = logging.getLogger("edplog.broker")
 
 # How long a graceful shutdown waits for in-flight requests before closing sockets.
 SHUTDOWN_GRACE_S = 5.0
+# While connections wait for request memory (queued.max.request.bytes), a connection that
+# holds an unfinished frame and has received nothing for this long is closed: otherwise
+# clients that send most of a large request and stop would keep every other client waiting
+# until connections.max.idle.ms (10 minutes by default).
+STALLED_FRAME_S = 5.0
+# The sweep runs this many times per limit (at most every SWEEP_MIN_S), so a connection is
+# closed at most a quarter of its limit late; with the default limits, every 1.25 s.
+SWEEPS_PER_LIMIT = 4
+SWEEP_MIN_S = 0.05
 
 
 class Broker:
@@ -40,11 +55,14 @@ class Broker:
         self._accept_task: asyncio.Task[None] | None = None
         self._housekeeping: asyncio.Task[None] | None = None
         self._connections: set[Connection] = set()
+        self._per_host: Counter[str] = Counter()
+        self._slot_free: asyncio.Event | None = None
+        self._idle_sweep: asyncio.Task[None] | None = None
         self._shutdown_waiter: asyncio.Future[None] | None = None
         self.commit: Any = None
         self.producer_ids: Any = None
-        self.sender = ThreadPoolExecutor(SENDER_THREADS, thread_name_prefix="edplog-send")
-        self.senders_busy = 0
+        self.memory = RequestMemory(config.queued_max_request_bytes)
+        self.senders = SenderPool()
 
     # ---- lifecycle -------------------------------------------------------------------------
 
@@ -71,7 +89,9 @@ class Broker:
         sock.setblocking(False)
         self._listener = sock
         self.config.port = sock.getsockname()[1]
+        self._slot_free = asyncio.Event()
         self._accept_task = loop.create_task(self._accept_loop())
+        self._idle_sweep = loop.create_task(self._sweep_idle(self.config.connections_max_idle_ms))
         return self.config.host, self.config.port
 
     async def stop(self) -> None:
@@ -86,6 +106,8 @@ class Broker:
                 partition.notify()
         if self._accept_task is not None:
             self._accept_task.cancel()
+        if self._idle_sweep is not None:
+            self._idle_sweep.cancel()
         if self._listener is not None:
             self._listener.close()
         conns = list(self._connections)
@@ -109,13 +131,10 @@ class Broker:
                 log.exception("group coordinator did not close cleanly")
         if self.commit is not None:
             await self.commit.close()
-        self.sender.shutdown(wait=True)
+        self.senders.shutdown()
         if self.store is not None:
             self.store.flush()
             self.store.close()
-
-    def sender_done(self, _: Any) -> None:
-        self.senders_busy -= 1
 
     def shutdown_waiter(self) -> asyncio.Future[None]:
         """Completes when shutdown starts, so long polls return at once."""
@@ -124,8 +143,15 @@ class Broker:
 
     async def _accept_loop(self) -> None:
         loop = asyncio.get_running_loop()
-        assert self._listener is not None
+        assert self._listener is not None and self._slot_free is not None
+        config = self.config
         while not self.closing:
+            if len(self._connections) >= config.max_connections:
+                # As Kafka does for max.connections: stop accepting (new clients wait in the
+                # listen backlog) until a connection closes.
+                self._slot_free.clear()
+                await self._slot_free.wait()
+                continue
             try:
                 sock, peer = await loop.sock_accept(self._listener)
             except asyncio.CancelledError:
@@ -134,14 +160,59 @@ class Broker:
                 log.warning("accept failed: %s", exc)
                 await asyncio.sleep(0.1)
                 continue
+            host = str(peer[0])
+            limit = config.max_connections_from(host)
+            if self._per_host[host] >= limit:
+                # As Kafka does for max.connections.per.ip: close the new connection at once.
+                log.info("closing a connection from %s: max.connections.per.ip %d", host, limit)
+                sock.close()
+                continue
             sock.setblocking(False)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            conn = Connection(self, sock, peer)
+            conn = Connection(self, PlainTransport(sock, self.senders), peer)
             self._connections.add(conn)
+            self._per_host[host] += 1
             conn.start()
 
     def forget(self, conn: Connection) -> None:
+        if conn not in self._connections:
+            return
         self._connections.discard(conn)
+        host = str(conn.peer[0])
+        self._per_host[host] -= 1
+        if self._per_host[host] <= 0:
+            del self._per_host[host]
+        if self._slot_free is not None:
+            self._slot_free.set()
+
+    async def _sweep_idle(self, idle_ms: int) -> None:
+        """Close connections idle for ``connections.max.idle.ms`` (never when negative), and
+        stalled unfinished frames while others wait for request memory: one pass over all
+        connections a few times per limit, instead of a timer per connection re-armed on
+        every read."""
+        idle_s = idle_ms / 1000.0 if idle_ms >= 0 else float("inf")
+        stalled_s = min(idle_s, STALLED_FRAME_S)
+        interval_s = max(stalled_s / SWEEPS_PER_LIMIT, SWEEP_MIN_S)
+        memory = self.memory
+        while True:
+            await asyncio.sleep(interval_s)
+            now = time.monotonic()
+            pressed = memory.waiting
+            for conn in list(self._connections):
+                idle = conn.idle_s(now)
+                if idle >= idle_s:
+                    log.info(
+                        "closing %s: idle for connections.max.idle.ms (%d)", conn.peer, idle_ms
+                    )
+                    conn.close()
+                elif pressed and idle >= stalled_s and conn.receiving:
+                    log.info(
+                        "closing %s: unfinished request stalled for %.0f s while request memory "
+                        "is full (queued.max.request.bytes)",
+                        conn.peer,
+                        idle,
+                    )
+                    conn.close()
 
     # ---- partitions ------------------------------------------------------------------------
 

@@ -1,0 +1,342 @@
+"""A connection's byte stream: the interface, and the plain-socket transport.
+
+A connection (``connection.py``) needs four things from the stream under it: receive into
+a buffer it provides, send a response's parts (bytes-like objects and ``FileRegion``
+slices of segment files) at once when the socket takes them, finish sending them when it
+does not, and close. ``Transport`` is that interface; a TLS transport implements the same
+methods and sends file regions by reading them (there is no ``sendfile`` through TLS
+without kernel TLS, as in Kafka).
+
+``PlainTransport`` sends bytes with ``sendmsg`` (one call for all the parts of a response)
+and file regions with ``os.sendfile`` at explicit positions, so record bytes never pass
+through a Python buffer and the segment file's own offset is never moved (the log writer
+may share that descriptor). Each region is sent from a descriptor of its own (``os.dup``):
+a segment closed by retention or deletion while the region is on its way cannot have its
+number reused under the send. A region that the segment no longer holds (truncated under
+the send) raises ConnectionError: the response is partly written and cannot be completed,
+so the connection must end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import select
+import socket
+from abc import ABC, abstractmethod
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from ..protocol import FileRegion
+
+# A file region still this large when the socket buffer fills is sent by a sender thread in
+# blocking style (sendfile, poll, sendfile ...): the kernel wakes the thread as the client
+# drains, instead of a round of epoll, callbacks and task switches on the event loop per
+# socket-buffer-full. Smaller remainders (and every region when all threads are busy) stay
+# on the loop.
+SENDER_THREADS = 4
+SENDER_MIN_BYTES = 512 * 1024
+# A sender thread hands the region back to the loop after this long without progress, so a
+# client that stops reading cannot hold a thread.
+SENDER_STALL_MS = 200
+# sendmsg takes at most IOV_MAX (1024 on Linux) buffers; stay well below it.
+SENDMSG_MAX_PARTS = 512
+
+
+class Transport(ABC):
+    """What a connection reads from and writes to.
+
+    ``send_now`` and ``send`` take the parts of ``encode_response``: bytes-like objects and
+    ``FileRegion``; what ``send_now`` returns may also hold regions it has started, and only
+    ``send`` or ``discard`` may be given that back.
+    """
+
+    @abstractmethod
+    def fileno(self) -> int:
+        """The descriptor the event loop watches for readability."""
+
+    @abstractmethod
+    def recv_into(self, buf: memoryview) -> int:
+        """Receive into ``buf`` without waiting: the byte count, 0 at the end of the stream.
+
+        Raises BlockingIOError when nothing is there.
+        """
+
+    def buffered(self) -> bool:
+        """Whether received bytes wait inside the transport (decrypted TLS records), which
+        the descriptor's readability would not announce. The plain socket holds none."""
+        return False
+
+    @abstractmethod
+    def send_now(self, parts: list[Any]) -> list[Any] | None:
+        """Send what the socket takes without waiting; None when all of it went, else the
+        rest, to be finished with ``send`` (or dropped with ``discard``)."""
+
+    @abstractmethod
+    async def send(self, parts: list[Any]) -> None:
+        """Send all of ``parts`` in order, waiting for the socket as needed."""
+
+    def discard(self, parts: list[Any]) -> None:
+        """Drop a ``send_now`` rest that will never be sent (the connection is closing)."""
+        for part in parts:
+            if isinstance(part, _Region):
+                part.close()
+
+    @property
+    def sending(self) -> asyncio.Future[int] | None:
+        """A send still running off the event loop, if any (close waits for it)."""
+        return None
+
+    @abstractmethod
+    def close(self) -> None:
+        """Close the stream; a send running off the loop is stopped first."""
+
+
+class SenderPool:
+    """The threads that finish large file regions for every connection of a broker."""
+
+    def __init__(self, threads: int = SENDER_THREADS) -> None:
+        self._threads = threads
+        self._executor = ThreadPoolExecutor(threads, thread_name_prefix="edplog-send")
+        self.busy = 0
+
+    def available(self) -> bool:
+        return self.busy < self._threads
+
+    def submit(self, out_fd: int, file_fd: int, pos: int, count: int) -> asyncio.Future[int]:
+        self.busy += 1
+        loop = asyncio.get_running_loop()
+        fut = loop.run_in_executor(self._executor, _send_blocking, out_fd, file_fd, pos, count)
+        fut.add_done_callback(self._done)
+        return fut
+
+    def _done(self, _: Any) -> None:
+        self.busy -= 1
+
+    def shutdown(self) -> None:
+        self._executor.shutdown(wait=True)
+
+
+class _Region:
+    """A file region being sent, on a descriptor of its own (closed once sent or dropped)."""
+
+    __slots__ = ("fd", "pos", "count", "thread")
+
+    def __init__(self, region: FileRegion) -> None:
+        try:
+            self.fd = os.dup(region.file.fileno())  # type: ignore[attr-defined]
+        except ValueError:  # closed by retention between the fetch and its turn to be sent
+            raise ConnectionError("segment file closed before the fetched region") from None
+        self.pos = region.pos
+        self.count = region.length
+        self.thread: asyncio.Future[int] | None = None
+
+    def close(self) -> None:
+        if self.fd < 0:
+            return
+        thread = self.thread
+        if thread is not None and not thread.done():
+            # The sender thread still reads this descriptor: close it when the thread ends.
+            thread.add_done_callback(lambda _: self.close())
+            return
+        os.close(self.fd)
+        self.fd = -1
+
+
+class PlainTransport(Transport):
+    """A non-blocking TCP socket: ``sendmsg`` for bytes, ``os.sendfile`` for file regions."""
+
+    def __init__(self, sock: socket.socket, senders: SenderPool) -> None:
+        self.sock = sock
+        self._fd = sock.fileno()
+        self._senders = senders
+        self._threaded: asyncio.Future[int] | None = None
+        self._closed = False
+
+    def fileno(self) -> int:
+        return self._fd
+
+    def recv_into(self, buf: memoryview) -> int:
+        return self.sock.recv_into(buf)
+
+    @property
+    def sending(self) -> asyncio.Future[int] | None:
+        t = self._threaded
+        return t if t is not None and not t.done() else None
+
+    # ---- sending without waiting ---------------------------------------------------------
+
+    def send_now(self, parts: list[Any]) -> list[Any] | None:
+        run: list[Any] = []
+        for i, part in enumerate(parts):
+            if isinstance(part, (FileRegion, _Region)):
+                if run:
+                    left = self._sendmsg_now(run)
+                    if left is not None:
+                        return [*left, *parts[i:]]
+                    run = []
+                region = part if isinstance(part, _Region) else _Region(part)
+                try:
+                    done = self._sendfile_now(region)
+                except BaseException:
+                    region.close()
+                    raise
+                if not done:
+                    return [region, *parts[i + 1 :]]
+                region.close()
+            elif len(part):
+                run.append(part)
+        return self._sendmsg_now(run) if run else None
+
+    def _sendmsg_now(self, buffers: list[Any]) -> list[memoryview] | None:
+        views = [memoryview(b).cast("B") for b in buffers]
+        while views:
+            try:
+                sent = self.sock.sendmsg(views[:SENDMSG_MAX_PARTS])
+            except (BlockingIOError, InterruptedError):
+                return views
+            _advance(views, sent)
+        return None
+
+    def _sendfile_now(self, region: _Region) -> bool:
+        while region.count > 0:
+            try:
+                sent = os.sendfile(self._fd, region.fd, region.pos, region.count)
+            except (BlockingIOError, InterruptedError):
+                return False
+            if sent == 0:
+                raise ConnectionError("segment file ended before the fetched region")
+            region.pos += sent
+            region.count -= sent
+        return True
+
+    # ---- sending with waiting ------------------------------------------------------------
+
+    async def send(self, parts: list[Any]) -> None:
+        try:
+            run: list[Any] = []
+            for part in parts:
+                if isinstance(part, (FileRegion, _Region)):
+                    if run:
+                        await self._sendmsg(run)
+                        run = []
+                    region = part if isinstance(part, _Region) else _Region(part)
+                    try:
+                        await self._sendfile(region)
+                    finally:
+                        region.close()
+                elif len(part):
+                    run.append(part)
+            if run:
+                await self._sendmsg(run)
+        finally:
+            self.discard(parts)  # regions not reached (an error or cancellation cut us short)
+
+    async def _sendmsg(self, buffers: list[Any]) -> None:
+        views = [memoryview(b).cast("B") for b in buffers]
+        while views:
+            try:
+                sent = self.sock.sendmsg(views[:SENDMSG_MAX_PARTS])
+            except (BlockingIOError, InterruptedError):
+                await self._writable()
+                continue
+            _advance(views, sent)
+
+    async def _sendfile(self, region: _Region) -> None:
+        while region.count > 0:
+            try:
+                sent = os.sendfile(self._fd, region.fd, region.pos, region.count)
+            except (BlockingIOError, InterruptedError):
+                if region.count < SENDER_MIN_BYTES or not self._senders.available():
+                    await self._writable()
+                    continue
+                threaded = self._senders.submit(self._fd, region.fd, region.pos, region.count)
+                region.thread = self._threaded = threaded
+                # shield: a cancelled writer must not mark the send done while the thread
+                # still uses the socket (close() waits for this future).
+                sent = await asyncio.shield(threaded)
+                if sent == 0:  # stalled: the client is not reading; wait on the loop
+                    await self._writable()
+                    continue
+            else:
+                if sent == 0:
+                    raise ConnectionError("segment file ended before the fetched region")
+            region.pos += sent
+            region.count -= sent
+
+    async def _writable(self) -> None:
+        if self._closed:
+            raise ConnectionError("transport closed")
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[None] = loop.create_future()
+
+        def ready() -> None:
+            if not fut.done():
+                fut.set_result(None)
+
+        loop.add_writer(self._fd, ready)
+        try:
+            await fut
+        finally:
+            if not self._closed:  # close() unregistered it before the number could be reused
+                loop.remove_writer(self._fd)
+
+    # ---- closing -------------------------------------------------------------------------
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            loop = None
+        if loop is not None:
+            # Before the socket closes, so that no registration outlives its descriptor number.
+            loop.remove_reader(self._fd)
+            loop.remove_writer(self._fd)
+        threaded = self._threaded
+        if threaded is not None and not threaded.done():
+            try:  # makes the thread's sendfile fail at once; the socket closes after it
+                self.sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            threaded.add_done_callback(lambda _: self.sock.close())
+        else:
+            try:
+                self.sock.close()
+            except OSError:
+                pass
+
+
+def _advance(views: list[memoryview], sent: int) -> None:
+    """Drop ``sent`` bytes from the front of ``views``."""
+    while sent:
+        if sent >= len(views[0]):
+            sent -= len(views[0])
+            views.pop(0)
+        else:
+            views[0] = views[0][sent:]
+            sent = 0
+
+
+def _send_blocking(out_fd: int, file_fd: int, pos: int, count: int) -> int:
+    """Sendfile ``count`` bytes on a sender thread, polling while the socket is full.
+
+    Returns the bytes sent: all of them, or fewer when the socket made no progress for
+    ``SENDER_STALL_MS``. Raises ConnectionError if the file ends before the region does.
+    """
+    poller = select.poll()
+    poller.register(out_fd, select.POLLOUT)
+    done = 0
+    while done < count:
+        try:
+            sent = os.sendfile(out_fd, file_fd, pos + done, count - done)
+        except (BlockingIOError, InterruptedError):
+            if not poller.poll(SENDER_STALL_MS):
+                break
+            continue
+        if sent == 0:
+            raise ConnectionError("segment file ended before the fetched region")
+        done += sent
+    return done
