@@ -58,6 +58,11 @@ cdef class LogCore:
     cdef public int32_t leader_epoch
     cdef public int64_t flush_messages
     cdef public int64_t max_batch_bytes
+    # The bound on a compressed batch's records once decompressed (a decompression bomb is
+    # refused when it passes it), and whether compressed batches are walked at all: always in
+    # use, off only for the benchmark that measures what the walk costs.
+    cdef public int64_t max_uncompressed_bytes
+    cdef public bint check_compressed_records
     # state
     cdef GrowBuf _batch
     cdef GrowBuf _hdrs
@@ -96,6 +101,8 @@ cdef class LogCore:
         self.leader_epoch = 0
         self.flush_messages = 0
         self.max_batch_bytes = 1048588
+        self.max_uncompressed_bytes = DEFAULT_MAX_UNCOMPRESSED_BYTES
+        self.check_compressed_records = True
         self._pending = []
         pthread_mutex_init(&self._mu, NULL)
         pthread_mutex_init(&self._flush_mu, NULL)
@@ -113,7 +120,7 @@ cdef class LogCore:
             raise ValueError("a log needs at least one segment")
         self.directory = directory
         self._set_segments(list(segments))
-        self._next_offset = self._active.seg.next_offset
+        self._next_offset = edp_segment_next_offset(&self._active.seg)
         self.log_start_offset = log_start_offset
         self._durable = durable_offset
         self._roll_queue = roll_queue
@@ -150,7 +157,7 @@ cdef class LogCore:
     @property
     def written_end_offset(self):
         """The offset after the last batch written to a segment (the open batch excluded)."""
-        return self._active.seg.next_offset
+        return edp_segment_next_offset(&self._active.seg)
 
     @property
     def pending_records(self):
@@ -173,7 +180,7 @@ cdef class LogCore:
 
     @property
     def poisoned(self):
-        return bool(self._active.seg.poisoned)
+        return bool(edp_segment_poisoned(&self._active.seg))
 
     @property
     def recovery_point(self):
@@ -212,7 +219,7 @@ cdef class LogCore:
         self._set_segments(list(segments))
         self._pending = [s for s in self._pending if id(s) in kept]
         if moved:
-            self._next_offset = self._active.seg.next_offset
+            self._next_offset = edp_segment_next_offset(&self._active.seg)
 
     def lower_durable_offset_held(self, int64_t offset):
         """After a truncation below it: nothing above ``offset`` is durable any more.
@@ -257,7 +264,7 @@ cdef class LogCore:
         return offset
 
     cdef int _check_writable(self) except -1:
-        if self._active.seg.poisoned:
+        if edp_segment_poisoned(&self._active.seg):
             raise _errors.LogPoisonedError(
                 f"{self._active.path}: an earlier write or fsync failed; the log refuses "
                 "writes (reopen it to recover)", path=self._active.path)
@@ -308,7 +315,7 @@ cdef class LogCore:
         never be written, and readers still get every written batch."""
         self._lock()
         try:
-            if not self._active.seg.poisoned:
+            if not edp_segment_poisoned(&self._active.seg):
                 self._seal_locked()
         finally:
             self._unlock()
@@ -321,17 +328,17 @@ cdef class LogCore:
         the active one past segment.bytes, past segment.ms of age, past its index capacity
         or past 32-bit relative offsets. An empty segment is never rolled."""
         cdef Segment a = self._active
-        if a.seg.size == 0:
+        if edp_segment_size(&a.seg) == 0:
             return 0
-        if (a.seg.size + total_bytes > self.segment_bytes
+        if (edp_segment_size(&a.seg) + total_bytes > self.segment_bytes
                 or (_time.time() - a.created_at) * 1000 >= self.segment_ms
-                or a.seg.oidx.entries >= a.seg.oidx.max_entries
-                or a.seg.tidx.entries >= a.seg.tidx.max_entries
+                or edp_index_is_full(&a.seg.oidx)
+                or edp_index_is_full(&a.seg.tidx)
                 or last_offset - a.base_offset > INT32_MAX):
             # The new segment starts where the log ends, not at first_offset: a follower's
             # batches may skip offsets (a compacted leader), and contiguous segments let a
             # missing segment file be told from a legitimate gap.
-            self._roll_locked(a.seg.next_offset)
+            self._roll_locked(edp_segment_next_offset(&a.seg))
         return 0
 
     cdef int _roll_locked(self, int64_t new_base) except -1:
@@ -364,9 +371,9 @@ cdef class LogCore:
         cdef Segment old
         self._seal_locked()  # (may roll by itself first)
         old = self._active
-        if old.seg.size == 0:
+        if edp_segment_size(&old.seg) == 0:
             return None
-        self._roll_locked(old.seg.next_offset)
+        self._roll_locked(edp_segment_next_offset(&old.seg))
         return old
 
     # ---- durability -------------------------------------------------------------------------
@@ -380,8 +387,8 @@ cdef class LogCore:
             raise
         if seg in self._pending:
             self._pending = [s for s in self._pending if s is not seg]
-            if seg.seg.next_offset > self._durable:
-                self._durable = seg.seg.next_offset
+            if edp_segment_next_offset(&seg.seg) > self._durable:
+                self._durable = edp_segment_next_offset(&seg.seg)
         return 0
 
     cdef int _flush_all(self) except -1:
@@ -395,7 +402,7 @@ cdef class LogCore:
             seg = self._active
             for p in list(self._pending):
                 self._flush_segment(p)
-            end = seg.seg.next_offset
+            end = edp_segment_next_offset(&seg.seg)
             self._flush_segment(seg)
             if end > self._durable:
                 self._durable = end
@@ -458,6 +465,7 @@ cdef class LogCore:
             PyBuffer_Release(&view)
 
     cdef tuple _append_view(self, uint8_t *p, size_t n, int32_t leader_epoch, object lat):
+        cdef int64_t totals[3]
         cdef edp_scan_t scan
         cdef edp_diag_t diag
         cdef int rc
@@ -472,6 +480,11 @@ cdef class LogCore:
             raise _errors.RecordTooLargeError(
                 f"a batch of {scan.max_batch_bytes} bytes exceeds max.message.bytes "
                 f"({self.max_batch_bytes})")
+        if scan.codecs & ~1 and self.check_compressed_records:
+            # Garbage behind a valid CRC inside a compressed batch would stall every consumer
+            # at it: walk every record, decompressing in bounded pieces, before a byte is
+            # written (the uncompressed ones were walked by the scan).
+            _validate_records_buf(p, n, 1, self.max_uncompressed_bytes, totals)
         self._lock()
         try:
             self._check_writable()

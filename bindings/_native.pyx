@@ -8,6 +8,6 @@ from edp cimport *
 include "_status.pxi"
 include "_batch.pxi"
 include "_segment.pxi"
-include "_log.pxi"
 include "_records.pxi"
 include "_keymap.pxi"
+include "_log.pxi"

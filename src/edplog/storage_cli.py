@@ -18,7 +18,12 @@ from typing import Any
 from . import _native
 from .codecs import CODEC_NAMES
 from .errors import CorruptRecordError
-from .storage.segments import SEGMENT_RE
+from .storage.checkpoint import read_clean_shutdown
+from .storage.leader_epoch import FILE_NAME as LEADER_EPOCH_FILE
+from .storage.leader_epoch import LeaderEpochCache
+from .storage.producer_state import ProducerStateManager, snapshot_offsets, snapshot_path
+from .storage.segments import SEGMENT_RE, orphan_index_bases
+from .storage.topic_registry import PREVIOUS_SUFFIX, TOPICS_FILE, parse_topics_file
 
 _CHUNK = 8 << 20
 
@@ -47,15 +52,18 @@ def iter_batches(path: str, records: bool = False) -> Iterator[BatchInfo]:
         while pos < size:
             f.seek(pos)
             data = f.read(_CHUNK)
-            whole = _whole_prefix(data)
+            whole = _native.whole_batches(data)
             if not whole:
-                length = int.from_bytes(data[8:12], "big") + 12 if len(data) >= 12 else 0
+                length = _native.announced_batch_bytes(data)
                 if len(data) < 61 or length <= len(data) or pos + length > size:
                     raise Damage(path, pos, f"partial batch: {size - pos} bytes left at the end")
                 f.seek(pos)
-                whole = f.read(length)
+                data = f.read(length)
+                whole = len(data)
+            view = memoryview(data)[:whole]
             try:
-                batches = _native.decode_batches(whole, verify=True, records=records)
+                batches = _native.decode_batches(view, verify=True, records=records)
+                _check_records(view)
             except CorruptRecordError as exc:
                 raise Damage(path, pos + (exc.position or 0), str(exc)) from None
             for b in batches:
@@ -63,14 +71,12 @@ def iter_batches(path: str, records: bool = False) -> Iterator[BatchInfo]:
                 pos += b.size_bytes
 
 
-def _whole_prefix(data: bytes) -> bytes:
-    pos = 0
-    while pos + 12 <= len(data):
-        length = int.from_bytes(data[pos + 8 : pos + 12], "big") + 12
-        if length < 61 or pos + length > len(data):
-            break
-        pos += length
-    return data[:pos]
+def _check_records(data: memoryview) -> None:
+    """Walk every record of every batch, compressed ones decompressed (bounded), when the
+    extension has the records walker; the batch checks above cover the rest."""
+    validate = getattr(_native, "validate_records", None)
+    if validate is not None:
+        validate(data, False)
 
 
 def read_index(path: str, entry: str) -> list[tuple[int, int]]:
@@ -166,17 +172,34 @@ def _segment_paths(path: str) -> list[str]:
 
 
 def verify_partition(directory: str) -> tuple[int, list[str]]:
-    """Check every batch (structure, CRC, offsets) and index entry of one partition.
-
-    Returns (batches checked, problems found).
+    """Check one partition: every batch (structure, CRC, every record, compressed ones
+    decompressed), offsets ascending and contiguous from segment to segment (a gap is a lost
+    segment), index files (size, alignment, entries), index files without their .log, bytes
+    past the end recorded at a clean shutdown, and the producer snapshots and leader-epoch
+    checkpoint. Returns (batches checked, problems found).
     """
     problems: list[str] = []
     checked = 0
     next_offset: int | None = None
+    for base in orphan_index_bases(directory):
+        problems.append(
+            f"{os.path.join(directory, f'{base:020d}.log')}: missing (its index files remain); "
+            "the offsets it held are lost"
+        )
+    problems += _verify_clean_end(directory)
     for log_path in _segment_paths(directory):
         base = int(os.path.basename(log_path)[:20])
+        if next_offset is not None and base != next_offset:
+            problems.append(
+                f"{log_path}: starts at offset {base} but the segment before it ends at "
+                f"{next_offset}: "
+                + (
+                    "offsets are missing (a lost segment)"
+                    if base > next_offset
+                    else "the segments overlap"
+                )
+            )
         ends: dict[int, int] = {}  # batch position -> last offset
-        last_ts_offset: dict[int, int] = {}
         try:
             for info in iter_batches(log_path):
                 b = info.batch
@@ -189,14 +212,73 @@ def verify_partition(directory: str) -> tuple[int, list[str]]:
                         f"batch offset {b.base_offset} goes back (expected >= {next_offset})",
                     )
                 ends[info.position] = b.last_offset
-                last_ts_offset[b.last_offset] = b.max_timestamp_ms
                 next_offset = b.last_offset + 1
         except Damage as exc:
             problems.append(str(exc))
+            next_offset = None
             continue
+        if next_offset is None or not ends:
+            next_offset = base
         stem = log_path[: -len(".log")]
         problems += _verify_indexes(stem, base, ends, next_offset)
+    problems += _verify_state_files(directory)
     return checked, problems
+
+
+def _verify_clean_end(directory: str) -> list[str]:
+    marker = read_clean_shutdown(directory)
+    if marker is None or marker.active_segment < 0 or marker.active_size < 0:
+        return []
+    path = os.path.join(directory, f"{marker.active_segment:020d}.log")
+    if not os.path.exists(path):
+        return []
+    size = os.path.getsize(path)
+    if size > marker.active_size:
+        return [
+            f"{path}: {size - marker.active_size} bytes past the end recorded at the last clean "
+            f"shutdown ({marker.active_size}); opening the log cuts them"
+        ]
+    if size < marker.active_size:
+        return [
+            f"{path}: {marker.active_size - size} bytes shorter than at the last clean shutdown "
+            f"({marker.active_size}): records were lost"
+        ]
+    return []
+
+
+def _verify_state_files(directory: str) -> list[str]:
+    problems = []
+    state = ProducerStateManager(directory)
+    for offset in snapshot_offsets(directory):
+        path = snapshot_path(directory, offset)
+        try:
+            with open(path, "rb") as f:
+                state.decode_into(f.read())
+        except (OSError, CorruptRecordError) as exc:
+            problems.append(f"{path}: unusable producer snapshot: {exc}")
+    epochs = os.path.join(directory, LEADER_EPOCH_FILE)
+    if os.path.exists(epochs) and LeaderEpochCache.read_file(epochs) is None:
+        problems.append(f"{epochs}: unparsable (opening the log re-learns the epochs)")
+    return problems
+
+
+def verify_topics_file(data_dir: str) -> list[str]:
+    """topics.json and its previous version, when the path is a data directory."""
+    path = os.path.join(data_dir, TOPICS_FILE)
+    prev = path + PREVIOUS_SUFFIX
+    if not os.path.exists(path):
+        return []
+    try:
+        parse_topics_file(path)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        try:
+            parse_topics_file(prev)
+        except (OSError, ValueError, KeyError, TypeError):
+            fallback = "and the previous version is unusable too: move both aside to recover"
+        else:
+            fallback = f"opening falls back to {prev}"
+        return [f"{path}: unusable ({exc}); {fallback}"]
+    return []
 
 
 def _verify_indexes(
@@ -204,6 +286,14 @@ def _verify_indexes(
 ) -> list[str]:
     problems = []
     index_path, time_path = stem + ".index", stem + ".timeindex"
+    for path, width in ((index_path, 8), (time_path, 12)):
+        if os.path.exists(path) and os.path.getsize(path) % width:
+            problems.append(
+                f"{path}: {os.path.getsize(path)} bytes is not a whole number of {width}-byte "
+                "entries (truncated or misaligned; opening the log rebuilds it)"
+            )
+    if problems:
+        return problems
     if os.path.exists(index_path):
         prev = (-1, -1)
         for rel, pos in read_index(index_path, ">II"):
@@ -246,6 +336,10 @@ def cmd_verify(args: argparse.Namespace) -> int:
         return 2
     total = 0
     damaged = 0
+    if os.path.isdir(args.path):
+        for p in verify_topics_file(args.path):
+            print(f"DAMAGED {p}")
+            damaged += 1
     for directory in _partition_dirs(args.path):
         checked, problems = verify_partition(directory)
         total += checked

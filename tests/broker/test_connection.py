@@ -27,6 +27,7 @@ from broker_helpers import (
 from edplog.broker.config import BrokerConfig
 from edplog.broker.connection import MAX_IN_FLIGHT, Connection, State
 from edplog.broker.transport import PlainTransport
+from edplog.client import Client
 from edplog.errors import InvalidConfigError
 from edplog.protocol import encode_request
 from edplog.testing import start_broker
@@ -53,8 +54,7 @@ class _SocketClient(RawClient):
     """RawClient over a socket made elsewhere (one end of a socketpair)."""
 
     def __init__(self, sock: socket.socket) -> None:
-        self.sock = sock
-        self._cid = 0
+        Client.__init__(self, "socketpair", client_id="edplog-test", timeout_s=10, sock=sock)
 
 
 def _still_open(sock: socket.socket) -> bool:
@@ -168,7 +168,8 @@ def test_small_queued_max_request_bytes_pauses_reading_and_every_client_is_answe
         body = fetch_body("big", 0, clients * per_batch)
         part = c.call(FETCH, 12, body)["responses"][0]["partitions"][0]
         assert part["high_watermark"] == clients * per_batch
-    memory = broker.broker.memory if broker.broker is not None else None
+    server = broker.broker.server if broker.broker is not None else None
+    memory = server.memory if server is not None else None
     assert memory is not None
     # every request gave its bytes back once handled
     assert wait_until(lambda: memory.used_bytes == 0 and memory.running_bytes == 0)
@@ -270,12 +271,13 @@ def test_an_authenticating_connection_accepts_only_the_authentication_apis(tmp_p
     ours, theirs = socket.socketpair()
     try:
         broker, loop = background.broker, background._loop
-        assert broker is not None and loop is not None
+        assert broker is not None and broker.server is not None and loop is not None
+        server = broker.server
 
         async def attach() -> None:
             ours.setblocking(False)
-            transport = PlainTransport(ours, broker.senders)
-            Connection(broker, transport, ("127.0.0.1", 0), state=State.AUTHENTICATING).start()
+            transport = PlainTransport(ours, server.senders)
+            Connection(server, transport, ("127.0.0.1", 0), state=State.AUTHENTICATING).start()
 
         asyncio.run_coroutine_threadsafe(attach(), loop).result(10)
         theirs.settimeout(10)

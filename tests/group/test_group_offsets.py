@@ -290,7 +290,7 @@ def test_deleting_a_topic_tombstones_its_committed_offsets() -> None:
         await coord.start()
         await coord.offset_commit(commit_req("a", {("orders", 0): 1, ("audit", 0): 2}), 8)
         await coord.offset_commit(commit_req("b", {("orders", 1): 3}), 8)
-        coord.topic_deleted("orders")
+        await coord.topic_deleted("orders")
         assert fetched(await coord.offset_fetch(fetch_req("a"), 7)) == {("audit", 0): (2, -1, "")}
         assert fetched(await coord.offset_fetch(fetch_req("b"), 7)) == {}
         await coord.close()

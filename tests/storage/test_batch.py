@@ -282,3 +282,29 @@ def test_append_batches_rejects_malformed_compressed_records(tmp_path):
             return
         with pytest.raises(CorruptRecordError):
             log.read(0)
+
+
+def _with_records_section(batch: bytes, section: bytes) -> bytes:
+    """The batch with its records section replaced and its length and CRC made valid again:
+    what a buggy or hostile producer sends."""
+    out = bytearray(batch[:61] + section)
+    out[8:12] = (len(out) - 12).to_bytes(4, "big")
+    out[17:21] = _native.crc32c(bytes(out[21:])).to_bytes(4, "big")
+    return bytes(out)
+
+
+@pytest.mark.parametrize("codec", ["gzip", "snappy", "lz4", "zstd"])
+def test_append_refuses_garbage_inside_a_compressed_batch(tmp_path, codec):
+    """A compressed batch whose CRC is right but whose records are not: refused with
+    CorruptRecordError before anything is written, for every codec; the log stays usable."""
+    from edplog.codecs import codec_id, compress
+
+    good = build_batch([(b"k", b"v" * 100)] * 3, compression=codec)
+    bad_records = compress(codec_id(codec), b"\x00" * 200)  # well-compressed, not records
+    bad = _with_records_section(good, bad_records)
+    with Log(tmp_path / "log") as log:
+        with pytest.raises(CorruptRecordError):
+            log.append_batches(bad)
+        assert log.log_end_offset == 0
+        assert log.append_batches(good) == (0, 2)
+        assert [r.value for r in log.read(0)] == [b"v" * 100] * 3

@@ -23,7 +23,11 @@ def register(commands: Any, perf: Any) -> None:
     p = commands.add_parser("broker", help="run a Kafka-compatible broker")
     p.add_argument("--data-dir", default=None, help="log directory (default ./edplog-data)")
     p.add_argument(
-        "--listen", default=None, help="HOST:PORT to listen on (default 127.0.0.1:9092; 0 = any)"
+        "--listen",
+        default=None,
+        metavar="[HOST:]PORT",
+        help="where to listen (default 127.0.0.1:9092; a bare PORT means 127.0.0.1:PORT, "
+        "and port 0 picks a free one)",
     )
     p.add_argument("--config", default=None, help="server.properties with Kafka property names")
     p.add_argument(
@@ -42,9 +46,17 @@ def register(commands: Any, perf: Any) -> None:
         perf_commands.register(perf, DEFAULT_BOOTSTRAP)
 
 
+def _usage_error(message: str) -> int:
+    """A mistake in the command line or the configuration: a message and exit code 2, as
+    argparse gives for its own usage errors."""
+    print(f"edplog broker: {message}", file=sys.stderr)
+    return 2
+
+
 def run_broker(args: argparse.Namespace) -> int:
     """Start the broker and serve until SIGTERM/SIGINT; print one ready line."""
-    from .config import BrokerConfig, parse_listener, parse_properties
+    from ..errors import EdplogError
+    from .config import BrokerConfig, parse_listen_flag, parse_properties
     from .runner import serve
 
     logging.basicConfig(
@@ -53,21 +65,29 @@ def run_broker(args: argparse.Namespace) -> int:
     )
     props: dict[str, str] = {}
     if args.config:
-        with open(args.config, encoding="utf-8") as f:
-            props.update(parse_properties(f.read()))
+        try:
+            with open(args.config, encoding="utf-8") as f:
+                props.update(parse_properties(f.read()))
+        except OSError as exc:
+            return _usage_error(f"cannot read --config {args.config}: {exc.strerror or exc}")
+        except UnicodeDecodeError as exc:
+            return _usage_error(f"--config {args.config} is not text: {exc}")
     for item in args.override:
         key, sep, value = item.partition("=")
-        if not sep:
-            print(f"edplog broker: --override needs KEY=VALUE, got {item!r}", file=sys.stderr)
-            return 2
+        if not sep or not key.strip():
+            return _usage_error(f"--override needs KEY=VALUE, got {item!r}")
         props[key.strip()] = value.strip()
-    config = BrokerConfig.from_properties(props)
-    if args.data_dir is not None:
-        config.data_dir = args.data_dir
-    if args.listen is not None:
-        config.host, config.port = parse_listener(args.listen)
-    elif "listeners" not in props:
-        config.host, config.port = "127.0.0.1", 9092
+    try:
+        config = BrokerConfig.from_properties(props)
+        if args.data_dir is not None:
+            config.data_dir = args.data_dir
+        if args.listen is not None:
+            config.host, config.port = parse_listen_flag(args.listen)
+        elif "listeners" not in props:
+            config.host, config.port = "127.0.0.1", 9092
+        config.store_defaults()  # every log default is checked before anything starts
+    except (EdplogError, ValueError) as exc:
+        return _usage_error(str(exc))
 
     def ready(host: str, port: int) -> None:
         adv_host, adv_port = config.advertised

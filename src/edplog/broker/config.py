@@ -14,8 +14,9 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..config import BROKER_DEFAULTS
+from ..config import BROKER_DEFAULTS, LogConfig
 from ..errors import InvalidConfigError
+from . import properties
 
 # broker property -> topic-level property it provides the default for (Kafka's LogConfig);
 # the table is the store's, so both read server.properties alike.
@@ -72,11 +73,21 @@ def parse_listener(value: str) -> tuple[str, int]:
     if not sep:
         raise ValueError(f"listener {value!r} has no port")
     host = host.strip("[]")
-    return (host or "0.0.0.0"), int(port)
+    return (host or "0.0.0.0"), _port(port, value)
 
 
-def _bool(value: str) -> bool:
-    return value.strip().lower() in ("true", "1", "yes", "on")
+def _port(text: str, where: str) -> int:
+    if not text.isdigit() or int(text) > 65535:
+        raise ValueError(f"listener {where!r}: port {text!r} is not a number from 0 to 65535")
+    return int(text)
+
+
+def parse_listen_flag(value: str) -> tuple[str, int]:
+    """``--listen``: ``HOST:PORT``, a listener URL, or a bare ``PORT`` (on 127.0.0.1; port 0
+    picks a free one)."""
+    if value.strip().isdigit():
+        return "127.0.0.1", _port(value.strip(), value)
+    return parse_listener(value)
 
 
 @dataclass
@@ -102,8 +113,19 @@ class BrokerConfig:
     max_connections: int = UNLIMITED_CONNECTIONS
     max_connections_per_ip: int = UNLIMITED_CONNECTIONS
     max_connections_per_ip_overrides: dict[str, int] = field(default_factory=dict)
+    # Housekeeping, with Kafka's names and defaults.
+    retention_check_interval_ms: int = 300_000
+    producer_id_expiration_ms: int = 86_400_000
+    log_cleaner_enable: bool = True
+    log_cleaner_dedupe_buffer_size: int = 128 * 1024 * 1024
+    # Open a partition whose offsets have a hole (a segment file lost) instead of refusing it.
+    accept_missing_segments: bool = False
     # acks=-1 is answered only after the log is flushed to disk (group commit).
     flush_on_acks_all: bool = True
+    # Record request metrics (perf turns it off to measure what recording costs).
+    metrics_enabled: bool = True
+    # Property names this broker does not know (warned about at start).
+    unknown_properties: list[str] = field(default_factory=list)
     topic_defaults: dict[str, str] = field(default_factory=dict)
     group_settings: dict[str, str] = field(default_factory=dict)
     extra: dict[str, str] = field(default_factory=dict)
@@ -132,32 +154,54 @@ class BrokerConfig:
 
     def apply_properties(self, props: dict[str, str]) -> None:
         """Read every property this broker understands; keep the rest in ``extra``."""
+        self.unknown_properties = properties.check(props)
         retention: dict[str, int] = {}
         roll: dict[str, int] = {}
         for key, value in props.items():
             if key in ("log.dirs", "log.dir"):
                 self.data_dir = value.split(",")[0].strip()
+                if not self.data_dir:
+                    raise InvalidConfigError(f"{key} is empty")
             elif key == "listeners":
-                self.host, self.port = parse_listener(value)
+                self.host, self.port = _client_listener(key, value, props)
             elif key == "advertised.listeners":
-                self.advertised_host, self.advertised_port = parse_listener(value)
+                self.advertised_host, self.advertised_port = _client_listener(key, value, props)
             elif key in ("broker.id", "node.id"):
-                self.node_id = int(value)
+                self.node_id = _integer(key, value, 0)
             elif key == "cluster.id":
                 self.cluster_id = value
             elif key == "num.partitions":
-                self.num_partitions = int(value)
+                self.num_partitions = _integer(key, value, 1)
             elif key == "default.replication.factor":
-                self.default_replication_factor = int(value)
+                self.default_replication_factor = _integer(key, value, 1)
             elif key == "auto.create.topics.enable":
-                self.auto_create_topics = _bool(value)
+                self.auto_create_topics = _boolean(key, value)
             elif key == "socket.request.max.bytes":
-                self.socket_request_max_bytes = int(value)
+                self.socket_request_max_bytes = _integer(key, value, 1)
             elif key == "transaction.max.timeout.ms":
-                self.transaction_max_timeout_ms = int(value)
+                self.transaction_max_timeout_ms = _integer(key, value, 1)
+            elif key == "log.retention.check.interval.ms":
+                self.retention_check_interval_ms = _integer(key, value, 1)
+                self.extra[key] = value
+            elif key == "producer.id.expiration.ms":
+                self.producer_id_expiration_ms = _integer(key, value, 1)
+                self.extra[key] = value
+            elif key == "log.cleaner.enable":
+                self.log_cleaner_enable = _boolean(key, value)
+                self.extra[key] = value
+            elif key == "log.cleaner.dedupe.buffer.size":
+                self.log_cleaner_dedupe_buffer_size = _integer(key, value, 1 << 16)
+                self.extra[key] = value
+            elif key == "log.accept.missing.segments":
+                self.accept_missing_segments = _boolean(key, value)
+                self.extra[key] = value
+            elif key in ("offset.metadata.max.bytes", "offsets.topic.num.partitions"):
+                _integer(key, value, 1)
+                self.extra[key] = value
             elif key in _CONNECTION_PROPERTIES:
                 self._apply_connection_property(key, value)
-            elif key.startswith("group."):
+            elif key in _GROUP_PROPERTIES:
+                _integer(key, value, 0)
                 self.group_settings[key] = value
             elif key.count(".") == 2 and key.startswith("log.retention."):
                 if key.rsplit(".", 1)[1] not in _UNIT_MS:
@@ -165,15 +209,15 @@ class BrokerConfig:
                     if key in TOPIC_DEFAULTS_FROM_BROKER:
                         self.topic_defaults[TOPIC_DEFAULTS_FROM_BROKER[key]] = value
                     continue
-                retention[key.rsplit(".", 1)[1]] = int(value)
+                retention[key.rsplit(".", 1)[1]] = _integer(key, value, -1)
                 continue
             elif key.count(".") == 2 and key.startswith("log.roll."):
-                roll[key.rsplit(".", 1)[1]] = int(value)
+                roll[key.rsplit(".", 1)[1]] = _integer(key, value, 1)
                 continue
             else:
                 self.extra[key] = value
             if key == "message.max.bytes":
-                self.message_max_bytes = int(value)
+                self.message_max_bytes = _integer(key, value, 0)
             if key in TOPIC_DEFAULTS_FROM_BROKER:
                 self.topic_defaults[TOPIC_DEFAULTS_FROM_BROKER[key]] = value
         for target, values in (("retention.ms", retention), ("segment.ms", roll)):
@@ -203,9 +247,17 @@ class BrokerConfig:
             self.max_connections_per_ip = number
 
     def store_defaults(self) -> dict[str, str]:
-        """Topic-level defaults for the store, with ``max.message.bytes`` always set."""
+        """Topic-level defaults for the store, with ``max.message.bytes`` always set.
+
+        Every default is validated here (a bad ``log.segment.bytes`` stops the start with the
+        broker property's name), not when the first topic is created."""
         defaults = dict(self.topic_defaults)
         defaults.setdefault("max.message.bytes", str(self.message_max_bytes))
+        try:
+            LogConfig(defaults=defaults)
+        except InvalidConfigError as exc:
+            names = [b for b, t in TOPIC_DEFAULTS_FROM_BROKER.items() if t in str(exc)]
+            raise InvalidConfigError(f"{' / '.join(names) or 'a log default'}: {exc}") from None
         return defaults
 
 
@@ -220,11 +272,45 @@ _CONNECTION_PROPERTIES = frozenset(
 )
 
 
-def _integer(key: str, value: str) -> int:
+_GROUP_PROPERTIES = frozenset(
+    {
+        "group.min.session.timeout.ms",
+        "group.max.session.timeout.ms",
+        "group.initial.rebalance.delay.ms",
+    }
+)
+
+
+def _integer(key: str, value: str, minimum: int | None = None) -> int:
     try:
-        return int(value.strip())
+        number = int(value.strip())
     except ValueError:
         raise InvalidConfigError(f"{key}={value!r}: not an integer") from None
+    if minimum is not None and number < minimum:
+        raise InvalidConfigError(f"{key}={value}: must be {minimum} or more")
+    return number
+
+
+def _boolean(key: str, value: str) -> bool:
+    text = value.strip().lower()
+    if text not in ("true", "false"):
+        raise InvalidConfigError(f"{key}={value!r}: expected true or false")
+    return text == "true"
+
+
+def _client_listener(key: str, value: str, props: dict[str, str]) -> tuple[str, int]:
+    """The one client listener of ``listeners`` / ``advertised.listeners`` (a single node's
+    controller listener, when Kafka's KRaft settings name one, is left out)."""
+    controller = {n.strip().upper() for n in props.get("controller.listener.names", "").split(",")}
+    for item in value.split(","):
+        item = item.strip()
+        name = item.partition("://")[0].upper() if "://" in item else "PLAINTEXT"
+        if item and name not in controller:
+            try:
+                return parse_listener(item)
+            except ValueError as exc:
+                raise InvalidConfigError(f"{key}: {exc}") from None
+    raise InvalidConfigError(f"{key}={value!r}: no client listener")
 
 
 def _parse_ip_overrides(value: str) -> dict[str, int]:

@@ -43,26 +43,17 @@ import enum
 import logging
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Coroutine
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ..protocol import (
-    REJECTED,
-    SUPPORTED,
-    ProtocolError,
-    RequestHeader,
-    decode_request,
-    encode_response,
-    read_request_header,
-)
-from .errors import UNSUPPORTED_VERSION
+from ..protocol import ProtocolError, RequestHeader, encode_response
+from ..security import ANONYMOUS, Principal
+from .context import RequestContext
+from .dispatch import CLOSE, Pending
 from .framing import FrameReader
-from .groups import PEER_HOST
 from .transport import Transport
 
 if TYPE_CHECKING:
-    from .server import Broker
+    from .server import Server
 
 log = logging.getLogger("edplog.broker")
 
@@ -77,11 +68,6 @@ MAX_IN_FLIGHT = 64
 # loop from the other connections for longer than this.
 READ_BYTES_PER_WAKEUP = 4 * 1024 * 1024
 
-Handler = Callable[["Broker", RequestHeader, dict[str, Any]], Awaitable[dict[str, Any] | None]]
-# A handler run inside the dispatch: the response body (None: no response), or a coroutine
-# for the part that has to wait, which becomes the request's task.
-NowHandler = Callable[["Broker", RequestHeader, dict[str, Any]], Any]
-
 
 class State(enum.Enum):
     AUTHENTICATING = "authenticating"
@@ -89,28 +75,11 @@ class State(enum.Enum):
     CLOSING = "closing"
 
 
-@dataclass(slots=True)
-class _Pending:
-    header: RequestHeader
-    task: asyncio.Future[Any] | None  # None: answer ``body`` directly
-    body: dict[str, Any] | None = None
-    version: int = -1  # the version to encode the response with (ApiVersions fallback: 0)
-    parts: list[Any] | None = None  # the encoded response, once its sending has begun
-
-
-def version_supported(api_key: int, version: int) -> bool:
-    """Whether a request of this version is served (advertised and not rejected)."""
-    rng = SUPPORTED.get(api_key)
-    if rng is None or not rng[0] <= version <= rng[1]:
-        return False
-    return version not in REJECTED.get(api_key, ())
-
-
 class Connection:
     """One client connection: frames in, requests dispatched in order, responses in order."""
 
     __slots__ = (
-        "broker",
+        "server",
         "transport",
         "peer",
         "state",
@@ -127,27 +96,38 @@ class Connection:
         "_reading",
         "_waiting_memory",
         "_done",
+        "principal",
+        "listener",
+        "connection_id",
     )
 
     def __init__(
-        self, broker: Broker, transport: Transport, peer: Any, state: State = State.READY
+        self,
+        server: Server,
+        transport: Transport,
+        peer: Any,
+        state: State = State.READY,
+        *,
+        listener: str = "PLAINTEXT",
+        connection_id: str = "",
     ) -> None:
-        self.broker = broker
+        self.server = server
         self.transport = transport
         self.peer = peer
         self.state = state
         self.closed = False
         self.last_active_s = time.monotonic()
+        self.principal: Principal = ANONYMOUS
+        self.listener = listener
+        self.connection_id = connection_id
         self._loop = asyncio.get_running_loop()
         self._fd = transport.fileno()
-        # The reader callback and every handler task run in this context, so handlers can
-        # ask who sent the request (DescribeGroups shows the member's host).
+        # The reader callback, and every handler task it starts, run in this context.
         self._context = contextvars.copy_context()
-        self._context.run(PEER_HOST.set, str(peer[0]) if isinstance(peer, tuple) else "")
-        self._memory = broker.memory
-        self._frames = FrameReader(broker.memory, broker.config.socket_request_max_bytes)
+        self._memory = server.memory
+        self._frames = FrameReader(server.memory, server.config.socket_request_max_bytes)
         self._ready: deque[bytearray] = deque()  # frames cut but not dispatched yet
-        self._pending: deque[_Pending] = deque()  # dispatched, response not written yet
+        self._pending: deque[Pending] = deque()  # dispatched, response not written yet
         self._writer: asyncio.Task[None] | None = None
         self._reading = False
         self._waiting_memory = False
@@ -202,7 +182,7 @@ class Connection:
                 self.transport.discard(pending.parts)
         self._pending.clear()
         self.transport.close()
-        self.broker.forget(self)
+        self.server.forget(self)
         if self._done is not None and not self._done.done():
             self._done.set_result(None)
 
@@ -319,88 +299,33 @@ class Connection:
 
     # ---- the dispatch seam -----------------------------------------------------------------
 
-    def _dispatch(self, frame: memoryview) -> _Pending | None:
-        """Parse one request and start its handler; None means close the connection.
+    def _dispatch(self, frame: memoryview) -> Pending | None:
+        """Hand one frame to the broker's dispatch; None means close the connection.
 
-        The one place where (this connection, a frame) becomes a pending response: handler
-        lookup, version gate and the AUTHENTICATING rule live here, so a dispatch module
-        (one dispatch point with a request context) can take it over whole.
-        """
-        try:
-            header = read_request_header(frame)
-        except (ProtocolError, ValueError, IndexError) as exc:
-            log.info("closing %s: unreadable request header (%s)", self.peer, exc)
-            return None
-        key, version = header.api_key, header.api_version
-        if self.state is State.AUTHENTICATING and key not in AUTHENTICATION_APIS:
-            log.info("closing %s: api %d before authentication", self.peer, key)
-            return None
-        if key == API_VERSIONS and not version_supported(key, version):
-            # Kafka (KIP-511): answer in v0 with UNSUPPORTED_VERSION and our ApiVersions range
-            # so the client can retry with a version we speak.
-            lo, hi = SUPPORTED[API_VERSIONS]
-            body = {
-                "error_code": UNSUPPORTED_VERSION,
-                "api_keys": [{"api_key": API_VERSIONS, "min_version": lo, "max_version": hi}],
-                "throttle_time_ms": 0,
-            }
-            return _Pending(header, None, body, 0)
-        handler = self.broker.handlers.get(key)
-        if handler is None or header.body_offset < 0 or not version_supported(key, version):
-            return self._unsupported(header, frame)
-        try:
-            req = decode_request(key, version, frame, header.body_offset)
-        except (ProtocolError, ValueError, IndexError, UnicodeDecodeError) as exc:
-            log.info("closing %s: malformed %s v%d body (%s)", self.peer, key, version, exc)
-            return None
-        now = self.broker.now_handlers.get(key)
-        if now is None:
-            task = asyncio.ensure_future(_guarded(handler, self.broker, header, req))
-            return _Pending(header, task, None, version)
-        try:
-            result = now(self.broker, header, req)
-        except Exception:
-            log.exception("handler for api %d v%d failed", key, version)
-            return _Pending(header, None, _CLOSE, version)
-        if isinstance(result, Coroutine):
-            task = asyncio.ensure_future(_guarded_coroutine(result, header))
-            return _Pending(header, task, None, version)
-        return _Pending(header, None, result, version)
+        While AUTHENTICATING only the authentication APIs are let through (any other closes
+        the connection, as Kafka does)."""
+        allowed = AUTHENTICATION_APIS if self.state is State.AUTHENTICATING else None
+        return self.server.dispatcher.dispatch(frame, self._request_context, allowed)
 
-    def _unsupported(self, header: RequestHeader, frame: memoryview) -> _Pending | None:
-        """UNSUPPORTED_VERSION for a version we advertise but reject (Produce v0-2 ...).
-
-        Versions nobody advertised, and unknown API keys, close the connection as Kafka does:
-        there is no response schema to answer them in.
-        """
-        from . import fetch, produce
-
-        key, version = header.api_key, header.api_version
-        rng = SUPPORTED.get(key)
-        if header.body_offset < 0 or rng is None or not rng[0] <= version <= rng[1]:
-            log.info("closing %s: api %d v%d not supported", self.peer, key, version)
-            return None
-        try:
-            builder = {0: produce.error_body, 1: fetch.error_body}.get(key)
-            if builder is None:
-                log.info("closing %s: api %d v%d rejected", self.peer, key, version)
-                return None
-            req = decode_request(key, version, frame, header.body_offset)
-            body = builder(req, UNSUPPORTED_VERSION)
-        except Exception as exc:  # no way to build an answer: end the connection
-            log.info("closing %s: api %d v%d rejected (%s)", self.peer, key, version, exc)
-            return None
-        return _Pending(header, None, body, version)
+    def _request_context(self, header: RequestHeader) -> RequestContext:
+        peer = self.peer if isinstance(self.peer, tuple) else None
+        return RequestContext(
+            header,
+            peer=(str(peer[0]), int(peer[1])) if peer else None,
+            listener=self.listener,
+            connection_id=self.connection_id,
+            principal=self.principal,
+        )
 
     # ---- writing ---------------------------------------------------------------------------
 
-    def _submit(self, pending: _Pending) -> None:
+    def _submit(self, pending: Pending) -> None:
         """Answer now if nothing is ahead and the answer is there; else queue it in order."""
         if pending.task is None and not self._pending:
             body = pending.body
             if body is None:  # acks=0 Produce: Kafka sends nothing back
                 return
-            if body is _CLOSE:
+            if body is CLOSE:
                 self._finish(drop_unstarted=True)
                 return
             try:
@@ -420,7 +345,7 @@ class Connection:
         if self._writer is None:
             self._writer = self._loop.create_task(self._write_loop())
 
-    def _encode(self, pending: _Pending, body: dict[str, Any]) -> list[Any]:
+    def _encode(self, pending: Pending, body: dict[str, Any]) -> list[Any]:
         h = pending.header
         return encode_response(h.api_key, pending.version, h.correlation_id, body)[0]
 
@@ -432,7 +357,7 @@ class Connection:
                 parts = head.parts
                 if parts is None:
                     body = head.body if head.task is None else await self._answer_of(head.task)
-                    if body is _CLOSE:
+                    if body is CLOSE:
                         self.close()
                         return
                     if body is not None:  # None: acks=0 Produce, Kafka sends nothing back
@@ -471,31 +396,4 @@ class Connection:
             current = asyncio.current_task()
             if current is not None and current.cancelling():
                 raise
-            return _CLOSE
-
-
-_CLOSE: Any = object()  # a handler result meaning "end this connection without answering"
-
-
-async def _guarded(
-    handler: Handler, broker: Broker, header: RequestHeader, req: dict[str, Any]
-) -> Any:
-    """Run a handler; a bug in one request is logged and ends only that connection."""
-    try:
-        return await handler(broker, header, req)
-    except asyncio.CancelledError:
-        raise
-    except Exception:
-        log.exception("handler for api %d v%d failed", header.api_key, header.api_version)
-        return _CLOSE
-
-
-async def _guarded_coroutine(coro: Coroutine[Any, Any, Any], header: RequestHeader) -> Any:
-    """``_guarded`` for the waiting part of a handler run in the dispatch."""
-    try:
-        return await coro
-    except asyncio.CancelledError:
-        raise
-    except Exception:
-        log.exception("handler for api %d v%d failed", header.api_key, header.api_version)
-        return _CLOSE
+            return CLOSE

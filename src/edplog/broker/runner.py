@@ -13,8 +13,8 @@ import sys
 import threading
 from typing import Any
 
+from .broker import Broker
 from .config import BrokerConfig
-from .server import Broker
 
 
 async def serve(config: BrokerConfig, ready: Any = None) -> int:

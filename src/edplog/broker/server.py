@@ -1,27 +1,27 @@
-"""The asyncio broker: the listening socket, the partitions, the handlers and shutdown.
+"""The listener: accepting connections, counting them and closing the idle ones.
 
 Connections are in :mod:`edplog.broker.connection` (state machine, ordering),
 :mod:`edplog.broker.framing` (frames, request memory) and :mod:`edplog.broker.transport`
-(the socket). This module accepts them, counts them (``max.connections``,
-``max.connections.per.ip``) and closes the idle ones (``connections.max.idle.ms``).
+(the socket); each hands its frames to the broker's dispatch. The server accepts them, counts
+them (``max.connections``, ``max.connections.per.ip``), closes the idle ones
+(``connections.max.idle.ms``) and, on shutdown, lets every connection answer what it already
+read before closing it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
-import os
 import socket
 import time
 from collections import Counter
 from typing import Any
 
 from .config import BrokerConfig
-from .connection import Connection, Handler, NowHandler
+from .connection import Connection
+from .dispatch import Dispatcher
 from .framing import RequestMemory
-from .housekeeping import DEFAULT_INTERVAL_MS as DEFAULT_HOUSEKEEPING_MS
-from .housekeeping import run_housekeeping
-from .partition import Partition
 from .transport import PlainTransport, SenderPool
 
 log = logging.getLogger("edplog.broker")
@@ -39,71 +39,46 @@ SWEEPS_PER_LIMIT = 4
 SWEEP_MIN_S = 0.05
 
 
-class Broker:
-    """One broker: the store, the partitions it leads, the group coordinator, the server."""
+class Server:
+    """The broker's listener and its connections (see the module docstring)."""
 
-    def __init__(self, config: BrokerConfig, handlers: dict[int, Handler] | None = None):
+    def __init__(self, config: BrokerConfig, dispatcher: Dispatcher, metrics: Any) -> None:
         self.config = config
-        self.store: Any = None
-        self.coordinator: Any = None
-        self.handlers = handlers if handlers is not None else default_handlers()
-        # Fetch and Produce answer without a task or an event-loop round when they can.
-        self.now_handlers: dict[int, NowHandler] = {} if handlers is not None else now_handlers()
+        self.dispatcher = dispatcher
+        self.metrics = metrics
+        self.memory = RequestMemory(config.queued_max_request_bytes)
+        self.senders = SenderPool()
+        metrics.request_queue_bytes.set_function(lambda: self.memory.used_bytes)
         self.closing = False
-        self._partitions: dict[str, list[Partition]] = {}
         self._listener: socket.socket | None = None
         self._accept_task: asyncio.Task[None] | None = None
-        self._housekeeping: asyncio.Task[None] | None = None
+        self._idle_sweep: asyncio.Task[None] | None = None
         self._connections: set[Connection] = set()
         self._per_host: Counter[str] = Counter()
         self._slot_free: asyncio.Event | None = None
-        self._idle_sweep: asyncio.Task[None] | None = None
-        self._shutdown_waiter: asyncio.Future[None] | None = None
-        self.commit: Any = None
-        self.producer_ids: Any = None
-        self.memory = RequestMemory(config.queued_max_request_bytes)
-        self.senders = SenderPool()
-
-    # ---- lifecycle -------------------------------------------------------------------------
+        self._ids = itertools.count()
 
     async def start(self) -> tuple[str, int]:
-        """Open the store, start the coordinator and listen. Returns the bound (host, port)."""
-        from ..storage import Store
-        from .produce import GroupCommit, ProducerIdAllocator
-
+        """Listen; returns the bound (host, port)."""
         loop = asyncio.get_running_loop()
-        self._shutdown_waiter = loop.create_future()
-        os.makedirs(self.config.data_dir, exist_ok=True)
-        self.store = Store(self.config.data_dir, defaults=self.config.store_defaults())
-        self.commit = GroupCommit()
-        self.producer_ids = ProducerIdAllocator()
-        self.coordinator = await _start_coordinator(self)
-        interval_ms = int(
-            self.config.extra.get("log.retention.check.interval.ms", DEFAULT_HOUSEKEEPING_MS)
-        )
-        self._housekeeping = loop.create_task(run_housekeeping(self.store, interval_ms))
-        sock = socket.socket(socket.AF_INET6 if ":" in self.config.host else socket.AF_INET)
+        config = self.config
+        sock = socket.socket(socket.AF_INET6 if ":" in config.host else socket.AF_INET)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((self.config.host, self.config.port))
+        sock.bind((config.host, config.port))
         sock.listen(512)
         sock.setblocking(False)
         self._listener = sock
-        self.config.port = sock.getsockname()[1]
+        config.port = sock.getsockname()[1]
         self._slot_free = asyncio.Event()
         self._accept_task = loop.create_task(self._accept_loop())
-        self._idle_sweep = loop.create_task(self._sweep_idle(self.config.connections_max_idle_ms))
-        return self.config.host, self.config.port
+        self._idle_sweep = loop.create_task(self._sweep_idle(config.connections_max_idle_ms))
+        return config.host, config.port
 
     async def stop(self) -> None:
-        """Graceful shutdown: stop accepting, answer what is in flight, flush, close."""
+        """Stop accepting, let every connection answer what it read, then close them."""
         if self.closing:
             return
         self.closing = True
-        if self._shutdown_waiter is not None and not self._shutdown_waiter.done():
-            self._shutdown_waiter.set_result(None)
-        for parts in self._partitions.values():
-            for partition in parts:
-                partition.notify()
         if self._accept_task is not None:
             self._accept_task.cancel()
         if self._idle_sweep is not None:
@@ -122,24 +97,7 @@ class Broker:
         sending = [c.threaded_send for c in conns if c.threaded_send is not None]
         if sending:  # each ends at once (its socket was shut down) and then closes it
             await asyncio.wait(sending, timeout=SHUTDOWN_GRACE_S)
-        if self._housekeeping is not None:
-            self._housekeeping.cancel()
-        if self.coordinator is not None:
-            try:
-                await self.coordinator.close()
-            except Exception:
-                log.exception("group coordinator did not close cleanly")
-        if self.commit is not None:
-            await self.commit.close()
         self.senders.shutdown()
-        if self.store is not None:
-            self.store.flush()
-            self.store.close()
-
-    def shutdown_waiter(self) -> asyncio.Future[None]:
-        """Completes when shutdown starts, so long polls return at once."""
-        assert self._shutdown_waiter is not None
-        return self._shutdown_waiter
 
     async def _accept_loop(self) -> None:
         loop = asyncio.get_running_loop()
@@ -169,7 +127,14 @@ class Broker:
                 continue
             sock.setblocking(False)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            conn = Connection(self, PlainTransport(sock, self.senders), peer)
+            local = sock.getsockname()
+            conn = Connection(
+                self,
+                PlainTransport(sock, self.senders),
+                peer,
+                connection_id=f"{local[0]}:{local[1]}-{peer[0]}:{peer[1]}-{next(self._ids)}",
+            )
+            self.metrics.connections.inc()
             self._connections.add(conn)
             self._per_host[host] += 1
             conn.start()
@@ -178,6 +143,7 @@ class Broker:
         if conn not in self._connections:
             return
         self._connections.discard(conn)
+        self.metrics.connections.dec()
         host = str(conn.peer[0])
         self._per_host[host] -= 1
         if self._per_host[host] <= 0:
@@ -213,93 +179,3 @@ class Broker:
                         idle,
                     )
                     conn.close()
-
-    # ---- partitions ------------------------------------------------------------------------
-
-    def partitions(self, topic: str) -> list[Partition] | None:
-        """The partitions of ``topic`` (opened on first use), or None if it does not exist."""
-        parts = self._partitions.get(topic)
-        if parts is not None:
-            return parts
-        count = self.store.topics().get(topic)
-        if count is None:
-            return None
-        parts = [
-            Partition(topic, i, self.store.log(topic, i), self.config.node_id) for i in range(count)
-        ]
-        self._partitions[topic] = parts
-        return parts
-
-    def partition(self, topic: str, index: int) -> Partition | None:
-        parts = self.partitions(topic)
-        if parts is None or not 0 <= index < len(parts):
-            return None
-        return parts[index]
-
-    def topic_deleted(self, topic: str) -> None:
-        """Forget a deleted topic's partitions, wake fetches parked on them and drop its
-        committed offsets, so a topic re-created under the name starts with none."""
-        parts = self._partitions.pop(topic, None)
-        for partition in parts or ():
-            partition.notify()
-        if self.coordinator is not None:
-            try:
-                self.coordinator.topic_deleted(topic)
-            except Exception:
-                log.exception("could not drop the committed offsets of deleted topic %s", topic)
-
-    def partitions_added(self, topic: str) -> None:
-        """Open the new partitions, keeping the old ones (and their producer state)."""
-        parts = self._partitions.get(topic)
-        count = self.store.topics().get(topic, 0)
-        if parts is not None:
-            for i in range(len(parts), count):
-                parts.append(Partition(topic, i, self.store.log(topic, i), self.config.node_id))
-
-    def config_changed(self, topic: str) -> None:
-        for partition in self._partitions.get(topic, ()):
-            partition.refresh_config()
-
-
-async def _start_coordinator(broker: Broker) -> Any:
-    """The group coordinator, when that package is present (it persists committed offsets)."""
-    try:
-        from ..group import GroupCoordinator
-    except ImportError:
-        log.warning("edplog.group is unavailable: consumer group APIs will fail")
-        return None
-    settings = broker.config.group_settings
-    kwargs: dict[str, Any] = {}
-    for prop, name in (
-        ("group.min.session.timeout.ms", "min_session_timeout_ms"),
-        ("group.max.session.timeout.ms", "max_session_timeout_ms"),
-        ("group.initial.rebalance.delay.ms", "initial_rebalance_delay_ms"),
-    ):
-        if prop in settings:
-            kwargs[name] = int(settings[prop])
-    for prop, name in (
-        ("offset.metadata.max.bytes", "offset_metadata_max_bytes"),
-        ("offsets.topic.num.partitions", "offsets_topic_partitions"),
-    ):
-        if prop in broker.config.extra:
-            kwargs[name] = int(broker.config.extra[prop])
-    coord = GroupCoordinator(broker.store, **kwargs)
-    await coord.start()
-    return coord
-
-
-def now_handlers() -> dict[int, NowHandler]:
-    """The APIs answered inside the dispatch when they need not wait (Produce, Fetch)."""
-    from . import fetch, produce
-
-    return {**produce.NOW_HANDLERS, **fetch.NOW_HANDLERS}
-
-
-def default_handlers() -> dict[int, Handler]:
-    """Every API this broker serves, by API key, gathered from the per-family modules."""
-    from . import admin, fetch, groups, metadata, produce
-
-    handlers: dict[int, Handler] = {}
-    for module in (metadata, produce, fetch, admin, groups):
-        handlers.update(module.HANDLERS)
-    return handlers

@@ -100,7 +100,10 @@ class Client:
         max_versions: Mapping[int | str, int] | None = None,
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
         nodelay: bool = True,
+        sock: socket.socket | None = None,
     ) -> None:
+        """``sock``, when given, is a connected socket to use instead of connecting (one end
+        of a socketpair, say); ``bootstrap`` then only names it."""
         self.bootstrap = bootstrap
         self.timeout_s = timeout_s
         self.max_versions = dict(max_versions or {})
@@ -109,13 +112,16 @@ class Client:
         self._versions: core.Versions | None = None
         self._size = bytearray(4)
         self._size_view = memoryview(self._size)
-        try:
-            self.sock = socket.create_connection(_address(bootstrap), timeout=connect_timeout_s)
-        except OSError as exc:
-            raise BrokerConnectionError(f"cannot connect to {bootstrap}: {exc}") from exc
-        if nodelay:
-            # Requests are single writes of a whole frame; Nagle would only delay them.
-            self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if sock is not None:
+            self.sock = sock
+        else:
+            try:
+                self.sock = socket.create_connection(_address(bootstrap), timeout=connect_timeout_s)
+            except OSError as exc:
+                raise BrokerConnectionError(f"cannot connect to {bootstrap}: {exc}") from exc
+            if nodelay:
+                # Requests are single writes of a whole frame; Nagle would only delay them.
+                self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.sock.settimeout(timeout_s)
         self.closed = False
 

@@ -22,6 +22,7 @@ __all__ = [
     "error_name",
 ]
 
+
 class ClientError(EdplogError):
     """Base of every error the client raises on purpose (besides KafkaError)."""
 

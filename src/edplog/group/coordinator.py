@@ -16,18 +16,18 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from ..errors import EdplogError, kafka_code_of
+from ..errors import EdplogError, ErrorCode, kafka_code_of
 from .membership import Membership
-from .offsets import OFFSETS_TOPIC, CommittedOffset, OffsetStore, StoreLike, TopicPartition
+from .offsets import (
+    OFFSETS_TOPIC,
+    CommittedOffset,
+    Flush,
+    OffsetStore,
+    StoreLike,
+    TopicPartition,
+)
 from .state import (
     GROUP_AUTHORIZED_OPERATIONS,
-    GROUP_ID_NOT_FOUND,
-    INVALID_GROUP_ID,
-    NON_EMPTY_GROUP,
-    NONE,
-    NOT_COORDINATOR,
-    OFFSET_METADATA_TOO_LARGE,
-    UNKNOWN_TOPIC_OR_PARTITION,
     Group,
     GroupState,
 )
@@ -57,9 +57,10 @@ class GroupCoordinator:
         initial_rebalance_delay_ms: int = 3000,
         offset_metadata_max_bytes: int = 4096,
         tick_interval_ms: int = 100,
+        flush: Flush | None = None,
     ) -> None:
         self._store = store
-        self.offsets = OffsetStore(store, offsets_topic_partitions)
+        self.offsets = OffsetStore(store, offsets_topic_partitions, flush)
         self.membership = Membership(
             now=now,
             min_session_timeout_ms=min_session_timeout_ms,
@@ -73,8 +74,9 @@ class GroupCoordinator:
     # ------------------------------------------------------------------ lifecycle
 
     async def start(self) -> None:
-        """Open (creating if needed) ``__consumer_offsets``, replay it, start the reaper."""
-        self.offsets.open()
+        """Open (creating if needed) ``__consumer_offsets``, replay it (off the event loop:
+        it reads the whole topic), start the reaper."""
+        await asyncio.get_running_loop().run_in_executor(None, self.offsets.open)
         for group_id in self.offsets.groups():
             self.membership.groups.setdefault(group_id, Group(group_id))
         self._reaper = asyncio.create_task(self._reap(), name="edplog-group-reaper")
@@ -87,7 +89,7 @@ class GroupCoordinator:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._reaper
             self._reaper = None
-        self.membership.fail_all(NOT_COORDINATOR)
+        self.membership.fail_all(ErrorCode.NOT_COORDINATOR)
 
     async def _reap(self) -> None:
         while True:
@@ -104,14 +106,20 @@ class GroupCoordinator:
     def find_coordinator_key_ok(self, key: str, key_type: int) -> bool:
         """Whether this node coordinates ``key``: every non-empty group id (key_type 0).
 
-        Transactions (key_type 1) have no coordinator yet, so they answer False.
+        Transactions (key_type 1) have no coordinator yet, so they answer False; nor does a
+        group whose offsets partition could not be read (see :meth:`unavailable`).
         """
-        return key_type == 0 and bool(key)
+        return key_type == 0 and bool(key) and self.unavailable(key) is None
 
-    def topic_deleted(self, topic: str) -> None:
+    def unavailable(self, group_id: str) -> str | None:
+        """Why this node cannot coordinate ``group_id`` now (its partition of the offsets
+        topic is offline), or None: such a group is answered COORDINATOR_NOT_AVAILABLE."""
+        return self.offsets.unavailable(group_id) if group_id else None
+
+    async def topic_deleted(self, topic: str) -> None:
         """Drop (tombstone) every committed offset of a deleted topic; the broker calls this
         from DeleteTopics so a re-created topic does not inherit old positions."""
-        self.offsets.delete_topic(topic)
+        await self.offsets.delete_topic(topic)
 
     # ------------------------------------------------------------------ membership APIs
 
@@ -146,7 +154,7 @@ class GroupCoordinator:
         if version >= 7:
             instance_id = req.get("group_instance_id")
         if not group_id:
-            group_error = INVALID_GROUP_ID
+            group_error = ErrorCode.INVALID_GROUP_ID
         else:
             group_error = self.membership.validate_commit(
                 group_id, generation, member_id, instance_id
@@ -160,12 +168,12 @@ class GroupCoordinator:
             for part in topic["partitions"]:
                 tp = (name, int(part["partition_index"]))
                 metadata = part.get("committed_metadata") or ""
-                if group_error != NONE:
+                if group_error != ErrorCode.NONE:
                     errors[tp] = group_error
                 elif not 0 <= tp[1] < topics.get(name, 0):
-                    errors[tp] = UNKNOWN_TOPIC_OR_PARTITION
+                    errors[tp] = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
                 elif len(metadata.encode()) > self._metadata_max_bytes:
-                    errors[tp] = OFFSET_METADATA_TOO_LARGE
+                    errors[tp] = ErrorCode.OFFSET_METADATA_TOO_LARGE
                 else:
                     timestamp_ms = now_ms
                     if version == 1 and part.get("commit_timestamp", -1) >= 0:
@@ -174,9 +182,9 @@ class GroupCoordinator:
                     entries[tp] = CommittedOffset(
                         int(part["committed_offset"]), epoch, metadata, timestamp_ms
                     )
-                    errors[tp] = NONE
+                    errors[tp] = ErrorCode.NONE
         try:
-            self.offsets.commit(group_id, entries)
+            await self.offsets.commit(group_id, entries)
         except EdplogError as exc:
             log.error("group %s: offset commit failed: %s", group_id, exc)
             for tp in entries:
@@ -205,14 +213,19 @@ class GroupCoordinator:
             for g in req["groups"]:
                 error, topics = self._fetch_group(g["group_id"], g.get("topics"))
                 groups.append({"group_id": g["group_id"], "topics": topics, "error_code": error})
-            return {"throttle_time_ms": 0, "error_code": NONE, "topics": [], "groups": groups}
+            return {
+                "throttle_time_ms": 0,
+                "error_code": ErrorCode.NONE,
+                "topics": [],
+                "groups": groups,
+            }
         error, topics = self._fetch_group(req["group_id"], req.get("topics"))
         return {"throttle_time_ms": 0, "error_code": error, "topics": topics, "groups": []}
 
     def _fetch_group(
         self, group_id: str, requested: list[dict[str, Any]] | None
     ) -> tuple[int, list[Body]]:
-        error = NONE if group_id else INVALID_GROUP_ID
+        error = ErrorCode.NONE if group_id else ErrorCode.INVALID_GROUP_ID
         committed = self.offsets.get(group_id)
         if requested is None:
             by_topic: dict[str, list[int]] = {}
@@ -260,7 +273,7 @@ class GroupCoordinator:
                     "group_type": "classic",
                 }
             )
-        return {"throttle_time_ms": 0, "error_code": NONE, "groups": groups}
+        return {"throttle_time_ms": 0, "error_code": ErrorCode.NONE, "groups": groups}
 
     async def describe_groups(self, req: Body, version: int) -> Body:
         """DescribeGroups; an unknown group is reported Dead, or GROUP_ID_NOT_FOUND from v6."""
@@ -274,7 +287,7 @@ class GroupCoordinator:
                 body = Group(group_id).describe()
                 body["group_state"] = GroupState.DEAD.value
                 if version >= 6:
-                    body["error_code"] = GROUP_ID_NOT_FOUND
+                    body["error_code"] = ErrorCode.GROUP_ID_NOT_FOUND
                     body["error_message"] = f"group {group_id} does not exist"
             if with_ops:
                 body["authorized_operations"] = GROUP_AUTHORIZED_OPERATIONS
@@ -285,26 +298,26 @@ class GroupCoordinator:
         """DeleteGroups: only Empty groups; their offsets are tombstoned in the offsets topic."""
         results = []
         for group_id in req["groups_names"]:
-            results.append({"group_id": group_id, "error_code": self._delete_group(group_id)})
+            results.append({"group_id": group_id, "error_code": await self._delete_group(group_id)})
         return {"throttle_time_ms": 0, "results": results}
 
-    def _delete_group(self, group_id: str) -> int:
+    async def _delete_group(self, group_id: str) -> int:
         if not group_id:
-            return INVALID_GROUP_ID
+            return ErrorCode.INVALID_GROUP_ID
         group = self.membership.groups.get(group_id)
         if group is None or group.state is GroupState.DEAD:
-            return GROUP_ID_NOT_FOUND
+            return ErrorCode.GROUP_ID_NOT_FOUND
         if group.state is not GroupState.EMPTY:
-            return NON_EMPTY_GROUP
+            return ErrorCode.NON_EMPTY_GROUP
         try:
-            self.offsets.delete_group(group_id)
+            await self.offsets.delete_group(group_id)
         except EdplogError as exc:
             log.error("group %s: delete failed: %s", group_id, exc)
             return kafka_code_of(exc)
         group.state = GroupState.DEAD
         del self.membership.groups[group_id]
         log.info("group %s deleted", group_id)
-        return NONE
+        return ErrorCode.NONE
 
 
 __all__ = ["OFFSETS_TOPIC", "GroupCoordinator"]

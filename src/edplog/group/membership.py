@@ -20,16 +20,8 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+from ..errors import ErrorCode
 from .state import (
-    FENCED_INSTANCE_ID,
-    ILLEGAL_GENERATION,
-    INCONSISTENT_GROUP_PROTOCOL,
-    INVALID_GROUP_ID,
-    INVALID_SESSION_TIMEOUT,
-    MEMBER_ID_REQUIRED,
-    NONE,
-    REBALANCE_IN_PROGRESS,
-    UNKNOWN_MEMBER_ID,
     Group,
     GroupState,
     Member,
@@ -77,12 +69,12 @@ class Membership:
         protocols: Protocols = [(p["name"], bytes(p["metadata"])) for p in req["protocols"]]
 
         if not group_id:
-            return join_response(version, INVALID_GROUP_ID, member_id)
+            return join_response(version, ErrorCode.INVALID_GROUP_ID, member_id)
         if not self._min_session_ms <= session_ms <= self._max_session_ms:
-            return join_response(version, INVALID_SESSION_TIMEOUT, member_id)
+            return join_response(version, ErrorCode.INVALID_SESSION_TIMEOUT, member_id)
         group = self.groups.get(group_id)
         if group is None and member_id:
-            return join_response(version, UNKNOWN_MEMBER_ID, member_id)
+            return join_response(version, ErrorCode.UNKNOWN_MEMBER_ID, member_id)
         if group is None:
             group = self.groups[group_id] = Group(group_id)
 
@@ -104,16 +96,16 @@ class Membership:
 
         if member_id in group.pending_members:
             if not group.supports_protocols(protocol_type, protocols):
-                return join_response(version, INCONSISTENT_GROUP_PROTOCOL, member_id)
+                return join_response(version, ErrorCode.INCONSISTENT_GROUP_PROTOCOL, member_id)
             del group.pending_members[member_id]
             return await self._add_and_rebalance(group, version, new_member(member_id))
 
         error = self._check_member(group, member_id, instance_id)
-        if error != NONE:
+        if error != ErrorCode.NONE:
             return join_response(version, error, member_id)
         member = group.members[member_id]
         if not group.supports_protocols(protocol_type, protocols, except_member=member_id):
-            return join_response(version, INCONSISTENT_GROUP_PROTOCOL, member_id)
+            return join_response(version, ErrorCode.INCONSISTENT_GROUP_PROTOCOL, member_id)
 
         changed = member.protocols != protocols
         member.protocols = protocols
@@ -125,9 +117,9 @@ class Membership:
         if state is GroupState.COMPLETING_REBALANCE and not changed:
             # A repeated join (say, a lost response): answer with the generation just formed.
             leader = member_id == group.leader_id
-            return join_response(version, NONE, member_id, group, leader_view=leader)
+            return join_response(version, ErrorCode.NONE, member_id, group, leader_view=leader)
         if state is GroupState.STABLE and not changed and member_id != group.leader_id:
-            return join_response(version, NONE, member_id, group)
+            return join_response(version, ErrorCode.NONE, member_id, group)
         if state is not GroupState.PREPARING_REBALANCE:
             self._prepare_rebalance(group, f"member {member_id} rejoined")
         return await self._await_join(group, member)
@@ -143,7 +135,7 @@ class Membership:
         """A join without a member id: a new member, or a static member coming back."""
         probe = new_member("")
         if not group.supports_protocols(probe.protocol_type, probe.protocols):
-            return join_response(version, INCONSISTENT_GROUP_PROTOCOL, "")
+            return join_response(version, ErrorCode.INCONSISTENT_GROUP_PROTOCOL, "")
         member_id = f"{instance_id or client_id or 'member'}-{uuid.uuid4()}"
         if instance_id is not None:
             old_id = group.static_members.get(instance_id)
@@ -155,7 +147,7 @@ class Membership:
             # not counted twice while its first join still waits.
             timeout_s = probe.session_timeout_ms / 1000.0
             group.pending_members[member_id] = self._now() + timeout_s
-            return join_response(version, MEMBER_ID_REQUIRED, member_id)
+            return join_response(version, ErrorCode.MEMBER_ID_REQUIRED, member_id)
         return await self._add_and_rebalance(group, version, new_member(member_id))
 
     async def _add_and_rebalance(self, group: Group, version: int, member: Member) -> Body:
@@ -184,9 +176,9 @@ class Membership:
         generation and assignment: no rebalance.
         """
         old = group.members.pop(old_id)
-        fenced = join_response(version, FENCED_INSTANCE_ID, old_id)
+        fenced = join_response(version, ErrorCode.FENCED_INSTANCE_ID, old_id)
         resolve(old.join_future, fenced)
-        resolve(old.sync_future, sync_response(FENCED_INSTANCE_ID))
+        resolve(old.sync_future, sync_response(ErrorCode.FENCED_INSTANCE_ID))
         member.assignment = old.assignment
         group.members[member.member_id] = member
         assert member.group_instance_id is not None
@@ -195,7 +187,9 @@ class Membership:
         if old_leader == old_id:
             group.leader_id = member.member_id
         if group.state is GroupState.STABLE and old.protocols == member.protocols:
-            return join_response(version, NONE, member.member_id, group, leader_id=old_leader)
+            return join_response(
+                version, ErrorCode.NONE, member.member_id, group, leader_id=old_leader
+            )
         if group.state is not GroupState.PREPARING_REBALANCE:
             self._prepare_rebalance(group, f"static member {member.group_instance_id} changed")
         return await self._await_join(group, member)
@@ -203,7 +197,9 @@ class Membership:
     async def _await_join(self, group: Group, member: Member) -> Body:
         # A second join from the same member replaces the first long poll, which is told to
         # retry rather than left hanging.
-        resolve(member.join_future, join_response(0, REBALANCE_IN_PROGRESS, member.member_id))
+        resolve(
+            member.join_future, join_response(0, ErrorCode.REBALANCE_IN_PROGRESS, member.member_id)
+        )
         future: asyncio.Future[Body] = asyncio.get_running_loop().create_future()
         member.join_future = future
         self._maybe_complete_join(group)
@@ -214,17 +210,17 @@ class Membership:
         if instance_id is not None:
             current = group.static_members.get(instance_id)
             if current is not None and current != member_id:
-                return FENCED_INSTANCE_ID
+                return ErrorCode.FENCED_INSTANCE_ID
         if member_id not in group.members:
-            return UNKNOWN_MEMBER_ID
-        return NONE
+            return ErrorCode.UNKNOWN_MEMBER_ID
+        return ErrorCode.NONE
 
     # ------------------------------------------------------------------ rebalance transitions
 
     def _prepare_rebalance(self, group: Group, reason: str) -> None:
         if group.state is GroupState.COMPLETING_REBALANCE:
             for member in group.members.values():
-                resolve(member.sync_future, sync_response(REBALANCE_IN_PROGRESS))
+                resolve(member.sync_future, sync_response(ErrorCode.REBALANCE_IN_PROGRESS))
                 member.sync_future = None
         now = self._now()
         was_empty = group.state is GroupState.EMPTY
@@ -276,7 +272,9 @@ class Membership:
             future, member.join_future = member.join_future, None
             if future is not None:
                 is_leader = member.member_id == group.leader_id
-                body = join_response(7, NONE, member.member_id, group, leader_view=is_leader)
+                body = join_response(
+                    7, ErrorCode.NONE, member.member_id, group, leader_view=is_leader
+                )
                 resolve(future, body)
         log.info(
             "group %s: generation %d with %d members, protocol %s, leader %s",
@@ -293,8 +291,8 @@ class Membership:
         if member.group_instance_id is not None:
             if group.static_members.get(member.group_instance_id) == member.member_id:
                 del group.static_members[member.group_instance_id]
-        resolve(member.join_future, join_response(0, UNKNOWN_MEMBER_ID, member.member_id))
-        resolve(member.sync_future, sync_response(UNKNOWN_MEMBER_ID))
+        resolve(member.join_future, join_response(0, ErrorCode.UNKNOWN_MEMBER_ID, member.member_id))
+        resolve(member.sync_future, sync_response(ErrorCode.UNKNOWN_MEMBER_ID))
         member.join_future = member.sync_future = None
         if group.leader_id == member.member_id:
             group.leader_id = next(iter(group.members), None)
@@ -340,27 +338,27 @@ class Membership:
         member_id: str = req.get("member_id") or ""
         instance_id = req.get("group_instance_id") if version >= 3 else None
         if group is None:
-            return sync_response(UNKNOWN_MEMBER_ID)
+            return sync_response(ErrorCode.UNKNOWN_MEMBER_ID)
         error = self._check_member(group, member_id, instance_id)
-        if error != NONE:
+        if error != ErrorCode.NONE:
             return sync_response(error)
         if req["generation_id"] != group.generation_id:
-            return sync_response(ILLEGAL_GENERATION)
+            return sync_response(ErrorCode.ILLEGAL_GENERATION)
         if version >= 5:
             ptype, pname = req.get("protocol_type"), req.get("protocol_name")
             if (ptype is not None and ptype != group.protocol_type) or (
                 pname is not None and pname != group.protocol_name
             ):
-                return sync_response(INCONSISTENT_GROUP_PROTOCOL)
+                return sync_response(ErrorCode.INCONSISTENT_GROUP_PROTOCOL)
         member = group.members[member_id]
         member.last_heartbeat = self._now()
         if group.state is GroupState.PREPARING_REBALANCE:
-            return sync_response(REBALANCE_IN_PROGRESS)
+            return sync_response(ErrorCode.REBALANCE_IN_PROGRESS)
         if group.state is GroupState.STABLE:
-            return sync_response(NONE, group, member.assignment)
+            return sync_response(ErrorCode.NONE, group, member.assignment)
         if group.state is not GroupState.COMPLETING_REBALANCE:
-            return sync_response(UNKNOWN_MEMBER_ID)
-        resolve(member.sync_future, sync_response(REBALANCE_IN_PROGRESS))
+            return sync_response(ErrorCode.UNKNOWN_MEMBER_ID)
+        resolve(member.sync_future, sync_response(ErrorCode.REBALANCE_IN_PROGRESS))
         future: asyncio.Future[Body] = asyncio.get_running_loop().create_future()
         member.sync_future = future
         if member_id == group.leader_id:
@@ -368,7 +366,7 @@ class Membership:
             group.state = GroupState.STABLE
             for m in group.members.values():
                 m.assignment = assignments.get(m.member_id, b"")
-                resolve(m.sync_future, sync_response(NONE, group, m.assignment))
+                resolve(m.sync_future, sync_response(ErrorCode.NONE, group, m.assignment))
                 m.sync_future = None
         return await asyncio.shield(future)
 
@@ -378,15 +376,15 @@ class Membership:
         group = self.groups.get(req["group_id"])
         member_id: str = req.get("member_id") or ""
         instance_id = req.get("group_instance_id") if version >= 3 else None
-        error = UNKNOWN_MEMBER_ID
+        error = ErrorCode.UNKNOWN_MEMBER_ID
         if group is not None:
             error = self._check_member(group, member_id, instance_id)
-            if error == NONE and req["generation_id"] != group.generation_id:
-                error = ILLEGAL_GENERATION
-            if error == NONE:
+            if error == ErrorCode.NONE and req["generation_id"] != group.generation_id:
+                error = ErrorCode.ILLEGAL_GENERATION
+            if error == ErrorCode.NONE:
                 group.members[member_id].last_heartbeat = self._now()
                 if group.state is GroupState.PREPARING_REBALANCE:
-                    error = REBALANCE_IN_PROGRESS
+                    error = ErrorCode.REBALANCE_IN_PROGRESS
         return {"throttle_time_ms": 0, "error_code": error}
 
     # ------------------------------------------------------------------ LeaveGroup
@@ -402,31 +400,33 @@ class Membership:
         results = []
         for member_id, instance_id in leaving:
             error = (
-                UNKNOWN_MEMBER_ID if group is None else self._leave(group, member_id, instance_id)
+                ErrorCode.UNKNOWN_MEMBER_ID
+                if group is None
+                else self._leave(group, member_id, instance_id)
             )
             results.append(
                 {"member_id": member_id, "group_instance_id": instance_id, "error_code": error}
             )
-        top_error = results[0]["error_code"] if version < 3 and results else NONE
+        top_error = results[0]["error_code"] if version < 3 and results else ErrorCode.NONE
         return {"throttle_time_ms": 0, "error_code": top_error, "members": results}
 
     def _leave(self, group: Group, member_id: str, instance_id: str | None) -> int:
         if instance_id is not None:
             current = group.static_members.get(instance_id)
             if current is None:
-                return UNKNOWN_MEMBER_ID
+                return ErrorCode.UNKNOWN_MEMBER_ID
             if member_id and member_id != current:
-                return FENCED_INSTANCE_ID
+                return ErrorCode.FENCED_INSTANCE_ID
             member_id = current
         if member_id in group.pending_members:
             del group.pending_members[member_id]
             self._maybe_complete_join(group)
-            return NONE
+            return ErrorCode.NONE
         member = group.members.get(member_id)
         if member is None:
-            return UNKNOWN_MEMBER_ID
+            return ErrorCode.UNKNOWN_MEMBER_ID
         self.remove_member(group, member, f"member {member_id} left")
-        return NONE
+        return ErrorCode.NONE
 
     # ------------------------------------------------------------------ OffsetCommit fencing
 
@@ -442,19 +442,19 @@ class Membership:
         group = self.groups.get(group_id)
         if group is None:
             if generation_id >= 0:
-                return ILLEGAL_GENERATION
+                return ErrorCode.ILLEGAL_GENERATION
             self.groups[group_id] = Group(group_id)
-            return NONE
+            return ErrorCode.NONE
         if generation_id < 0 and not member_id and group.state is GroupState.EMPTY:
-            return NONE
+            return ErrorCode.NONE
         if generation_id < 0 and not member_id:
-            return UNKNOWN_MEMBER_ID
+            return ErrorCode.UNKNOWN_MEMBER_ID
         error = self._check_member(group, member_id, instance_id)
-        if error != NONE:
+        if error != ErrorCode.NONE:
             return error
         if generation_id != group.generation_id:
-            return ILLEGAL_GENERATION
+            return ErrorCode.ILLEGAL_GENERATION
         if group.state is GroupState.COMPLETING_REBALANCE:
-            return REBALANCE_IN_PROGRESS
+            return ErrorCode.REBALANCE_IN_PROGRESS
         group.members[member_id].last_heartbeat = self._now()
-        return NONE
+        return ErrorCode.NONE

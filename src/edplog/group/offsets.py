@@ -21,14 +21,15 @@ from __future__ import annotations
 
 import logging
 import struct
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from ..errors import TopicExistsError
+from ..errors import EdplogError, TopicExistsError
+from ..storage.topic_registry import OFFSETS_TOPIC
 
 log = logging.getLogger(__name__)
 
-OFFSETS_TOPIC = "__consumer_offsets"
 KEY_VERSION = 1
 VALUE_VERSION = 3
 _REPLAY_CHUNK = 1000
@@ -126,15 +127,33 @@ def java_string_hash(text: str) -> int:
     return h - (1 << 32) if h >= 1 << 31 else h
 
 
-class OffsetStore:
-    """Committed offsets per group, durable in ``__consumer_offsets`` (see module docstring)."""
+Flush = Callable[[list[Any]], Awaitable[None]]
 
-    def __init__(self, store: StoreLike, partitions: int = 1) -> None:
+
+async def _flush_here(logs: list[Any]) -> None:
+    for plog in logs:
+        plog.flush()
+
+
+class OffsetStore:
+    """Committed offsets per group, durable in ``__consumer_offsets`` (see module docstring).
+
+    ``flush`` makes appended records durable: the broker passes its group commit (fsyncs off
+    the event loop, shared with acks=-1 produces); without it, logs are flushed in place.
+
+    A partition of the offsets topic that cannot be read (it is offline in the store, or a
+    damaged batch stops its replay) takes only the coordinator of the groups placed in it
+    offline: :meth:`unavailable` says so, and every other group is served.
+    """
+
+    def __init__(self, store: StoreLike, partitions: int = 1, flush: Flush | None = None) -> None:
         if partitions < 1:
             raise ValueError("offsets topic needs at least one partition")
         self._store = store
         self.partitions = partitions
+        self._flush = flush or _flush_here
         self._offsets: dict[str, dict[TopicPartition, CommittedOffset]] = {}
+        self._unavailable: dict[int, str] = {}
 
     def open(self) -> None:
         """Create the offsets topic if missing (an existing one keeps its partition count),
@@ -147,8 +166,19 @@ class OffsetStore:
             pass
         self.partitions = self._store.topics()[OFFSETS_TOPIC]
         self._offsets.clear()
+        self._unavailable.clear()
         for partition in range(self.partitions):
-            self._replay(partition)
+            try:
+                self._replay(partition)
+            except (EdplogError, OSError) as exc:
+                self._unavailable[partition] = str(exc)
+                log.error(
+                    "%s-%d cannot be replayed (%s): the groups it holds are unavailable "
+                    "(COORDINATOR_NOT_AVAILABLE) until it is repaired; other groups are served",
+                    OFFSETS_TOPIC,
+                    partition,
+                    exc,
+                )
 
     def _replay(self, partition: int) -> None:
         plog = self._store.log(OFFSETS_TOPIC, partition)
@@ -169,7 +199,7 @@ class OffsetStore:
             group, topic, tp_partition = decoded
             committed = decode_value(bytes(value)) if value is not None else None
         except (struct.error, ValueError, UnicodeDecodeError) as exc:
-            log.warning(
+            log.error(
                 "%s-%d offset %d: skipping undecodable record: %s",
                 OFFSETS_TOPIC,
                 partition,
@@ -196,6 +226,10 @@ class OffsetStore:
     def partition_for(self, group: str) -> int:
         return (java_string_hash(group) & 0x7FFFFFFF) % self.partitions
 
+    def unavailable(self, group: str) -> str | None:
+        """Why the group's offsets partition is offline, or None when it is served."""
+        return self._unavailable.get(self.partition_for(group))
+
     def groups(self) -> list[str]:
         return list(self._offsets)
 
@@ -203,17 +237,17 @@ class OffsetStore:
         """The group's committed offsets (a copy; empty if it never committed)."""
         return dict(self._offsets.get(group, {}))
 
-    def commit(self, group: str, entries: dict[TopicPartition, CommittedOffset]) -> None:
+    async def commit(self, group: str, entries: dict[TopicPartition, CommittedOffset]) -> None:
         """Persist ``entries`` (flushed) and then make them visible."""
         if not entries:
             return
         plog = self._store.log(OFFSETS_TOPIC, self.partition_for(group))
         for (topic, partition), committed in entries.items():
             plog.append(encode_value(committed), key=encode_key(group, topic, partition))
-        plog.flush()
+        await self._flush([plog])
         self._offsets.setdefault(group, {}).update(entries)
 
-    def delete_group(self, group: str) -> None:
+    async def delete_group(self, group: str) -> None:
         """Tombstone every committed partition of ``group`` (flushed) and forget them."""
         table = self._offsets.get(group)
         if not table:
@@ -221,24 +255,31 @@ class OffsetStore:
         plog = self._store.log(OFFSETS_TOPIC, self.partition_for(group))
         for topic, partition in table:
             plog.append(None, key=encode_key(group, topic, partition))
-        plog.flush()
-        del self._offsets[group]
+        await self._flush([plog])
+        self._offsets.pop(group, None)
 
-    def delete_topic(self, topic: str) -> None:
+    async def delete_topic(self, topic: str) -> None:
         """Tombstone every group's committed offsets for ``topic`` (the topic was deleted).
 
         A topic re-created under the same name starts at offset 0 again, so positions
         committed against the old one would be wrong, not merely stale.
         """
+        touched = []
+        doomed_by_group: dict[str, list[TopicPartition]] = {}
         for group in list(self._offsets):
             doomed = [tp for tp in self._offsets[group] if tp[0] == topic]
-            if not doomed:
+            if not doomed or self.unavailable(group):
                 continue
             plog = self._store.log(OFFSETS_TOPIC, self.partition_for(group))
             for tp in doomed:
                 plog.append(None, key=encode_key(group, *tp))
-            plog.flush()
+            touched.append(plog)
+            doomed_by_group[group] = doomed
+        if touched:
+            await self._flush(touched)
+        for group, doomed in doomed_by_group.items():
+            table = self._offsets.get(group, {})
             for tp in doomed:
-                del self._offsets[group][tp]
-            if not self._offsets[group]:
-                del self._offsets[group]
+                table.pop(tp, None)
+            if not table:
+                self._offsets.pop(group, None)

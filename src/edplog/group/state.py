@@ -12,22 +12,7 @@ import enum
 from dataclasses import dataclass, field
 from typing import Any
 
-# Kafka error codes the coordinator answers with.
-NONE = 0
-UNKNOWN_TOPIC_OR_PARTITION = 3
-OFFSET_METADATA_TOO_LARGE = 12
-COORDINATOR_NOT_AVAILABLE = 15
-NOT_COORDINATOR = 16
-ILLEGAL_GENERATION = 22
-INCONSISTENT_GROUP_PROTOCOL = 23
-INVALID_GROUP_ID = 24
-UNKNOWN_MEMBER_ID = 25
-INVALID_SESSION_TIMEOUT = 26
-REBALANCE_IN_PROGRESS = 27
-NON_EMPTY_GROUP = 68
-GROUP_ID_NOT_FOUND = 69
-MEMBER_ID_REQUIRED = 79
-FENCED_INSTANCE_ID = 82
+from ..errors import ErrorCode
 
 #: DescribeGroups' "authorized operations not requested" sentinel (INT32_MIN).
 AUTHORIZED_OPERATIONS_OMITTED = -(2**31)
@@ -162,7 +147,7 @@ class Group:
             for m in self.members.values()
         ]
         return {
-            "error_code": NONE,
+            "error_code": ErrorCode.NONE,
             "error_message": None,
             "group_id": self.group_id,
             "group_state": self.state.value,
@@ -198,7 +183,7 @@ def join_response(
         "member_id": member_id,
         "members": [],
     }
-    if group is None or error_code != NONE:
+    if group is None or error_code != ErrorCode.NONE:
         return body
     body["generation_id"] = group.generation_id
     body["protocol_type"] = group.protocol_type
@@ -218,7 +203,7 @@ def join_response(
 
 def sync_response(error_code: int, group: Group | None = None, assignment: bytes = b"") -> dict:
     """A SyncGroup response body (protocol type and name are only filled on success)."""
-    ok = error_code == NONE and group is not None
+    ok = error_code == ErrorCode.NONE and group is not None
     return {
         "throttle_time_ms": 0,
         "error_code": error_code,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import struct
 from typing import NamedTuple
 
-from ..errors import EdplogError
+from ..errors import EdplogError, ErrorCode
 
 
 class ProtocolError(EdplogError):
@@ -20,13 +20,13 @@ class ProtocolError(EdplogError):
     INVALID_REQUEST so a broker that prefers to answer has the right one at hand.
     """
 
-    kafka_code = 42  # INVALID_REQUEST
+    kafka_code = ErrorCode.INVALID_REQUEST
 
 
 class UnsupportedVersionError(ProtocolError):
     """The API key is unknown or the version is outside what edplog can decode."""
 
-    kafka_code = 35  # UNSUPPORTED_VERSION
+    kafka_code = ErrorCode.UNSUPPORTED_VERSION
 
 
 class FileRegion(NamedTuple):

@@ -13,9 +13,17 @@ from __future__ import annotations
 from .log import Log, RecordColumns
 from .log_manager import LogManager
 from .store import Store
-from .topic_registry import LocalTopicRegistry, TopicRegistry, validate_topic_name
+from .topic_registry import (
+    INTERNAL_TOPICS,
+    OFFSETS_TOPIC,
+    LocalTopicRegistry,
+    TopicRegistry,
+    validate_topic_name,
+)
 
 __all__ = [
+    "INTERNAL_TOPICS",
+    "OFFSETS_TOPIC",
     "LocalTopicRegistry",
     "Log",
     "LogManager",

@@ -25,11 +25,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .. import _native
-from ..codecs import codec_id
+from ..errors import CorruptRecordError
 from . import segments as seg_files
 from .checkpoint import fsync_dir
 
 CLEANING_DIR = ".cleaning"
+# Kafka's log.cleaner.dedupe.buffer.size default: the most one pass's key map takes.
+DEDUPE_BUFFER_BYTES = 128 * 1024 * 1024
 _CHUNK = 4 << 20
 
 
@@ -79,113 +81,108 @@ def needs_pass(state: CleanerState, sealed: list[Any]) -> bool:
     return state.sealed_seen != (sealed[-1].base_offset, len(sealed)) or state.tombstones > 0
 
 
-def _batches(seg: Any, upto: int) -> list[tuple[Any, bytes]]:
-    """The batches of a segment up to byte ``upto``, with their raw bytes, CRC checked."""
-    out = []
+def _chunks(seg: Any, upto: int) -> Any:
+    """Whole batches of a segment up to byte ``upto``, a few MiB at a time."""
     pos = 0
     while pos < upto:
         data = seg.pread(pos, min(_CHUNK, upto - pos))
         whole = _native.whole_batches(data)
         if whole == 0:
-            data = seg.pread(pos, _native.announced_batch_bytes(data))
+            length = _native.announced_batch_bytes(data)
+            if length <= len(data) or pos + length > upto:
+                raise CorruptRecordError(
+                    f"{seg.path}: unreadable batch at position {pos}", path=seg.path, position=pos
+                )
+            data = seg.pread(pos, length)
             whole = len(data)
-        used = 0
-        for batch in _native.decode_batches(memoryview(data)[:whole]):
-            out.append((batch, data[used : used + batch.size_bytes]))
-            used += batch.size_bytes
-        pos += used
-    return out
+        yield memoryview(data)[:whole]
+        pos += whole
+
+
+def map_capacity_bytes(records: int, limit: int = DEDUPE_BUFFER_BYTES) -> int:
+    """Room for ``records`` keys at most (24 bytes each, filled to 80 %), within ``limit``."""
+    return max(1 << 16, min(limit, records * 24 * 5 // 4 + 4096))
 
 
 def run_pass(
-    log_dir: str, segments: list[Any], config: Any, now_ms: int | None, state: CleanerState
+    log_dir: str,
+    segments: list[Any],
+    config: Any,
+    now_ms: int | None,
+    state: CleanerState,
+    dedupe_buffer_bytes: int = DEDUPE_BUFFER_BYTES,
 ) -> Pass:
     """Clean the sealed segments of a snapshot of the log's segment list (the last one is
-    active and only read). Runs without the log's lock; the caller swaps the result in."""
+    active and only read). Runs without the log's lock; the caller swaps the result in.
+
+    The key walk and the rewrite are native (no Python object per record): every keyed
+    record's key goes into an OffsetMap of 128-bit fingerprints (``dedupe_buffer_bytes`` at
+    most, Kafka's ``log.cleaner.dedupe.buffer.size``), then each sealed segment is rewritten
+    keeping what the map says is newest. A map that fills up covers a prefix of the log; a
+    record the map does not know, or one at or above the offset it knows, is kept, so a full
+    map only cleans less.
+    """
     now_ms = int(time.time() * 1000) if now_ms is None else now_ms
-    sealed, active = segments[:-1], segments[-1]
+    sealed = segments[:-1]
     result = Pass()
     if not needs_pass(state, sealed):
         return result
     tombstone_deadline = now_ms - config["delete.retention.ms"]
     sizes = [s.size for s in segments]
-    latest: dict[bytes, int] = {}
+    records = max(segments[-1].next_offset - segments[0].base_offset, 1)
+    offset_map = _native.OffsetMap(map_capacity_bytes(records, dedupe_buffer_bytes))
     for seg, size in zip(segments, sizes, strict=True):
-        for batch, _ in _batches(seg, size):
-            if batch.is_control:
-                continue
-            for r in batch.records:
-                if r.key is not None:
-                    latest[r.key] = r.offset
-    del active
+        for chunk in _chunks(seg, size):
+            _, _, full = offset_map.add_batches(chunk)
+            if full:
+                break
+        if offset_map.full:
+            break
     work = cleaning_dir(log_dir)
     os.makedirs(work, exist_ok=True)
     tombstones = 0
     for seg, size in zip(sealed, sizes, strict=False):
-        removed, kept_tombstones, out = _filter(seg, size, latest, tombstone_deadline)
+        removed, kept_tombstones = _rewrite(seg, size, offset_map, tombstone_deadline, work, config)
         tombstones += kept_tombstones
-        if not removed:
-            continue
-        new = seg_files.open_segment(work, seg.base_offset, config)
-        try:
-            new.append(bytes(out))
-            new.seal()
-            new.flush()
-        finally:
-            new.close()
-        result.cleaned.append(CleanedSegment(seg, work, removed))
-        result.removed += removed
+        if removed:
+            result.cleaned.append(CleanedSegment(seg, work, removed))
+            result.removed += removed
     state.sealed_seen = (sealed[-1].base_offset, len(sealed)) if sealed else None
     state.tombstones = tombstones
     state.removed_total += result.removed
     return result
 
 
-def _filter(
-    seg: Any, size: int, latest: dict[bytes, int], tombstone_deadline: int
-) -> tuple[int, int, bytearray]:
-    """(records removed, tombstones kept, the rewritten batches) for one sealed segment."""
-    out = bytearray()
-    removed = 0
-    tombstones = 0
-    batches = _batches(seg, size)
-    for i, (batch, raw) in enumerate(batches):
-        if batch.is_control:
-            out += raw
-            continue
-        keep = [
-            r
-            for r in batch.records
-            if r.key is None
-            or (
-                latest.get(r.key) == r.offset
-                and not (r.value is None and batch.max_timestamp_ms < tombstone_deadline)
-            )
-        ]
-        removed += len(batch.records) - len(keep)
-        tombstones += sum(1 for r in keep if r.key is not None and r.value is None)
-        last_of_segment = i == len(batches) - 1
-        if len(keep) == len(batch.records):
-            out += raw
-        elif keep or last_of_segment:
-            builder = _native.BatchBuilder()
-            for r in keep:
-                builder.append_at(
-                    r.offset - batch.base_offset, r.value, r.key, r.headers, r.timestamp_ms
-                )
-            out += builder.build(
-                codec_id(batch.compression),
-                base_offset=batch.base_offset,
-                leader_epoch=batch.leader_epoch,
-                producer_id=batch.producer_id,
-                producer_epoch=batch.producer_epoch,
-                base_sequence=batch.base_sequence,
-                transactional=batch.is_transactional,
-                last_offset_delta=batch.last_offset - batch.base_offset,
-                base_timestamp_ms=-1 if keep else batch.base_timestamp_ms,
-                max_timestamp_ms=batch.max_timestamp_ms,
-            )
-    return removed, tombstones, out
+def _rewrite(
+    seg: Any, size: int, offset_map: Any, tombstone_deadline: int, work: str, config: Any
+) -> tuple[int, int]:
+    """Rewrite one sealed segment into ``work`` if compaction removes anything from it.
+
+    Memory stays at one chunk: the new segment is only created at the first chunk that loses
+    a record, and the chunks before it (unchanged) are copied over from the old file then."""
+    new = None
+    removed = tombstones = 0
+    done = 0
+    try:
+        for chunk in _chunks(seg, size):
+            out = bytearray()
+            gone, kept = _native.filter_batches(chunk, offset_map, tombstone_deadline, out)
+            removed += gone
+            tombstones += kept
+            if gone and new is None:
+                new = seg_files.open_segment(work, seg.base_offset, config)
+                for earlier in _chunks(seg, done):
+                    new.append(earlier)
+            if new is not None and out:
+                new.append(out)
+            done += len(chunk)
+        if new is not None:
+            new.seal()
+            new.flush()
+    finally:
+        if new is not None:
+            new.close()
+    return removed, tombstones
 
 
 def swap_in(log_dir: str, cleaned: CleanedSegment, config: Any) -> Any:

@@ -51,28 +51,21 @@ class LeaderEpochCache:
         self._entries: list[EpochEntry] = self._read()
 
     def _read(self) -> list[EpochEntry]:
-        try:
-            with open(self.path, encoding="ascii") as f:
-                lines = f.read().split("\n")
-        except FileNotFoundError:
-            return []
-        except (OSError, UnicodeDecodeError) as exc:
-            log.warning("%s: unreadable (%s); epochs are re-learnt from the log", self.path, exc)
+        if not os.path.exists(self.path):
             return []
         try:
-            if lines[0] != _VERSION:
-                raise ValueError(f"version {lines[0]!r}")
-            count = int(lines[1])
-            entries = []
-            for line in lines[2 : 2 + count]:
-                epoch, start = line.split()
-                entries.append(EpochEntry(int(epoch), int(start)))
-            if len(entries) != count:
-                raise ValueError(f"{len(entries)} entries, header says {count}")
-        except (IndexError, ValueError) as exc:
-            log.warning("%s: unparsable (%s); epochs are re-learnt from the log", self.path, exc)
+            return _parse(self.path)
+        except (OSError, UnicodeDecodeError, IndexError, ValueError) as exc:
+            log.warning("%s: unusable (%s); epochs are re-learnt from the log", self.path, exc)
             return []
-        return entries
+
+    @staticmethod
+    def read_file(path: str) -> list[EpochEntry] | None:
+        """The entries of a checkpoint file, or None when it cannot be parsed."""
+        try:
+            return _parse(path)
+        except (OSError, UnicodeDecodeError, IndexError, ValueError):
+            return None
 
     def _write(self, entries: list[EpochEntry]) -> None:
         text = f"{_VERSION}\n{len(entries)}\n" + "".join(f"{e} {o}\n" for e, o in entries)
@@ -167,3 +160,18 @@ class LeaderEpochCache:
     def clear(self) -> None:
         if self._entries or os.path.exists(self.path):
             self._write([])
+
+
+def _parse(path: str) -> list[EpochEntry]:
+    with open(path, encoding="ascii") as f:
+        lines = f.read().split("\n")
+    if lines[0] != _VERSION:
+        raise ValueError(f"version {lines[0]!r}")
+    count = int(lines[1])
+    entries = []
+    for line in lines[2 : 2 + count]:
+        epoch, start = line.split()
+        entries.append(EpochEntry(int(epoch), int(start)))
+    if len(entries) != count:
+        raise ValueError(f"{len(entries)} entries, the header says {count}")
+    return entries

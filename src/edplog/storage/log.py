@@ -223,10 +223,14 @@ class Log:
     def set_leader_epoch(self, epoch: int) -> None:
         """Stamp ``epoch`` into every batch appended from now on (the partition's leader
         epoch); the cache records that it starts at the log end."""
-        self._core.leader_epoch = epoch
-        if epoch > self.leader_epochs.latest_epoch:
-            self._core.seal()
-            self.leader_epochs.assign(epoch, self._core.log_end_offset)
+        if epoch == self._core.leader_epoch and epoch <= self.leader_epochs.latest_epoch:
+            return
+        with self._writer_locked():
+            # Records appended before keep the epoch they were appended under.
+            self._core.seal_held()
+            self._core.leader_epoch = epoch
+            if epoch > self.leader_epochs.latest_epoch:
+                self.leader_epochs.assign(epoch, self._core.log_end_offset)
 
     @contextmanager
     def _writer_locked(self) -> Iterator[None]:
@@ -496,7 +500,9 @@ class Log:
         self.write_checkpoint()
         return len(doomed)
 
-    def compact(self, now_ms: int | None = None) -> int:
+    def compact(
+        self, now_ms: int | None = None, dedupe_buffer_bytes: int = cleaner.DEDUPE_BUFFER_BYTES
+    ) -> int:
         """Keep only the latest record per key in the sealed segments (compact policy).
 
         The segments are cleaned off the writer lock and swapped in under it, so appends and
@@ -507,7 +513,9 @@ class Log:
         with self._writer_locked():
             self._core.seal_held()
             snapshot = list(self._core.segments)
-        result = cleaner.run_pass(self.path, snapshot, self.config, now_ms, self.cleaner_state)
+        result = cleaner.run_pass(
+            self.path, snapshot, self.config, now_ms, self.cleaner_state, dedupe_buffer_bytes
+        )
         if not result.cleaned:
             return result.removed
         core = self._core

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import EdplogError, PartitionOfflineError, UnknownTopicError
+from .cleaner import DEDUPE_BUFFER_BYTES
 from .log import Log
 
 log = logging.getLogger("edplog.storage")
@@ -180,7 +181,12 @@ class LogManager:
     # ---- background work ----------------------------------------------------------------
 
     def housekeeping(
-        self, now_ms: int | None = None, producer_expiration_ms: int = -1
+        self,
+        now_ms: int | None = None,
+        producer_expiration_ms: int = -1,
+        *,
+        compact: bool = True,
+        dedupe_buffer_bytes: int = DEDUPE_BUFFER_BYTES,
     ) -> HousekeepingResult:
         """One pass of retention, compaction and producer-id expiry over every log, each
         partition on its own: a failure is logged with the partition and the pass goes on."""
@@ -192,9 +198,9 @@ class LogManager:
             except Exception:
                 result.failures += 1
                 log.exception("retention of %s-%d failed", topic, partition)
-            if opened.config.compact:
+            if compact and opened.config.compact:
                 try:
-                    result.records_compacted += opened.compact(now_ms)
+                    result.records_compacted += opened.compact(now_ms, dedupe_buffer_bytes)
                 except Exception:
                     result.failures += 1
                     log.exception("compaction of %s-%d failed", topic, partition)

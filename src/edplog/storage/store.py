@@ -92,9 +92,9 @@ class Store:
                 self.manager.open_log(name, p, info.config)
 
     def topics(self) -> dict[str, int]:
-        """Topic name -> partition count."""
-        with self._lock:
-            return {name: info.partitions for name, info in self.registry.topics().items()}
+        """Topic name -> partition count. Takes no lock (a snapshot of the registry), so an
+        event loop may call it while administration runs on another thread."""
+        return {name: info.partitions for name, info in self.registry.topics().items()}
 
     def topic_id(self, name: str) -> uuid.UUID:
         return self.registry.get(name).topic_id

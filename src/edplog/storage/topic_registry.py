@@ -33,6 +33,10 @@ from .checkpoint import write_atomically
 log = logging.getLogger("edplog.storage")
 
 TOPICS_FILE = "topics.json"
+#: Topics only the broker writes (Kafka's internal topics); clients may read them.
+OFFSETS_TOPIC = "__consumer_offsets"
+TRANSACTION_STATE_TOPIC = "__transaction_state"
+INTERNAL_TOPICS = frozenset({OFFSETS_TOPIC, TRANSACTION_STATE_TOPIC})
 PREVIOUS_SUFFIX = ".prev"
 _LEGAL_TOPIC = re.compile(r"^[a-zA-Z0-9._-]+$")
 MAX_TOPIC_LENGTH = 249
@@ -96,11 +100,11 @@ class LocalTopicRegistry:
         if not os.path.exists(self.path) and not os.path.exists(prev):
             return {}
         try:
-            return _parse(self.path)
+            return parse_topics_file(self.path)
         except (OSError, ValueError, KeyError, TypeError) as exc:
             first = exc
         try:
-            topics = _parse(prev)
+            topics = parse_topics_file(prev)
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise RegistryError(
                 f"{self.path} is unusable ({first}) and so is the previous version {prev} "
@@ -192,7 +196,8 @@ class LocalTopicRegistry:
         return info
 
 
-def _parse(path: str) -> dict[str, TopicInfo]:
+def parse_topics_file(path: str) -> dict[str, TopicInfo]:
+    """The topics a topics.json holds; raises OSError/ValueError/KeyError/TypeError."""
     with open(path, encoding="utf-8") as f:
         data = json.load(f)
     topics = data["topics"]

@@ -7,7 +7,11 @@
 
 A record to build is a ``Record``, a mapping with ``value`` (and optionally ``key``,
 ``headers``, ``timestamp_ms``), or a ``(key, value)`` / ``(key, value, headers)`` tuple.
-Codecs: none, gzip, snappy, lz4, zstd (see :mod:`edplog.codecs`).
+Codecs: none, gzip, snappy, lz4, zstd (see :mod:`edplog.records.codecs`).
+
+This package is the one owner of the RecordBatch layout above the C core: ``batch_header``
+reads every header field of a batch (no CRC check), ``whole_batches`` says how long the prefix
+of whole batches in a buffer is, and nothing above it reads batch bytes by hand.
 """
 
 from __future__ import annotations
@@ -15,18 +19,37 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from ._native import Batch, BatchBuilder, Record, assign_offsets, decode_batches, scan_batches
+from .._native import (
+    Batch,
+    BatchBuilder,
+    BatchHeader,
+    Record,
+    announced_batch_bytes,
+    assign_offsets,
+    batch_header,
+    batch_headers,
+    decode_batches,
+    epoch_starts,
+    scan_batches,
+    whole_batches,
+)
 from .codecs import codec_id
 
 __all__ = [
     "Batch",
     "BatchBuilder",
+    "BatchHeader",
     "Record",
+    "announced_batch_bytes",
     "assign_offsets",
+    "batch_header",
+    "batch_headers",
     "build_batch",
     "decode_batches",
     "decode_records",
+    "epoch_starts",
     "scan_batches",
+    "whole_batches",
 ]
 
 

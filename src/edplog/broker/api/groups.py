@@ -1,0 +1,128 @@
+"""Consumer-group APIs, delegated to :class:`edplog.group.GroupCoordinator`.
+
+The coordinator owns membership and committed offsets; this module routes requests, adds what
+the coordinator needs from the connection (client id, peer host), and answers
+COORDINATOR_NOT_AVAILABLE — in each API's own response shape — when there is no coordinator
+or the group's partition of the offsets topic is offline.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..context import ErrorCode, RequestContext, Services
+from .registry import ApiSpec, top_level_error
+
+Body = dict[str, Any]
+
+
+def _offset_commit_error(req: Body, code: ErrorCode) -> Body:
+    return {
+        "throttle_time_ms": 0,
+        "topics": [
+            {
+                "name": t["name"],
+                "partitions": [
+                    {"partition_index": p["partition_index"], "error_code": code}
+                    for p in t["partitions"]
+                ],
+            }
+            for t in req["topics"]
+        ],
+    }
+
+
+def _offset_fetch_error(req: Body, code: ErrorCode) -> Body:
+    groups = [
+        {"group_id": g["group_id"], "topics": [], "error_code": code}
+        for g in req.get("groups") or ()
+    ]
+    return {"throttle_time_ms": 0, "error_code": code, "topics": [], "groups": groups}
+
+
+def _describe_error(req: Body, code: ErrorCode) -> Body:
+    return {
+        "throttle_time_ms": 0,
+        "groups": [
+            {
+                "error_code": code,
+                "error_message": None,
+                "group_id": g,
+                "group_state": "",
+                "protocol_type": "",
+                "protocol_data": "",
+                "members": [],
+                "authorized_operations": -(2**31),
+            }
+            for g in req["groups"]
+        ],
+    }
+
+
+def _delete_error(req: Body, code: ErrorCode) -> Body:
+    return {
+        "throttle_time_ms": 0,
+        "results": [{"group_id": g, "error_code": code} for g in req["groups_names"]],
+    }
+
+
+_JOIN_ERROR = top_level_error(
+    {
+        "generation_id": -1,
+        "protocol_type": None,
+        "protocol_name": None,
+        "leader": "",
+        "skip_assignment": False,
+        "member_id": "",
+        "members": [],
+    }
+)
+_SYNC_ERROR = top_level_error({"protocol_type": None, "protocol_name": None, "assignment": b""})
+_SIMPLE_ERROR = top_level_error({"members": []})
+
+
+def _group_unavailable(services: Services, group_id: str | None) -> bool:
+    groups = services.groups
+    return groups is None or (bool(group_id) and groups.unavailable(group_id) is not None)
+
+
+def _routed(method: str, error_body: Any, group_of: Any = None) -> Any:
+    """A handler that delegates to GroupCoordinator.<method>, answering in the API's error
+    shape when the group cannot be served here."""
+
+    async def handle(ctx: RequestContext, services: Services, req: Body) -> Body:
+        if _group_unavailable(services, group_of(req) if group_of else None):
+            return error_body(req, ErrorCode.COORDINATOR_NOT_AVAILABLE)
+        return await getattr(services.groups, method)(req, ctx.api_version)  # type: ignore[no-any-return]
+
+    handle.__name__ = method
+    handle.__doc__ = f"Delegates to GroupCoordinator.{method}."
+    return handle
+
+
+async def join_group(ctx: RequestContext, services: Services, req: Body) -> Body:
+    if _group_unavailable(services, req.get("group_id")):
+        return _JOIN_ERROR(req, ErrorCode.COORDINATOR_NOT_AVAILABLE)
+    assert services.groups is not None
+    return await services.groups.join_group(
+        req, ctx.api_version, client_id=ctx.client_id, client_host=ctx.client_host
+    )
+
+
+def _group_id(req: Body) -> str | None:
+    return req.get("group_id")
+
+
+APIS = [
+    ApiSpec(11, join_group, _JOIN_ERROR),
+    ApiSpec(14, _routed("sync_group", _SYNC_ERROR, _group_id), _SYNC_ERROR),
+    ApiSpec(12, _routed("heartbeat", _SIMPLE_ERROR, _group_id), _SIMPLE_ERROR),
+    ApiSpec(13, _routed("leave_group", _SIMPLE_ERROR, _group_id), _SIMPLE_ERROR),
+    ApiSpec(8, _routed("offset_commit", _offset_commit_error, _group_id), _offset_commit_error),
+    ApiSpec(9, _routed("offset_fetch", _offset_fetch_error, _group_id), _offset_fetch_error),
+    ApiSpec(
+        16, _routed("list_groups", top_level_error({"groups": []})), top_level_error({"groups": []})
+    ),
+    ApiSpec(15, _routed("describe_groups", _describe_error), _describe_error),
+    ApiSpec(42, _routed("delete_groups", _delete_error), _delete_error),
+]

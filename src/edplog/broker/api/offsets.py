@@ -1,0 +1,138 @@
+"""ListOffsets and OffsetForLeaderEpoch: finding offsets by time, by end, and by epoch."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..context import ErrorCode, RequestContext, Services, code_for
+from .registry import ApiSpec
+
+Body = dict[str, Any]
+LATEST = -1
+EARLIEST = -2
+MAX_TIMESTAMP = -3
+READ_COMMITTED = 1
+
+
+def _list_result(index: int, code: int = ErrorCode.NONE) -> Body:
+    return {
+        "partition_index": index,
+        "error_code": code,
+        "old_style_offsets": [],
+        "timestamp": -1,
+        "offset": -1,
+        "leader_epoch": -1,
+    }
+
+
+def list_offsets_error(req: Body, code: ErrorCode) -> Body:
+    return {
+        "throttle_time_ms": 0,
+        "topics": [
+            {
+                "name": t["name"],
+                "partitions": [_list_result(p["partition_index"], code) for p in t["partitions"]],
+            }
+            for t in req["topics"]
+        ],
+    }
+
+
+def _lookup(partition: Any, timestamp: int, isolation: int) -> tuple[int, int]:
+    """(offset, timestamp) for a ListOffsets spec; (-1, -1) when nothing matches."""
+    if timestamp == LATEST:
+        end = (
+            partition.last_stable_offset
+            if isolation == READ_COMMITTED
+            else partition.high_watermark
+        )
+        return end, -1
+    if timestamp == EARLIEST:
+        return partition.log_start_offset, -1
+    if timestamp == MAX_TIMESTAMP:
+        found = partition.log.max_timestamp()
+    else:
+        found = partition.log.offset_for_timestamp(timestamp)
+    if found is None:
+        return -1, -1
+    return int(found[0]), int(found[1])
+
+
+async def list_offsets(ctx: RequestContext, services: Services, req: Body) -> Body:
+    """Earliest, latest, max-timestamp and time-based offset lookups per partition."""
+    isolation = req.get("isolation_level", 0) or 0
+    topics = []
+    for topic in req["topics"]:
+        results = []
+        for preq in topic["partitions"]:
+            result = _list_result(preq["partition_index"])
+            results.append(result)
+            try:
+                partition = services.replicas.partition(topic["name"], preq["partition_index"])
+                if partition is None:
+                    result["error_code"] = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+                    continue
+                code = partition.leader_epoch_error(preq.get("current_leader_epoch", -1))
+                if code:
+                    result["error_code"] = code
+                    continue
+                offset, ts = _lookup(partition, preq["timestamp"], isolation)
+            except Exception as exc:
+                result["error_code"] = code_for(exc)
+                continue
+            result["offset"], result["timestamp"] = offset, ts
+            if offset >= 0:
+                result["old_style_offsets"] = [offset]
+                epoch = partition.log.leader_epochs.epoch_for_offset(offset)
+                result["leader_epoch"] = epoch if epoch >= 0 else partition.leader_epoch
+        topics.append({"name": topic["name"], "partitions": results})
+    return {"throttle_time_ms": 0, "topics": topics}
+
+
+def _epoch_result(index: int, code: int = ErrorCode.NONE) -> Body:
+    return {"error_code": code, "partition": index, "leader_epoch": -1, "end_offset": -1}
+
+
+def epoch_error(req: Body, code: ErrorCode) -> Body:
+    return {
+        "throttle_time_ms": 0,
+        "topics": [
+            {
+                "topic": t["topic"],
+                "partitions": [_epoch_result(p["partition"], code) for p in t["partitions"]],
+            }
+            for t in req["topics"]
+        ],
+    }
+
+
+async def offset_for_leader_epoch(ctx: RequestContext, services: Services, req: Body) -> Body:
+    """The end offset of each asked epoch, from the leader-epoch cache (KIP-101/279)."""
+    topics = []
+    for topic in req["topics"]:
+        results = []
+        for preq in topic["partitions"]:
+            result = _epoch_result(preq["partition"])
+            results.append(result)
+            try:
+                partition = services.replicas.partition(topic["topic"], preq["partition"])
+            except Exception as exc:
+                result["error_code"] = code_for(exc)
+                continue
+            if partition is None:
+                result["error_code"] = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+                continue
+            code = partition.leader_epoch_error(preq.get("current_leader_epoch", -1))
+            if code:
+                result["error_code"] = code
+                continue
+            epoch, end = partition.end_offset_for_epoch(preq["leader_epoch"])
+            result["leader_epoch"], result["end_offset"] = epoch, end
+        topics.append({"topic": topic["topic"], "partitions": results})
+    return {"throttle_time_ms": 0, "topics": topics}
+
+
+APIS = [
+    ApiSpec(2, list_offsets, list_offsets_error),
+    ApiSpec(23, offset_for_leader_epoch, epoch_error),
+]

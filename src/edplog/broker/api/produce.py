@@ -1,0 +1,160 @@
+"""Produce and InitProducerId: the write path.
+
+Each partition's records field arrives as a memoryview into the request frame and goes to the
+native core in one call (through the replica manager and the partition), which validates every
+batch, rewrites offsets and the leader epoch in place and writes it: no Python object per
+batch or record. ``acks=-1`` is answered after the data is on disk; concurrent ``acks=-1``
+requests share one flush (group commit).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Coroutine
+from typing import Any
+
+from ..context import ErrorCode, RequestContext, Services
+from .registry import ApiSpec, top_level_error
+
+Body = dict[str, Any]
+
+
+def _partition_result(index: int, code: int = ErrorCode.NONE) -> Body:
+    return {
+        "index": index,
+        "error_code": code,
+        "base_offset": -1,
+        "log_append_time_ms": -1,
+        "log_start_offset": -1,
+        "record_errors": [],
+        "error_message": None,
+    }
+
+
+def produce_error(req: Body, code: ErrorCode) -> Body:
+    """A Produce response giving ``code`` for every partition of the request."""
+    return {
+        "responses": [
+            {
+                "name": t["name"],
+                "partition_responses": [
+                    _partition_result(p["index"], code) for p in t["partition_data"]
+                ],
+            }
+            for t in req["topic_data"]
+        ],
+        "throttle_time_ms": 0,
+    }
+
+
+def produce(
+    ctx: RequestContext, services: Services, req: Body
+) -> Body | None | Coroutine[Any, Any, Body]:
+    """Append each partition's batches; answer per partition (nothing at all for acks=0).
+
+    Runs in the request's dispatch, so requests pipelined on one connection are appended in
+    the order they were sent (idempotent producers rely on it) and acks=0/1 need no task.
+    For acks=-1 the result is a coroutine that answers once the data is flushed.
+    """
+    acks = req["acks"]
+    if acks not in (0, 1, -1):
+        return produce_error(req, ErrorCode.INVALID_REQUIRED_ACKS)
+    if req.get("transactional_id") is not None:
+        return produce_error(req, ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED)
+    replicas = services.replicas
+    now_ms = int(time.time() * 1000)
+    responses = []
+    durable: list[tuple[Any, Any]] = []
+    results: list[tuple[Body, Any]] = []
+    metrics = services.metrics
+    for topic in req["topic_data"]:
+        name = topic["name"]
+        partition_responses = []
+        for pdata in topic["partition_data"]:
+            records = pdata["records"]
+            result, log = replicas.append(name, pdata["index"], records, now_ms, acks)
+            body = _partition_result(pdata["index"], result.error)
+            partition_responses.append(body)
+            results.append((body, result))
+            if result.error == ErrorCode.NONE:
+                metrics.bytes_in(name, len(records))
+            else:
+                metrics.produce_error(result.error)
+            if log is not None and acks == -1:
+                durable.append((log, result))
+        responses.append({"name": name, "partition_responses": partition_responses})
+    if acks == 0:
+        return None
+    response = {"responses": responses, "throttle_time_ms": 0}
+    if durable and replicas.flush_on_acks_all:
+        return _after_flush(services, response, results, durable)
+    _fill(results)
+    return response
+
+
+def _fill(results: list[tuple[Body, Any]]) -> None:
+    for body, result in results:
+        body["error_code"] = result.error
+        body["base_offset"] = result.base_offset
+        body["log_append_time_ms"] = result.log_append_time_ms
+        body["log_start_offset"] = result.log_start_offset
+        body["error_message"] = result.message
+
+
+async def _after_flush(
+    services: Services,
+    response: Body,
+    results: list[tuple[Body, Any]],
+    durable: list[tuple[Any, Any]],
+) -> Body:
+    await services.replicas.wait_durable(durable)
+    for _, result in durable:
+        if result.error != ErrorCode.NONE:
+            services.metrics.produce_error(result.error)
+    _fill(results)
+    return response
+
+
+async def init_producer_id(ctx: RequestContext, services: Services, req: Body) -> Body:
+    """Give an idempotent producer an id (or bump the epoch of the one it presents).
+
+    Transactions are not served yet, so a transactional id is refused with a fatal error
+    rather than a retriable one that would make the client spin.
+    """
+    body: Body = {
+        "throttle_time_ms": 0,
+        "error_code": ErrorCode.NONE,
+        "producer_id": -1,
+        "producer_epoch": -1,
+        "ongoing_txn_producer_id": -1,
+        "ongoing_txn_producer_epoch": -1,
+    }
+    if req.get("transactional_id") is not None:
+        if req.get("transaction_timeout_ms", 0) > services.config.transaction_max_timeout_ms:
+            body["error_code"] = ErrorCode.INVALID_TRANSACTION_TIMEOUT
+        else:
+            body["error_code"] = ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED
+        return body
+    pid, epoch = req.get("producer_id", -1), req.get("producer_epoch", -1)
+    if pid is not None and pid >= 0 and epoch is not None and 0 <= epoch < 32766:
+        body["producer_id"], body["producer_epoch"] = pid, epoch + 1
+    else:
+        body["producer_id"], body["producer_epoch"] = await services.producer_ids.allocate(), 0
+    return body
+
+
+APIS = [
+    ApiSpec(0, produce, produce_error, inline=True),
+    ApiSpec(
+        22,
+        init_producer_id,
+        top_level_error(
+            {
+                "producer_id": -1,
+                "producer_epoch": -1,
+                "ongoing_txn_producer_id": -1,
+                "ongoing_txn_producer_epoch": -1,
+            }
+        ),
+    ),
+]

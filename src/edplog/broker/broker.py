@@ -1,0 +1,140 @@
+"""The broker: builds its services, starts them in order and stops them in reverse.
+
+No request logic lives here. Start: the store (opening and recovering every partition, off the
+event loop), the group commit, the replica manager, the group coordinator (replaying
+``__consumer_offsets``), the services handlers see, the dispatch, housekeeping, and last the
+listener. Stop: long polls released, the listener closed and in-flight requests answered, then
+housekeeping, the coordinator, the group commit, and the store flushed and closed — each step
+on its own, so a full disk or a failing partition never keeps the broker from exiting cleanly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from typing import Any
+
+from ..group import GroupCoordinator
+from ..metrics import BrokerMetrics
+from ..security import AllowAll
+from ..storage import Store
+from . import properties
+from .config import BrokerConfig
+from .context import Services
+from .dispatch import Dispatcher
+from .group_commit import GroupCommit
+from .housekeeping import run_housekeeping
+from .producer_ids import ProducerIdManager
+from .replica_manager import ReplicaManager
+from .server import Server
+
+log = logging.getLogger("edplog.broker")
+
+
+class Broker:
+    """One broker (see the module docstring). ``start()`` returns the bound (host, port)."""
+
+    def __init__(self, config: BrokerConfig) -> None:
+        self.config = config
+        self.metrics = BrokerMetrics(enabled=config.metrics_enabled)
+        self.store: Store | None = None
+        self.commit: GroupCommit | None = None
+        self.replicas: ReplicaManager | None = None
+        self.coordinator: GroupCoordinator | None = None
+        self.services: Services | None = None
+        self.server: Server | None = None
+        self._housekeeping: asyncio.Task[None] | None = None
+        self._stopped = False
+
+    async def start(self) -> tuple[str, int]:
+        config = self.config
+        loop = asyncio.get_running_loop()
+        properties.warn_unknown(config.unknown_properties)
+        os.makedirs(config.data_dir, exist_ok=True)
+        store = await loop.run_in_executor(
+            None,
+            lambda: Store(
+                config.data_dir,
+                defaults=config.store_defaults(),
+                accept_gaps=config.accept_missing_segments,
+            ),
+        )
+        self.store = store
+        for (topic, partition), reason in store.offline_partitions().items():
+            log.error("partition %s-%d is offline: %s", topic, partition, reason)
+        self.commit = GroupCommit(observe=self.metrics.flush)
+        self.replicas = ReplicaManager(store, config.node_id, self.commit, config.flush_on_acks_all)
+        self.coordinator = await _start_coordinator(config, store, self.commit)
+        self.services = Services(
+            config=config,
+            store=store,
+            replicas=self.replicas,
+            groups=self.coordinator,
+            producer_ids=ProducerIdManager(config.data_dir),
+            authorizer=AllowAll(),
+            metrics=self.metrics,
+        )
+        self.metrics.watch_logs(
+            lambda: ((t, p, lg) for (t, p), lg in store.logs().items() if not lg.closed),
+            lambda: len(store.offline_partitions()),
+        )
+        self._housekeeping = loop.create_task(run_housekeeping(store, config))
+        self.server = Server(config, Dispatcher(self.services), self.metrics)
+        return await self.server.start()
+
+    @property
+    def closing(self) -> bool:
+        return self._stopped
+
+    async def stop(self) -> None:
+        """Graceful shutdown: release long polls, answer what is in flight, flush, close."""
+        if self._stopped:
+            return
+        self._stopped = True
+        if self.replicas is not None:
+            self.replicas.begin_shutdown()
+        if self.server is not None:
+            await self.server.stop()
+        if self._housekeeping is not None:
+            self._housekeeping.cancel()
+        if self.coordinator is not None:
+            try:
+                await self.coordinator.close()
+            except Exception:
+                log.exception("group coordinator did not close cleanly")
+        if self.commit is not None:
+            await self.commit.close()
+        store = self.store
+        if store is not None:
+            await asyncio.get_running_loop().run_in_executor(None, _close_store, store)
+
+
+def _close_store(store: Store) -> None:
+    """Flush and close every log; a partition whose disk failed is logged, the rest close."""
+    store.manager.flush()
+    store.close()
+
+
+async def _start_coordinator(
+    config: BrokerConfig, store: Store, commit: GroupCommit
+) -> GroupCoordinator:
+    """The group coordinator; committed offsets are flushed through the group commit."""
+    settings = config.group_settings
+    kwargs: dict[str, Any] = {}
+    for prop, name in (
+        ("group.min.session.timeout.ms", "min_session_timeout_ms"),
+        ("group.max.session.timeout.ms", "max_session_timeout_ms"),
+        ("group.initial.rebalance.delay.ms", "initial_rebalance_delay_ms"),
+    ):
+        if prop in settings:
+            kwargs[name] = int(settings[prop])
+    for prop, name in (
+        ("offset.metadata.max.bytes", "offset_metadata_max_bytes"),
+        ("offsets.topic.num.partitions", "offsets_topic_partitions"),
+    ):
+        if prop in config.extra:
+            kwargs[name] = int(config.extra[prop])
+    coord = GroupCoordinator(store, flush=commit.flush, **kwargs)
+    await coord.start()
+    return coord

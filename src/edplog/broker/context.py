@@ -1,0 +1,124 @@
+"""What a request handler gets: the request's context and the broker's services.
+
+Every handler under :mod:`edplog.broker.api` is ``handler(ctx, services, request)``:
+
+- ``ctx`` (:class:`RequestContext`): the request header, the client id, the peer address,
+  the listener and connection it came on, and the authenticated principal;
+- ``services`` (:class:`Services`): the parts of the broker a handler may use — the replica
+  manager (this node's partitions), the store (topics), the group coordinator, the producer id
+  manager, the authorizer and the metrics — each a typed object, not the broker itself;
+- ``request``: the decoded request body (a dict keyed by Kafka's field names).
+
+This module is the handlers' whole toolkit, so handlers import nothing else from the broker
+and the dispatch can import every handler without a circle. :func:`code_for` is the one
+mapping from exceptions to Kafka error codes.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import EdplogError, ErrorCode, kafka_code_of
+from ..group import GroupCoordinator
+from ..protocol import RequestHeader
+from ..security import ANONYMOUS, Authorizer, Principal
+from ..storage import Store
+from .config import BrokerConfig
+from .producer_ids import ProducerIdManager
+from .replica_manager import INTERNAL_TOPICS, ReplicaManager
+
+log = logging.getLogger("edplog.broker")
+
+__all__ = [
+    "ANONYMOUS",
+    "INTERNAL_TOPICS",
+    "ErrorCode",
+    "Handler",
+    "InlineHandler",
+    "Principal",
+    "RequestContext",
+    "Services",
+    "code_for",
+    "message_for",
+]
+
+Body = dict[str, Any]
+
+
+@dataclass(slots=True)
+class RequestContext:
+    """One request: where it came from and who sent it."""
+
+    header: RequestHeader
+    peer: tuple[str, int] | None = None
+    listener: str = "PLAINTEXT"
+    connection_id: str = ""
+    principal: Principal = ANONYMOUS
+    received_ns: int = field(default_factory=time.perf_counter_ns)
+
+    @property
+    def api_key(self) -> int:
+        return self.header.api_key
+
+    @property
+    def api_version(self) -> int:
+        return self.header.api_version
+
+    @property
+    def client_id(self) -> str:
+        return self.header.client_id or ""
+
+    @property
+    def client_host(self) -> str:
+        return self.peer[0] if self.peer else ""
+
+
+@dataclass
+class Services:
+    """The broker's parts a handler may use (see the module docstring)."""
+
+    config: BrokerConfig
+    store: Store
+    replicas: ReplicaManager
+    groups: GroupCoordinator | None
+    producer_ids: ProducerIdManager
+    authorizer: Authorizer
+    metrics: Any
+    # Completes when shutdown starts, so long polls return at once.
+    shutdown: Callable[[], Awaitable[None]] | None = None
+
+    @property
+    def closing(self) -> bool:
+        return self.replicas.closing
+
+
+Handler = Callable[[RequestContext, Services, Body], Awaitable[Body | None]]
+# A handler run inside the dispatch: the response body (None: no response), or a coroutine
+# for the part that has to wait, which becomes the request's task.
+InlineHandler = Callable[
+    [RequestContext, Services, Body], "Body | None | Coroutine[Any, Any, Body | None]"
+]
+
+
+def code_for(exc: BaseException) -> ErrorCode:
+    """The Kafka error code to answer for ``exc`` (logging it when it is unexpected).
+
+    An exception edplog did not raise on purpose is a bug: it is logged with its traceback
+    and reported as UNKNOWN_SERVER_ERROR, so one bad request never takes the broker down.
+    """
+    if isinstance(exc, EdplogError):
+        return kafka_code_of(exc)
+    if isinstance(exc, ValueError | TypeError):
+        log.info("invalid request field: %s", exc)
+        return ErrorCode.INVALID_REQUEST
+    log.error("unexpected error while serving a request", exc_info=exc)
+    return ErrorCode.UNKNOWN_SERVER_ERROR
+
+
+def message_for(exc: BaseException) -> str:
+    """A short message for the response's error_message field."""
+    return str(exc) or type(exc).__name__

@@ -1,0 +1,185 @@
+"""The one dispatch point: a request frame in, a pending response out.
+
+For every request the dispatch decodes the header, gates the version (ApiVersions answers a
+version it does not speak in v0 with its own range, KIP-511; advertised-but-rejected versions
+get UNSUPPORTED_VERSION in the API's own response), decodes the body, asks the authorizer,
+runs the handler (inline APIs — Produce, Fetch — inside the dispatch when they need not wait),
+times it for the metrics, and turns any exception into the API's error response with
+:func:`~.context.code_for`. A frame that cannot be parsed ends the connection, as in Kafka.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from typing import Any
+
+from ..protocol import (
+    REJECTED,
+    SUPPORTED,
+    ProtocolError,
+    RequestHeader,
+    decode_request,
+    read_request_header,
+)
+from .api import ALL_APIS, ApiSpec
+from .context import ErrorCode, RequestContext, Services, code_for
+
+log = logging.getLogger("edplog.broker")
+
+API_VERSIONS = 18
+Body = dict[str, Any]
+
+
+#: A response body meaning "end this connection without answering".
+CLOSE: Any = object()
+
+
+@dataclass(slots=True)
+class Pending:
+    """A request being answered: its body now, or a task that will produce it.
+
+    ``task is None and body is None`` means no response at all (acks=0 Produce).
+    ``version`` is the version to encode the response with (the ApiVersions fallback: 0);
+    ``parts`` the encoded response once the connection has begun to send it.
+    """
+
+    header: RequestHeader
+    task: asyncio.Future[Body | None] | None
+    body: Body | None = None
+    version: int = -1
+    parts: list[Any] | None = None
+
+
+def version_supported(api_key: int, version: int) -> bool:
+    """Whether a request of this version is served (advertised and not rejected)."""
+    rng = SUPPORTED.get(api_key)
+    if rng is None or not rng[0] <= version <= rng[1]:
+        return False
+    return version not in REJECTED.get(api_key, ())
+
+
+class Dispatcher:
+    """Routes frames to the handlers of ``apis`` (see the module docstring)."""
+
+    def __init__(self, services: Services, apis: dict[int, ApiSpec] | None = None) -> None:
+        self.services = services
+        self.apis = apis if apis is not None else ALL_APIS
+
+    def dispatch(
+        self,
+        frame: memoryview,
+        context: Callable[[RequestHeader], RequestContext],
+        allowed: frozenset[int] | None = None,
+    ) -> Pending | None:
+        """Parse one request and start answering it; None means: close the connection.
+
+        ``context(header)`` makes the request's context (the connection knows the peer and
+        the principal); ``allowed``, when given, is the only APIs the connection may send now
+        (a SASL listener before authentication): any other closes it."""
+        received = time.perf_counter_ns()
+        try:
+            header = read_request_header(frame)
+        except (ProtocolError, ValueError, IndexError) as exc:
+            log.info("unreadable request header (%s)", exc)
+            return None
+        key, version = header.api_key, header.api_version
+        if allowed is not None and key not in allowed:
+            log.info("closing: api %d before authentication", key)
+            return None
+        if key == API_VERSIONS and not version_supported(key, version):
+            lo, hi = SUPPORTED[API_VERSIONS]
+            body = {
+                "error_code": ErrorCode.UNSUPPORTED_VERSION,
+                "api_keys": [{"api_key": API_VERSIONS, "min_version": lo, "max_version": hi}],
+                "throttle_time_ms": 0,
+            }
+            return Pending(header, None, body, 0)
+        spec = self.apis.get(key)
+        if spec is None or header.body_offset < 0:
+            log.info("closing: api %d v%d is not served", key, version)
+            return None
+        if not version_supported(key, version):
+            return self._rejected(spec, header, frame)
+        try:
+            req = decode_request(key, version, frame, header.body_offset)
+        except (ProtocolError, ValueError, IndexError, UnicodeDecodeError) as exc:
+            log.info("closing: malformed api %d v%d body (%s)", key, version, exc)
+            return None
+        ctx = context(header)
+        ctx.received_ns = received
+        services = self.services
+        if not services.authorizer.authorize_request(ctx.principal, ctx.client_host, key):
+            return self._answer(
+                ctx, spec, spec.error_body(req, ErrorCode.CLUSTER_AUTHORIZATION_FAILED)
+            )
+        if not spec.inline:
+            task = asyncio.ensure_future(self._run(ctx, spec, req))
+            return Pending(header, task, None, version)
+        try:
+            result = spec.handler(ctx, services, req)
+        except Exception as exc:
+            return self._answer(ctx, spec, self._failed(ctx, spec, req, exc))
+        if isinstance(result, Coroutine):
+            task = asyncio.ensure_future(self._wait(ctx, spec, req, result))
+            return Pending(header, task, None, version)
+        return self._answer(ctx, spec, result)
+
+    def _answer(self, ctx: RequestContext, spec: ApiSpec, body: Body | None) -> Pending:
+        self._timed(ctx)
+        return Pending(ctx.header, None, body, ctx.api_version)
+
+    def _timed(self, ctx: RequestContext) -> None:
+        seconds = (time.perf_counter_ns() - ctx.received_ns) / 1e9
+        self.services.metrics.request(ctx.api_key, ctx.api_version, seconds)
+
+    def _failed(self, ctx: RequestContext, spec: ApiSpec, req: Body, exc: BaseException) -> Body:
+        code = code_for(exc)
+        if code == ErrorCode.UNKNOWN_SERVER_ERROR:
+            log.error("handler for api %d v%d failed", ctx.api_key, ctx.api_version, exc_info=exc)
+        self.services.metrics.request_error(ctx.api_key, code)
+        return spec.error_body(req, code)
+
+    async def _run(self, ctx: RequestContext, spec: ApiSpec, req: Body) -> Body | None:
+        try:
+            body: Body | None = await spec.handler(ctx, self.services, req)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            body = self._failed(ctx, spec, req, exc)
+        self._timed(ctx)
+        return body
+
+    async def _wait(
+        self, ctx: RequestContext, spec: ApiSpec, req: Body, coro: Coroutine[Any, Any, Any]
+    ) -> Body | None:
+        try:
+            body: Body | None = await coro
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            body = self._failed(ctx, spec, req, exc)
+        self._timed(ctx)
+        return body
+
+    def _rejected(self, spec: ApiSpec, header: RequestHeader, frame: memoryview) -> Pending | None:
+        """UNSUPPORTED_VERSION for a version we advertise but reject (Produce v0-2 ...).
+
+        Versions nobody advertised close the connection as Kafka does: there is no response
+        schema to answer them in.
+        """
+        key, version = header.api_key, header.api_version
+        rng = SUPPORTED.get(key)
+        if rng is None or not rng[0] <= version <= rng[1]:
+            log.info("closing: api %d v%d not supported", key, version)
+            return None
+        try:
+            req = decode_request(key, version, frame, header.body_offset)
+            body = spec.error_body(req, ErrorCode.UNSUPPORTED_VERSION)
+        except Exception as exc:  # no way to build an answer: end the connection
+            log.info("closing: api %d v%d rejected (%s)", key, version, exc)
+            return None
+        return Pending(header, None, body, version)

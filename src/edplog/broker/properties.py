@@ -1,0 +1,241 @@
+"""Which Kafka broker properties edplog honours, and what happens to the others.
+
+A ``server.properties`` written for Apache Kafka must never start a broker that silently does
+less than it says: a TLS listener, SASL, an authorizer or a ZooKeeper cluster that edplog does
+not serve yet stops the start with a message naming the property (:class:`InvalidConfigError`);
+they are implemented by later work behind the same names. Properties that only tune Kafka's
+own threads and buffers, and have no effect on what a client sees, are accepted (listed in
+``NO_EFFECT``). Any other name is not a Kafka broker property edplog knows: it gets a warning
+naming it (a typo must not pass unnoticed), and the broker starts.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+
+from ..config import BROKER_DEFAULTS
+from ..errors import InvalidConfigError
+
+log = logging.getLogger("edplog.broker")
+
+#: Properties edplog reads (BrokerConfig.apply_properties); prefixes end with ".".
+HONOURED = frozenset(
+    {
+        "log.dirs",
+        "log.dir",
+        "listeners",
+        "advertised.listeners",
+        "broker.id",
+        "node.id",
+        "cluster.id",
+        "num.partitions",
+        "default.replication.factor",
+        "auto.create.topics.enable",
+        "socket.request.max.bytes",
+        "message.max.bytes",
+        "transaction.max.timeout.ms",
+        "queued.max.request.bytes",
+        "connections.max.idle.ms",
+        "max.connections",
+        "max.connections.per.ip",
+        "max.connections.per.ip.overrides",
+        "group.min.session.timeout.ms",
+        "group.max.session.timeout.ms",
+        "group.initial.rebalance.delay.ms",
+        "offset.metadata.max.bytes",
+        "offsets.topic.num.partitions",
+        "log.retention.check.interval.ms",
+        "producer.id.expiration.ms",
+        "log.cleaner.enable",
+        "log.cleaner.dedupe.buffer.size",
+        "log.accept.missing.segments",
+        "log.retention.ms",
+        "log.retention.minutes",
+        "log.retention.hours",
+        "log.roll.ms",
+        "log.roll.hours",
+        # Kafka's single-node KRaft settings, read for what a single node needs of them.
+        "process.roles",
+        "controller.quorum.voters",
+        "controller.quorum.bootstrap.servers",
+        "controller.listener.names",
+        "inter.broker.listener.name",
+        "listener.security.protocol.map",
+        "security.inter.broker.protocol",
+    }
+)
+
+#: Kafka properties that tune Kafka's own machinery (threads, buffers, replication of
+#: internal topics on a single node, timers of parts edplog does differently) and change
+#: nothing a client can observe: accepted without effect.
+NO_EFFECT = frozenset(
+    {
+        "num.network.threads",
+        "num.io.threads",
+        "num.recovery.threads.per.data.dir",
+        "socket.send.buffer.bytes",
+        "socket.receive.buffer.bytes",
+        "socket.listen.backlog.size",
+        "queued.max.requests",
+        "background.threads",
+        "log.cleaner.threads",
+        "log.cleaner.io.buffer.size",
+        "log.cleaner.io.buffer.load.factor",
+        "log.cleaner.io.max.bytes.per.second",
+        "log.cleaner.backoff.ms",
+        "log.flush.offset.checkpoint.interval.ms",
+        "log.flush.scheduler.interval.ms",
+        "log.flush.start.offset.checkpoint.interval.ms",
+        "log.segment.delete.delay.ms",
+        "offsets.topic.replication.factor",
+        "offsets.topic.segment.bytes",
+        "offsets.load.buffer.size",
+        "offsets.commit.timeout.ms",
+        "offsets.retention.check.interval.ms",
+        "transaction.state.log.replication.factor",
+        "transaction.state.log.min.isr",
+        "transaction.state.log.num.partitions",
+        "share.coordinator.state.topic.replication.factor",
+        "share.coordinator.state.topic.min.isr",
+        "group.coordinator.threads",
+        "metadata.log.dir",
+        "metadata.log.segment.bytes",
+        "metadata.max.retention.bytes",
+        "request.timeout.ms",
+        # One replica: an unclean election can never happen.
+        "unclean.leader.election.enable",
+    }
+)
+
+#: Properties of features edplog does not serve yet: refusing them is the only safe answer
+#: (a broker that ignored them would run plaintext, unauthenticated, or alone).
+_REFUSED_EXACT = {
+    "authorizer.class.name": "authorization (ACLs) is not implemented yet",
+    "super.users": "authorization (ACLs) is not implemented yet",
+    "allow.everyone.if.no.acl.found": "authorization (ACLs) is not implemented yet",
+    "zookeeper.connect": "clusters (ZooKeeper) are not implemented yet; edplog runs one node",
+    "connections.max.reauth.ms": "SASL is not implemented yet",
+    "principal.builder.class": "authentication is not implemented yet",
+    "delegation.token.secret.key": "delegation tokens are not implemented",
+    "delegation.token.master.key": "delegation tokens are not implemented",
+}
+_REFUSED_PREFIXES = {
+    "ssl.": "TLS listeners are not implemented yet",
+    "sasl.": "SASL is not implemented yet",
+    "listener.name.": "per-listener settings (TLS, SASL) are not implemented yet",
+    "zookeeper.": "clusters (ZooKeeper) are not implemented yet; edplog runs one node",
+    "replica.": "replication is not implemented yet",
+    "num.replica.": "replication is not implemented yet",
+    "transactional.id.": "transactions are not implemented yet",
+    "remote.log.": "tiered storage is not implemented",
+    "confluent.": "Confluent Platform features are not implemented",
+}
+_SECURE_PROTOCOLS = ("SSL", "SASL_PLAINTEXT", "SASL_SSL")
+
+
+def _refusal(name: str) -> str | None:
+    if name in _REFUSED_EXACT:
+        return _REFUSED_EXACT[name]
+    for prefix, why in _REFUSED_PREFIXES.items():
+        if name.startswith(prefix):
+            return why
+    return None
+
+
+def _listeners(value: str) -> list[tuple[str, str]]:
+    """``NAME://host:port`` items as (listener name, address)."""
+    out = []
+    for item in value.split(","):
+        item = item.strip()
+        if not item:
+            continue
+        name, sep, address = item.partition("://")
+        out.append((name.strip().upper(), address) if sep else ("PLAINTEXT", item))
+    return out
+
+
+def _protocol_map(props: Mapping[str, str]) -> dict[str, str]:
+    mapping = {"PLAINTEXT": "PLAINTEXT", "SSL": "SSL", "SASL_PLAINTEXT": "SASL_PLAINTEXT"}
+    mapping["SASL_SSL"] = "SASL_SSL"
+    for item in props.get("listener.security.protocol.map", "").split(","):
+        name, sep, protocol = item.partition(":")
+        if sep:
+            mapping[name.strip().upper()] = protocol.strip().upper()
+    return mapping
+
+
+def check(props: Mapping[str, str]) -> list[str]:
+    """Refuse what cannot be honoured (InvalidConfigError); return the unknown names."""
+    unknown = []
+    for name in props:
+        why = _refusal(name)
+        if why is not None:
+            raise InvalidConfigError(f"{name}: {why}; remove it to start a broker without it")
+        if name in HONOURED or name in NO_EFFECT or name in BROKER_DEFAULTS:
+            continue
+        unknown.append(name)
+    _check_listeners(props)
+    _check_kraft(props)
+    return unknown
+
+
+def _check_listeners(props: Mapping[str, str]) -> None:
+    mapping = _protocol_map(props)
+    controller = {n.strip().upper() for n in props.get("controller.listener.names", "").split(",")}
+    serving = []
+    for key in ("listeners", "advertised.listeners"):
+        for name, _ in _listeners(props.get(key, "")):
+            protocol = mapping.get(name)
+            if protocol is None:
+                raise InvalidConfigError(
+                    f"{key}: listener {name} has no security protocol "
+                    "(listener.security.protocol.map)"
+                )
+            if name in controller:
+                continue  # a single node is its own controller: no controller traffic
+            if protocol in _SECURE_PROTOCOLS:
+                raise InvalidConfigError(
+                    f"{key}: listener {name} uses {protocol}, which is not implemented yet "
+                    "(only PLAINTEXT is served); remove it to start without it"
+                )
+            if key == "listeners":
+                serving.append(name)
+    if len(serving) > 1:
+        raise InvalidConfigError(
+            f"listeners: {len(serving)} client listeners ({', '.join(serving)}); serving more "
+            "than one is not implemented yet"
+        )
+    inter = props.get("security.inter.broker.protocol", "PLAINTEXT").strip().upper()
+    if inter != "PLAINTEXT":
+        raise InvalidConfigError(
+            f"security.inter.broker.protocol={inter} is not implemented yet (only PLAINTEXT)"
+        )
+    name = props.get("inter.broker.listener.name")
+    if name is not None and serving and name.strip().upper() not in serving:
+        raise InvalidConfigError(
+            f"inter.broker.listener.name={name} is not a listener of this broker ({serving[0]})"
+        )
+
+
+def _check_kraft(props: Mapping[str, str]) -> None:
+    roles = {r.strip() for r in props.get("process.roles", "").split(",") if r.strip()}
+    if roles and "broker" not in roles:
+        raise InvalidConfigError(
+            f"process.roles={props['process.roles']}: a controller-only node is not served; "
+            "edplog runs a broker (which is its own controller on a single node)"
+        )
+    for key in ("controller.quorum.voters", "controller.quorum.bootstrap.servers"):
+        voters = [v for v in props.get(key, "").split(",") if v.strip()]
+        if len(voters) > 1:
+            raise InvalidConfigError(
+                f"{key}: a KRaft quorum of {len(voters)} nodes is not served; edplog runs one "
+                "node (its clusters will use ZooKeeper)"
+            )
+
+
+def warn_unknown(names: list[str]) -> None:
+    if names:
+        log.warning(
+            "unknown properties (ignored; check their spelling): %s", ", ".join(sorted(names))
+        )

@@ -1,0 +1,300 @@
+"""This node's partitions: appends with acks, fetch reads and the long-poll purgatory.
+
+The API handlers decode and encode; the replica manager does the work Kafka's ReplicaManager
+does: it finds (and opens on first use) the partition a request names, appends a producer's
+records and makes acks=-1 wait for the group-committed flush, reads the file regions a Fetch
+sends, and parks Fetches that must wait for data on the partitions' waiters.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Coroutine
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import (
+    EdplogError,
+    ErrorCode,
+    InvalidTopicError,
+    UnknownTopicError,
+)
+from ..protocol import FileRegion
+from ..storage import INTERNAL_TOPICS, Store
+from .group_commit import GroupCommit
+from .partition import Partition
+
+READ_COMMITTED = 1
+INT32_MAX = 0x7FFFFFFF
+
+
+@dataclass(slots=True)
+class AppendResult:
+    """The outcome of one partition's append."""
+
+    error: ErrorCode = ErrorCode.NONE
+    base_offset: int = -1
+    log_append_time_ms: int = -1
+    log_start_offset: int = -1
+    message: str | None = None
+
+
+@dataclass(slots=True)
+class FetchRead:
+    """What one pass over a Fetch's partitions found."""
+
+    total_bytes: int
+    failed: bool
+    partitions: list[Partition]
+
+
+class ReplicaManager:
+    """This node's partitions (see the module docstring)."""
+
+    def __init__(self, store: Store, node_id: int, commit: GroupCommit, flush_on_acks_all: bool):
+        self.store = store
+        self.node_id = node_id
+        self.commit = commit
+        self.flush_on_acks_all = flush_on_acks_all
+        self.closing = False
+        self._partitions: dict[str, list[Partition]] = {}
+        self._shutdown: asyncio.Future[None] | None = None
+
+    # ---- partitions ------------------------------------------------------------------------
+
+    def partitions(self, topic: str) -> list[Partition] | None:
+        """The partitions of ``topic`` (opened on first use), or None if it does not exist.
+        An offline partition raises PartitionOfflineError when it is asked for by index."""
+        parts = self._partitions.get(topic)
+        if parts is not None:
+            return parts
+        count = self.store.topics().get(topic)
+        if count is None:
+            return None
+        parts = []
+        for i in range(count):
+            try:
+                parts.append(Partition(topic, i, self.store.log(topic, i), self.node_id))
+            except EdplogError:
+                break  # offline from here: asked for by index, it raises
+        if len(parts) == count:
+            self._partitions[topic] = parts
+        return parts
+
+    def partition(self, topic: str, index: int) -> Partition | None:
+        """The partition, None when it does not exist; PartitionOfflineError when it exists
+        but could not be opened."""
+        parts = self.partitions(topic)
+        if parts is not None and 0 <= index < len(parts):
+            return parts[index]
+        count = self.store.topics().get(topic)
+        if count is None or not 0 <= index < count:
+            return None
+        self.store.log(topic, index)  # raises PartitionOfflineError
+        return None
+
+    def partition_count(self, topic: str) -> int | None:
+        return self.store.topics().get(topic)
+
+    def topic_deleted(self, topic: str) -> None:
+        """Forget a deleted topic's partitions and wake fetches parked on them."""
+        for partition in self._partitions.pop(topic, None) or ():
+            partition.notify()
+
+    def partitions_added(self, topic: str) -> None:
+        """Open the new partitions, keeping the old ones (and their waiters)."""
+        parts = self._partitions.get(topic)
+        count = self.store.topics().get(topic, 0)
+        if parts is not None:
+            for i in range(len(parts), count):
+                parts.append(Partition(topic, i, self.store.log(topic, i), self.node_id))
+
+    def config_changed(self, topic: str) -> None:
+        for partition in self._partitions.get(topic, ()):
+            partition.refresh_config()
+
+    def all_partitions(self) -> list[Partition]:
+        return [p for parts in self._partitions.values() for p in parts]
+
+    # ---- shutdown ------------------------------------------------------------------------
+
+    def shutdown_waiter(self) -> asyncio.Future[None]:
+        """Completes when shutdown starts, so long polls return at once."""
+        if self._shutdown is None:
+            self._shutdown = asyncio.get_running_loop().create_future()
+        return self._shutdown
+
+    def begin_shutdown(self) -> None:
+        self.closing = True
+        waiter = self.shutdown_waiter()
+        if not waiter.done():
+            waiter.set_result(None)
+        for partition in self.all_partitions():
+            partition.notify()
+
+    # ---- produce ---------------------------------------------------------------------------
+
+    def append(
+        self, topic: str, index: int, records: Any, now_ms: int, acks: int = 1
+    ) -> tuple[AppendResult, Any]:
+        """Append one partition's records; returns the result and the log to flush (for
+        acks=-1), or None when nothing was appended. acks=-1 is refused with
+        NOT_ENOUGH_REPLICAS before anything is written when the ISR is smaller than the
+        topic's min.insync.replicas, as Kafka does."""
+        result = AppendResult()
+        if topic in INTERNAL_TOPICS:  # as in Kafka: only the broker writes these
+            result.error = InvalidTopicError.kafka_code
+            result.message = f"{topic} is an internal topic: only the broker writes to it"
+            return result, None
+        try:
+            partition = self.partition(topic, index)
+        except EdplogError as exc:
+            result.error, result.message = exc.kafka_code, str(exc)
+            return result, None
+        if partition is None:
+            result.error = UnknownTopicError.kafka_code
+            return result, None
+        if records is None or len(records) == 0:
+            result.error = ErrorCode.CORRUPT_MESSAGE
+            return result, None
+        if len(records) > partition.max_message_bytes:
+            result.error = ErrorCode.MESSAGE_TOO_LARGE
+            return result, None
+        if acks == -1 and len(partition.isr) < partition.min_insync_replicas:
+            result.error = ErrorCode.NOT_ENOUGH_REPLICAS
+            result.message = (
+                f"{len(partition.isr)} in-sync replica(s), min.insync.replicas is "
+                f"{partition.min_insync_replicas}"
+            )
+            return result, None
+        append_time = now_ms if partition.log_append_time else None
+        try:
+            base, _ = partition.append(records, append_time)
+        except EdplogError as exc:
+            result.error, result.message = exc.kafka_code, str(exc)
+            base_offset = getattr(exc, "base_offset", None)
+            if base_offset is not None:  # a duplicate: the client learns where it went
+                result.base_offset = base_offset
+            return result, None
+        result.base_offset = base
+        result.log_append_time_ms = append_time if append_time is not None else -1
+        result.log_start_offset = partition.log_start_offset
+        return result, partition.log
+
+    async def wait_durable(self, pending: list[tuple[Any, AppendResult]]) -> None:
+        """acks=-1: answer once the logs are flushed; a failed flush fails every result
+        that waited on it with KAFKA_STORAGE_ERROR (its records are never served)."""
+        if not self.flush_on_acks_all or not pending:
+            return
+        try:
+            await self.commit.flush([log for log, _ in pending])
+        except Exception as exc:
+            code = exc.kafka_code if isinstance(exc, EdplogError) else None
+            for _, result in pending:
+                result.error = (
+                    code
+                    if code not in (None, ErrorCode.UNKNOWN_SERVER_ERROR)
+                    else (ErrorCode.KAFKA_STORAGE_ERROR)
+                )
+                result.message = str(exc) or type(exc).__name__
+                result.base_offset = -1
+
+    # ---- fetch -----------------------------------------------------------------------------
+
+    def read(
+        self, req: dict[str, Any], replica_id: int, results: list[list[dict[str, Any]]]
+    ) -> FetchRead:
+        """One pass over a Fetch's partitions, filling ``results`` (per topic, per partition,
+        the response dicts) with file regions and offsets. Kafka's KIP-74 rule: the first
+        partition with data returns at least one whole batch even above the limits; later
+        ones only what fits in the remaining budget."""
+        isolation = req.get("isolation_level", 0) or 0
+        budget = req.get("max_bytes", INT32_MAX)
+        if budget is None or budget <= 0:
+            budget = INT32_MAX
+        total = 0
+        failed = False
+        seen: list[Partition] = []
+        for topic, topic_results in zip(req["topics"], results, strict=True):
+            name = topic.get("topic")
+            for preq, result in zip(topic["partitions"], topic_results, strict=True):
+                result["records"] = b""
+                try:
+                    partition = self.partition(name, preq["partition"]) if name else None
+                except EdplogError as exc:
+                    result["error_code"] = exc.kafka_code
+                    failed = True
+                    continue
+                if partition is None:
+                    result["error_code"] = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+                    failed = True
+                    continue
+                seen.append(partition)
+                code = partition.leader_epoch_error(preq.get("current_leader_epoch", -1))
+                hw = partition.high_watermark
+                result["error_code"] = code
+                result["high_watermark"] = hw
+                result["last_stable_offset"] = partition.last_stable_offset
+                result["log_start_offset"] = partition.log_start_offset
+                if code:
+                    failed = True
+                    continue
+                offset = preq["fetch_offset"]
+                if offset >= partition.fetch_limit(replica_id, isolation) and offset <= hw:
+                    continue  # caught up: nothing to send yet
+                allowance = min(preq["partition_max_bytes"], budget - total)
+                if total > 0 and allowance <= 0:
+                    continue
+                try:
+                    slices = partition.log.fetch_slices(offset, max(allowance, 1))
+                except EdplogError as exc:
+                    result["error_code"] = exc.kafka_code
+                    failed = True
+                    continue
+                size = sum(length for _, _, length in slices)
+                if not slices or (total > 0 and size > allowance):
+                    continue
+                result["records"] = [FileRegion(seg, pos, length) for seg, pos, length in slices]
+                total += size
+        return FetchRead(total, failed, seen)
+
+    def long_poll(
+        self,
+        seen: list[Partition],
+        deadline: float,
+        again: Any,
+    ) -> Coroutine[Any, Any, Any]:
+        """Park on the partitions' waiters now (in the step that read them: an append handled
+        before the waiting task first runs must still wake it), then call ``again()`` after
+        each wake-up until it says it is done, the deadline passes or shutdown starts."""
+        waiters = [p.waiter() for p in seen]
+        return self._poll(seen, waiters, deadline, again)
+
+    async def _poll(
+        self,
+        seen: list[Partition],
+        waiters: list[asyncio.Future[None]],
+        deadline: float,
+        again: Any,
+    ) -> Any:
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                await asyncio.wait(
+                    [*waiters, self.shutdown_waiter()],
+                    timeout=max(0.0, deadline - loop.time()),
+                    return_when=asyncio.FIRST_COMPLETED,
+                )
+            finally:
+                for partition, fut in zip(seen, waiters, strict=True):
+                    partition.discard_waiter(fut)
+                    fut.cancel()
+            done, body, seen = again()
+            if done or not seen or self.closing or deadline - loop.time() <= 0:
+                return body
+            waiters = [p.waiter() for p in seen]
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
