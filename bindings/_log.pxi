@@ -74,6 +74,9 @@ cdef class LogCore:
     cdef int64_t _durable
     cdef public int64_t log_start_offset
     cdef readonly int64_t rolls
+    # Set when an fsync fails: the recovery point then. Records above it were appended but
+    # may not survive; they are never served (readers stop here) and revival cuts them.
+    cdef public int64_t fenced_offset
     cdef list _segments
     cdef list _bases
     cdef list _pending
@@ -103,6 +106,7 @@ cdef class LogCore:
         self.max_batch_bytes = 1048588
         self.max_uncompressed_bytes = DEFAULT_MAX_UNCOMPRESSED_BYTES
         self.check_compressed_records = True
+        self.fenced_offset = -1
         self._pending = []
         pthread_mutex_init(&self._mu, NULL)
         pthread_mutex_init(&self._flush_mu, NULL)
@@ -383,7 +387,11 @@ cdef class LogCore:
         try:
             seg.flush()
         except OSError:
+            # What the failed fsync covered may be lost: refuse writes, and serve nothing past
+            # what an earlier fsync made durable.
             self._active.poison()
+            if self.fenced_offset < 0:
+                self.fenced_offset = self.recovery_point
             raise
         if seg in self._pending:
             self._pending = [s for s in self._pending if s is not seg]
@@ -548,9 +556,10 @@ cdef class LogCore:
 
     # ---- reads ------------------------------------------------------------------------------
 
-    def fetch_slice(self, int64_t offset, int64_t max_bytes):
+    def fetch_slice(self, int64_t offset, int64_t max_bytes, int64_t max_offset=-1):
         """(segment, position, length) of whole batches from the one holding offset, up to
-        max_bytes but at least one batch; None at the log end."""
+        max_bytes but at least one batch, none starting at or above max_offset (when >= 0: a
+        high watermark, a fenced end); None when there is nothing to send."""
         cdef list segments = self._segments
         cdef Py_ssize_t i = max(_bisect.bisect_right(self._bases, offset) - 1, 0)
         cdef Segment seg
@@ -560,10 +569,12 @@ cdef class LogCore:
             seg = segments[i]
             seg._ensure_open()
             with nogil:
-                rc = edp_segment_slice(&seg.seg, offset, max_bytes, &pos, &length)
+                rc = edp_segment_slice(&seg.seg, offset, max_bytes, max_offset, &pos, &length)
             _check(rc, NULL, seg.path)
             if length:
                 return seg, pos, length
+            if pos < edp_segment_size(&seg.seg):
+                return None  # the next batch starts at or above max_offset
             i += 1
         return None
 

@@ -122,16 +122,43 @@ cdef class Segment:
         _check(rc, NULL, self.path)
         return pos
 
-    def slice(self, int64_t offset, int64_t max_bytes):
+    def slice(self, int64_t offset, int64_t max_bytes, int64_t max_offset=-1):
         """(position, length) of whole batches from the one holding offset, up to max_bytes
-        but at least one batch."""
+        but at least one batch, none starting at or above max_offset (when >= 0)."""
         cdef int64_t pos, length
         cdef int rc
         self._ensure_open()
         with nogil:
-            rc = edp_segment_slice(&self.seg, offset, max_bytes, &pos, &length)
+            rc = edp_segment_slice(&self.seg, offset, max_bytes, max_offset, &pos, &length)
         _check(rc, NULL, self.path)
         return pos, length
+
+    @property
+    def verified_pos(self):
+        """Every batch below this position has passed a CRC check (recovery, append or
+        ``verify``); a segment loaded after a clean shutdown starts at 0."""
+        return edp_segment_verified(&self.seg)
+
+    def verify(self, int64_t upto):
+        """Check the CRC and structure of every batch up to position ``upto`` that is not yet
+        verified (reads the file; the GIL is released). Raises CorruptRecordError naming the
+        position of a damaged batch."""
+        cdef edp_diag_t diag
+        cdef int rc
+        self._ensure_open()
+        _diag_clear(&diag)
+        with nogil:
+            rc = edp_segment_verify(&self.seg, upto, &diag)
+        _check(rc, &diag, self.path)
+
+    def revive(self, int64_t offset):
+        """After a disk failure: cut at the batch holding ``offset``, fsync, and accept writes
+        again if both worked (see edp_segment_revive). Raises OSError otherwise."""
+        cdef int rc
+        self._ensure_open()
+        with nogil:
+            rc = edp_segment_revive(&self.seg, offset)
+        _check(rc, NULL, self.path)
 
     def find_timestamp(self, int64_t target_ms):
         """Position of the first batch whose max timestamp >= target_ms (size if none)."""

@@ -140,7 +140,10 @@ cdef extern from "edplog/segment.h" nogil:
     int edp_segment_append(edp_segment_t *seg, const uint8_t *buf, size_t len) noexcept
     int edp_segment_flush(edp_segment_t *seg) noexcept
     int edp_segment_find(edp_segment_t *seg, int64_t offset, int64_t *pos, edp_batch_hdr_t *hdr) noexcept
-    int edp_segment_slice(edp_segment_t *seg, int64_t offset, int64_t max_bytes, int64_t *pos, int64_t *len) noexcept
+    int edp_segment_slice(edp_segment_t *seg, int64_t offset, int64_t max_bytes, int64_t max_offset, int64_t *pos, int64_t *len) noexcept
+    int edp_segment_verify(edp_segment_t *seg, int64_t upto, edp_diag_t *diag) noexcept
+    int edp_segment_revive(edp_segment_t *seg, int64_t offset) noexcept
+    int64_t edp_segment_verified(const edp_segment_t *seg) noexcept
     int edp_segment_find_timestamp(edp_segment_t *seg, int64_t target_ms, int64_t *pos, edp_batch_hdr_t *hdr) noexcept
     int edp_segment_truncate(edp_segment_t *seg, int64_t offset) noexcept
     int edp_segment_seal(edp_segment_t *seg) noexcept

@@ -22,6 +22,9 @@ static inline void store_i64(int64_t *field, int64_t v)
     __atomic_store_n(field, v, __ATOMIC_RELEASE);
 }
 
+static int scan_file(edp_segment_t *seg, int validate, int64_t *end, edp_recovery_t *out,
+                     edp_diag_t *diag);
+
 static inline void publish(edp_segment_t *seg, int64_t size, int64_t next_offset)
 {
     store_i64(&seg->next_offset, next_offset);
@@ -188,6 +191,10 @@ int edp_segment_append(edp_segment_t *seg, const uint8_t *buf, size_t len)
         next = last + 1;
     }
     publish(seg, start + (int64_t)len, next);
+    /* The batches were validated before they were appended (or come from a verified source):
+     * a verified prefix that reached the old end reaches the new one. */
+    if (edp_segment_verified(seg) == start)
+        store_i64(&seg->verified_pos, start + (int64_t)len);
     return EDP_OK;
 }
 
@@ -250,8 +257,8 @@ int edp_segment_find(edp_segment_t *seg, int64_t offset, int64_t *pos_out,
     return EDP_OK;
 }
 
-int edp_segment_slice(edp_segment_t *seg, int64_t offset, int64_t max_bytes, int64_t *pos_out,
-                      int64_t *len_out)
+int edp_segment_slice(edp_segment_t *seg, int64_t offset, int64_t max_bytes, int64_t max_offset,
+                      int64_t *pos_out, int64_t *len_out)
 {
     int64_t size = edp_segment_size(seg);
     int64_t start;
@@ -267,6 +274,8 @@ int edp_segment_slice(edp_segment_t *seg, int64_t offset, int64_t max_bytes, int
         if (rc != EDP_OK)
             return rc;
         int64_t total = h.batch_length + EDP_BATCH_LOG_OVERHEAD;
+        if (max_offset >= 0 && h.base_offset >= max_offset)
+            break;
         if (end > start && end + total - start > max_bytes)
             break;
         end += total;
@@ -274,6 +283,102 @@ int edp_segment_slice(edp_segment_t *seg, int64_t offset, int64_t max_bytes, int
             break;
     }
     *len_out = end - start;
+    return EDP_OK;
+}
+
+static inline void raise_verified(edp_segment_t *seg, int64_t pos)
+{
+    int64_t cur = __atomic_load_n(&seg->verified_pos, __ATOMIC_ACQUIRE);
+    while (cur < pos &&
+           !__atomic_compare_exchange_n(&seg->verified_pos, &cur, pos, 0, __ATOMIC_RELEASE,
+                                        __ATOMIC_ACQUIRE)) {
+    }
+}
+
+#define VERIFY_CHUNK (1 << 20)
+
+int edp_segment_verify(edp_segment_t *seg, int64_t upto, edp_diag_t *diag)
+{
+    int rc = EDP_OK;
+    int64_t size = edp_segment_size(seg);
+    int64_t pos = edp_segment_verified(seg);
+    size_t cap = VERIFY_CHUNK;
+    uint8_t *buf = NULL;
+    if (upto > size)
+        upto = size;
+    if (pos >= upto)
+        return EDP_OK;
+    buf = malloc(cap);
+    if (!buf)
+        return ENOMEM;
+    while (pos < upto) {
+        int64_t want = size - pos < (int64_t)cap ? size - pos : (int64_t)cap;
+        rc = edp_segment_pread(seg, buf, pos, want);
+        if (rc != EDP_OK)
+            goto out;
+        int64_t used = 0;
+        while (used < want) {
+            edp_batch_hdr_t h;
+            rc = edp_batch_validate(buf + used, (size_t)(want - used), 0, &h, diag);
+            if (rc == EDP_ETRUNCATED && pos + want < size) {
+                rc = EDP_OK; /* the chunk ended, not the file: read on from this batch */
+                break;
+            }
+            if (rc != EDP_OK) {
+                if (diag)
+                    diag->pos = pos + used + (diag->pos > 0 ? diag->pos : 0);
+                goto out;
+            }
+            used += h.batch_length + EDP_BATCH_LOG_OVERHEAD;
+        }
+        if (used == 0) {
+            /* One batch larger than the buffer: grow the buffer to hold it whole. */
+            int64_t total = (int64_t)be32_load(buf + 8) + EDP_BATCH_LOG_OVERHEAD;
+            if (want < EDP_BATCH_HEADER_BYTES || total <= want || total > size - pos) {
+                rc = edp_diag_set(diag, EDP_ETRUNCATED, -1, pos,
+                                  "the batch at %ld runs past the end of the segment", (long)pos);
+                goto out;
+            }
+            uint8_t *bigger = realloc(buf, (size_t)total);
+            if (!bigger) {
+                rc = ENOMEM;
+                goto out;
+            }
+            buf = bigger;
+            cap = (size_t)total;
+            continue;
+        }
+        pos += used;
+        raise_verified(seg, pos);
+    }
+out:
+    free(buf);
+    return rc;
+}
+
+int edp_segment_revive(edp_segment_t *seg, int64_t offset)
+{
+    if (seg->fd < 0)
+        return EDP_ECLOSED;
+    int64_t pos;
+    int rc = edp_segment_find(seg, offset, &pos, NULL);
+    if (rc != EDP_OK)
+        return rc;
+    if (pos < seg->size && ftruncate(seg->fd, (off_t)pos) != 0)
+        return errno;
+    if (fdatasync(seg->fd) != 0)
+        return errno;
+    if (pos < seg->size) {
+        store_i64(&seg->size, pos);
+        int64_t end;
+        rc = scan_file(seg, 0, &end, NULL, NULL);
+        if (rc != EDP_OK)
+            return rc;
+        publish(seg, end, seg->next_offset);
+    }
+    if (seg->verified_pos > pos)
+        store_i64(&seg->verified_pos, pos);
+    __atomic_store_n(&seg->poisoned, 0, __ATOMIC_RELEASE);
     return EDP_OK;
 }
 
@@ -381,6 +486,7 @@ int edp_segment_recover(edp_segment_t *seg, int64_t must_keep_offset, edp_recove
         }
     }
     publish(seg, end, seg->next_offset);
+    store_i64(&seg->verified_pos, end); /* every batch kept passed the CRC check */
     return EDP_OK;
 }
 
@@ -470,6 +576,8 @@ int edp_segment_truncate(edp_segment_t *seg, int64_t offset)
         return errno;
     }
     store_i64(&seg->size, pos);
+    if (edp_segment_verified(seg) > pos)
+        store_i64(&seg->verified_pos, pos);
     /* Rebuild the in-memory state from the (trusted) headers that remain. */
     int64_t end;
     rc = scan_file(seg, 0, &end, NULL, NULL);

@@ -42,11 +42,16 @@ def batch_ends(data: bytes) -> list[int]:
 
 
 def snapshot(path: str) -> dict[str, bytes]:
-    """Every file of a log directory, as it lies on disk now (a crash image)."""
+    """Every file of a log directory, as it lies on disk now (a crash image). A file that
+    goes away while the image is taken (a background checkpoint's temporary, renamed into
+    place) is left out, as it would be from a crash image taken a moment later."""
     out = {}
     for name in os.listdir(path):
-        with open(os.path.join(path, name), "rb") as f:
-            out[name] = f.read()
+        try:
+            with open(os.path.join(path, name), "rb") as f:
+                out[name] = f.read()
+        except FileNotFoundError:
+            continue
     return out
 
 

@@ -112,6 +112,10 @@ def code_for(exc: BaseException) -> ErrorCode:
     """
     if isinstance(exc, EdplogError):
         return kafka_code_of(exc)
+    if isinstance(exc, OSError):
+        # The disk failed a write (ENOSPC, EIO): a storage error, reported from the first one.
+        log.error("storage error while serving a request: %s", exc)
+        return ErrorCode.KAFKA_STORAGE_ERROR
     if isinstance(exc, ValueError | TypeError):
         log.info("invalid request field: %s", exc)
         return ErrorCode.INVALID_REQUEST

@@ -54,8 +54,10 @@ class Partition:
 
     @property
     def high_watermark(self) -> int:
-        """The offset below which records are committed (on one node: the log end)."""
-        return self.log.log_end_offset
+        """The offset below which records are committed: on one node the log end, or, after
+        the disk failed an fsync, the last offset it made durable (nothing the failed fsync
+        covered is ever served: its producers were told it failed)."""
+        return self.log.readable_end_offset
 
     @property
     def last_stable_offset(self) -> int:

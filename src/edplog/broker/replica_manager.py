@@ -9,6 +9,7 @@ sends, and parks Fetches that must wait for data on the partitions' waiters.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Coroutine
 from dataclasses import dataclass
@@ -27,6 +28,10 @@ from .partition import Partition
 
 READ_COMMITTED = 1
 INT32_MAX = 0x7FFFFFFF
+# How often a partition whose disk failed tries to become writable again (on produce).
+REVIVE_INTERVAL_S = 1.0
+
+log = logging.getLogger("edplog.broker")
 
 
 @dataclass(slots=True)
@@ -42,11 +47,14 @@ class AppendResult:
 
 @dataclass(slots=True)
 class FetchRead:
-    """What one pass over a Fetch's partitions found."""
+    """What one pass over a Fetch's partitions found. ``unverified`` lists the segment regions
+    it would send whose CRCs were never checked (a log loaded after a clean shutdown): they
+    are checked off the event loop before the fetch is answered."""
 
     total_bytes: int
     failed: bool
     partitions: list[Partition]
+    unverified: list[tuple[Partition, Any, int]]
 
 
 class ReplicaManager:
@@ -60,6 +68,7 @@ class ReplicaManager:
         self.closing = False
         self._partitions: dict[str, list[Partition]] = {}
         self._shutdown: asyncio.Future[None] | None = None
+        self._revive_attempts: dict[tuple[str, int], float] = {}
 
     # ---- partitions ------------------------------------------------------------------------
 
@@ -168,6 +177,8 @@ class ReplicaManager:
                 f"{partition.min_insync_replicas}"
             )
             return result, None
+        if partition.log.poisoned:
+            self.maybe_revive(partition)
         append_time = now_ms if partition.log_append_time else None
         try:
             base, _ = partition.append(records, append_time)
@@ -216,6 +227,7 @@ class ReplicaManager:
         total = 0
         failed = False
         seen: list[Partition] = []
+        unverified: list[tuple[Partition, Any, int]] = []
         for topic, topic_results in zip(req["topics"], results, strict=True):
             name = topic.get("topic")
             for preq, result in zip(topic["partitions"], topic_results, strict=True):
@@ -247,7 +259,12 @@ class ReplicaManager:
                 if total > 0 and allowance <= 0:
                     continue
                 try:
-                    slices = partition.log.fetch_slices(offset, max(allowance, 1))
+                    slices = partition.log.fetch_slices(
+                        offset,
+                        max(allowance, 1),
+                        partition.fetch_limit(replica_id, isolation),
+                        verify=False,
+                    )
                 except EdplogError as exc:
                     result["error_code"] = exc.kafka_code
                     failed = True
@@ -255,9 +272,42 @@ class ReplicaManager:
                 size = sum(length for _, _, length in slices)
                 if not slices or (total > 0 and size > allowance):
                     continue
+                for seg, pos, length in slices:
+                    if seg.verified_pos < pos + length:
+                        unverified.append((partition, seg, pos + length))
                 result["records"] = [FileRegion(seg, pos, length) for seg, pos, length in slices]
                 total += size
-        return FetchRead(total, failed, seen)
+        return FetchRead(total, failed, seen, unverified)
+
+    async def verify(self, regions: list[tuple[Partition, Any, int]]) -> None:
+        """Check the CRCs of segment regions a fetch is about to send, off the event loop (it
+        reads them from disk, which also brings them into the page cache for the sendfile).
+        A damaged batch takes its partition offline, logged with the file and position:
+        clients then get KAFKA_STORAGE_ERROR for it, never the damaged bytes."""
+        loop = asyncio.get_running_loop()
+        for partition, seg, upto in regions:
+            try:
+                await loop.run_in_executor(None, seg.verify, upto)
+            except (EdplogError, OSError) as exc:
+                self.take_offline(partition, f"damaged data: {exc}")
+
+    def take_offline(self, partition: Partition, reason: str) -> None:
+        if self.store.manager.mark_offline(partition.topic, partition.index, reason):
+            log.error("partition %s-%d is offline: %s", partition.topic, partition.index, reason)
+        self._partitions.pop(partition.topic, None)
+        partition.notify()
+
+    def maybe_revive(self, partition: Partition) -> None:
+        """A partition whose disk failed: try, at most once a second and off the event loop,
+        to make it writable again (space may have been freed). Until then its produces are
+        answered KAFKA_STORAGE_ERROR."""
+        now = time.monotonic()
+        last = self._revive_attempts.get((partition.topic, partition.index), 0.0)
+        if now - last < REVIVE_INTERVAL_S:
+            return
+        self._revive_attempts[(partition.topic, partition.index)] = now
+        loop = asyncio.get_running_loop()
+        loop.run_in_executor(None, _revive, partition)
 
     def long_poll(
         self,
@@ -266,7 +316,7 @@ class ReplicaManager:
         again: Any,
     ) -> Coroutine[Any, Any, Any]:
         """Park on the partitions' waiters now (in the step that read them: an append handled
-        before the waiting task first runs must still wake it), then call ``again()`` after
+        before the waiting task first runs must still wake it), then await ``again()`` after
         each wake-up until it says it is done, the deadline passes or shutdown starts."""
         waiters = [p.waiter() for p in seen]
         return self._poll(seen, waiters, deadline, again)
@@ -290,11 +340,14 @@ class ReplicaManager:
                 for partition, fut in zip(seen, waiters, strict=True):
                     partition.discard_waiter(fut)
                     fut.cancel()
-            done, body, seen = again()
+            done, body, seen = await again()
             if done or not seen or self.closing or deadline - loop.time() <= 0:
                 return body
             waiters = [p.waiter() for p in seen]
 
 
-def now_ms() -> int:
-    return int(time.time() * 1000)
+def _revive(partition: Partition) -> None:
+    try:
+        partition.log.revive()
+    except Exception:  # never let a failed attempt kill the executor's caller
+        log.exception("reviving %s-%d failed", partition.topic, partition.index)

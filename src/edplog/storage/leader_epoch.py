@@ -48,6 +48,7 @@ class LeaderEpochCache:
 
     def __init__(self, directory: str) -> None:
         self.path = os.path.join(directory, FILE_NAME)
+        self._dirty = False
         self._entries: list[EpochEntry] = self._read()
 
     def _read(self) -> list[EpochEntry]:
@@ -68,9 +69,27 @@ class LeaderEpochCache:
             return None
 
     def _write(self, entries: list[EpochEntry]) -> None:
-        text = f"{_VERSION}\n{len(entries)}\n" + "".join(f"{e} {o}\n" for e, o in entries)
-        write_atomically(self.path, text.encode("ascii"))
+        """Change the entries and rewrite the file. A failed write (a full disk) keeps the
+        change in memory, logged, and is retried by ``retry_write`` (the log's next
+        checkpoint): an append never fails for this derived file."""
         self._entries = entries
+        self._dirty = True
+        self.retry_write()
+
+    def retry_write(self) -> None:
+        """Write the file if a change has not reached it yet."""
+        if not self._dirty:
+            return
+        entries = self._entries
+        text = f"{_VERSION}\n{len(entries)}\n" + "".join(f"{e} {o}\n" for e, o in entries)
+        try:
+            write_atomically(self.path, text.encode("ascii"))
+        except OSError as exc:
+            log.warning(
+                "%s: not written (%s); kept in memory and written again later", self.path, exc
+            )
+            return
+        self._dirty = self._entries is not entries
 
     # ---- queries ----------------------------------------------------------------------------
 

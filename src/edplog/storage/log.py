@@ -80,6 +80,7 @@ class Log:
         self._checkpoint_lock = threading.Lock()
         self._producer_lock = threading.Lock()
         self._last_checkpoint = 0.0
+        self._last_metadata_warning = -1e9
         self.cleaner_state = cleaner.CleanerState()
         os.makedirs(self.path, exist_ok=True)
         if cleaner.remove_leftovers(self.path):
@@ -272,12 +273,17 @@ class Log:
         self.write_checkpoint()
 
     def _snapshot_producers(self) -> None:
+        """A producer-state snapshot at the written end (best effort, like the checkpoint: a
+        missing snapshot only means a longer replay of batch headers on the next open)."""
         with self._producer_lock:
             if self._closed or (
                 not len(self.producer_state) and self.producer_state.last_snapshot_offset < 0
             ):
                 return
-            self.producer_state.take_snapshot(self._core.written_end_offset)
+            try:
+                self.producer_state.take_snapshot(self._core.written_end_offset)
+            except OSError as exc:
+                self._metadata_write_failed("a producer snapshot", exc)
 
     def flush(self) -> None:
         """Make every record appended so far durable (fdatasync).
@@ -296,13 +302,30 @@ class Log:
             self.write_checkpoint()
 
     def write_checkpoint(self) -> None:
-        """Rewrite ``log.checkpoint`` with the current recovery point and log start offset."""
+        """Rewrite ``log.checkpoint`` with the current recovery point and log start offset
+        (and the leader-epoch checkpoint, if an earlier write of it failed).
+
+        Best effort: these files only shorten a crash recovery, so a failure to write them (a
+        full disk) is logged, never raised, and never poisons the log; the next checkpoint
+        tries again. What the records are is decided by the segments alone."""
         with self._checkpoint_lock:  # the roll flusher writes it too
             if self._closed:
                 return
             self._last_checkpoint = time.monotonic()
-            checkpoint.write_checkpoint(
-                self.path, self._core.recovery_point, self._core.log_start_offset
+            try:
+                checkpoint.write_checkpoint(
+                    self.path, self._core.recovery_point, self._core.log_start_offset
+                )
+                self.leader_epochs.retry_write()
+            except OSError as exc:
+                self._metadata_write_failed("log.checkpoint", exc)
+
+    def _metadata_write_failed(self, what: str, exc: OSError) -> None:
+        now = time.monotonic()
+        if now - self._last_metadata_warning >= 60:
+            self._last_metadata_warning = now
+            log.warning(
+                "%s: could not write %s (%s); it is written again later", self.path, what, exc
             )
 
     # ---- reading (see .reader) ------------------------------------------------------------
@@ -326,13 +349,18 @@ class Log:
         """
         return self._reader.read_numpy(offset, max_records)
 
-    def fetch_slices(self, offset: int, max_bytes: int) -> list[tuple[_native.Segment, int, int]]:
+    def fetch_slices(
+        self, offset: int, max_bytes: int, max_offset: int = -1, *, verify: bool = True
+    ) -> list[tuple[_native.Segment, int, int]]:
         """Where the whole batches from the one holding offset lie: [(segment, pos, length)].
 
         At least one whole batch is returned when there is one (even above max_bytes), none
-        at the log end; a fetch sends these ranges with sendfile.
+        at the end; no batch starting at or above ``max_offset`` (when >= 0) or the readable
+        end. A fetch sends these ranges with sendfile, so their CRCs are checked first when a
+        trusted load has not had them checked yet (``verify``; a caller that must not wait on
+        the disk passes False and checks ``Segment.verified_pos`` itself).
         """
-        return self._reader.fetch_slices(offset, max_bytes)
+        return self._reader.fetch_slices(offset, max_bytes, max_offset, verify=verify)
 
     def read_batches(self, offset: int, max_bytes: int) -> bytes:
         """The bytes of whole batches from the one holding offset, as a fetch serves them."""
@@ -369,6 +397,48 @@ class Log:
     def recovery_point(self) -> int:
         """Every offset below this one has been fsynced."""
         return int(self._core.recovery_point)
+
+    @property
+    def readable_end_offset(self) -> int:
+        """The offset reads stop at: the log end offset, or, after an fsync failed, the
+        recovery point at that moment (records past it may not be on disk, and writers
+        waiting on that fsync were told it failed: they are never served)."""
+        fenced = self._core.fenced_offset
+        return int(fenced) if fenced >= 0 else int(self._core.log_end_offset)
+
+    def revive(self) -> bool:
+        """After a disk failure, once space is back: cut the log to what was durable, fsync,
+        and take writes again. Returns whether the log is writable now (False: the disk still
+        fails; it stays poisoned and nothing changed). Records appended after the last
+        successful fsync are gone, as a crash would lose them; none of them was served."""
+        core = self._core
+        with self._writer_locked():
+            if not core.poisoned and core.fenced_offset < 0:
+                return True
+            keep = core.recovery_point
+            segments = list(core.segments)
+            kept = [seg for seg in segments if seg.base_offset < keep] or segments[:1]
+            last = kept[-1]
+            try:
+                last.revive(keep)
+            except OSError as exc:
+                log.warning("%s: still cannot write (%s); it stays refused", self.path, exc)
+                return False
+            for seg in segments[len(kept) :]:
+                seg.close()
+                seg_files.delete_files(self.path, seg.base_offset)
+            last.sealed = False
+            core.replace_segments_held(kept, True)
+            core.fenced_offset = -1
+            end = core.log_end_offset
+            core.lower_durable_offset_held(end)
+            self.leader_epochs.truncate_from_end(end)
+            with self._producer_lock:
+                self.producer_state.truncate_snapshots(end)
+                self._reload_producers(end)
+        log.warning("%s: writable again; the log now ends at offset %d", self.path, end)
+        self.write_checkpoint()
+        return True
 
     @property
     def leader_epoch(self) -> int:
@@ -555,16 +625,8 @@ class Log:
                 if not poisoned:
                     core.seal_held()
                     core.flush_all_held()
-                    with self._producer_lock:
-                        if (
-                            len(self.producer_state)
-                            or self.producer_state.last_snapshot_offset >= 0
-                        ):
-                            self.producer_state.take_snapshot(core.written_end_offset)
-                    with self._checkpoint_lock:
-                        checkpoint.write_checkpoint(
-                            self.path, core.recovery_point, core.log_start_offset
-                        )
+                    self._snapshot_producers()
+                    self.write_checkpoint()
                     active = core.active
                     marker = checkpoint.CleanShutdown(
                         core.log_end_offset, active.base_offset, active.size
@@ -574,7 +636,10 @@ class Log:
                 for seg in core.segments:
                     seg.close()
             if marker is not None:
-                checkpoint.write_clean_shutdown(self.path, marker)
+                try:
+                    checkpoint.write_clean_shutdown(self.path, marker)
+                except OSError as exc:  # the next open then recovers, which is only slower
+                    log.warning("%s: no clean-shutdown marker written (%s)", self.path, exc)
         finally:
             core.release()
 

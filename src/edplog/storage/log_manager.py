@@ -125,6 +125,19 @@ class LogManager:
             raise PartitionOfflineError(f"partition {topic}-{partition} is offline: {reason}")
         raise UnknownTopicError(f"unknown topic or partition {topic}-{partition}")
 
+    def mark_offline(self, topic: str, partition: int, reason: str) -> bool:
+        """Take an open partition offline (damage found while serving it); returns whether it
+        was online. Its log is closed; it stays offline until the next start."""
+        tp = (topic, partition)
+        opened = self._logs.pop(tp, None)
+        self._offline[tp] = reason
+        if opened is not None:
+            try:
+                opened.close()
+            except (EdplogError, OSError) as exc:
+                log.error("close of %s-%d failed: %s", topic, partition, exc)
+        return opened is not None
+
     def logs(self) -> dict[TopicPartition, Log]:
         return dict(self._logs)
 

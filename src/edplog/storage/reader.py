@@ -40,12 +40,17 @@ class LogReader:
     def __init__(self, core: Any) -> None:
         self._core = core
 
+    def readable_end(self) -> int:
+        """The log end offset, or the fence an fsync failure set (see Log.readable_end_offset)."""
+        fenced = self._core.fenced_offset
+        return int(fenced) if fenced >= 0 else int(self._core.log_end_offset)
+
     def check_range(self, offset: int) -> None:
         core = self._core
-        if offset < core.log_start_offset or offset > core.log_end_offset:
+        end = self.readable_end()
+        if offset < core.log_start_offset or offset > end:
             raise OffsetOutOfRangeError(
-                f"offset {offset} is outside [{core.log_start_offset}, {core.log_end_offset}]",
-                offset=offset,
+                f"offset {offset} is outside [{core.log_start_offset}, {end}]", offset=offset
             )
 
     def _scan(self, offset: int, chunk_bytes: int, consume: Any) -> None:
@@ -95,6 +100,9 @@ class LogReader:
         """read() without writing the open batch first (for callers holding the lock)."""
         out: list[_native.Record] = []
         limit = -1 if max_records is None else max_records
+        if self._core.fenced_offset >= 0:
+            allowed = max(self.readable_end() - offset, 0)
+            limit = allowed if limit < 0 else min(limit, allowed)
 
         def consume(seg: _native.Segment, pos: int, data: Any) -> tuple[int, bool]:
             used, _ = _native.decode_records_into(out, data, offset, limit)
@@ -162,12 +170,22 @@ class LogReader:
             np.cumsum(np.maximum(lengths[: n - 1], 0), out=value_offsets[1:])
         return RecordColumns(offsets[:n], timestamps[:n], lengths[:n], value_offsets, values[:vn])
 
-    def fetch_slices(self, offset: int, max_bytes: int) -> list[tuple[_native.Segment, int, int]]:
+    def fetch_slices(
+        self, offset: int, max_bytes: int, max_offset: int = -1, *, verify: bool = True
+    ) -> list[tuple[_native.Segment, int, int]]:
         core = self._core
         core.seal()
         self.check_range(offset)
-        found = core.fetch_slice(offset, max_bytes)
-        return [found] if found is not None else []
+        if core.fenced_offset >= 0:
+            fence = int(core.fenced_offset)
+            max_offset = fence if max_offset < 0 else min(max_offset, fence)
+        found = core.fetch_slice(offset, max_bytes, max_offset)
+        if found is None:
+            return []
+        seg, pos, length = found
+        if verify and seg.verified_pos < pos + length:
+            seg.verify(pos + length)
+        return [found]
 
     def read_batches(self, offset: int, max_bytes: int) -> bytes:
         return b"".join(seg.pread(pos, n) for seg, pos, n in self.fetch_slices(offset, max_bytes))

@@ -62,29 +62,52 @@ def fetch_error(req: Body, code: ErrorCode) -> Body:
 
 def fetch(ctx: RequestContext, services: Services, req: Body) -> Body | Coroutine[Any, Any, Body]:
     """Answer at once if ``min_bytes`` are there (or a partition failed): the body, built
-    without a task or an event-loop round. Otherwise the long poll, as a coroutine."""
+    without a task or an event-loop round. Otherwise a coroutine: the long poll, or first the
+    CRC check of segment regions never verified since a clean start (off the event loop)."""
     loop = asyncio.get_running_loop()
     replicas = services.replicas
     max_wait_s = max(0, req.get("max_wait_ms", 0) or 0) / 1000.0
     min_bytes = req.get("min_bytes", 1) or 0
     deadline = loop.time() + max_wait_s
     replica_id = replica_id_of(req)
-    body = fetch_error(req, ErrorCode.NONE)
-    results = [t["partitions"] for t in body["responses"]]
-    read = replicas.read(req, replica_id, results)
-    if read.total_bytes >= min_bytes or read.failed or max_wait_s <= 0 or not read.partitions:
+
+    def read_once() -> tuple[Body, Any]:
+        body = fetch_error(req, ErrorCode.NONE)
+        return body, replicas.read(req, replica_id, [t["partitions"] for t in body["responses"]])
+
+    def satisfied(read: Any) -> bool:
+        return bool(read.total_bytes >= min_bytes or read.failed)
+
+    async def read_verified() -> tuple[Body, Any]:
+        body, read = read_once()
+        for _ in range(3):  # each round verifies what the last one found
+            if not read.unverified:
+                break
+            await replicas.verify(read.unverified)
+            body, read = read_once()
+        return body, read
+
+    async def again() -> tuple[bool, Body, list[Any]]:
+        body, read = await read_verified()
+        done = satisfied(read)
+        if done or replicas.closing or loop.time() >= deadline:
+            _counted(services, body, read.total_bytes)
+        return done, body, read.partitions
+
+    async def verified_first() -> Body:
+        body, read = await read_verified()
+        if satisfied(read) or max_wait_s <= 0 or not read.partitions or replicas.closing:
+            return _counted(services, body, read.total_bytes)
+        result: Body = await replicas.long_poll(read.partitions, deadline, again)
+        return result
+
+    body, read = read_once()
+    if read.unverified:
+        return verified_first()
+    if satisfied(read) or max_wait_s <= 0 or not read.partitions:
         return _counted(services, body, read.total_bytes)
     if replicas.closing:
         return body
-
-    def again() -> tuple[bool, Body, list[Any]]:
-        fresh = fetch_error(req, ErrorCode.NONE)
-        pass_ = replicas.read(req, replica_id, [t["partitions"] for t in fresh["responses"]])
-        done = pass_.total_bytes >= min_bytes or pass_.failed
-        if done or replicas.closing or loop.time() >= deadline:
-            _counted(services, fresh, pass_.total_bytes)
-        return done, fresh, pass_.partitions
-
     return replicas.long_poll(read.partitions, deadline, again)
 
 

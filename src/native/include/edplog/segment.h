@@ -30,6 +30,13 @@
  * (max_timestamp_ms, offset_of_max_timestamp) is read as one: a sequence count makes the
  * reader retry while the writer updates it. fd, base_offset and writable do not change
  * between open and close.
+ *
+ * Verified prefix: a segment loaded as trusted (edp_segment_load, a clean shutdown) has not had
+ * its CRCs checked; verified_pos says how far they have been, and edp_segment_verify extends it
+ * (any thread, beside the writer and other readers: it only reads the file and raises the
+ * value). Recovery verifies the whole file; appends of validated batches extend the prefix
+ * when they start at its end. Readers that hand bytes on unchecked (a fetch's sendfile) verify
+ * what they send first, so a bit flipped on disk is found before a client is given it.
  */
 #ifndef EDPLOG_SEGMENT_H
 #define EDPLOG_SEGMENT_H
@@ -52,6 +59,7 @@ typedef struct edp_segment {
     int64_t offset_of_max_timestamp; /**< last offset of that batch, -1 when empty (seq) */
     uint32_t max_timestamp_seq;    /**< odd while the writer updates the pair above */
     int64_t bytes_since_index;     /**< log bytes appended since the last index entry */
+    int64_t verified_pos;          /**< every batch below it passed a CRC check (atomic) */
     int32_t index_interval_bytes;
     edp_index_t oidx;
     edp_index_t tidx;
@@ -65,6 +73,12 @@ typedef struct edp_recovery {
     int64_t records;
     int code;                /**< why the scan stopped early (EDP_OK when the file was whole) */
 } edp_recovery_t;
+
+/** How far from position 0 every batch's CRC has been checked (acquire). */
+static inline int64_t edp_segment_verified(const edp_segment_t *seg)
+{
+    return __atomic_load_n(&seg->verified_pos, __ATOMIC_ACQUIRE);
+}
 
 /** Bytes of whole batches in the file (acquire). */
 static inline int64_t edp_segment_size(const edp_segment_t *seg)
@@ -157,10 +171,29 @@ int edp_segment_find(edp_segment_t *seg, int64_t offset, int64_t *pos, edp_batch
 
 /**
  * The byte range of whole batches starting with the one that holds offset, up to max_bytes
- * (but always at least one whole batch when there is one). *len is 0 past the end.
+ * (but always at least one whole batch when there is one), leaving out every batch whose base
+ * offset is at or above max_offset (when max_offset >= 0: a high watermark, a last stable
+ * offset). *len is 0 past the end.
  */
-int edp_segment_slice(edp_segment_t *seg, int64_t offset, int64_t max_bytes, int64_t *pos,
-                      int64_t *len);
+int edp_segment_slice(edp_segment_t *seg, int64_t offset, int64_t max_bytes, int64_t max_offset,
+                      int64_t *pos, int64_t *len);
+
+/**
+ * Check the CRC and structure of every batch from the verified prefix up to (at least)
+ * position upto, reading the file in chunks, and extend the prefix. Reads only; any thread.
+ * @return EDP_OK; EDP_ECORRUPT with diag naming the position of the first damaged batch (the
+ *         prefix stops there); EDP_ETRUNCATED when the file ends inside a batch; an errno.
+ */
+int edp_segment_verify(edp_segment_t *seg, int64_t upto, edp_diag_t *diag);
+
+/**
+ * Bring a poisoned segment back after its disk failed (space was freed): cut it at the batch
+ * that holds offset (every batch from there goes, as with edp_segment_truncate), fsync, and
+ * only if both succeed clear the poison. What stays below offset was fsynced before the
+ * failure, so the segment is whole again. Must not overlap any other call on the segment.
+ * @return EDP_OK, or an errno (the segment stays poisoned).
+ */
+int edp_segment_revive(edp_segment_t *seg, int64_t offset);
 
 /**
  * The first batch whose maxTimestamp >= target_ms: its position (seg->size when none).
