@@ -101,3 +101,98 @@ def test_retention_check_interval_is_not_a_retention_time():
     assert "retention.ms" not in cfg.topic_defaults
     assert cfg.topic_defaults["retention.bytes"] == "5000"
     assert cfg.extra["log.retention.check.interval.ms"] == "100"
+
+
+import pytest  # noqa: E402
+
+from edplog.errors import InvalidConfigError  # noqa: E402
+
+
+@pytest.mark.parametrize(
+    ("props", "named"),
+    [
+        ({"listeners": "SSL://127.0.0.1:9093"}, "SSL"),
+        ({"listeners": "SASL_PLAINTEXT://127.0.0.1:9093"}, "SASL_PLAINTEXT"),
+        ({"listeners": "PLAINTEXT://:9092,SSL://:9093"}, "SSL"),
+        (
+            {"listeners": "CLIENT://:9092", "listener.security.protocol.map": "CLIENT:SASL_SSL"},
+            "SASL_SSL",
+        ),
+        ({"sasl.enabled.mechanisms": "PLAIN"}, "sasl.enabled.mechanisms"),
+        ({"ssl.keystore.location": "/k.jks"}, "ssl.keystore.location"),
+        ({"authorizer.class.name": "kafka.security.authorizer.AclAuthorizer"}, "authorizer"),
+        ({"zookeeper.connect": "localhost:2181"}, "zookeeper.connect"),
+        ({"security.inter.broker.protocol": "SSL"}, "security.inter.broker.protocol"),
+        ({"process.roles": "controller"}, "process.roles"),
+        ({"controller.quorum.voters": "1@a:9093,2@b:9093"}, "controller.quorum.voters"),
+        (
+            {
+                "listeners": "A://:1,B://:2",
+                "listener.security.protocol.map": "A:PLAINTEXT,B:PLAINTEXT",
+            },
+            "more than one",
+        ),
+    ],
+)
+def test_settings_the_broker_cannot_honour_are_refused(props, named) -> None:
+    """Never a plaintext, unauthenticated or lone broker that believes otherwise: the start
+    stops, naming what is not implemented."""
+    with pytest.raises(InvalidConfigError, match=named):
+        BrokerConfig.from_properties(props)
+
+
+def test_kafkas_single_node_kraft_properties_start() -> None:
+    """Kafka 4's own server.properties for one combined node means the same here."""
+    cfg = BrokerConfig.from_properties(
+        {
+            "process.roles": "broker,controller",
+            "node.id": "1",
+            "controller.quorum.voters": "1@localhost:9093",
+            "listeners": "PLAINTEXT://:9092,CONTROLLER://:9093",
+            "inter.broker.listener.name": "PLAINTEXT",
+            "advertised.listeners": "PLAINTEXT://localhost:9092,CONTROLLER://localhost:9093",
+            "controller.listener.names": "CONTROLLER",
+            "listener.security.protocol.map": (
+                "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT"
+            ),
+            "num.network.threads": "3",
+            "num.io.threads": "8",
+            "log.dirs": "/tmp/kraft-combined-logs",
+            "offsets.topic.replication.factor": "1",
+            "log.retention.hours": "168",
+        }
+    )
+    assert (cfg.host, cfg.port, cfg.node_id) == ("0.0.0.0", 9092, 1)
+    assert cfg.advertised == ("localhost", 9092)
+    assert cfg.unknown_properties == []
+
+
+def test_unknown_property_names_are_warned_about(tmp_path, caplog) -> None:
+    import logging
+
+    from edplog.broker.runner import BackgroundBroker
+
+    cfg = BrokerConfig.from_properties(
+        {"log.dirs": str(tmp_path), "listeners": "PLAINTEXT://127.0.0.1:0", "num.partitons": "3"}
+    )
+    assert cfg.unknown_properties == ["num.partitons"]
+    with caplog.at_level(logging.WARNING, logger="edplog.broker"):
+        with BackgroundBroker(cfg):
+            pass
+    assert any("num.partitons" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.parametrize(
+    ("props", "named"),
+    [
+        ({"num.partitions": "abc"}, "num.partitions"),
+        ({"num.partitions": "0"}, "num.partitions"),
+        ({"message.max.bytes": "-5"}, "message.max.bytes"),
+        ({"log.segment.bytes": "12"}, "log.segment.bytes"),
+        ({"auto.create.topics.enable": "maybe"}, "auto.create.topics.enable"),
+        ({"listeners": "PLAINTEXT://host:abc"}, "port"),
+    ],
+)
+def test_bad_values_are_refused_with_the_property_name(props, named) -> None:
+    with pytest.raises(InvalidConfigError, match=named):
+        BrokerConfig.from_properties(props).store_defaults()

@@ -551,3 +551,46 @@ def test_append_after_a_failed_write_raises_at_once(small_tmpfs):
             log.append(b"y")
     finally:
         log.close()
+
+
+def test_a_failed_flush_fences_what_it_covered_and_revive_cuts_it(small_tmpfs):
+    """Batch A is appended (page cache), the disk fills on batch B, so the flush that A's
+    writer waits on fails: A's writer is told it failed, so A must never be read; reads stop
+    at the last durable offset. After space is freed, revive() cuts A, fsyncs and takes
+    writes again, without reopening."""
+    from edplog.records import build_batch
+
+    path = os.path.join(small_tmpfs, "t-0")
+    spare = os.path.join(small_tmpfs, "spare")
+    log = Log(path)
+    try:
+        log.append_batches(build_batch([(None, b"durable")]))
+        log.flush()
+        durable = log.log_end_offset
+        log.append_batches(build_batch([(None, b"A")]))
+        with open(spare, "wb") as f:  # take the rest of the disk
+            try:
+                while True:
+                    f.write(bytes(64 << 10))
+                    f.flush()
+            except OSError:
+                pass
+        with pytest.raises(OSError):
+            for _ in range(100):  # B: some append runs out of space
+                log.append_batches(build_batch([(None, bytes(256 << 10))]))
+        with pytest.raises(LogPoisonedError):
+            log.flush()  # what A's writer waits on
+        assert log.readable_end_offset == durable
+        assert [r.value for r in log.read(0)] == [b"durable"]
+        assert log.fetch_slices(0, 1 << 20) and log.read_batches(durable, 1 << 20) == b""
+        assert not log.revive()  # still full: nothing changes
+        os.unlink(spare)
+        assert log.revive()
+        assert log.log_end_offset == durable and not log.poisoned
+        assert log.append(b"after") == durable
+        log.flush()
+        assert [r.value for r in log.read(0)] == [b"durable", b"after"]
+    finally:
+        log.close()
+    with Log(path) as log:
+        assert [r.value for r in log.read(0)] == [b"durable", b"after"]

@@ -44,6 +44,9 @@ _CODEC_FOR_APPEND = {"gzip": 1, "snappy": 2, "lz4": 3, "zstd": 4}
 # The recovery-point checkpoint is rewritten at most this often by flushes (it only bounds
 # how much a crash recovery re-validates; rolls and closes write it at once).
 _CHECKPOINT_INTERVAL_S = 1.0
+# The free space a log whose disk filled waits for before it takes writes again: room for a
+# few batches, so that the first append does not fail again at once.
+_REVIVE_HEADROOM_BYTES = 256 << 10
 
 
 class Log:
@@ -407,17 +410,27 @@ class Log:
         return int(fenced) if fenced >= 0 else int(self._core.log_end_offset)
 
     def revive(self) -> bool:
-        """After a disk failure, once space is back: cut the log to what was durable, fsync,
-        and take writes again. Returns whether the log is writable now (False: the disk still
-        fails; it stays poisoned and nothing changed). Records appended after the last
-        successful fsync are gone, as a crash would lose them; none of them was served."""
+        """After a disk failure, once space is back: fsync what the log holds and take writes
+        again. Returns whether the log is writable now (False: the disk still fails; it stays
+        poisoned and nothing changed).
+
+        After a failed write alone, every batch written before it stays (the failed one was
+        cut back when it failed). After a failed flush the log is first cut to the fence, the
+        last durable offset: writers waiting on that flush were told it failed, and what they
+        wrote was never served."""
         core = self._core
         with self._writer_locked():
             if not core.poisoned and core.fenced_offset < 0:
                 return True
-            keep = core.recovery_point
+            # Only with room for at least one more batch: a disk that is still full would
+            # fail the next append at once.
+            stat = os.statvfs(self.path)
+            free = stat.f_bavail * stat.f_frsize
+            if free < _REVIVE_HEADROOM_BYTES:
+                return False
+            keep = core.fenced_offset if core.fenced_offset >= 0 else core.written_end_offset
             segments = list(core.segments)
-            kept = [seg for seg in segments if seg.base_offset < keep] or segments[:1]
+            kept = [seg for seg in segments if seg.base_offset <= keep] or segments[:1]
             last = kept[-1]
             try:
                 last.revive(keep)
