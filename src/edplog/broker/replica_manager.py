@@ -60,8 +60,16 @@ class FetchRead:
 class ReplicaManager:
     """This node's partitions (see the module docstring)."""
 
-    def __init__(self, store: Store, node_id: int, commit: GroupCommit, flush_on_acks_all: bool):
+    def __init__(
+        self,
+        store: Store,
+        node_id: int,
+        commit: GroupCommit,
+        flush_on_acks_all: bool,
+        validate_compressed_records: bool = True,
+    ):
         self.store = store
+        self.validate_compressed_records = validate_compressed_records
         self.node_id = node_id
         self.commit = commit
         self.flush_on_acks_all = flush_on_acks_all
@@ -84,7 +92,7 @@ class ReplicaManager:
         parts = []
         for i in range(count):
             try:
-                parts.append(Partition(topic, i, self.store.log(topic, i), self.node_id))
+                parts.append(self._partition(topic, i))
             except EdplogError:
                 break  # offline from here: asked for by index, it raises
         if len(parts) == count:
@@ -117,7 +125,12 @@ class ReplicaManager:
         count = self.store.topics().get(topic, 0)
         if parts is not None:
             for i in range(len(parts), count):
-                parts.append(Partition(topic, i, self.store.log(topic, i), self.node_id))
+                parts.append(self._partition(topic, i))
+
+    def _partition(self, topic: str, index: int) -> Partition:
+        log_ = self.store.log(topic, index)
+        log_.check_compressed_records = self.validate_compressed_records
+        return Partition(topic, index, log_, self.node_id)
 
     def config_changed(self, topic: str) -> None:
         for partition in self._partitions.get(topic, ()):

@@ -458,6 +458,16 @@ class Log:
         return int(self._core.leader_epoch)
 
     @property
+    def check_compressed_records(self) -> bool:
+        """Whether appends walk every record of compressed batches (on; a benchmark turns it
+        off to measure what the walk costs)."""
+        return bool(self._core.check_compressed_records)
+
+    @check_compressed_records.setter
+    def check_compressed_records(self, on: bool) -> None:
+        self._core.check_compressed_records = on
+
+    @property
     def poisoned(self) -> bool:
         """An earlier write or fsync failed: the log refuses writes."""
         return bool(self._core.poisoned)
