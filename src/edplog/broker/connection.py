@@ -43,17 +43,15 @@ import enum
 import logging
 import time
 from collections import deque
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from ..protocol import ProtocolError, RequestHeader, encode_response
 from ..security import ANONYMOUS, Principal
+from .config import BrokerConfig
 from .context import RequestContext
-from .dispatch import CLOSE, Pending
-from .framing import FrameReader
+from .dispatch import CLOSE, Dispatcher, Pending
+from .framing import FrameReader, RequestMemory
 from .transport import Transport
-
-if TYPE_CHECKING:
-    from .server import Server
 
 log = logging.getLogger("edplog.broker")
 
@@ -67,6 +65,16 @@ MAX_IN_FLIGHT = 64
 # Bytes received per readiness callback: a client streaming a large frame cannot keep the
 # loop from the other connections for longer than this.
 READ_BYTES_PER_WAKEUP = 4 * 1024 * 1024
+
+
+class Server(Protocol):
+    """What a connection needs of the listener that accepted it (broker/server.py)."""
+
+    config: BrokerConfig
+    memory: RequestMemory
+    dispatcher: Dispatcher
+
+    def forget(self, conn: Connection) -> None: ...
 
 
 class State(enum.Enum):
