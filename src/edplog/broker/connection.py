@@ -40,6 +40,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import enum
+import functools
 import logging
 import time
 from collections import deque
@@ -282,7 +283,7 @@ class Connection:
             if started is None or started.task is None:
                 memory.give(size, ran=True)
             else:
-                started.task.add_done_callback(lambda _, n=size: memory.give(n, ran=True))
+                started.task.add_done_callback(functools.partial(_give_back, memory, size))
             if started is None:
                 self._finish(drop_unstarted=True)
                 return
@@ -405,3 +406,8 @@ class Connection:
             if current is not None and current.cancelling():
                 raise
             return CLOSE
+
+
+def _give_back(memory: RequestMemory, nbytes: int, _: object) -> None:
+    """A handler task ended: the request's bytes leave the request-memory account."""
+    memory.give(nbytes, ran=True)

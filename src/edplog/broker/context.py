@@ -26,10 +26,10 @@ from ..errors import EdplogError, ErrorCode, kafka_code_of
 from ..group import GroupCoordinator
 from ..protocol import RequestHeader
 from ..security import ANONYMOUS, Authorizer, Principal
-from ..storage import Store
+from ..storage import INTERNAL_TOPICS, Store
 from .config import BrokerConfig
 from .producer_ids import ProducerIdManager
-from .replica_manager import INTERNAL_TOPICS, ReplicaManager
+from .replica_manager import ReplicaManager
 
 log = logging.getLogger("edplog.broker")
 

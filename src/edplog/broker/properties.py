@@ -211,10 +211,11 @@ def _check_listeners(props: Mapping[str, str]) -> None:
         raise InvalidConfigError(
             f"security.inter.broker.protocol={inter} is not implemented yet (only PLAINTEXT)"
         )
-    name = props.get("inter.broker.listener.name")
-    if name is not None and serving and name.strip().upper() not in serving:
+    inter_name = props.get("inter.broker.listener.name")
+    if inter_name is not None and serving and inter_name.strip().upper() not in serving:
         raise InvalidConfigError(
-            f"inter.broker.listener.name={name} is not a listener of this broker ({serving[0]})"
+            f"inter.broker.listener.name={inter_name} is not a listener of this broker "
+            f"({serving[0]})"
         )
 
 

@@ -93,7 +93,7 @@ class BackgroundBroker:
         """Graceful stop: in-flight requests are answered, logs flushed, store closed."""
         loop, stopped = self._loop, self._stopped
         if loop is not None and stopped is not None and not loop.is_closed():
-            loop.call_soon_threadsafe(lambda: stopped.done() or stopped.set_result(None))
+            loop.call_soon_threadsafe(_finish, stopped)
         if self._thread is not None:
             self._thread.join(timeout_s)
             if self._thread.is_alive():
@@ -104,3 +104,8 @@ class BackgroundBroker:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def _finish(stopped: asyncio.Future[None]) -> None:
+    if not stopped.done():
+        stopped.set_result(None)

@@ -8,6 +8,7 @@ or the group's partition of the offsets topic is offline.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from ..context import ErrorCode, RequestContext, Services
@@ -83,17 +84,24 @@ _SIMPLE_ERROR = top_level_error({"members": []})
 
 def _group_unavailable(services: Services, group_id: str | None) -> bool:
     groups = services.groups
-    return groups is None or (bool(group_id) and groups.unavailable(group_id) is not None)
+    if groups is None:
+        return True
+    return bool(group_id) and groups.unavailable(group_id or "") is not None
 
 
-def _routed(method: str, error_body: Any, group_of: Any = None) -> Any:
+def _routed(
+    method: str,
+    error_body: Callable[[Body, ErrorCode], Body],
+    group_of: Callable[[Body], str | None] | None = None,
+) -> Any:
     """A handler that delegates to GroupCoordinator.<method>, answering in the API's error
     shape when the group cannot be served here."""
 
     async def handle(ctx: RequestContext, services: Services, req: Body) -> Body:
         if _group_unavailable(services, group_of(req) if group_of else None):
             return error_body(req, ErrorCode.COORDINATOR_NOT_AVAILABLE)
-        return await getattr(services.groups, method)(req, ctx.api_version)  # type: ignore[no-any-return]
+        body: Body = await getattr(services.groups, method)(req, ctx.api_version)
+        return body
 
     handle.__name__ = method
     handle.__doc__ = f"Delegates to GroupCoordinator.{method}."
