@@ -23,3 +23,9 @@ def test_fixture_example_in_docs_passes(tmp_path: Path) -> None:
     )
     assert out.returncode == 0, out.stdout + out.stderr
     assert "1 passed" in out.stdout
+
+
+def test_metrics_example_in_docs_runs() -> None:
+    blocks = re.findall(r"```python\n(.*?)```", DOC.read_text(), flags=re.S)
+    example = next(b for b in blocks if "generate_latest" in b)
+    exec(compile(example, str(DOC), "exec"), {"__name__": "docs"})

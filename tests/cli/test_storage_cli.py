@@ -86,3 +86,60 @@ def test_dump_of_an_index_lists_offsets_and_positions(tmp_path) -> None:
     out = run("dump", os.path.join(partition, f"{3000:020d}.index"))
     assert out.returncode == 0, out.stderr
     assert "offset: 3001 position:" in out.stdout
+
+
+def _records_section(batch: bytes, section: bytes) -> bytes:
+    out = bytearray(batch[:61] + section)
+    out[8:12] = (len(out) - 12).to_bytes(4, "big")
+    out[17:21] = edplog._native.crc32c(bytes(out[21:])).to_bytes(4, "big")
+    return bytes(out)
+
+
+def test_verify_finds_a_missing_segment_and_a_stray_index(tmp_path) -> None:
+    partition = make_store(str(tmp_path))
+    os.unlink(os.path.join(partition, f"{1000:020d}.log"))  # its index files stay
+    out = run("verify", partition)
+    assert out.returncode == 1
+    assert f"{1000:020d}.log: missing (its index files remain)" in out.stdout
+    assert "offsets are missing (a lost segment)" in out.stdout
+
+
+def test_verify_finds_a_truncated_or_misaligned_index(tmp_path) -> None:
+    partition = make_store(str(tmp_path))
+    index = os.path.join(partition, f"{0:020d}.index")
+    with open(index, "ab") as f:
+        f.write(b"\x00\x00\x00")
+    out = run("verify", partition)
+    assert out.returncode == 1
+    assert "not a whole number of 8-byte entries" in out.stdout
+
+
+def test_verify_finds_garbage_inside_a_compressed_batch(tmp_path) -> None:
+    """A zstd batch whose CRC is right but whose records are not (written to the file as a
+    disk or a tool might leave it: the broker would refuse it)."""
+    from edplog.codecs import ZSTD, compress
+    from edplog.records import build_batch
+
+    partition = make_store(str(tmp_path))
+    segment = os.path.join(partition, f"{3000:020d}.log")  # the active segment, empty
+    bad = bytearray(
+        _records_section(build_batch([(b"k", b"v")], "zstd"), compress(ZSTD, bytes(50)))
+    )
+    bad[0:8] = (3000).to_bytes(8, "big")
+    with open(segment, "ab") as f:
+        f.write(bad)
+    out = run("verify", segment)
+    assert out.returncode == 1
+    assert "batch at offset 3000" in out.stdout and "record 0 of 1" in out.stdout
+
+
+def test_verify_finds_bytes_past_a_clean_shutdown_and_an_unusable_topics_file(tmp_path) -> None:
+    partition = make_store(str(tmp_path))
+    with open(os.path.join(partition, f"{3000:020d}.log"), "ab") as f:  # the active segment
+        f.write(b"\x00" * 100)
+    with open(os.path.join(tmp_path, "topics.json"), "w") as f:
+        f.write("{")
+    out = run("verify", str(tmp_path))
+    assert out.returncode == 1
+    assert "past the end recorded at the last clean shutdown" in out.stdout
+    assert "topics.json: unusable" in out.stdout
