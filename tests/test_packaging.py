@@ -84,3 +84,30 @@ def test_every_module_imports_without_crc32c() -> None:
     )
     assert out.returncode == 0, out.stderr
     assert int(out.stdout.strip()) > 10  # the walk really found the package's modules
+
+
+def test_the_client_commands_need_nothing_beyond_the_plain_install() -> None:
+    """`pip install .` alone must leave `edplog topics|produce|consume|groups` working: their
+    client (confluent-kafka) is a dependency of the package itself, not of an extra."""
+    import importlib.metadata
+    import re
+
+    plain = [r for r in importlib.metadata.requires("edplog") or [] if "extra ==" not in r]
+    names = {re.split(r"[<>=!~; \[]", r, maxsplit=1)[0].lower() for r in plain}
+    assert "confluent-kafka" in names
+    assert "prometheus-client" in names
+
+
+def test_docs_never_install_edplog_from_an_index() -> None:
+    """edplog is not published: instructions install it from a checkout (`pip install .`)."""
+    import pathlib
+    import re
+
+    root = pathlib.Path(__file__).resolve().parent.parent
+    texts = [root / "README.md", *sorted((root / "docs").glob("*.md"))]
+    bad = [
+        f"{p.name}: {m.group(0)}"
+        for p in texts
+        for m in re.finditer(r"pip install [\"']?edplog\b[^\n]*", p.read_text())
+    ]
+    assert not bad, bad
