@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from edplog.perf.cli import parse_bytes
+from edplog.cli.perf import parse_bytes
 from edplog.perf.compare.model import Sample
 
 RECORDS = int(os.environ.get("EDPLOG_BENCH_RECORDS", "200000"))

@@ -21,7 +21,7 @@ LAYERS = [
     {"client", "metrics"},
     {"group"},
     {"broker"},
-    {"perf", "testing", "cli", "storage_cli", "__main__", "__init__"},
+    {"perf", "testing", "cli", "__main__", "__init__"},
 ]
 
 

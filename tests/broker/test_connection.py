@@ -329,6 +329,7 @@ def test_connection_properties_are_read_with_kafka_names() -> None:
 
 
 def test_connections_example_in_docs_runs() -> None:
-    section = DOC.read_text().split("### Connections and memory", 1)[1].split("\n## ", 1)[0]
+    section = DOC.read_text().split("### Connections and memory", 1)[1]
+    section = re.split(r"\n##+ ", section, maxsplit=1)[0]
     (example,) = re.findall(r"```python\n(.*?)```", section, flags=re.S)
     exec(compile(example, str(DOC), "exec"), {"__name__": "docs_example"})

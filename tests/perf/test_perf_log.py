@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from edplog.perf.cli import parse_bytes
+from edplog.cli.perf import parse_bytes
 
 TINY = [
     "--records",

@@ -1,8 +1,8 @@
-"""``edplog broker`` and the client commands in the spirit of Kafka's scripts and kcat:
-``topics``, ``produce``, ``consume`` and ``groups``.
+"""``edplog broker``, and (through :mod:`.clients`) the client commands in the spirit of
+Kafka's scripts and kcat: ``topics``, ``produce``, ``consume`` and ``groups``.
 
 The client commands speak the Kafka protocol to any broker (edplog's or Kafka's) through
-confluent-kafka; they are kept in :mod:`.client_cli` so the broker starts without it.
+confluent-kafka, imported only when one runs, so the broker starts without loading it.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ DEFAULT_BOOTSTRAP = "127.0.0.1:9092"
 
 def register(commands: Any, perf: Any) -> None:
     """Add ``broker``, ``topics``, ``produce``, ``consume`` and ``groups`` to ``edplog``."""
-    from . import client_cli
+    from . import clients
 
     p = commands.add_parser("broker", help="run a Kafka-compatible broker")
     p.add_argument("--data-dir", default=None, help="log directory (default ./edplog-data)")
@@ -39,11 +39,7 @@ def register(commands: Any, perf: Any) -> None:
     )
     p.add_argument("--log-level", default="WARNING", help="logging level (default WARNING)")
     p.set_defaults(func=run_broker)
-    client_cli.register(commands, perf, DEFAULT_BOOTSTRAP)
-    if perf is not None and "produce" not in getattr(perf, "choices", {}):
-        from . import perf as perf_commands
-
-        perf_commands.register(perf, DEFAULT_BOOTSTRAP)
+    clients.register(commands, DEFAULT_BOOTSTRAP)
 
 
 def _usage_error(message: str) -> int:
@@ -55,9 +51,9 @@ def _usage_error(message: str) -> int:
 
 def run_broker(args: argparse.Namespace) -> int:
     """Start the broker and serve until SIGTERM/SIGINT; print one ready line."""
+    from ..broker.config import BrokerConfig, parse_listen_flag, parse_properties
+    from ..broker.runner import serve
     from ..errors import EdplogError
-    from .config import BrokerConfig, parse_listen_flag, parse_properties
-    from .runner import serve
 
     logging.basicConfig(
         level=getattr(logging, str(args.log_level).upper(), logging.WARNING),

@@ -1,7 +1,8 @@
-"""``edplog perf log`` and ``edplog perf compare``: edplog against baselines, as ratios.
+"""``edplog perf log|compare|produce|consume``: edplog against baselines, as ratios.
 
-The harnesses live in ``edplog.perf.log`` and ``edplog.perf.compare``; this module only declares
-the commands, so ``edplog --help`` stays fast (nothing heavy is imported until the command runs).
+The harnesses live in ``edplog.perf`` (``log``, ``compare``, ``broker_load``); this module only
+declares the commands, so ``edplog --help`` stays fast (nothing heavy is imported until the
+command runs).
 """
 
 from __future__ import annotations
@@ -12,10 +13,11 @@ from collections.abc import Callable
 from typing import Any
 
 FAMILY_NAMES = "limits, embedded, redis, nats, broker"
+DEFAULT_BOOTSTRAP = "127.0.0.1:9092"
 
 
 def _compare(args: argparse.Namespace) -> int:
-    from .compare.runner import run_compare
+    from ..perf.compare.runner import run_compare
 
     sizes = tuple(int(s) for s in args.sizes.split(",")) if args.sizes else (100, 1024)
     mode = "tiny" if args.tiny else ("quick" if args.quick else "full")
@@ -65,7 +67,7 @@ def _positive(kind: Callable[[str], Any]) -> Callable[[str], Any]:
 
 
 def _log(args: argparse.Namespace) -> int:
-    from .log import run_perf_log
+    from ..perf.log import run_perf_log
 
     return run_perf_log(
         records=args.records,
@@ -135,9 +137,11 @@ def _register_log(perf: Any) -> None:
 
 
 def register(commands: Any, perf: Any) -> None:
-    """Add ``log`` and ``compare`` to the ``edplog perf`` subcommands."""
-    if "log" not in perf.choices:  # another command family may already provide it
-        _register_log(perf)
+    """Add ``log``, ``compare``, ``produce`` and ``consume`` to the ``edplog perf`` commands."""
+    from ..perf import broker_load
+
+    _register_log(perf)
+    broker_load.register(perf, DEFAULT_BOOTSTRAP)
     p = perf.add_parser(
         "compare",
         help="edplog vs machine limits, Redis Streams and NATS JetStream, as ratios",

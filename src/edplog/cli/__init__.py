@@ -12,12 +12,12 @@ import argparse
 import importlib
 import sys
 
-from ._version import __version__
+from .._version import __version__
 
 COMMAND_MODULES = [
-    "edplog.storage_cli",  # dump, verify
-    "edplog.broker.cli",  # broker, topics, produce, consume, groups
-    "edplog.perf.cli",  # perf log, perf compare
+    "edplog.cli.storage",  # dump, verify
+    "edplog.cli.broker",  # broker, and (through edplog.cli.clients) topics, produce, ...
+    "edplog.cli.perf",  # perf log, perf compare, perf produce, perf consume
 ]
 
 

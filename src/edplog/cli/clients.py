@@ -14,7 +14,7 @@ from typing import Any
 ADMIN_TIMEOUT_S = 30.0
 
 
-def register(commands: Any, perf: Any, default_bootstrap: str) -> None:
+def register(commands: Any, default_bootstrap: str) -> None:
     def bootstrap(p: argparse.ArgumentParser) -> None:
         p.add_argument("--bootstrap-server", "-b", default=default_bootstrap, help="HOST:PORT")
 

@@ -1,4 +1,4 @@
-"""``edplog dump`` and ``edplog verify``: look inside segment files without changing them.
+"""``edplog dump`` and ``edplog verify``: look inside partition files without changing them.
 
 Both read the files directly (never through :class:`~edplog.Log`, which would recover and
 rewrite a damaged tail): what they report is what is on disk.
@@ -15,15 +15,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from . import _native
-from .codecs import CODEC_NAMES
-from .errors import CorruptRecordError
-from .storage.checkpoint import read_clean_shutdown
-from .storage.leader_epoch import FILE_NAME as LEADER_EPOCH_FILE
-from .storage.leader_epoch import LeaderEpochCache
-from .storage.producer_state import ProducerStateManager, snapshot_offsets, snapshot_path
-from .storage.segments import SEGMENT_RE, orphan_index_bases
-from .storage.topic_registry import PREVIOUS_SUFFIX, TOPICS_FILE, parse_topics_file
+from .. import _native
+from ..codecs import CODEC_NAMES
+from ..errors import CorruptRecordError
+from ..storage.checkpoint import read_clean_shutdown
+from ..storage.leader_epoch import FILE_NAME as LEADER_EPOCH_FILE
+from ..storage.leader_epoch import LeaderEpochCache
+from ..storage.producer_state import ProducerStateManager, snapshot_offsets, snapshot_path
+from ..storage.segments import SEGMENT_RE, orphan_index_bases
+from ..storage.topic_registry import PREVIOUS_SUFFIX, TOPICS_FILE, parse_topics_file
 
 _CHUNK = 8 << 20
 
@@ -360,7 +360,7 @@ def register(commands: Any, perf: Any) -> None:
     p.add_argument("--records", action="store_true", help="print every record too")
     p.set_defaults(func=cmd_dump)
     v = commands.add_parser(
-        "verify", help="check every CRC, offset and index entry; exit 1 on damage"
+        "verify", help="check CRCs, records, offsets, gaps and index files; exit 1 on damage"
     )
     v.add_argument("path", help="a data directory, a partition directory or a segment file")
     v.add_argument("-q", "--quiet", action="store_true", help="print only problems")
