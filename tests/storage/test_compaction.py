@@ -95,3 +95,35 @@ def test_leftover_cleaned_file_from_a_crash_mid_compaction_is_removed(tmp_path):
         assert [(r.offset, r.key, r.value) for r in log.read(0)] == want
     assert not os.path.exists(first + ".cleaned")
     assert not os.path.exists(first[:-4] + ".swap")
+
+
+def test_appends_during_a_compaction_pass_are_kept(tmp_path):
+    """The pass reads and rewrites off the writer lock; appends made meanwhile (in another
+    thread) land in the active segment and survive the swap, and every offset stays."""
+    import threading
+
+    cfg = {**CFG, "segment.bytes": 4096, "max.message.bytes": 2048}
+    with Log(tmp_path / "log", cfg) as log:
+        build(log, rounds=40, keys=11)
+        before = log.log_end_offset
+        done = threading.Event()
+        removed: list[int] = []
+
+        def compact() -> None:
+            removed.append(log.compact(now_ms=2000))
+            done.set()
+
+        t = threading.Thread(target=compact)
+        t.start()
+        added = []
+        while not done.is_set() and len(added) < 5000:
+            added.append(log.append(b"late-%d" % len(added), key=b"late"))
+        t.join(60)
+        added.append(log.append(b"last", key=b"late"))
+        assert removed and removed[0] > 0
+        records = {r.offset: r for r in log.read(0)}
+        assert added == list(range(before, before + len(added)))
+        assert all(o in records for o in added)  # the active segment was never cleaned
+        assert records[added[-1]].value == b"last"
+    with Log(tmp_path / "log", cfg) as log:
+        assert log.recovery_report == [] and log.read(added[-1])[0].value == b"last"

@@ -112,13 +112,15 @@ def fetch(ctx: RequestContext, services: Services, req: Body) -> Body | Coroutin
 
 
 def _counted(services: Services, body: Body, total: int) -> Body:
-    if total:
-        metrics = services.metrics
-        for topic in body["responses"]:
-            for p in topic["partitions"]:
-                regions = p["records"]
-                if regions:
-                    metrics.bytes_out(topic["topic"], sum(r.length for r in regions))
+    """Record the bytes sent per topic and the partition errors by code."""
+    metrics = services.metrics
+    for topic in body["responses"]:
+        for p in topic["partitions"]:
+            if p["error_code"]:
+                metrics.fetch_error(p["error_code"])
+            regions = p["records"]
+            if total and regions:
+                metrics.bytes_out(topic["topic"], sum(r.length for r in regions))
     return body
 
 
