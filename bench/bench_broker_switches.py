@@ -161,6 +161,9 @@ class ThreadBroker:
     def cpu(self) -> float:
         return cpu_seconds(self.stat_path)
 
+    def requests(self) -> float:
+        return float(status(self.broker)["requests_recorded"])
+
     def stop(self) -> None:
         self.status = status(self.broker)
         self.broker.stop()
@@ -205,6 +208,9 @@ class ProcessBroker:
     def cpu(self) -> float:
         return cpu_seconds(self.stat_path)
 
+    def requests(self) -> float:
+        return -1.0  # the child's registry is read only at stop
+
     def stop(self) -> None:
         self.proc.terminate()  # SIGTERM to this PID: a graceful stop
         try:
@@ -232,6 +238,7 @@ class Run:
     seconds: float
     broker_cpu_s: float
     foreign_share: float  # of the whole machine, used by processes other than ours
+    requests: float = -1.0  # requests the broker's metrics recorded meanwhile (-1: unknown)
 
     @property
     def records_per_s(self) -> float:
@@ -325,13 +332,14 @@ def timed(broker: Any, ours: list[str], work: Callable[[], tuple[int, float]]) -
     connection setup is a few requests), the rate from the run's own clock."""
     busy0, total0 = machine_busy()
     ours0 = sum(cpu_seconds(p) for p in ours)
-    cpu0 = broker.cpu()
+    cpu0, requests0 = broker.cpu(), broker.requests()
     records, elapsed = work()
-    cpu1 = broker.cpu()
+    cpu1, requests1 = broker.cpu(), broker.requests()
     busy1, total1 = machine_busy()
     foreign = (busy1 - busy0) - (sum(cpu_seconds(p) for p in ours) - ours0)
     share = max(0.0, foreign / (total1 - total0)) if total1 > total0 else 0.0
-    return Run(records, elapsed, cpu1 - cpu0, share)
+    requests = requests1 - requests0 if requests0 >= 0 else -1.0
+    return Run(records, elapsed, cpu1 - cpu0, share, requests)
 
 
 # ---- cases and the report -------------------------------------------------------------------
@@ -405,7 +413,7 @@ def report(
     cpu_what = "event-loop thread" if where == "thread" else "process"
     header = (
         f"{'case':<24} {'on rec/s':>24} {'off rec/s':>24} {'on/off':>7} "
-        f"{'on/off pairs':>20} {'CPU us/rec on':>14} {'off':>6} {'others':>7}"
+        f"{'on/off pairs':>20} {'CPU us/rec on':>14} {'off':>6} {'others':>7} {'req/s on':>9}"
     )
     out(header)
     for case in cases:
@@ -419,14 +427,18 @@ def report(
         cpu_on = statistics.median(r.broker_cpu_s / r.records * 1e6 for r in on)
         cpu_off = statistics.median(r.broker_cpu_s / r.records * 1e6 for r in off)
         others = statistics.mean(r.foreign_share for r in on + off)
+        counted = [r.requests / r.seconds for r in on if r.requests >= 0]
+        req_rate = f"{statistics.median(counted):,.0f}" if counted else "-"
         out(
             f"{case.name:<24} {_spread(on_rate, ',.0f'):>24} {_spread(off_rate, ',.0f'):>24} "
             f"{statistics.median(on_rate) / statistics.median(off_rate):>6.3f}x "
-            f"{_spread(pairs, '.3f'):>20} {cpu_on:>14.2f} {cpu_off:>6.2f} {others:>6.0%}"
+            f"{_spread(pairs, '.3f'):>20} {cpu_on:>14.2f} {cpu_off:>6.2f} {others:>6.0%} "
+            f"{req_rate:>9}"
         )
     out(
         f"CPU: the broker's {cpu_what}, per record (10 ms ticks); others: share of the "
-        "machine used by other processes during the runs"
+        "machine used by other processes during the runs; req/s on: requests the broker with "
+        "the switch on recorded per second (thread mode only)"
     )
     for case in cases:
         if case.batch:
