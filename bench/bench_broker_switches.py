@@ -91,13 +91,21 @@ def start_broker(data_dir: str, switches: dict[str, bool]) -> Any:
     from edplog.broker.config import BrokerConfig
     from edplog.broker.runner import BackgroundBroker
 
-    config = BrokerConfig(data_dir=data_dir, port=0, **switches)
+    config = BrokerConfig(data_dir=data_dir, port=0)
+    for attr, on in switches.items():
+        if attr not in SWITCHES.values():
+            raise ValueError(f"not a switch: {attr}")
+        setattr(config, attr, on)
     broker = BackgroundBroker(config).start()
+    if broker.broker is None:
+        raise RuntimeError("the broker did not start")
     # Broker.start does not hand validate_compressed_records to its ReplicaManager
     # (src/edplog/broker/broker.py, the ReplicaManager(...) call), so the switch never turned
     # the walk off; set it where partitions copy it from (no-op once the config reaches it).
     # status() and probe_walk() check that it took effect.
     replicas = broker.broker.replicas
+    if replicas is None:
+        raise RuntimeError("the broker has no replica manager")
     replicas.validate_compressed_records = config.validate_compressed_records
     for partition in replicas.all_partitions():
         partition.log.check_compressed_records = config.validate_compressed_records
