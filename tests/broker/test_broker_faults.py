@@ -20,6 +20,7 @@ from broker_helpers import (
 )
 
 from edplog import _native
+from edplog.broker import BackgroundBroker, BrokerConfig
 from edplog.codecs import codec_id, compress
 from edplog.errors import ErrorCode
 from edplog.records import build_batch, decode_batches
@@ -86,6 +87,22 @@ def test_garbage_inside_a_compressed_batch_is_corrupt_message(kafka_broker, code
         ok = _produce(c, "hostile", good)
         assert (ok["error_code"], ok["base_offset"]) == (0, 0)
         assert _values(_fetch(c, "hostile")) == [b"v", b"v"]
+
+
+def test_the_record_walk_can_be_switched_off_for_benchmarks(tmp_path) -> None:
+    """BrokerConfig.validate_compressed_records=False (a benchmark switch, not a property)
+    reaches the partitions: the same garbage batch is then stored, and only the CRC guards."""
+    good = build_batch([(b"k", b"v")] * 2, compression="lz4")
+    bad = _with_records_section(good, compress(codec_id("lz4"), os.urandom(64) + bytes(100)))
+    config = BrokerConfig(data_dir=str(tmp_path), port=0, validate_compressed_records=False)
+    with BackgroundBroker(config) as broker, RawClient(broker.bootstrap) as c:
+        create_topic(c, "unchecked")
+        assert _produce(c, "unchecked", bad)["error_code"] == 0
+        crc_broken = bytearray(good)
+        crc_broken[-1] ^= 0xFF
+        assert (
+            _produce(c, "unchecked", bytes(crc_broken))["error_code"] == ErrorCode.CORRUPT_MESSAGE
+        )
 
 
 def test_produce_to_an_internal_topic_is_refused(kafka_broker) -> None:

@@ -64,7 +64,13 @@ class Broker:
         for (topic, partition), reason in store.offline_partitions().items():
             log.error("partition %s-%d is offline: %s", topic, partition, reason)
         self.commit = GroupCommit(observe=self.metrics.flush)
-        self.replicas = ReplicaManager(store, config.node_id, self.commit, config.flush_on_acks_all)
+        self.replicas = ReplicaManager(
+            store,
+            config.node_id,
+            self.commit,
+            config.flush_on_acks_all,
+            validate_compressed_records=config.validate_compressed_records,
+        )
         self.coordinator = await _start_coordinator(config, store, self.commit)
         self.services = Services(
             config=config,

@@ -49,6 +49,7 @@ class Server:
         self.memory = RequestMemory(config.queued_max_request_bytes)
         self.senders = SenderPool()
         metrics.request_queue_bytes.set_function(lambda: self.memory.used_bytes)
+        metrics.connections.set_function(lambda: len(self._connections))
         self.closing = False
         self._listener: socket.socket | None = None
         self._accept_task: asyncio.Task[None] | None = None
@@ -134,7 +135,6 @@ class Server:
                 peer,
                 connection_id=f"{local[0]}:{local[1]}-{peer[0]}:{peer[1]}-{next(self._ids)}",
             )
-            self.metrics.connections.inc()
             self._connections.add(conn)
             self._per_host[host] += 1
             conn.start()
@@ -143,7 +143,6 @@ class Server:
         if conn not in self._connections:
             return
         self._connections.discard(conn)
-        self.metrics.connections.dec()
         host = str(conn.peer[0])
         self._per_host[host] -= 1
         if self._per_host[host] <= 0:

@@ -100,6 +100,7 @@ class Log:
             weakref.ref(self),
         )
         self.append = self._core.append
+        self.seal = self._core.seal
         self._reader = LogReader(self._core)
         self._apply_config()
         self.leader_epochs = LeaderEpochCache(self.path)

@@ -155,9 +155,8 @@ def append_records(log: Any, pool: tuple[bytes, ...], cap: int, seconds: float) 
         for i in range(CHECK_EVERY):
             append(pool[i])
         n += CHECK_EVERY
-    # Log.flush() would add an fdatasync the baselines never pay; _seal writes the open batch.
-    seal = getattr(log, "_seal", None) or log.flush
-    seal()
+    # Log.flush() would add an fdatasync the baselines never pay; seal() writes the open batch.
+    log.seal()
     elapsed = time.perf_counter() - start
     return Sample(n, n * len(pool[0]), elapsed)
 
