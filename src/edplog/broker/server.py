@@ -126,6 +126,16 @@ class Server:
                 log.info("closing a connection from %s: max.connections.per.ip %d", host, limit)
                 sock.close()
                 continue
+            quotas = self.dispatcher.services.quotas
+            hold_ms = 0 if quotas is None else quotas.connection_throttle_ms(host)
+            if hold_ms:
+                # connection_creation_rate exceeded (KIP-612): the connection is held unread
+                # for the throttle time, then closed, so a reconnect loop is slowed down.
+                log.info(
+                    "closing a connection from %s in %d ms: connection rate quota", host, hold_ms
+                )
+                loop.call_later(hold_ms / 1000.0, sock.close)
+                continue
             sock.setblocking(False)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             local = sock.getsockname()
