@@ -29,6 +29,7 @@ ck = pytest.importorskip("confluent_kafka")
 from confluent_kafka import Consumer, Producer  # noqa: E402
 
 PRODUCE = 0
+FETCH_KEY = 1
 METADATA = 3
 INVALID_REQUEST = 42
 MIB = 1 << 20
@@ -406,3 +407,78 @@ def test_connection_rate_quota_closes_connections_over_it(kafka_broker_factory, 
     finally:
         first.close()
         second.close()
+
+
+def _throttle_count(broker: Any, quota_type: str) -> float:
+    registry = broker.broker.metrics.registry
+    value = registry.get_sample_value(
+        "edplog_quota_throttle_seconds_count", {"quota_type": quota_type}
+    )
+    return value or 0.0
+
+
+def test_user_quota_beats_client_id_quota_and_is_in_the_metrics(quotas) -> None:
+    """With a generous quota on client-id=edplog-test and a 10 kB/s one on user ANONYMOUS
+    (every connection's user today), a 120 kB produce is throttled: the user entity comes
+    first in Kafka's order. The throttle is counted in edplog_quota_throttle_seconds."""
+    broker, q = quotas
+    results = q.alter(
+        [
+            ({"client-id": "edplog-test"}, {"producer_byte_rate": 10**9}),
+            ({"user": "ANONYMOUS"}, {"producer_byte_rate": 10000}),
+        ]
+    )
+    assert [r[0] for r in results] == [0, 0]
+    assert _throttle_count(broker, "Produce") == 0
+    with RawClient(broker.bootstrap) as c:
+        c.call(METADATA, 9, {"topics": [{"name": "users"}], "allow_auto_topic_creation": True})
+        produced = c.call(PRODUCE, 7, produce_body("users", 0, batch([b"u" * 1000] * 120)))
+    assert produced["throttle_time_ms"] > 0
+    assert _throttle_count(broker, "Produce") == 1
+
+
+def test_fetch_over_its_byte_rate_is_answered_with_records_and_a_throttle(quotas) -> None:
+    """A raw Fetch of 120 kB under a 10 kB/s consumer quota returns the records and a
+    throttle time; with no quota the same fetch has throttle time 0."""
+    broker, q = quotas
+    with RawClient(broker.bootstrap) as c:
+        c.call(METADATA, 9, {"topics": [{"name": "reads"}], "allow_auto_topic_creation": True})
+        c.call(PRODUCE, 7, produce_body("reads", 0, batch([b"r" * 1000] * 120)))
+        fetch = {
+            "replica_id": -1,
+            "max_wait_ms": 0,
+            "min_bytes": 1,
+            "max_bytes": 1 << 20,
+            "isolation_level": 0,
+            "topics": [
+                {
+                    "topic": "reads",
+                    "partitions": [
+                        {"partition": 0, "fetch_offset": 0, "partition_max_bytes": 1 << 20}
+                    ],
+                }
+            ],
+        }
+        free = c.call(FETCH_KEY, 4, fetch)
+        assert free["throttle_time_ms"] == 0
+        assert q.alter([({"client-id": "edplog-test"}, {"consumer_byte_rate": 10000})])[0][0] == 0
+        held = c.call(FETCH_KEY, 4, fetch)
+    assert held["throttle_time_ms"] > 0
+    assert len(held["responses"][0]["partitions"][0]["records"]) > 100_000
+
+
+def test_request_percentage_throttles_on_handler_time(kafka_broker_factory) -> None:
+    """A request_percentage of 0.0001 (a microsecond of handler time per second) throttles
+    a client's next requests, within the quota window (2 x 1 s here)."""
+    broker = kafka_broker_factory(**WINDOWS)
+    q = Quotas(broker.bootstrap)
+    try:
+        assert q.alter([({"client-id": "edplog-test"}, {"request_percentage": 0.0001})])[0][0] == 0
+    finally:
+        q.close()
+    body = {"topics": [{"name": "time"}], "allow_auto_topic_creation": True}
+    with RawClient(broker.bootstrap) as c:
+        throttles = [c.call(METADATA, 9, body)["throttle_time_ms"] for _ in range(3)]
+    assert max(throttles) > 0
+    assert max(throttles) <= 2000
+    assert _throttle_count(broker, "Request") >= 1
