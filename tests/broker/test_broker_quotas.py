@@ -31,6 +31,7 @@ from confluent_kafka import Consumer, Producer  # noqa: E402
 PRODUCE = 0
 FETCH_KEY = 1
 METADATA = 3
+UNSUPPORTED_VERSION = 35
 INVALID_REQUEST = 42
 MIB = 1 << 20
 
@@ -134,7 +135,8 @@ def test_alter_and_describe_client_quotas_with_kafka_python(quotas) -> None:
 def test_bad_quota_alterations_are_refused_with_a_message(quotas) -> None:
     """Unknown keys, keys of another entity kind, bad values and bad entities fail their
     entry with INVALID_REQUEST and a message; valid entries of the same request apply;
-    validate_only changes nothing; a bad describe filter is INVALID_REQUEST."""
+    validate_only changes nothing; a bad describe filter is INVALID_REQUEST, and one on an
+    entity type Kafka does not have UNSUPPORTED_VERSION (as Kafka answers)."""
     _, q = quotas
     results = q.alter(
         [
@@ -160,6 +162,10 @@ def test_bad_quota_alterations_are_refused_with_a_message(quotas) -> None:
     assert q.describe([("user", 0, "dave")]) == []
     code, message = q.describe([("user", 0, None)])
     assert code == INVALID_REQUEST and message
+    code, message = q.describe([("ip", 2, None), ("user", 2, None)])
+    assert code == INVALID_REQUEST and message
+    code, message = q.describe([("group", 0, "g")])
+    assert code == UNSUPPORTED_VERSION and "group" in message
 
 
 def test_client_quotas_survive_a_restart(kafka_broker_factory, tmp_path) -> None:

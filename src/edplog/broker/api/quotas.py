@@ -40,13 +40,19 @@ def describe_error(req: Body, code: ErrorCode, message: str | None = None) -> Bo
     return {"throttle_time_ms": 0, "error_code": code, "error_message": message, "entries": None}
 
 
+class _UnsupportedEntityType(Exception):
+    """A filter on an entity type Kafka does not have: UNSUPPORTED_VERSION, as Kafka answers."""
+
+
 def _components(req: Body) -> list[tuple[str, int, str | None]]:
     out = []
     seen = set()
     for c in req["components"]:
         kind, match_type, match = c["entity_type"], c["match_type"], c["match"]
+        if not kind:
+            raise InvalidRequestError("empty entity type in the filter")
         if kind not in ENTITY_TYPES:
-            raise InvalidRequestError(f"unknown quota entity type {kind!r}")
+            raise _UnsupportedEntityType(f"unsupported quota entity type {kind!r}")
         if kind in seen:
             raise InvalidRequestError(f"entity type {kind!r} is filtered twice")
         seen.add(kind)
@@ -69,6 +75,8 @@ async def describe_client_quotas(ctx: RequestContext, services: Services, req: B
         components = _components(req)
     except InvalidRequestError as exc:
         return describe_error(req, ErrorCode.INVALID_REQUEST, str(exc))
+    except _UnsupportedEntityType as exc:
+        return describe_error(req, ErrorCode.UNSUPPORTED_VERSION, str(exc))
     found = services.quotas.quotas.matching(components, bool(req["strict"]))
     return {
         "throttle_time_ms": 0,
