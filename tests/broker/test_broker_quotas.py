@@ -488,3 +488,35 @@ def test_request_percentage_throttles_on_handler_time(kafka_broker_factory) -> N
     assert max(throttles) > 0
     assert max(throttles) <= 2000
     assert _throttle_count(broker, "Request") >= 1
+
+
+def test_request_percentage_leaves_long_poll_waits_out(kafka_broker_factory) -> None:
+    """Under a request_percentage of 10 (a tenth of a thread), two Fetch long polls that each
+    wait 400 ms on an empty partition are not throttled: the wait is not handler time (40 %
+    of a second each would be far over the quota if it were)."""
+    broker = kafka_broker_factory(**WINDOWS)
+    q = Quotas(broker.bootstrap)
+    try:
+        assert q.alter([({"client-id": "edplog-test"}, {"request_percentage": 10})])[0][0] == 0
+    finally:
+        q.close()
+    fetch = {
+        "replica_id": -1,
+        "max_wait_ms": 400,
+        "min_bytes": 1,
+        "max_bytes": 1 << 20,
+        "isolation_level": 0,
+        "topics": [
+            {
+                "topic": "idle",
+                "partitions": [{"partition": 0, "fetch_offset": 0, "partition_max_bytes": 1 << 20}],
+            }
+        ],
+    }
+    with RawClient(broker.bootstrap) as c:
+        c.call(METADATA, 9, {"topics": [{"name": "idle"}], "allow_auto_topic_creation": True})
+        started = time.monotonic()
+        throttles = [c.call(FETCH_KEY, 4, fetch)["throttle_time_ms"] for _ in range(2)]
+        waited = time.monotonic() - started
+    assert waited >= 0.7  # both polls really waited
+    assert throttles == [0, 0]

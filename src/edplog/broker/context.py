@@ -69,6 +69,8 @@ class RequestContext:
     # Set by the dispatch when a quota throttles the request: the connection then stops
     # reading for this long after sending the response (KIP-219).
     throttle_ms: int = 0
+    # The handler's own time when it handed a wait to a task (request_percentage counts it).
+    handled_ns: int = 0
 
     @property
     def api_key(self) -> int:

@@ -142,6 +142,9 @@ class Dispatcher:
         except Exception as exc:
             return self._answer(ctx, spec, self._failed(ctx, spec, req, exc), req)
         if isinstance(result, Coroutine):
+            # What follows is waiting (a long poll, a flush), not handling: request time
+            # quotas count the handler's time up to here, as Kafka's leave purgatory out.
+            ctx.handled_ns = time.perf_counter_ns() - ctx.received_ns
             task = asyncio.ensure_future(self._wait(ctx, spec, req, result))
             return Pending(header, task, None, version, context=ctx)
         return self._answer(ctx, spec, result, req)
@@ -235,7 +238,7 @@ def _throttle(quotas: QuotaManager, ctx: RequestContext, req: Body, body: Any) -
         ms = quotas.record(PRODUCE, user, client_id, produce_bytes(req, body))
     elif key == FETCH_API and body is not None:
         ms = quotas.record(FETCH, user, client_id, fetch_bytes(body))
-    elapsed_ns = time.perf_counter_ns() - ctx.received_ns
+    elapsed_ns = ctx.handled_ns or time.perf_counter_ns() - ctx.received_ns
     ms = max(ms, quotas.record(REQUEST, user, client_id, elapsed_ns * 100 / 1e9))
     if ms:
         ctx.throttle_ms = max(ctx.throttle_ms, ms)

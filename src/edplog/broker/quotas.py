@@ -21,18 +21,19 @@ and everyone the matched entity covers shares one measurement: the user part of 
 So a quota on ``client-id=q`` is shared by every user sending as ``q``, and a quota on the
 default client id gives each client id a measurement of its own.
 
-**Measuring.** :meth:`QuotaManager.record` is called by the dispatch once a response is ready
-— bytes appended for Produce, bytes returned for Fetch, the handler's time for every request
-— and adds the value to a :class:`Rate` over ``quota.window.num`` samples of
-``quota.window.size.seconds``. When the rate is over the quota the request is throttled for
-``(rate - quota) / quota * window`` (Kafka's formula: the time after which the rate would be
-back at the quota), the time goes into the response's ``throttle_time_ms``, and the
-connection stops reading for that long after sending it (KIP-219), so a client that ignores
-the field is held all the same. A throttled Fetch still carries its records (Kafka answers
-it empty and uncounted instead: measured here, that held a consumer a third below its quota,
-since the wait is computed as if the dropped bytes had been sent); a Fetch never asks for
-more than the quota lets through in one window, so what one response can overshoot is
-bounded.
+**Measuring.** :meth:`QuotaManager.record` is called by the dispatch once a response is
+ready — bytes appended for Produce, bytes returned for Fetch, the handler's time for every
+request (for Produce and Fetch the time until they hand a flush or a long poll to a task:
+waiting is not handling, as Kafka leaves purgatory time out) — and adds the value to a
+:class:`Rate` over ``quota.window.num`` samples of ``quota.window.size.seconds``. When the
+rate is over the quota the request is throttled for ``(rate - quota) / quota * window``
+(Kafka's formula: the time after which the rate would be back at the quota), the time goes
+into the response's ``throttle_time_ms``, and the connection stops reading for that long
+after sending it (KIP-219), so a client that ignores the field is held all the same. A
+throttled Fetch still carries its records (Kafka answers it empty and uncounted instead:
+measured here, that held a consumer a third below its quota, since the wait is computed as
+if the dropped bytes had been sent); a Fetch never asks for more than the quota lets through
+in one window, so what one response can overshoot is bounded.
 
 When no quota is set (``active`` is false) the dispatch skips all of this: one attribute read
 per request.
