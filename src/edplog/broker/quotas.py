@@ -242,10 +242,21 @@ class Rate:
     """A rate over ``samples`` windows of ``window_ms`` (Kafka's SampledStat + Rate).
 
     The measured span counts at least ``samples - 1`` whole windows, so a fresh rate does
-    not read a first burst as a huge rate over a few milliseconds.
+    not read a first burst as a huge rate over a few milliseconds. The sum of the samples
+    is kept as they change, and old samples are only looked for once the oldest can have
+    expired, so recording costs no loop over the samples.
     """
 
-    __slots__ = ("_starts", "_values", "_current", "samples", "window_ms", "last_ms")
+    __slots__ = (
+        "_starts",
+        "_values",
+        "_current",
+        "_total",
+        "_expiry_ms",
+        "samples",
+        "window_ms",
+        "last_ms",
+    )
 
     def __init__(self, samples: int, window_ms: int, now_ms: float) -> None:
         self.samples = samples
@@ -253,31 +264,41 @@ class Rate:
         self._starts = [now_ms] * samples
         self._values = [0.0] * samples
         self._current = 0
+        self._total = 0.0
+        self._expiry_ms = now_ms + samples * window_ms
         self.last_ms = now_ms
 
     def _purge(self, now_ms: float) -> None:
+        """Reset the samples that have left the window (Kafka: purgeObsoleteSamples)."""
         horizon = self.samples * self.window_ms
         starts, values = self._starts, self._values
         for i in range(self.samples):
             if now_ms - starts[i] >= horizon:
+                self._total -= values[i]
                 starts[i] = now_ms
                 values[i] = 0.0
+        self._expiry_ms = min(starts) + horizon
 
     def record(self, value: float, now_ms: float) -> None:
         self.last_ms = now_ms
-        self._purge(now_ms)
+        if now_ms >= self._expiry_ms:
+            self._purge(now_ms)
         i = self._current
         if now_ms - self._starts[i] >= self.window_ms:
             i = self._current = (i + 1) % self.samples
+            self._total -= self._values[i]
             self._starts[i] = now_ms
             self._values[i] = 0.0
+            self._expiry_ms = min(self._starts) + self.samples * self.window_ms
         self._values[i] += value
+        self._total += value
 
     def unrecord(self, value: float) -> None:
         self._values[self._current] -= value
+        self._total -= value
 
     def span_ms(self, now_ms: float) -> float:
-        elapsed = now_ms - min(self._starts)
+        elapsed = now_ms - (self._expiry_ms - self.samples * self.window_ms)
         full = elapsed // self.window_ms
         if full < self.samples - 1:
             elapsed += (self.samples - 1 - full) * self.window_ms
@@ -285,8 +306,9 @@ class Rate:
 
     def measure(self, now_ms: float) -> float:
         """Units per second."""
-        self._purge(now_ms)
-        return sum(self._values) * 1000.0 / self.span_ms(now_ms)
+        if now_ms >= self._expiry_ms:
+            self._purge(now_ms)
+        return self._total * 1000.0 / self.span_ms(now_ms)
 
 
 @dataclass(slots=True)
