@@ -170,15 +170,19 @@ def test_bad_quota_alterations_are_refused_with_a_message(quotas) -> None:
 
 def test_client_quotas_survive_a_restart(kafka_broker_factory, tmp_path) -> None:
     """Quotas altered on one broker are described by the next one started on the same data
-    directory (quotas.json, replaced atomically with the previous version kept)."""
+    directory (quotas.json, replaced atomically with the previous version kept), and are
+    enforced there: a 120 kB produce under a 10 kB/s quota set before the restart is
+    throttled after it."""
     broker = kafka_broker_factory(tmp_path)
     q = Quotas(broker.bootstrap)
     q.alter([({"user": "erin", "client-id": None}, {"producer_byte_rate": 12345})])
     q.alter([({"user": "erin", "client-id": None}, {"consumer_byte_rate": 999})])
+    q.alter([({"client-id": "edplog-test"}, {"producer_byte_rate": 10000})])
     q.close()
     broker.stop()
     stored = json.loads((tmp_path / "quotas.json").read_text())
-    assert stored["quotas"][0]["values"] == {"consumer_byte_rate": 999, "producer_byte_rate": 12345}
+    values = [e["values"] for e in stored["quotas"]]
+    assert {"consumer_byte_rate": 999, "producer_byte_rate": 12345} in values
     assert (tmp_path / "quotas.json.prev").exists()
     again = kafka_broker_factory(tmp_path)
     q = Quotas(again.bootstrap)
@@ -191,6 +195,10 @@ def test_client_quotas_survive_a_restart(kafka_broker_factory, tmp_path) -> None
         ]
     finally:
         q.close()
+    with RawClient(again.bootstrap) as c:
+        c.call(METADATA, 9, {"topics": [{"name": "kept"}], "allow_auto_topic_creation": True})
+        produced = c.call(PRODUCE, 7, produce_body("kept", 0, batch([b"k" * 1000] * 120)))
+    assert produced["throttle_time_ms"] > 0
 
 
 def test_quota_properties_are_read_and_a_quota_callback_is_refused() -> None:
