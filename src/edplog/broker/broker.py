@@ -2,10 +2,11 @@
 
 No request logic lives here. Start: the store (opening and recovering every partition, off the
 event loop), the group commit, the replica manager, the group coordinator (replaying
-``__consumer_offsets``), the services handlers see, the dispatch, housekeeping, and last the
-listener. Stop: long polls released, the listener closed and in-flight requests answered, then
-housekeeping, the coordinator, the group commit, and the store flushed and closed — each step
-on its own, so a full disk or a failing partition never keeps the broker from exiting cleanly.
+``__consumer_offsets``), the client quotas and SCRAM credentials, the services handlers
+see, the dispatch, housekeeping, and last the listener. Stop: long polls released, the
+listener closed and in-flight requests answered, then housekeeping, the coordinator, the group
+commit, and the store flushed and closed — each step on its own, so a full disk or a failing
+partition never keeps the broker from exiting cleanly.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from .dispatch import Dispatcher
 from .group_commit import GroupCommit
 from .housekeeping import run_housekeeping
 from .producer_ids import ProducerIdManager
+from .quotas import ClientQuotas, CredentialStore, QuotaManager
 from .replica_manager import ReplicaManager
 from .server import Server
 
@@ -72,6 +74,10 @@ class Broker:
             validate_compressed_records=config.validate_compressed_records,
         )
         self.coordinator = await _start_coordinator(config, store, self.commit)
+        quotas = ClientQuotas(config.data_dir)
+        credentials = CredentialStore(config.data_dir)
+        await loop.run_in_executor(None, quotas.load)
+        await loop.run_in_executor(None, credentials.load)
         self.services = Services(
             config=config,
             store=store,
@@ -80,6 +86,13 @@ class Broker:
             producer_ids=ProducerIdManager(config.data_dir),
             authorizer=AllowAll(),
             metrics=self.metrics,
+            quotas=QuotaManager(
+                quotas,
+                config.quota_window_num,
+                config.quota_window_size_seconds,
+                metrics=self.metrics,
+            ),
+            credentials=credentials,
         )
         self.metrics.watch_logs(
             lambda: ((t, p, lg) for (t, p), lg in store.logs().items() if not lg.closed),

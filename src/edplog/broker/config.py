@@ -126,6 +126,9 @@ class BrokerConfig:
     # them: always on; `edplog perf` turns them off to measure what each costs.
     metrics_enabled: bool = True
     validate_compressed_records: bool = True
+    # Client quotas are measured over quota.window.num samples of quota.window.size.seconds.
+    quota_window_num: int = 11
+    quota_window_size_seconds: int = 1
     # Property names this broker does not know (warned about at start).
     unknown_properties: list[str] = field(default_factory=list)
     topic_defaults: dict[str, str] = field(default_factory=dict)
@@ -199,6 +202,12 @@ class BrokerConfig:
                 self.extra[key] = value
             elif key in ("offset.metadata.max.bytes", "offsets.topic.num.partitions"):
                 _integer(key, value, 1)
+                self.extra[key] = value
+            elif key == "quota.window.num":
+                self.quota_window_num = _integer(key, value, 1)
+                self.extra[key] = value
+            elif key == "quota.window.size.seconds":
+                self.quota_window_size_seconds = _integer(key, value, 1)
                 self.extra[key] = value
             elif key in _CONNECTION_PROPERTIES:
                 self._apply_connection_property(key, value)

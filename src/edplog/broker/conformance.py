@@ -178,6 +178,10 @@ SERVED_NOTES: dict[int, str] = {
     37: "",
     42: "",
     44: "",
+    48: "",
+    49: "controller_mutation_rate is refused",
+    50: "stored for the coming SASL/SCRAM listeners",
+    51: "stored for the coming SASL/SCRAM listeners",
     60: "",
 }
 

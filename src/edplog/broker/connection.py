@@ -33,6 +33,11 @@ a reader task, a writer task and a 256 KiB buffer per connection (2,000 idle con
 "Connections and memory" in docs/broker.md). Frames, their growth and the
 ``queued.max.request.bytes`` account are in :mod:`.framing`; the socket (``sendmsg``,
 ``sendfile``, sender threads) is in :mod:`.transport`.
+
+A request a client quota throttles (:mod:`.quotas`) carries its throttle time on its
+context: once its response is sent the connection is *muted* for that long — it neither
+reads nor dispatches — as Kafka does since KIP-219, so a client that ignores
+``throttle_time_ms`` is held all the same.
 """
 
 from __future__ import annotations
@@ -108,6 +113,8 @@ class Connection:
         "principal",
         "listener",
         "connection_id",
+        "_muted",
+        "_unmute_handle",
     )
 
     def __init__(
@@ -141,6 +148,8 @@ class Connection:
         self._reading = False
         self._waiting_memory = False
         self._done: asyncio.Future[None] | None = None
+        self._muted = False
+        self._unmute_handle: asyncio.TimerHandle | None = None
 
     def start(self) -> None:
         self._update_reading()
@@ -171,7 +180,13 @@ class Connection:
     def idle_s(self, now: float) -> float:
         """Seconds with nothing in flight and nothing received; 0 while a request is in
         flight or the broker itself holds reading back (the request memory is full)."""
-        if self._pending or self._ready or self._waiting_memory or self._writer is not None:
+        if (
+            self._pending
+            or self._ready
+            or self._waiting_memory
+            or self._writer is not None
+            or self._muted
+        ):
             return 0.0
         return now - self.last_active_s
 
@@ -181,6 +196,8 @@ class Connection:
         self.closed = True
         self.state = State.CLOSING
         self._reading = False  # the transport unregisters the descriptor before closing it
+        if self._unmute_handle is not None:
+            self._unmute_handle.cancel()
         self._drop_unstarted()
         self._frames.close()
         writer = self._writer
@@ -202,6 +219,7 @@ class Connection:
         want = (
             self.state is not State.CLOSING
             and not self._waiting_memory
+            and not self._muted
             and not self._ready
             and len(self._pending) < MAX_IN_FLIGHT
         )
@@ -275,7 +293,12 @@ class Connection:
     def _run_ready(self) -> None:
         """Dispatch the frames cut so far, in order, as far as the in-flight limit allows."""
         ready, pending, memory = self._ready, self._pending, self._memory
-        while ready and len(pending) < MAX_IN_FLIGHT:
+        # While client quotas are set, one request at a time, as Kafka serves a connection:
+        # a throttle is known only once a request is answered, and pipelined requests
+        # dispatched before it would pass the quota unmeasured.
+        quotas = self.server.dispatcher.services.quotas
+        limit = 1 if quotas is not None and quotas.active else MAX_IN_FLIGHT
+        while ready and len(pending) < limit and not self._muted:
             frame = ready.popleft()
             size = len(frame)
             memory.run(size)
@@ -291,6 +314,32 @@ class Connection:
             if self.closed:
                 return
         self._update_reading()
+
+    def _mute_after(self, pending: Pending) -> None:
+        """Its response is sent: mute for the request's throttle time, if it has one."""
+        ctx = pending.context
+        if ctx is None or ctx.throttle_ms <= 0 or self.closed:
+            return
+        if self._unmute_handle is not None:
+            self._unmute_handle.cancel()
+        self._muted = True
+        self._unmute_handle = self._loop.call_later(ctx.throttle_ms / 1000.0, self._unmute)
+        self._update_reading()
+
+    def _unmute(self) -> None:
+        self._unmute_handle = None
+        self._muted = False
+        if self.closed:
+            return
+        self.last_active_s = time.monotonic()  # the wait was the broker's, not the client's
+        self._run_ready()
+        if (
+            not self.closed
+            and self.state is State.CLOSING
+            and not self._pending
+            and not self._ready
+        ):
+            self.close()
 
     def _drop_unstarted(self) -> None:
         while self._ready:
@@ -333,6 +382,7 @@ class Connection:
         if pending.task is None and not self._pending:
             body = pending.body
             if body is None:  # acks=0 Produce: Kafka sends nothing back
+                self._mute_after(pending)
                 return
             if body is CLOSE:
                 self._finish(drop_unstarted=True)
@@ -348,6 +398,7 @@ class Connection:
                 self.close()
                 return
             if rest is None:
+                self._mute_after(pending)
                 return
             pending.parts = rest  # the socket is full: the writer finishes this one
         self._pending.append(pending)
@@ -376,6 +427,7 @@ class Connection:
                 head.parts = None
                 pending.popleft()
                 self.last_active_s = time.monotonic()
+                self._mute_after(head)
                 if self._ready:
                     self._run_ready()
                     if self.closed:

@@ -6,7 +6,8 @@ Every handler under :mod:`edplog.broker.api` is ``handler(ctx, services, request
   the listener and connection it came on, and the authenticated principal;
 - ``services`` (:class:`Services`): the parts of the broker a handler may use — the replica
   manager (this node's partitions), the store (topics), the group coordinator, the producer id
-  manager, the authorizer and the metrics — each a typed object, not the broker itself;
+  manager, the authorizer, the metrics, the client quotas and the SCRAM credentials — each a
+  typed object, not the broker itself;
 - ``request``: the decoded request body (a dict keyed by Kafka's field names).
 
 This module is the handlers' whole toolkit, so handlers import nothing else from the broker
@@ -29,12 +30,18 @@ from ..security import ANONYMOUS, Authorizer, Principal
 from ..storage import INTERNAL_TOPICS, Store
 from .config import BrokerConfig
 from .producer_ids import ProducerIdManager
+from .quotas import ENTITY_TYPES, IP, CredentialStore, Entity, QuotaManager, check_value, entity_of
 from .replica_manager import ReplicaManager
 
 log = logging.getLogger("edplog.broker")
 
 __all__ = [
     "ANONYMOUS",
+    "ENTITY_TYPES",
+    "IP",
+    "Entity",
+    "check_value",
+    "entity_of",
     "INTERNAL_TOPICS",
     "ErrorCode",
     "Handler",
@@ -59,6 +66,11 @@ class RequestContext:
     connection_id: str = ""
     principal: Principal = ANONYMOUS
     received_ns: int = field(default_factory=time.perf_counter_ns)
+    # Set by the dispatch when a quota throttles the request: the connection then stops
+    # reading for this long after sending the response (KIP-219).
+    throttle_ms: int = 0
+    # The handler's own time when it handed a wait to a task (request_percentage counts it).
+    handled_ns: int = 0
 
     @property
     def api_key(self) -> int:
@@ -90,6 +102,9 @@ class Services:
     metrics: Any
     # Completes when shutdown starts, so long polls return at once.
     shutdown: Callable[[], Awaitable[None]] | None = None
+    # Client quotas (configuration and enforcement) and SCRAM credentials.
+    quotas: QuotaManager | None = None
+    credentials: CredentialStore | None = None
 
     @property
     def closing(self) -> bool:

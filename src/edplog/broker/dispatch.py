@@ -4,8 +4,10 @@ For every request the dispatch decodes the header, gates the version (ApiVersion
 version it does not speak in v0 with its own range, KIP-511; advertised-but-rejected versions
 get UNSUPPORTED_VERSION in the API's own response), decodes the body, asks the authorizer,
 runs the handler (inline APIs — Produce, Fetch — inside the dispatch when they need not wait),
-times it for the metrics, and turns any exception into the API's error response with
-:func:`~.context.code_for`. A frame that cannot be parsed ends the connection, as in Kafka.
+times it for the metrics, measures it against the client quotas (:mod:`.quotas`: the one
+place quotas are applied, so no handler knows of them), and turns any exception into the
+API's error response with :func:`~.context.code_for`. A frame that cannot be parsed ends the
+connection, as in Kafka.
 """
 
 from __future__ import annotations
@@ -27,6 +29,17 @@ from ..protocol import (
 )
 from .api import ALL_APIS, ApiSpec
 from .context import ErrorCode, RequestContext, Services, code_for
+from .quotas import (
+    EXEMPT_APIS,
+    FETCH,
+    FETCH_API,
+    PRODUCE,
+    PRODUCE_API,
+    REQUEST,
+    QuotaManager,
+    fetch_bytes,
+    produce_bytes,
+)
 
 log = logging.getLogger("edplog.broker")
 
@@ -44,7 +57,8 @@ class Pending:
 
     ``task is None and body is None`` means no response at all (acks=0 Produce).
     ``version`` is the version to encode the response with (the ApiVersions fallback: 0);
-    ``parts`` the encoded response once the connection has begun to send it.
+    ``parts`` the encoded response once the connection has begun to send it;
+    ``context`` the request's context (its ``throttle_ms`` is final once the body is).
     """
 
     header: RequestHeader
@@ -52,6 +66,7 @@ class Pending:
     body: Body | None = None
     version: int = -1
     parts: list[Any] | None = None
+    context: RequestContext | None = None
 
 
 def version_supported(api_key: int, version: int) -> bool:
@@ -114,23 +129,34 @@ class Dispatcher:
         services = self.services
         if not services.authorizer.authorize_request(ctx.principal, ctx.client_host, key):
             return self._answer(
-                ctx, spec, spec.error_body(req, ErrorCode.CLUSTER_AUTHORIZATION_FAILED)
+                ctx, spec, spec.error_body(req, ErrorCode.CLUSTER_AUTHORIZATION_FAILED), req
             )
+        quotas = services.quotas
+        if quotas is not None and quotas.active and key == FETCH_API:
+            _bound_fetch(quotas, ctx, req)
         if not spec.inline:
             task = asyncio.ensure_future(self._run(ctx, spec, req))
-            return Pending(header, task, None, version)
+            return Pending(header, task, None, version, context=ctx)
         try:
             result = spec.handler(ctx, services, req)
         except Exception as exc:
-            return self._answer(ctx, spec, self._failed(ctx, spec, req, exc))
+            return self._answer(ctx, spec, self._failed(ctx, spec, req, exc), req)
         if isinstance(result, Coroutine):
+            # What follows is waiting (a long poll, a flush), not handling: request time
+            # quotas count the handler's time up to here, as Kafka's leave purgatory out.
+            ctx.handled_ns = time.perf_counter_ns() - ctx.received_ns
             task = asyncio.ensure_future(self._wait(ctx, spec, req, result))
-            return Pending(header, task, None, version)
-        return self._answer(ctx, spec, result)
+            return Pending(header, task, None, version, context=ctx)
+        return self._answer(ctx, spec, result, req)
 
-    def _answer(self, ctx: RequestContext, spec: ApiSpec, body: Body | None) -> Pending:
+    def _answer(
+        self, ctx: RequestContext, spec: ApiSpec, body: Body | None, req: Body | None = None
+    ) -> Pending:
         self._timed(ctx)
-        return Pending(ctx.header, None, body, ctx.api_version)
+        quotas = self.services.quotas
+        if quotas is not None and quotas.active and req is not None:
+            _throttle(quotas, ctx, req, body)
+        return Pending(ctx.header, None, body, ctx.api_version, context=ctx)
 
     def _timed(self, ctx: RequestContext) -> None:
         seconds = (time.perf_counter_ns() - ctx.received_ns) / 1e9
@@ -151,6 +177,9 @@ class Dispatcher:
         except Exception as exc:
             body = self._failed(ctx, spec, req, exc)
         self._timed(ctx)
+        quotas = self.services.quotas
+        if quotas is not None and quotas.active:
+            _throttle(quotas, ctx, req, body)
         return body
 
     async def _wait(
@@ -163,6 +192,9 @@ class Dispatcher:
         except Exception as exc:
             body = self._failed(ctx, spec, req, exc)
         self._timed(ctx)
+        quotas = self.services.quotas
+        if quotas is not None and quotas.active:
+            _throttle(quotas, ctx, req, body)
         return body
 
     def _rejected(self, spec: ApiSpec, header: RequestHeader, frame: memoryview) -> Pending | None:
@@ -183,3 +215,32 @@ class Dispatcher:
             log.info("closing: api %d v%d rejected (%s)", key, version, exc)
             return None
         return Pending(header, None, body, version)
+
+
+def _bound_fetch(quotas: QuotaManager, ctx: RequestContext, req: Body) -> None:
+    """Ask for no more than the consumer quota allows in its window (as Kafka bounds a
+    fetch), so one response can never be larger than what the quota ever lets through."""
+    _, _, quota = quotas.quota_for(FETCH, ctx.principal.name, ctx.client_id)
+    limit = quotas.max_value_in_window(quota)
+    if limit is not None and req.get("max_bytes", limit) > limit:
+        req["max_bytes"] = limit
+
+
+def _throttle(quotas: QuotaManager, ctx: RequestContext, req: Body, body: Any) -> None:
+    """Record the request against the quotas of its client; when over one, put the
+    throttle time in the response and on the context (the connection mutes for it)."""
+    key = ctx.api_key
+    if key in EXEMPT_APIS or (body is not None and not isinstance(body, dict)):
+        return
+    user, client_id = ctx.principal.name, ctx.client_id
+    ms = 0
+    if key == PRODUCE_API:
+        ms = quotas.record(PRODUCE, user, client_id, produce_bytes(req, body))
+    elif key == FETCH_API and body is not None:
+        ms = quotas.record(FETCH, user, client_id, fetch_bytes(body))
+    elapsed_ns = ctx.handled_ns or time.perf_counter_ns() - ctx.received_ns
+    ms = max(ms, quotas.record(REQUEST, user, client_id, elapsed_ns * 100 / 1e9))
+    if ms:
+        ctx.throttle_ms = max(ctx.throttle_ms, ms)
+        if body is not None and "throttle_time_ms" in body:
+            body["throttle_time_ms"] = max(body["throttle_time_ms"] or 0, ms)

@@ -55,6 +55,8 @@ HONOURED = frozenset(
         "log.retention.hours",
         "log.roll.ms",
         "log.roll.hours",
+        "quota.window.num",
+        "quota.window.size.seconds",
         # Kafka's single-node KRaft settings, read for what a single node needs of them.
         "process.roles",
         "controller.quorum.voters",
@@ -119,6 +121,8 @@ _REFUSED_EXACT = {
     "principal.builder.class": "authentication is not implemented yet",
     "delegation.token.secret.key": "delegation tokens are not implemented",
     "delegation.token.master.key": "delegation tokens are not implemented",
+    "client.quota.callback.class": "custom quota callbacks are not implemented (edplog applies "
+    "Kafka's built-in user/client-id quotas)",
 }
 _REFUSED_PREFIXES = {
     "ssl.": "TLS listeners are not implemented yet",

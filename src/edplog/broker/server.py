@@ -38,6 +38,9 @@ STALLED_FRAME_S = 5.0
 SWEEPS_PER_LIMIT = 4
 SWEEP_MIN_S = 0.05
 
+# Connections held back by connection_creation_rate at once; beyond it they close at once.
+MAX_HELD_CONNECTIONS = 1000
+
 
 class Server:
     """The broker's listener and its connections (see the module docstring)."""
@@ -58,6 +61,8 @@ class Server:
         self._per_host: Counter[str] = Counter()
         self._slot_free: asyncio.Event | None = None
         self._ids = itertools.count()
+        # Connections over an IP's connection_creation_rate, held until their close time.
+        self._held: dict[socket.socket, asyncio.TimerHandle] = {}
 
     async def start(self) -> tuple[str, int]:
         """Listen; returns the bound (host, port)."""
@@ -86,6 +91,10 @@ class Server:
             self._idle_sweep.cancel()
         if self._listener is not None:
             self._listener.close()
+        for held, timer in list(self._held.items()):
+            timer.cancel()
+            held.close()
+        self._held.clear()
         conns = list(self._connections)
         for conn in conns:
             conn.stop_reading()
@@ -126,6 +135,19 @@ class Server:
                 log.info("closing a connection from %s: max.connections.per.ip %d", host, limit)
                 sock.close()
                 continue
+            quotas = self.dispatcher.services.quotas
+            hold_ms = 0 if quotas is None else quotas.connection_throttle_ms(host)
+            if hold_ms:
+                # connection_creation_rate exceeded (KIP-612): the connection is held unread
+                # for the throttle time, then closed, so a reconnect loop is slowed down.
+                log.info(
+                    "closing a connection from %s in %d ms: connection rate quota", host, hold_ms
+                )
+                if len(self._held) >= MAX_HELD_CONNECTIONS:
+                    sock.close()  # a flood is not allowed to exhaust descriptors
+                else:
+                    self._held[sock] = loop.call_later(hold_ms / 1000.0, self._release, sock)
+                continue
             sock.setblocking(False)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             local = sock.getsockname()
@@ -138,6 +160,10 @@ class Server:
             self._connections.add(conn)
             self._per_host[host] += 1
             conn.start()
+
+    def _release(self, sock: socket.socket) -> None:
+        self._held.pop(sock, None)
+        sock.close()
 
     def forget(self, conn: Connection) -> None:
         if conn not in self._connections:

@@ -11,6 +11,8 @@ of labelled metrics are cached so no label tuple is built per request):
 - ``edplog_bytes_in_total{topic}``, ``edplog_bytes_out_total{topic}``: record bytes appended
   and sent;
 - ``edplog_flush_seconds``: each group-committed fsync round;
+- ``edplog_quota_throttle_seconds{quota_type}``: the throttle time of each request (or new
+  connection) a client quota held back, by quota type (Produce, Fetch, Request, Connection);
 - ``edplog_connections``, ``edplog_request_queue_bytes``: open connections and the bytes of
   requests received but not yet answered.
 
@@ -55,6 +57,8 @@ _LATENCY_BUCKETS = (
     10.0,
     30.0,
 )
+# Throttle times run from a few milliseconds to the whole quota window (11 s by default).
+_THROTTLE_BUCKETS = (0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 _FLUSH_BUCKETS = (0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0)
 
 
@@ -140,6 +144,13 @@ class BrokerMetrics:
             buckets=_FLUSH_BUCKETS,
             registry=r,
         )
+        self._throttle = Histogram(
+            "edplog_quota_throttle_seconds",
+            "Throttle time of each request a client quota held back",
+            ["quota_type"],
+            buckets=_THROTTLE_BUCKETS,
+            registry=r,
+        )
         self.connections = Gauge("edplog_connections", "Open client connections", registry=r)
         self.request_queue_bytes = Gauge(
             "edplog_request_queue_bytes",
@@ -202,6 +213,10 @@ class BrokerMetrics:
     def flush(self, seconds: float) -> None:
         if self.enabled:
             self.flush_seconds.observe(seconds)
+
+    def throttle(self, quota_type: str, seconds: float) -> None:
+        if self.enabled:
+            self._throttle.labels(quota_type).observe(seconds)
 
     def forget_topic(self, topic: str) -> None:
         """A deleted topic stops being reported."""

@@ -1,5 +1,5 @@
 """Administration: topics, partitions, records, configs, cluster description, producer ids,
-leader-epoch lookups and SASL."""
+leader-epoch lookups, SASL, client quotas and SCRAM credentials."""
 
 TEXT = """
 api 19 CreateTopics 0-7 flex 5
@@ -209,4 +209,77 @@ response
   error_message string null0+
   auth_bytes bytes
   session_lifetime_ms int64 v1+
+
+api 48 DescribeClientQuotas 0-1 flex 1
+request
+  components []
+    entity_type string
+    match_type int8
+    match string null0+
+  strict bool
+response
+  throttle_time_ms int32
+  error_code int16
+  error_message string null0+
+  entries [] null0+
+    entity []
+      entity_type string
+      entity_name string null0+
+    values []
+      key string
+      value float64
+
+api 49 AlterClientQuotas 0-1 flex 1
+request
+  entries []
+    entity []
+      entity_type string
+      entity_name string null0+
+    ops []
+      key string
+      value float64
+      remove bool
+  validate_only bool
+response
+  throttle_time_ms int32
+  entries []
+    error_code int16
+    error_message string null0+
+    entity []
+      entity_type string
+      entity_name string null0+
+
+api 50 DescribeUserScramCredentials 0-0 flex 0
+request
+  users [] null0+
+    name string
+response
+  throttle_time_ms int32
+  error_code int16
+  error_message string null0+
+  results []
+    user string
+    error_code int16
+    error_message string null0+
+    credential_infos []
+      mechanism int8
+      iterations int32
+
+api 51 AlterUserScramCredentials 0-0 flex 0
+request
+  deletions []
+    name string
+    mechanism int8
+  upsertions []
+    name string
+    mechanism int8
+    iterations int32
+    salt bytes
+    salted_password bytes
+response
+  throttle_time_ms int32
+  results []
+    user string
+    error_code int16
+    error_message string null0+
 """
