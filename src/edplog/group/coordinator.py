@@ -294,16 +294,13 @@ class GroupCoordinator:
         for topic in req["topics"]:
             name = topic["name"]
             busy = subscribed is None or name in subscribed
+            code = ErrorCode.GROUP_SUBSCRIBED_TO_TOPIC if busy else ErrorCode.NONE
             rows = []
             for part in topic["partitions"]:
                 index = int(part["partition_index"])
-                if busy:
-                    rows.append(
-                        {"partition_index": index, "error_code": ErrorCode.GROUP_SUBSCRIBED_TO_TOPIC}
-                    )
-                else:
+                if not busy:
                     doomed.append((name, index))
-                    rows.append({"partition_index": index, "error_code": ErrorCode.NONE})
+                rows.append({"partition_index": index, "error_code": code})
             topics.append({"name": name, "partitions": rows})
         try:
             await self.offsets.delete_offsets(group_id, doomed)

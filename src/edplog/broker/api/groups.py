@@ -132,9 +132,7 @@ APIS = [
     ApiSpec(12, _routed("heartbeat", _SIMPLE_ERROR, _group_id), _SIMPLE_ERROR),
     ApiSpec(13, _routed("leave_group", _SIMPLE_ERROR, _group_id), _SIMPLE_ERROR),
     ApiSpec(8, _routed("offset_commit", _offset_commit_error, _group_id), _offset_commit_error),
-    ApiSpec(
-        47, _routed("offset_delete", _offset_delete_error, _group_id), _offset_delete_error
-    ),
+    ApiSpec(47, _routed("offset_delete", _offset_delete_error, _group_id), _offset_delete_error),
     ApiSpec(9, _routed("offset_fetch", _offset_fetch_error, _group_id), _offset_fetch_error),
     ApiSpec(
         16, _routed("list_groups", top_level_error({"groups": []})), top_level_error({"groups": []})

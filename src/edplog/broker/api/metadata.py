@@ -147,9 +147,7 @@ def _coordinator_error(
     """
     if key_type == TRANSACTION_KEY:
         log.warning("FindCoordinator: %s", TRANSACTIONS_UNSUPPORTED.format(key))
-        return ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED, TRANSACTIONS_UNSUPPORTED.format(
-            key
-        )
+        return ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED, TRANSACTIONS_UNSUPPORTED.format(key)
     if key_type == SHARE_KEY:
         return ErrorCode.INVALID_REQUEST, "share groups are not supported by this broker"
     if key_type != GROUP_KEY:
