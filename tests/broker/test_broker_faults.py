@@ -322,7 +322,8 @@ def test_a_missing_sealed_segment_is_refused_unless_accepted(tmp_path) -> None:
 def test_a_damaged_offsets_partition_keeps_the_broker_up(tmp_path) -> None:
     """A batch with a valid CRC but garbage records in one partition of __consumer_offsets
     (on disk: clients cannot write there): the broker starts, groups placed in that partition
-    get COORDINATOR_NOT_AVAILABLE, groups placed in the other keep their offsets."""
+    get COORDINATOR_NOT_AVAILABLE (also per key and per group in batched FindCoordinator and
+    OffsetFetch), groups placed in the other keep their offsets."""
     from edplog.group.offsets import java_string_hash
 
     args = ("--override", "offsets.topic.num.partitions=2")
@@ -359,6 +360,20 @@ def test_a_damaged_offsets_partition_keeps_the_broker_up(tmp_path) -> None:
                 codes[p] = found["error_code"]
             assert codes == {0: ErrorCode.COORDINATOR_NOT_AVAILABLE, 1: 0}
             assert _fetched(c, groups[1]) == 11
+            batched = c.call(
+                FIND_COORDINATOR, 6, {"key_type": 0, "coordinator_keys": [groups[0], groups[1]]}
+            )
+            assert [k["error_code"] for k in batched["coordinators"]] == [
+                ErrorCode.COORDINATOR_NOT_AVAILABLE,
+                0,
+            ]
+            both = c.call(
+                OFFSET_FETCH,
+                9,
+                {"groups": [{"group_id": groups[p], "topics": None} for p in (0, 1)]},
+            )["groups"]
+            assert [g["error_code"] for g in both] == [ErrorCode.COORDINATOR_NOT_AVAILABLE, 0]
+            assert both[1]["topics"][0]["partitions"][0]["committed_offset"] == 11
     finally:
         broker.stop()
     assert "__consumer_offsets-0 cannot be replayed" in broker.proc.stderr.read()

@@ -8,6 +8,7 @@ a client would read. This pins the dict contract between the broker and the coor
 from __future__ import annotations
 
 import asyncio
+import uuid
 from typing import Any
 
 import pytest
@@ -16,7 +17,7 @@ from group_helpers import TempStore, make_coord
 protocol = pytest.importorskip("edplog.protocol")
 
 JOIN, HEARTBEAT, LEAVE, SYNC = 11, 12, 13, 14
-COMMIT, FETCH, DESCRIBE, LIST, DELETE = 8, 9, 15, 16, 42
+COMMIT, FETCH, DESCRIBE, LIST, DELETE, OFFSET_DELETE = 8, 9, 15, 16, 42, 47
 METHODS = {
     JOIN: "join_group",
     SYNC: "sync_group",
@@ -27,6 +28,7 @@ METHODS = {
     DESCRIBE: "describe_groups",
     LIST: "list_groups",
     DELETE: "delete_groups",
+    OFFSET_DELETE: "offset_delete",
 }
 
 
@@ -50,7 +52,7 @@ async def _call(coord: Any, api_key: int, version: int, body: dict[str, Any]) ->
     return decoded
 
 
-async def _scenario(coord: Any, level: int) -> None:
+async def _scenario(coord: Any, store: TempStore, level: int) -> None:
     group = f"g{level}"
     v_join = _version(JOIN, level)
     join_body = {
@@ -61,12 +63,14 @@ async def _scenario(coord: Any, level: int) -> None:
         "group_instance_id": None,
         "protocol_type": "consumer",
         "protocols": [{"name": "range", "metadata": b"subscription"}],
+        "reason": "wire test",
     }
     joined = await _call(coord, JOIN, v_join, join_body)
     if v_join >= 4:
         assert joined["error_code"] == 79
         joined = await _call(coord, JOIN, v_join, {**join_body, "member_id": joined["member_id"]})
     assert joined["error_code"] == 0 and joined["protocol_name"] == "range"
+    assert joined.get("skip_assignment", False) is False
     member, generation = joined["member_id"], joined["generation_id"]
     assert joined["leader"] == member
     assert [bytes(m["metadata"]) for m in joined["members"]] == [b"subscription"]
@@ -109,8 +113,17 @@ async def _scenario(coord: Any, level: int) -> None:
             }
         ],
     }
+    if v_commit >= 10:  # topics named by id; an id no topic has is UNKNOWN_TOPIC_ID
+        named = commit_body["topics"][0]
+        commit_body["topics"] = [
+            {"topic_id": store.topic_id("t"), "partitions": named["partitions"]},
+            {"topic_id": uuid.uuid4(), "partitions": named["partitions"][:1]},
+        ]
     committed = await _call(coord, COMMIT, v_commit, commit_body)
     errors = [p["error_code"] for p in committed["topics"][0]["partitions"]]
+    if v_commit >= 10:
+        assert committed["topics"][0]["topic_id"] == store.topic_id("t")
+        assert [p["error_code"] for p in committed["topics"][1]["partitions"]] == [100]
     if v_commit == 0:
         # v0 carries no member: an active group refuses it, a standalone one takes it.
         assert errors == [25, 25]
@@ -120,25 +133,37 @@ async def _scenario(coord: Any, level: int) -> None:
     assert errors == [0, 3]
 
     v_fetch = _version(FETCH, level)
-    fetched = await _call(
-        coord,
-        FETCH,
-        v_fetch,
-        {"group_id": group, "topics": [{"name": "t", "partition_indexes": [0]}]},
-    )
-    row = fetched["topics"][0]["partitions"][0]
+    wanted = [{"name": "t", "partition_indexes": [0]}]
+    if v_fetch >= 8:
+        batch = [{"group_id": group, "member_id": member, "member_epoch": -1, "topics": wanted}]
+        fetched = await _call(coord, FETCH, v_fetch, {"groups": batch})
+        assert fetched["groups"][0]["error_code"] == 0
+        row = fetched["groups"][0]["topics"][0]["partitions"][0]
+    else:
+        fetched = await _call(coord, FETCH, v_fetch, {"group_id": group, "topics": wanted})
+        row = fetched["topics"][0]["partitions"][0]
     assert (row["committed_offset"], row["metadata"], row["error_code"]) == (42, "meta", 0)
     if v_fetch >= 5:
         assert row["committed_leader_epoch"] == (3 if v_commit >= 6 else -1)
 
     group = f"g{level}"
-    described = await _call(coord, DESCRIBE, _version(DESCRIBE, level), {"groups": [group]})
+    v_describe = _version(DESCRIBE, level)
+    described = await _call(coord, DESCRIBE, v_describe, {"groups": [group, "nope"]})
     entry = described["groups"][0]
+    missing = described["groups"][1]
+    assert missing["group_state"] == "Dead"
+    if v_describe >= 6:
+        assert missing["error_code"] == 69 and "nope" in missing["error_message"]
     assert entry["group_state"] == "Stable" and bytes(entry["members"][0]["member_assignment"]) == (
         b"t:0"
     )
     listed = await _call(coord, LIST, _version(LIST, level), {})
     assert group in {g["group_id"] for g in listed["groups"]}
+
+    # While members are in, a subscription that cannot be read counts as subscribed.
+    drop = {"group_id": group, "topics": [{"name": "t", "partitions": [{"partition_index": 0}]}]}
+    busy = await _call(coord, OFFSET_DELETE, 0, drop)
+    assert busy["error_code"] == 0 and busy["topics"][0]["partitions"][0]["error_code"] == 86
 
     v_leave = _version(LEAVE, level)
     if v_leave >= 3:
@@ -149,20 +174,24 @@ async def _scenario(coord: Any, level: int) -> None:
         left = await _call(coord, LEAVE, v_leave, {"group_id": group, "member_id": member})
         assert left["error_code"] == 0
 
+    dropped = await _call(coord, OFFSET_DELETE, 0, drop)
+    assert dropped["topics"][0]["partitions"][0]["error_code"] == 0
+    assert ("t", 0) not in coord.offsets.get(group)
+
     deleted = await _call(coord, DELETE, _version(DELETE, level), {"groups_names": [group, "nope"]})
     assert [r["error_code"] for r in deleted["results"]] == [0, 69]
     listed = await _call(coord, LIST, _version(LIST, level), {})
     assert group not in {g["group_id"] for g in listed["groups"]}
 
 
-@pytest.mark.parametrize("level", range(9))
+@pytest.mark.parametrize("level", range(11))
 def test_every_group_api_version_round_trips_through_the_codec(level: int) -> None:
     async def main() -> None:
         store = TempStore()
         store.create_topic("t", 2)
         coord = make_coord(store)
         await coord.start()
-        await _scenario(coord, level)
+        await _scenario(coord, store, level)
         await coord.close()
 
     asyncio.run(main())

@@ -160,16 +160,19 @@ class GroupCoordinator:
                 group_id, generation, member_id, instance_id
             )
         topics = self._store.topics()
+        names = self._topic_names(req["topics"], topics) if version >= 10 else None
         now_ms = int(time.time() * 1000)
         errors: dict[TopicPartition, int] = {}
         entries: dict[TopicPartition, CommittedOffset] = {}
-        for topic in req["topics"]:
-            name = topic["name"]
+        for i, topic in enumerate(req["topics"]):
+            name = topic["name"] if names is None else names[i]
             for part in topic["partitions"]:
                 tp = (name, int(part["partition_index"]))
                 metadata = part.get("committed_metadata") or ""
                 if group_error != ErrorCode.NONE:
                     errors[tp] = group_error
+                elif names is not None and not name:
+                    errors[tp] = ErrorCode.UNKNOWN_TOPIC_ID
                 elif not 0 <= tp[1] < topics.get(name, 0):
                     errors[tp] = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
                 elif len(metadata.encode()) > self._metadata_max_bytes:
@@ -194,24 +197,39 @@ class GroupCoordinator:
             "topics": [
                 {
                     "name": topic["name"],
+                    "topic_id": topic.get("topic_id"),
                     "partitions": [
                         {
                             "partition_index": part["partition_index"],
-                            "error_code": errors[(topic["name"], int(part["partition_index"]))],
+                            "error_code": errors[
+                                (
+                                    topic["name"] if names is None else names[i],
+                                    int(part["partition_index"]),
+                                )
+                            ],
                         }
                         for part in topic["partitions"]
                     ],
                 }
-                for topic in req["topics"]
+                for i, topic in enumerate(req["topics"])
             ],
         }
+
+    def _topic_names(self, requested: list[Body], known: dict[str, int]) -> list[str]:
+        """OffsetCommit v10 names topics by id: each requested topic's name, "" for an id no
+        topic has (answered UNKNOWN_TOPIC_ID)."""
+        by_id = {self._store.topic_id(name): name for name in known}
+        return [by_id.get(t.get("topic_id"), "") for t in requested]
 
     async def offset_fetch(self, req: Body, version: int) -> Body:
         """OffsetFetch: v0-7 name one group, v8+ a batch of groups; topics=None means all."""
         if version >= 8:
             groups = []
             for g in req["groups"]:
-                error, topics = self._fetch_group(g["group_id"], g.get("topics"))
+                if self.unavailable(g["group_id"]) is not None:
+                    error, topics = ErrorCode.COORDINATOR_NOT_AVAILABLE, []
+                else:
+                    error, topics = self._fetch_group(g["group_id"], g.get("topics"))
                 groups.append({"group_id": g["group_id"], "topics": topics, "error_code": error})
             return {
                 "throttle_time_ms": 0,
@@ -250,6 +268,48 @@ class GroupCoordinator:
                 )
             topics.append({"name": name, "partitions": rows})
         return error, topics
+
+    async def offset_delete(self, req: Body, version: int) -> Body:
+        """OffsetDelete: drop committed offsets of partitions the group does not consume now.
+
+        Like Kafka: an unknown group is GROUP_ID_NOT_FOUND; a non-empty group that is not a
+        consumer group is NON_EMPTY_GROUP; a partition of a topic a member subscribes to is
+        GROUP_SUBSCRIBED_TO_TOPIC (also when a member's subscription cannot be read). Every
+        other listed partition is tombstoned in the offsets topic, committed or not.
+        """
+        group_id: str = req["group_id"]
+        group = self.membership.groups.get(group_id) if group_id else None
+        group_error: int = ErrorCode.NONE
+        if not group_id:
+            group_error = ErrorCode.INVALID_GROUP_ID
+        elif group is None or group.state is GroupState.DEAD:
+            group_error = ErrorCode.GROUP_ID_NOT_FOUND
+        elif group.state is not GroupState.EMPTY and group.protocol_type != "consumer":
+            group_error = ErrorCode.NON_EMPTY_GROUP
+        if group is None or group_error != ErrorCode.NONE:
+            return {"error_code": group_error, "throttle_time_ms": 0, "topics": []}
+        subscribed = set() if group.state is GroupState.EMPTY else group.subscribed_topics()
+        doomed: list[TopicPartition] = []
+        topics = []
+        for topic in req["topics"]:
+            name = topic["name"]
+            busy = subscribed is None or name in subscribed
+            code = ErrorCode.GROUP_SUBSCRIBED_TO_TOPIC if busy else ErrorCode.NONE
+            rows = []
+            for part in topic["partitions"]:
+                index = int(part["partition_index"])
+                if not busy:
+                    doomed.append((name, index))
+                rows.append({"partition_index": index, "error_code": code})
+            topics.append({"name": name, "partitions": rows})
+        try:
+            await self.offsets.delete_offsets(group_id, doomed)
+        except EdplogError as exc:
+            log.error("group %s: offset delete failed: %s", group_id, exc)
+            return {"error_code": kafka_code_of(exc), "throttle_time_ms": 0, "topics": []}
+        if doomed:
+            log.info("group %s: committed offsets of %d partitions deleted", group_id, len(doomed))
+        return {"error_code": ErrorCode.NONE, "throttle_time_ms": 0, "topics": topics}
 
     # ------------------------------------------------------------------ group admin
 

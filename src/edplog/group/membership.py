@@ -70,6 +70,8 @@ class Membership:
 
         if not group_id:
             return join_response(version, ErrorCode.INVALID_GROUP_ID, member_id)
+        if version >= 8 and req.get("reason"):
+            log.info("group %s: member %r joins: %s", group_id, member_id, req["reason"])
         if not self._min_session_ms <= session_ms <= self._max_session_ms:
             return join_response(version, ErrorCode.INVALID_SESSION_TIMEOUT, member_id)
         group = self.groups.get(group_id)
@@ -392,17 +394,18 @@ class Membership:
     def leave_group(self, req: Body, version: int) -> Body:
         if version >= 3:
             leaving = [
-                (m.get("member_id") or "", m.get("group_instance_id")) for m in req["members"]
+                (m.get("member_id") or "", m.get("group_instance_id"), m.get("reason"))
+                for m in req["members"]
             ]
         else:
-            leaving = [(req.get("member_id") or "", None)]
+            leaving = [(req.get("member_id") or "", None, None)]
         group = self.groups.get(req["group_id"])
         results = []
-        for member_id, instance_id in leaving:
+        for member_id, instance_id, reason in leaving:
             error = (
                 ErrorCode.UNKNOWN_MEMBER_ID
                 if group is None
-                else self._leave(group, member_id, instance_id)
+                else self._leave(group, member_id, instance_id, reason)
             )
             results.append(
                 {"member_id": member_id, "group_instance_id": instance_id, "error_code": error}
@@ -410,7 +413,9 @@ class Membership:
         top_error = results[0]["error_code"] if version < 3 and results else ErrorCode.NONE
         return {"throttle_time_ms": 0, "error_code": top_error, "members": results}
 
-    def _leave(self, group: Group, member_id: str, instance_id: str | None) -> int:
+    def _leave(
+        self, group: Group, member_id: str, instance_id: str | None, reason: str | None = None
+    ) -> int:
         if instance_id is not None:
             current = group.static_members.get(instance_id)
             if current is None:
@@ -425,7 +430,8 @@ class Membership:
         member = group.members.get(member_id)
         if member is None:
             return ErrorCode.UNKNOWN_MEMBER_ID
-        self.remove_member(group, member, f"member {member_id} left")
+        why = f"member {member_id} left" + (f": {reason}" if reason else "")
+        self.remove_member(group, member, why)
         return ErrorCode.NONE
 
     # ------------------------------------------------------------------ OffsetCommit fencing

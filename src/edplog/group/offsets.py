@@ -51,6 +51,8 @@ class StoreLike(Protocol):
 
     def topics(self) -> dict[str, int]: ...
 
+    def topic_id(self, name: str) -> Any: ...
+
     def log(self, topic: str, partition: int) -> Any: ...
 
 
@@ -257,6 +259,22 @@ class OffsetStore:
             plog.append(None, key=encode_key(group, topic, partition))
         await self._flush([plog])
         self._offsets.pop(group, None)
+
+    async def delete_offsets(self, group: str, partitions: list[TopicPartition]) -> None:
+        """Tombstone the committed offsets of ``partitions`` (those ``group`` has; flushed)
+        and forget them (OffsetDelete)."""
+        table = self._offsets.get(group, {})
+        doomed = [tp for tp in dict.fromkeys(partitions) if tp in table]
+        if not doomed:
+            return
+        plog = self._store.log(OFFSETS_TOPIC, self.partition_for(group))
+        for tp in doomed:
+            plog.append(None, key=encode_key(group, *tp))
+        await self._flush([plog])
+        for tp in doomed:
+            table.pop(tp, None)
+        if not table:
+            self._offsets.pop(group, None)
 
     async def delete_topic(self, topic: str) -> None:
         """Tombstone every group's committed offsets for ``topic`` (the topic was deleted).

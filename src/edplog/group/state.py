@@ -69,6 +69,29 @@ class Member:
         return now >= self.last_heartbeat + self.session_timeout_ms / 1000.0
 
 
+def _subscription_topics(metadata: bytes) -> list[str] | None:
+    """Topic names at the head of a consumer subscription, or None if it does not parse."""
+    if len(metadata) < 6:
+        return None
+    count = int.from_bytes(metadata[2:6], "big", signed=True)
+    pos, names = 6, []
+    if count < 0 or count > len(metadata):
+        return None
+    for _ in range(count):
+        if pos + 2 > len(metadata):
+            return None
+        length = int.from_bytes(metadata[pos : pos + 2], "big", signed=True)
+        pos += 2
+        if length < 0 or pos + length > len(metadata):
+            return None
+        try:
+            names.append(metadata[pos : pos + length].decode())
+        except UnicodeDecodeError:
+            return None
+        pos += length
+    return names
+
+
 @dataclass
 class Group:
     """A classic consumer group. ``members`` keeps join order: the first joiner leads."""
@@ -113,6 +136,20 @@ class Group:
         for member in others:
             names &= member.protocol_names()
         return bool(names)
+
+    def subscribed_topics(self) -> set[str] | None:
+        """The topics the members subscribe to, read from their consumer-protocol metadata
+        (``version:int16`` then an array of topic names, as every version of Kafka's consumer
+        subscription starts); None when some metadata cannot be read, so callers treat the
+        subscription as unknown rather than empty."""
+        topics: set[str] = set()
+        for member in self.members.values():
+            for _, metadata in member.protocols:
+                names = _subscription_topics(metadata)
+                if names is None:
+                    return None
+                topics.update(names)
+        return topics
 
     def select_protocol(self) -> str:
         """The protocol every member supports that most members list first among those.

@@ -23,6 +23,7 @@ def _offset_commit_error(req: Body, code: ErrorCode) -> Body:
         "topics": [
             {
                 "name": t["name"],
+                "topic_id": t.get("topic_id"),
                 "partitions": [
                     {"partition_index": p["partition_index"], "error_code": code}
                     for p in t["partitions"]
@@ -39,6 +40,10 @@ def _offset_fetch_error(req: Body, code: ErrorCode) -> Body:
         for g in req.get("groups") or ()
     ]
     return {"throttle_time_ms": 0, "error_code": code, "topics": [], "groups": groups}
+
+
+def _offset_delete_error(req: Body, code: ErrorCode) -> Body:
+    return {"error_code": code, "throttle_time_ms": 0, "topics": []}
 
 
 def _describe_error(req: Body, code: ErrorCode) -> Body:
@@ -127,6 +132,7 @@ APIS = [
     ApiSpec(12, _routed("heartbeat", _SIMPLE_ERROR, _group_id), _SIMPLE_ERROR),
     ApiSpec(13, _routed("leave_group", _SIMPLE_ERROR, _group_id), _SIMPLE_ERROR),
     ApiSpec(8, _routed("offset_commit", _offset_commit_error, _group_id), _offset_commit_error),
+    ApiSpec(47, _routed("offset_delete", _offset_delete_error, _group_id), _offset_delete_error),
     ApiSpec(9, _routed("offset_fetch", _offset_fetch_error, _group_id), _offset_fetch_error),
     ApiSpec(
         16, _routed("list_groups", top_level_error({"groups": []})), top_level_error({"groups": []})

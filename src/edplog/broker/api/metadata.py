@@ -9,11 +9,14 @@ listed with KAFKA_STORAGE_ERROR and this node in ``offline_replicas``.
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
 from ...protocol import SUPPORTED
 from ..context import INTERNAL_TOPICS, ErrorCode, RequestContext, Services, code_for
 from .registry import ApiSpec, top_level_error
+
+log = logging.getLogger(__name__)
 
 Body = dict[str, Any]
 AUTHORIZED_OPERATIONS_OMITTED = -(2**31)
@@ -125,41 +128,74 @@ async def metadata(ctx: RequestContext, services: Services, req: Body) -> Body:
     }
 
 
-def _coordinator_error(services: Services, key: str | None, key_type: int) -> ErrorCode:
+GROUP_KEY, SHARE_KEY = 0, 2
+TRANSACTIONS_UNSUPPORTED = (
+    "transactions are not supported by this broker yet (transactional.id {!r} refused); "
+    "use an idempotent producer without a transactional.id"
+)
+
+
+def _coordinator_error(
+    services: Services, key: str | None, key_type: int
+) -> tuple[ErrorCode, str | None]:
+    """The error and message for one coordinator key.
+
+    A transactional id is answered TRANSACTIONAL_ID_AUTHORIZATION_FAILED: every client treats
+    it as fatal, so ``init_transactions()`` fails at once instead of retrying the retriable
+    COORDINATOR_NOT_AVAILABLE for minutes; the message says why. Share groups (key type 2)
+    are not served either.
+    """
+    if key_type == TRANSACTION_KEY:
+        log.warning("FindCoordinator: %s", TRANSACTIONS_UNSUPPORTED.format(key))
+        return ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED, TRANSACTIONS_UNSUPPORTED.format(key)
+    if key_type == SHARE_KEY:
+        return ErrorCode.INVALID_REQUEST, "share groups are not supported by this broker"
+    if key_type != GROUP_KEY:
+        return ErrorCode.INVALID_REQUEST, f"unknown coordinator key type {key_type}"
     groups = services.groups
-    if key_type == TRANSACTION_KEY or groups is None:
-        return ErrorCode.COORDINATOR_NOT_AVAILABLE  # no transaction coordinator yet
-    if not groups.find_coordinator_key_ok(key or "", key_type):
-        return ErrorCode.COORDINATOR_NOT_AVAILABLE
-    return ErrorCode.NONE
+    if groups is None or not groups.find_coordinator_key_ok(key or "", key_type):
+        return ErrorCode.COORDINATOR_NOT_AVAILABLE, None
+    return ErrorCode.NONE, None
 
 
-async def find_coordinator(ctx: RequestContext, services: Services, req: Body) -> Body:
-    """Every group is coordinated by this broker (unless its offsets partition is offline)."""
+def _coordinator(services: Services, key: str, key_type: int) -> Body:
+    code, message = _coordinator_error(services, key, key_type)
     host, port = services.config.advertised
     node = services.config.node_id
-    key_type = req.get("key_type", 0)
-    keys = req.get("coordinator_keys") or [req.get("key")]
-    first = _coordinator_error(services, keys[0], key_type)
+    if code != ErrorCode.NONE:
+        node, host, port = -1, "", -1
     return {
-        "throttle_time_ms": 0,
-        "error_code": first,
-        "error_message": None,
+        "key": key,
         "node_id": node,
         "host": host,
         "port": port,
-        "coordinators": [
-            {
-                "key": k,
-                "node_id": node,
-                "host": host,
-                "port": port,
-                "error_code": _coordinator_error(services, k, key_type),
-                "error_message": None,
-            }
-            for k in keys
-            if k is not None
-        ],
+        "error_code": code,
+        "error_message": message,
+    }
+
+
+async def find_coordinator(ctx: RequestContext, services: Services, req: Body) -> Body:
+    """Every group is coordinated by this broker (unless its offsets partition is offline).
+
+    v4+ batch their keys (``coordinator_keys``), each answered with its own error; v0-3 name
+    one key and answer at the top level.
+    """
+    key_type = req.get("key_type", 0)
+    if ctx.api_version >= 4:
+        keys = list(req.get("coordinator_keys") or ())
+        return {
+            "throttle_time_ms": 0,
+            "coordinators": [_coordinator(services, k, key_type) for k in keys],
+        }
+    one = _coordinator(services, req.get("key") or "", key_type)
+    return {
+        "throttle_time_ms": 0,
+        "error_code": one["error_code"],
+        "error_message": one["error_message"],
+        "node_id": one["node_id"],
+        "host": one["host"],
+        "port": one["port"],
+        "coordinators": [],
     }
 
 

@@ -2,7 +2,7 @@
 protocol, offset commit/fetch and group administration."""
 
 TEXT = """
-api 8 OffsetCommit 0-8 flex 8
+api 8 OffsetCommit 0-10 flex 8
 request
   group_id string
   generation_id_or_member_epoch int32 v1+ =-1
@@ -10,7 +10,8 @@ request
   group_instance_id string v7+ null7+ =null
   retention_time_ms int64 v2-4 =-1
   topics []
-    name string
+    name string v0-9
+    topic_id uuid v10+
     partitions []
       partition_index int32
       committed_offset int64
@@ -20,21 +21,29 @@ request
 response
   throttle_time_ms int32 v3+
   topics []
-    name string
+    name string v0-9
+    topic_id uuid v10+
     partitions []
       partition_index int32
       error_code int16
 
-api 9 OffsetFetch 0-7 flex 6
+api 9 OffsetFetch 0-9 flex 6
 request
-  group_id string
-  topics [] null2+
+  group_id string v0-7
+  topics [] v0-7 null2-7
     name string
     partition_indexes []int32
+  groups [] v8+
+    group_id string
+    member_id string v9+ null9+ =null
+    member_epoch int32 v9+ =-1
+    topics [] null8+
+      name string
+      partition_indexes []int32
   require_stable bool v7+
 response
   throttle_time_ms int32 v3+
-  topics []
+  topics [] v0-7
     name string
     partitions []
       partition_index int32
@@ -42,21 +51,40 @@ response
       committed_leader_epoch int32 v5+ =-1
       metadata string null0+
       error_code int16
-  error_code int16 v2+
+  error_code int16 v2-7
+  groups [] v8+
+    group_id string
+    topics []
+      name string
+      partitions []
+        partition_index int32
+        committed_offset int64
+        committed_leader_epoch int32 =-1
+        metadata string null8+
+        error_code int16
+    error_code int16
 
-api 10 FindCoordinator 0-3 flex 3
+api 10 FindCoordinator 0-6 flex 3
 request
-  key string
+  key string v0-3
   key_type int8 v1+
+  coordinator_keys []string v4+
 response
   throttle_time_ms int32 v1+
-  error_code int16
-  error_message string v1+ null1+
-  node_id int32
-  host string
-  port int32
+  error_code int16 v0-3
+  error_message string v1-3 null1-3
+  node_id int32 v0-3
+  host string v0-3
+  port int32 v0-3
+  coordinators [] v4+
+    key string
+    node_id int32
+    host string
+    port int32
+    error_code int16
+    error_message string null4+
 
-api 11 JoinGroup 0-7 flex 6
+api 11 JoinGroup 0-9 flex 6
 request
   group_id string
   session_timeout_ms int32
@@ -67,6 +95,7 @@ request
   protocols []
     name string
     metadata bytes
+  reason string v8+ null8+ =null
 response
   throttle_time_ms int32 v2+
   error_code int16
@@ -74,6 +103,7 @@ response
   protocol_type string v7+ null7+ =null
   protocol_name string null7+
   leader string
+  skip_assignment bool v9+
   member_id string
   members []
     member_id string
@@ -124,7 +154,7 @@ response
   protocol_name string v5+ null5+ =null
   assignment bytes
 
-api 15 DescribeGroups 0-5 flex 5
+api 15 DescribeGroups 0-6 flex 5
 request
   groups []string
   include_authorized_operations bool v3+
@@ -132,6 +162,7 @@ response
   throttle_time_ms int32 v1+
   groups []
     error_code int16
+    error_message string v6+ null6+ =null
     group_id string
     group_state string
     protocol_type string
@@ -164,4 +195,20 @@ response
   results []
     group_id string
     error_code int16
+
+api 47 OffsetDelete 0-0 flex none
+request
+  group_id string
+  topics []
+    name string
+    partitions []
+      partition_index int32
+response
+  error_code int16
+  throttle_time_ms int32
+  topics []
+    name string
+    partitions []
+      partition_index int32
+      error_code int16
 """
