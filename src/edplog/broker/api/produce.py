@@ -17,6 +17,10 @@ from ..context import ErrorCode, RequestContext, Services
 from .registry import ApiSpec, top_level_error
 
 Body = dict[str, Any]
+# KIP-951 (Produce v10+): a partition refused for one of these errors carries the leader this
+# broker knows, and the response the endpoints of the brokers named, so a client can redirect
+# without a Metadata round trip. Only on these errors: the fields cost nothing otherwise.
+_LEADER_ERRORS = frozenset({ErrorCode.NOT_LEADER_OR_FOLLOWER, ErrorCode.FENCED_LEADER_EPOCH})
 
 
 def _partition_result(index: int, code: int = ErrorCode.NONE) -> Body:
@@ -66,6 +70,7 @@ def produce(
     responses = []
     durable: list[tuple[Any, Any]] = []
     results: list[tuple[Body, Any]] = []
+    moved: list[tuple[Body, str, int]] = []
     metrics = services.metrics
     for topic in req["topic_data"]:
         name = topic["name"]
@@ -80,16 +85,43 @@ def produce(
                 metrics.bytes_in(name, len(records))
             else:
                 metrics.produce_error(result.error)
+                if result.error in _LEADER_ERRORS:
+                    moved.append((body, name, pdata["index"]))
             if log is not None and acks == -1:
                 durable.append((log, result))
         responses.append({"name": name, "partition_responses": partition_responses})
     if acks == 0:
         return None
     response = {"responses": responses, "throttle_time_ms": 0}
+    if moved:
+        _point_to_leaders(services, response, moved)
     if durable and replicas.flush_on_acks_all:
         return _after_flush(services, response, results, durable)
     _fill(results)
     return response
+
+
+def _point_to_leaders(
+    services: Services, response: Body, moved: list[tuple[Body, str, int]]
+) -> None:
+    """current_leader of each partition refused for leadership, and node_endpoints."""
+    leaders = set()
+    for body, name, index in moved:
+        try:
+            partition = services.replicas.partition(name, index)
+        except Exception:
+            partition = None
+        if partition is None:
+            continue
+        body["current_leader"] = {
+            "leader_id": partition.leader_id,
+            "leader_epoch": partition.leader_epoch,
+        }
+        leaders.add(partition.leader_id)
+    host, port = services.config.advertised
+    node = services.config.node_id
+    if node in leaders:
+        response["node_endpoints"] = [{"node_id": node, "host": host, "port": port, "rack": None}]
 
 
 def _fill(results: list[tuple[Body, Any]]) -> None:
