@@ -125,6 +125,34 @@ def test_produce_v9_to_v12_appends_and_answers(kafka_broker: str, version: int) 
         assert not resp.get("node_endpoints")
 
 
+def test_produce_v13_names_topics_by_id(kafka_broker: str) -> None:
+    """Produce v13 (KIP-516): a topic named by the id Metadata gives is appended to and
+    answered by id; an id no topic has gets UNKNOWN_TOPIC_ID for its partition and nothing
+    is written anywhere."""
+    with RawClient(kafka_broker) as c:
+        create_topic(c, "p13")
+        topic_id = _metadata(c, 12, [{"topic_id": None, "name": "p13"}])["topics"][0]["topic_id"]
+        stranger = uuid.uuid4()
+        body = {
+            "transactional_id": None,
+            "acks": 1,
+            "timeout_ms": 5000,
+            "topic_data": [
+                {"topic_id": t, "partition_data": [{"index": 0, "records": data}]}
+                for t, data in (
+                    (topic_id, _batch_with_timestamps([1, 2])),
+                    (stranger, _batch_with_timestamps([3])),
+                )
+            ],
+        }
+        known, unknown = c.call(0, 13, body)["responses"]
+        assert known["topic_id"] == topic_id
+        assert known["partition_responses"][0]["error_code"] == 0
+        assert unknown["topic_id"] == stranger
+        assert unknown["partition_responses"][0]["error_code"] == UNKNOWN_TOPIC_ID
+        assert _list_offsets(c, 10, "p13", -1)["offset"] == 2
+
+
 @pytest.mark.parametrize("compression", [None, "gzip", "snappy", "lz4", "zstd"])
 def test_list_offsets_special_timestamps_v7_to_v10(kafka_broker: str, compression) -> None:
     """Two batches, the second of 10 records with its largest timestamp at record 4 (offset

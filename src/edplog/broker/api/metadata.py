@@ -98,13 +98,7 @@ def _name_of_id(services: Services, topic_id: uuid.UUID | None) -> str | None:
     """The topic with this id (Metadata v12+ may name topics by id only), or None."""
     if topic_id is None or topic_id.int == 0:
         return None
-    for name in services.store.topics():
-        try:
-            if services.store.topic_id(name) == topic_id:
-                return name
-        except Exception:
-            continue  # deleted meanwhile
-    return None
+    return services.store.topic_name(topic_id)
 
 
 async def _auto_create(services: Services, name: str) -> int:

@@ -1,5 +1,8 @@
 """Produce and InitProducerId: the write path.
 
+Produce v13 names topics by id (KIP-516): the id is resolved to the topic once per topic of
+the request, and an id no topic has gets UNKNOWN_TOPIC_ID for each of its partitions.
+
 Each partition's records field arrives as a memoryview into the request frame and goes to the
 native core in one call (through the replica manager and the partition), which validates every
 batch, rewrites offsets and the leader epoch in place and writes it: no Python object per
@@ -40,7 +43,8 @@ def produce_error(req: Body, code: ErrorCode) -> Body:
     return {
         "responses": [
             {
-                "name": t["name"],
+                "name": t.get("name"),
+                "topic_id": t.get("topic_id"),
                 "partition_responses": [
                     _partition_result(p["index"], code) for p in t["partition_data"]
                 ],
@@ -73,7 +77,13 @@ def produce(
     moved: list[tuple[Body, str, int]] = []
     metrics = services.metrics
     for topic in req["topic_data"]:
-        name = topic["name"]
+        name = topic.get("name")
+        topic_id = topic.get("topic_id")
+        if not name:  # v13: named by id (the decoder gives v13 the name's default, "")
+            name = services.store.topic_name(topic_id) if topic_id is not None else None
+            if name is None:
+                responses.append(_unknown_id(topic))
+                continue
         partition_responses = []
         for pdata in topic["partition_data"]:
             records = pdata["records"]
@@ -89,7 +99,9 @@ def produce(
                     moved.append((body, name, pdata["index"]))
             if log is not None and acks == -1:
                 durable.append((log, result))
-        responses.append({"name": name, "partition_responses": partition_responses})
+        responses.append(
+            {"name": name, "topic_id": topic_id, "partition_responses": partition_responses}
+        )
     if acks == 0:
         return None
     response = {"responses": responses, "throttle_time_ms": 0}
@@ -99,6 +111,17 @@ def produce(
         return _after_flush(services, response, results, durable)
     _fill(results)
     return response
+
+
+def _unknown_id(topic: Body) -> Body:
+    return {
+        "name": None,
+        "topic_id": topic.get("topic_id"),
+        "partition_responses": [
+            _partition_result(p["index"], ErrorCode.UNKNOWN_TOPIC_ID)
+            for p in topic["partition_data"]
+        ],
+    }
 
 
 def _point_to_leaders(

@@ -58,19 +58,21 @@ response
   cluster_authorized_operations int32 v8-10 =-2147483648
   error_code int16 v13+
 
-api 0 Produce 0-12 flex 9
+api 0 Produce 0-13 flex 9
 request
   transactional_id string v3+ null3+ =null
   acks int16
   timeout_ms int32
   topic_data []
-    name string
+    name string v0-12
+    topic_id uuid v13+
     partition_data []
       index int32
       records records null0+
 response
   responses []
-    name string
+    name string v0-12
+    topic_id uuid v13+
     partition_responses []
       index int32
       error_code int16
