@@ -20,6 +20,7 @@ from ..context import ErrorCode, RequestContext, Services
 from .registry import ApiSpec, top_level_error
 
 Body = dict[str, Any]
+TOPIC_IDS_FROM = 13  # Produce v13 names topics by id
 # KIP-951 (Produce v10+): a partition refused for one of these errors carries the leader this
 # broker knows, and the response the endpoints of the brokers named, so a client can redirect
 # without a Metadata round trip. Only on these errors: the fields cost nothing otherwise.
@@ -74,15 +75,16 @@ def produce(
     responses = []
     durable: list[tuple[Any, Any]] = []
     results: list[tuple[Body, Any]] = []
-    moved: list[tuple[Body, str, int]] = []
+    moved: list[tuple[Body, str, int]] | None = None  # made only on the leadership errors
     metrics = services.metrics
     for topic in req["topic_data"]:
-        name = topic.get("name")
-        topic_id = topic.get("topic_id")
-        if not name:  # v13: named by id (the decoder gives v13 the name's default, "")
+        name = topic["name"]
+        topic_id = None
+        if not name:  # v13 names topics by id (its decoded name is ""); no topic name is empty
+            topic_id = topic.get("topic_id")
             name = services.store.topic_name(topic_id) if topic_id is not None else None
             if name is None:
-                responses.append(_unknown_id(topic))
+                responses.append(_unknown_id(ctx, topic))
                 continue
         partition_responses = []
         for pdata in topic["partition_data"]:
@@ -96,12 +98,14 @@ def produce(
             else:
                 metrics.produce_error(result.error)
                 if result.error in _LEADER_ERRORS:
+                    moved = moved or []
                     moved.append((body, name, pdata["index"]))
             if log is not None and acks == -1:
                 durable.append((log, result))
-        responses.append(
-            {"name": name, "topic_id": topic_id, "partition_responses": partition_responses}
-        )
+        entry = {"name": name, "partition_responses": partition_responses}
+        if topic_id is not None:
+            entry["topic_id"] = topic_id
+        responses.append(entry)
     if acks == 0:
         return None
     response = {"responses": responses, "throttle_time_ms": 0}
@@ -113,13 +117,15 @@ def produce(
     return response
 
 
-def _unknown_id(topic: Body) -> Body:
+def _unknown_id(ctx: RequestContext, topic: Body) -> Body:
+    """The answer for a topic no topic id or name finds (an empty name before v13)."""
+    by_id = ctx.api_version >= TOPIC_IDS_FROM
+    code = ErrorCode.UNKNOWN_TOPIC_ID if by_id else ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
     return {
-        "name": None,
+        "name": topic.get("name"),
         "topic_id": topic.get("topic_id"),
         "partition_responses": [
-            _partition_result(p["index"], ErrorCode.UNKNOWN_TOPIC_ID)
-            for p in topic["partition_data"]
+            _partition_result(p["index"], code) for p in topic["partition_data"]
         ],
     }
 
