@@ -219,3 +219,39 @@ def validate_records(data, bint strict=True,
     _validate_records_buf(&mv[0] if mv.shape[0] else NULL, mv.shape[0], strict,
                           max_uncompressed_bytes, totals)
     return totals[0], totals[1], totals[2]
+
+
+def offset_of_timestamp(data, int64_t timestamp_ms,
+                        int64_t max_uncompressed_bytes=DEFAULT_MAX_UNCOMPRESSED_BYTES):
+    """The offset of the first record whose timestamp is ``timestamp_ms`` in the batch at the
+    start of ``data``, or -1 when no record has it.
+
+    The batch's structure and CRC are checked, then its records are walked in C (compressed
+    batches decompressed piece by piece, as validate_records does), with no Python object per
+    record. A LogAppendTime batch gives every record its max timestamp, so its first record
+    is the one. This is how ListOffsets MAX_TIMESTAMP turns the batch a segment remembers
+    into the exact record. Raises CorruptRecordError for a damaged batch.
+    """
+    cdef const unsigned char[::1] mv = data
+    cdef edp_batch_hdr_t h
+    cdef edp_timestamp_find_t find
+    cdef GrowBuf carry
+    cdef int64_t produced = 0
+    cdef size_t n = mv.shape[0]
+    if n == 0:
+        raise ValueError("no batch in an empty buffer")
+    _next_batch(&mv[0], n, 0, True, &h)
+    find.base_timestamp_ms = h.base_timestamp_ms
+    find.target_ms = timestamp_ms
+    find.log_append_time = 1 if h.attributes & EDP_ATTR_LOG_APPEND_TIME else 0
+    find.offset_delta = -1
+    if find.log_append_time and h.max_timestamp_ms != timestamp_ms:
+        return -1
+    carry.data = NULL
+    carry.len = carry.cap = 0
+    try:
+        _walk_batch(&mv[0], &h, 0, False, max_uncompressed_bytes, edp_records_find_timestamp,
+                    &find, &carry, &produced)
+    finally:
+        free(carry.data)
+    return -1 if find.offset_delta < 0 else h.base_offset + find.offset_delta

@@ -253,6 +253,14 @@ cdef class Segment:
         return offset
 
     @property
+    def max_timestamp(self):
+        """(max timestamp, last offset of the batch holding it), read together: (-1, -1)
+        for a segment without records."""
+        cdef int64_t ts, offset
+        edp_segment_max_timestamp(&self.seg, &ts, &offset)
+        return ts, offset
+
+    @property
     def poisoned(self):
         return bool(edp_segment_poisoned(&self.seg))
 

@@ -195,6 +195,12 @@ cdef extern from "edplog/records.h" nogil:
     int edp_walker_feed(edp_walker_t *w, const uint8_t *buf, size_t len, size_t *used, edp_diag_t *diag) noexcept
     int edp_walker_end(edp_walker_t *w, size_t held_back, edp_diag_t *diag) noexcept
     int edp_records_check(const uint8_t *p, const uint8_t *end, const edp_batch_hdr_t *hdr, int strict, edp_record_visit_fn visit, void *ctx, edp_diag_t *diag) noexcept
+    ctypedef struct edp_timestamp_find_t:
+        int64_t base_timestamp_ms
+        int64_t target_ms
+        int log_append_time
+        int32_t offset_delta
+    int edp_records_find_timestamp(void *ctx, const edp_record_ref_t *rec) noexcept nogil
 
 cdef extern from "edplog/keymap.h" nogil:
     enum:

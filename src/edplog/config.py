@@ -34,36 +34,145 @@ class Property:
 
 
 _PROPS = [
-    Property("segment.bytes", "int", 1 << 30, 14, doc="roll a new segment past this size"),
-    Property("segment.ms", "long", 7 * 86_400_000, 1, doc="roll a segment older than this"),
-    Property("segment.index.bytes", "int", 10 * 1024 * 1024, 8, doc="offset index capacity"),
-    Property("segment.jitter.ms", "long", 0, 0),
-    Property("index.interval.bytes", "int", 4096, 0, doc="log bytes between index entries"),
-    Property("retention.ms", "long", 7 * 86_400_000, -1, doc="-1: keep forever"),
-    Property("retention.bytes", "long", -1, -1, doc="-1: no size limit"),
-    Property("cleanup.policy", "list", "delete", choices=("delete", "compact")),
-    Property("delete.retention.ms", "long", 86_400_000, 0, doc="how long tombstones stay"),
-    Property("min.compaction.lag.ms", "long", 0, 0),
-    Property("max.compaction.lag.ms", "long", LONG_MAX, 1),
-    Property("min.cleanable.dirty.ratio", "float", 0.5, 0),
-    Property("flush.messages", "long", LONG_MAX, 1, doc="fsync after this many records"),
-    Property("flush.ms", "long", LONG_MAX, 0, doc="fsync records older than this"),
-    Property("max.message.bytes", "int", 1048588, 0, doc="largest batch accepted"),
+    Property("segment.bytes", "int", 1 << 30, 14, doc="Roll to a new segment file past this size."),
     Property(
-        "message.timestamp.type", "str", "CreateTime", choices=("CreateTime", "LogAppendTime")
+        "segment.ms", "long", 7 * 86_400_000, 1, doc="Roll to a new segment once it is this old."
     ),
-    Property("message.timestamp.difference.max.ms", "long", LONG_MAX, 0),
+    Property(
+        "segment.index.bytes",
+        "int",
+        10 * 1024 * 1024,
+        8,
+        doc="Size preallocated for each segment's offset and time indexes.",
+    ),
+    Property(
+        "segment.jitter.ms",
+        "long",
+        0,
+        0,
+        doc="Random delay subtracted from segment.ms, so that logs do not all roll at once.",
+    ),
+    Property(
+        "index.interval.bytes",
+        "int",
+        4096,
+        0,
+        doc="Log bytes written between two entries of the sparse indexes.",
+    ),
+    Property(
+        "retention.ms",
+        "long",
+        7 * 86_400_000,
+        -1,
+        doc="Delete segments whose newest record is older than this; -1 keeps them forever.",
+    ),
+    Property(
+        "retention.bytes",
+        "long",
+        -1,
+        -1,
+        doc="Delete the oldest segments while a partition is above this size; -1: no limit.",
+    ),
+    Property(
+        "cleanup.policy",
+        "list",
+        "delete",
+        choices=("delete", "compact"),
+        doc="delete: drop old segments; compact: keep the latest record of each key.",
+    ),
+    Property(
+        "delete.retention.ms",
+        "long",
+        86_400_000,
+        0,
+        doc="How long a compacted log keeps tombstones after cleaning reaches them.",
+    ),
+    Property(
+        "min.compaction.lag.ms",
+        "long",
+        0,
+        0,
+        doc="Records younger than this are never compacted away.",
+    ),
+    Property(
+        "max.compaction.lag.ms",
+        "long",
+        LONG_MAX,
+        1,
+        doc="A record older than this makes its segment due for compaction.",
+    ),
+    Property(
+        "min.cleanable.dirty.ratio",
+        "float",
+        0.5,
+        0,
+        doc="Compact once this share of the log is not yet compacted.",
+    ),
+    Property(
+        "flush.messages",
+        "long",
+        LONG_MAX,
+        1,
+        doc="Force the log to disk after this many records.",
+    ),
+    Property(
+        "flush.ms", "long", LONG_MAX, 0, doc="Force the log to disk when unflushed this long."
+    ),
+    Property(
+        "max.message.bytes",
+        "int",
+        1048588,
+        0,
+        doc="Largest record batch accepted, after compression.",
+    ),
+    Property(
+        "message.timestamp.type",
+        "str",
+        "CreateTime",
+        choices=("CreateTime", "LogAppendTime"),
+        doc="Keep the producer's timestamps (CreateTime) or stamp the append time.",
+    ),
+    Property(
+        "message.timestamp.difference.max.ms",
+        "long",
+        LONG_MAX,
+        0,
+        doc="Refuse CreateTime records further than this from the broker's clock.",
+    ),
     Property(
         "compression.type",
         "str",
         "producer",
         choices=("producer", "uncompressed", "none", "gzip", "snappy", "lz4", "zstd"),
+        doc="Codec the log stores; producer keeps whatever the producer sent.",
     ),
-    Property("min.insync.replicas", "int", 1, 1),
-    Property("unclean.leader.election.enable", "bool", False),
-    Property("file.delete.delay.ms", "long", 60_000, 0),
-    Property("preallocate", "bool", False),
-    Property("message.downconversion.enable", "bool", True),
+    Property(
+        "min.insync.replicas",
+        "int",
+        1,
+        1,
+        doc="Replicas that must hold a record before acks=all is answered.",
+    ),
+    Property(
+        "unclean.leader.election.enable",
+        "bool",
+        False,
+        doc="Whether a replica outside the ISR may become leader, losing records.",
+    ),
+    Property(
+        "file.delete.delay.ms",
+        "long",
+        60_000,
+        0,
+        doc="Wait before removing the files of a deleted segment.",
+    ),
+    Property("preallocate", "bool", False, doc="Preallocate a new segment's file on disk."),
+    Property(
+        "message.downconversion.enable",
+        "bool",
+        True,
+        doc="Whether old fetch versions may be served converted records.",
+    ),
 ]
 
 TOPIC_PROPERTIES: dict[str, Property] = {p.name: p for p in _PROPS}
@@ -85,6 +194,49 @@ BROKER_DEFAULTS: dict[str, str] = {
     "compression.type": "compression.type",
     "min.insync.replicas": "min.insync.replicas",
     "log.preallocate": "preallocate",
+}
+
+
+# Kafka's ConfigType codes (DescribeConfigs v3+ config_type) of each property kind.
+CONFIG_TYPES: dict[str, int] = {"bool": 1, "str": 2, "int": 3, "long": 5, "float": 6, "list": 7}
+
+
+@dataclass(frozen=True)
+class BrokerProperty:
+    """A broker property DescribeConfigs describes: its kind and a one-line description."""
+
+    kind: str
+    doc: str
+
+
+BROKER_PROPERTIES: dict[str, BrokerProperty] = {
+    "broker.id": BrokerProperty("int", "This broker's node id."),
+    "log.dirs": BrokerProperty("str", "The directory holding every partition's log."),
+    "num.partitions": BrokerProperty("int", "Partitions of a topic created without a count."),
+    "auto.create.topics.enable": BrokerProperty(
+        "bool", "Create a topic when a client asks for its metadata or produces to it."
+    ),
+    "message.max.bytes": BrokerProperty(
+        "int", "Largest record batch a topic accepts unless it sets max.message.bytes."
+    ),
+    "socket.request.max.bytes": BrokerProperty("int", "Largest request frame read."),
+    "default.replication.factor": BrokerProperty(
+        "int", "Replicas of a topic created without a replication factor."
+    ),
+    "log.segment.bytes": BrokerProperty("int", "Default of segment.bytes."),
+    "log.roll.ms": BrokerProperty("long", "Default of segment.ms."),
+    "log.index.size.max.bytes": BrokerProperty("int", "Default of segment.index.bytes."),
+    "log.index.interval.bytes": BrokerProperty("int", "Default of index.interval.bytes."),
+    "log.retention.ms": BrokerProperty("long", "Default of retention.ms."),
+    "log.retention.bytes": BrokerProperty("long", "Default of retention.bytes."),
+    "log.cleanup.policy": BrokerProperty("list", "Default of cleanup.policy."),
+    "log.cleaner.delete.retention.ms": BrokerProperty("long", "Default of delete.retention.ms."),
+    "log.flush.interval.messages": BrokerProperty("long", "Default of flush.messages."),
+    "log.flush.interval.ms": BrokerProperty("long", "Default of flush.ms."),
+    "log.message.timestamp.type": BrokerProperty("str", "Default of message.timestamp.type."),
+    "compression.type": BrokerProperty("str", "Default of a topic's compression.type."),
+    "min.insync.replicas": BrokerProperty("int", "Default of min.insync.replicas."),
+    "log.preallocate": BrokerProperty("bool", "Default of preallocate."),
 }
 
 

@@ -286,3 +286,13 @@ int edp_records_check(const uint8_t *p, const uint8_t *end, const edp_batch_hdr_
         rc = edp_walker_end(&w, len - used, diag);
     return rc;
 }
+
+int edp_records_find_timestamp(void *ctx, const edp_record_ref_t *rec)
+{
+    edp_timestamp_find_t *f = ctx;
+    if (f->offset_delta >= 0)
+        return EDP_OK;
+    if (f->log_append_time || f->base_timestamp_ms + rec->timestamp_delta == f->target_ms)
+        f->offset_delta = rec->offset_delta;
+    return EDP_OK;
+}

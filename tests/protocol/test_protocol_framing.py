@@ -29,10 +29,10 @@ from edplog.protocol import (
 )
 
 EXPECTED_SUPPORTED = {
-    18: (0, 4), 3: (0, 12), 0: (0, 9), 1: (0, 12), 2: (0, 7), 8: (0, 10), 9: (0, 9),
+    18: (0, 4), 3: (0, 13), 0: (0, 13), 1: (0, 12), 2: (0, 10), 8: (0, 10), 9: (0, 9),
     10: (0, 6), 11: (0, 9), 12: (0, 4), 13: (0, 5), 14: (0, 5), 15: (0, 6), 16: (0, 4),
     19: (0, 7), 20: (0, 6), 21: (0, 2), 22: (0, 4), 23: (0, 4), 32: (0, 4), 33: (0, 2),
-    37: (0, 3), 42: (0, 2), 44: (0, 1), 47: (0, 0), 60: (0, 1), 48: (0, 1), 49: (0, 1),
+    37: (0, 3), 42: (0, 2), 44: (0, 1), 47: (0, 0), 60: (0, 2), 48: (0, 1), 49: (0, 1),
     50: (0, 0), 51: (0, 0),
 }  # fmt: skip
 
@@ -99,11 +99,11 @@ def test_unknown_api_key_returns_header_without_body_offset() -> None:
 
 
 def test_version_beyond_supported_still_gives_header_but_no_decoder() -> None:
-    raw = struct.pack(">hhih", 3, 13, 5, -1) + b"\x00\x01\x00"
+    raw = struct.pack(">hhih", 3, 14, 5, -1) + b"\x00\x01\x00"
     hdr = read_request_header(memoryview(raw))
-    assert hdr[:4] == (3, 13, 5, None)
+    assert hdr[:4] == (3, 14, 5, None)
     with pytest.raises(UnsupportedVersionError):
-        decode_request(3, 13, memoryview(raw), max(hdr.body_offset, 0))
+        decode_request(3, 14, memoryview(raw), max(hdr.body_offset, 0))
 
 
 def test_every_truncation_of_a_request_raises_protocol_error() -> None:
@@ -213,4 +213,4 @@ def test_every_codec_compiles() -> None:
     build_all()
     assert (0, 9) in REQUEST_DECODERS and (1, 12) in RESPONSE_ENCODERS
     with pytest.raises(KeyError):
-        REQUEST_DECODERS[(3, 13)]
+        REQUEST_DECODERS[(3, 14)]

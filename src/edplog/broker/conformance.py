@@ -156,7 +156,7 @@ KAFKA_APIS: tuple[KafkaApi, ...] = (
 SERVED_NOTES: dict[int, str] = {
     0: "transactional batches are refused until transactions land",
     1: "no tiered storage; the last stable offset is the high watermark",
-    2: "",
+    2: "no tiered storage: EARLIEST_LOCAL is the log start, LATEST_TIERED is -1; v11 not served",
     3: "",
     8: "",
     9: "v10 (topics by id) is not served",

@@ -30,6 +30,8 @@ UNSUPPORTED_VERSION = 35
 DEFAULT_CLIENT_ID = "edplog-client"
 #: Kafka caps correlation ids at int32; they wrap to 1 (0 is left out so it never looks unset).
 MAX_CORRELATION_ID = 0x7FFFFFFF
+# Versions past these need what this client does not send: Produce v13 names topics by id.
+_CLIENT_MAX = {PRODUCE: 12}
 _SIZE = struct.Struct(">i")
 _I16 = struct.Struct(">h")
 
@@ -55,6 +57,7 @@ def client_range(api_key: int) -> tuple[int, int] | None:
     if span is None:
         return None
     lo, hi = span
+    hi = min(hi, _CLIENT_MAX.get(api_key, hi))
     rejected = REJECTED.get(api_key)
     while rejected is not None and lo in rejected and lo <= hi:
         lo += 1

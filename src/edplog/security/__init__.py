@@ -6,7 +6,15 @@ security work adds TLS and SASL principals, ACLs and roles behind the same two n
 
 from __future__ import annotations
 
-from .authorizer import AllowAll, Authorizer, Operation, Resource
+from .authorizer import AllowAll, Authorizer, Operation, Resource, authorized_operations
 from .principal import ANONYMOUS, Principal
 
-__all__ = ["ANONYMOUS", "AllowAll", "Authorizer", "Operation", "Principal", "Resource"]
+__all__ = [
+    "ANONYMOUS",
+    "AllowAll",
+    "Authorizer",
+    "Operation",
+    "Principal",
+    "Resource",
+    "authorized_operations",
+]

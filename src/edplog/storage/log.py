@@ -375,17 +375,10 @@ class Log:
         return self._reader.offset_for_timestamp(timestamp_ms)
 
     def max_timestamp(self) -> tuple[int, int] | None:
-        """(offset, timestamp) of the record with the largest timestamp, from segment
-        metadata; None for an empty log."""
-        best = None
-        start = self._core.log_start_offset
-        for seg in self._core.segments:
-            if seg.size and seg.next_offset > start:
-                if best is None or seg.max_timestamp_ms > best.max_timestamp_ms:
-                    best = seg
-        if best is None or best.max_timestamp_ms < 0:
-            return None
-        return int(best.offset_of_max_timestamp), int(best.max_timestamp_ms)
+        """(offset, timestamp) of the first record with the largest timestamp; None for an
+        empty log. Segment metadata names the batch that holds it; that one batch is read
+        and its records walked in C (decompressed if need be) to find the record."""
+        return self._reader.max_timestamp()
 
     # ---- state --------------------------------------------------------------------------
 

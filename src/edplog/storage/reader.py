@@ -210,6 +210,41 @@ class LogReader:
                 pos += used
         return None
 
+    def max_timestamp(self) -> tuple[int, int] | None:
+        core = self._core
+        core.seal()
+        start = core.log_start_offset
+        best: tuple[int, int, _native.Segment] | None = None
+        for seg in core.segments:
+            if not seg.size or seg.next_offset <= start:
+                continue
+            ts, last = seg.max_timestamp
+            if ts >= 0 and (best is None or ts > best[0]):
+                best = (ts, last, seg)  # the first segment wins a tie: the first record
+        if best is None:
+            return None
+        ts, last, seg = best
+        # The segment knows the batch (by its last offset); the record is found in it.
+        pos = seg.find(last)
+        need = _batch_bytes(seg.pread(pos, 12))
+        data = seg.pread(pos, need) if need else b""
+        if need == 0 or len(data) < need:
+            raise CorruptRecordError(
+                f"{seg.path}: unreadable batch at position {pos}", path=seg.path, position=pos
+            )
+        try:
+            offset = int(_native.offset_of_timestamp(data, ts))
+        except EdplogError as exc:
+            _reraise(exc, seg, pos)
+        if offset < 0:
+            raise CorruptRecordError(
+                f"{seg.path}: the batch at position {pos} holds no record with the segment's "
+                f"max timestamp {ts}",
+                path=seg.path,
+                position=pos,
+            )
+        return offset, ts
+
     def scan_headers(self, start: int, producers_only: bool = True) -> Iterator[Any]:
         """The batch headers from the batch holding ``start`` to the written end (no CRC
         check; for replaying producer state and leader epochs after recovery)."""

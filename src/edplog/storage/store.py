@@ -47,6 +47,7 @@ class Store:
         self._closed = False
         self.manager = LogManager(self.data_dir, self.defaults, accept_gaps=accept_gaps)
         self.registry: TopicRegistry = registry or LocalTopicRegistry(self.data_dir)
+        self._names_by_id: dict[uuid.UUID, str] = {}
         # Partition directories the registry does not list (a crash between mkdir and the
         # save, or a copied-in directory): adopt them so their data is never ignored.
         for topic, partition in self.manager.discover():
@@ -98,6 +99,25 @@ class Store:
 
     def topic_id(self, name: str) -> uuid.UUID:
         return self.registry.get(name).topic_id
+
+    def topic_name(self, topic_id: uuid.UUID) -> str | None:
+        """The topic with this id, or None (Metadata v12 and Produce v13 name topics by id).
+
+        A reverse map answers known ids in O(1): an entry is trusted only while the registry
+        still gives that name this id, and a miss rebuilds the map once from the registry.
+        Takes no lock, like topics().
+        """
+        for attempt in range(2):
+            name = self._names_by_id.get(topic_id)
+            if name is not None:
+                try:
+                    if self.registry.get(name).topic_id == topic_id:
+                        return name
+                except UnknownTopicError:
+                    pass
+            if attempt == 0:
+                self._names_by_id = {info.topic_id: n for n, info in self.registry.topics().items()}
+        return None
 
     def has_topic(self, name: str) -> bool:
         return name in self.registry.topics()

@@ -1,11 +1,26 @@
 """DescribeConfigs, AlterConfigs and IncrementalAlterConfigs for topics (and describing the
-broker's own static configuration)."""
+broker's own static configuration).
+
+DescribeConfigs answers, as Kafka does, each config's source and, when asked
+(``include_synonyms``), its synonyms from the most specific down: the topic's override
+(DYNAMIC_TOPIC_CONFIG), the broker property that sets the default of every topic
+(STATIC_BROKER_CONFIG, when the broker sets it) and the built-in default (DEFAULT_CONFIG, named
+by that broker property when there is one). Every config carries its ``config_type``; its
+one-line ``documentation`` (from :mod:`edplog.config`) only when ``include_documentation``.
+"""
 
 from __future__ import annotations
 
 import asyncio
 from typing import Any
 
+from ...config import (
+    BROKER_DEFAULTS,
+    BROKER_PROPERTIES,
+    CONFIG_TYPES,
+    TOPIC_PROPERTIES,
+    to_string,
+)
 from ...errors import InvalidConfigError
 from ..context import ErrorCode, RequestContext, Services, code_for, message_for
 from .registry import ApiSpec
@@ -17,6 +32,9 @@ BROKER_RESOURCE = 4
 SOURCE_DYNAMIC_TOPIC = 1
 SOURCE_STATIC_BROKER = 4
 SOURCE_DEFAULT = 5
+CONFIG_TYPE_UNKNOWN = 0
+# Topic property -> the broker property that sets its default.
+_BROKER_NAME_OF = {topic: broker for broker, topic in BROKER_DEFAULTS.items()}
 
 
 def _effective(services: Services, name: str) -> dict[str, str]:
@@ -24,18 +42,41 @@ def _effective(services: Services, name: str) -> dict[str, str]:
     return dict(services.store.effective_config(name).as_strings())
 
 
+def _topic_synonyms(services: Services, key: str, overrides: dict[str, str]) -> list[Body]:
+    """Where a topic config's value may come from, most specific first."""
+    out = []
+    if key in overrides:
+        out.append({"name": key, "value": overrides[key], "source": SOURCE_DYNAMIC_TOPIC})
+    broker_name = _BROKER_NAME_OF.get(key)
+    broker_value = services.config.topic_defaults.get(key)
+    if broker_name is not None and broker_value is not None:
+        out.append({"name": broker_name, "value": broker_value, "source": SOURCE_STATIC_BROKER})
+    default = to_string(key, TOPIC_PROPERTIES[key].default)
+    out.append({"name": broker_name or key, "value": default, "source": SOURCE_DEFAULT})
+    return out
+
+
 def configs_of(services: Services, name: str) -> list[Body]:
+    """A topic's effective configs, each with its source and synonyms (the caller drops the
+    synonyms unless they were asked for)."""
     overrides = services.store.topic_config(name)
-    return [
-        {
-            "name": key,
-            "value": str(value),
-            "read_only": False,
-            "config_source": SOURCE_DYNAMIC_TOPIC if key in overrides else SOURCE_DEFAULT,
-            "is_sensitive": False,
-        }
-        for key, value in sorted(_effective(services, name).items())
-    ]
+    out = []
+    for key, value in sorted(_effective(services, name).items()):
+        synonyms = _topic_synonyms(services, key, overrides)
+        prop = TOPIC_PROPERTIES[key]
+        out.append(
+            {
+                "name": key,
+                "value": str(value),
+                "read_only": False,
+                "config_source": synonyms[0]["source"],
+                "is_sensitive": False,
+                "synonyms": synonyms,
+                "config_type": CONFIG_TYPES.get(prop.kind, CONFIG_TYPE_UNKNOWN),
+                "documentation": prop.doc or None,
+            }
+        )
+    return out
 
 
 def _broker_configs(services: Services) -> list[Body]:
@@ -50,16 +91,25 @@ def _broker_configs(services: Services) -> list[Body]:
         "default.replication.factor": str(cfg.default_replication_factor),
     }
     values.update(cfg.extra)
-    return [
-        {
-            "name": k,
-            "value": v,
-            "read_only": True,
-            "config_source": SOURCE_STATIC_BROKER,
-            "is_sensitive": False,
-        }
-        for k, v in sorted(values.items())
-    ]
+    out = []
+    for k, v in sorted(values.items()):
+        prop = BROKER_PROPERTIES.get(k)
+        config_type = (
+            CONFIG_TYPES.get(prop.kind, CONFIG_TYPE_UNKNOWN) if prop else CONFIG_TYPE_UNKNOWN
+        )
+        out.append(
+            {
+                "name": k,
+                "value": v,
+                "read_only": True,
+                "config_source": SOURCE_STATIC_BROKER,
+                "is_sensitive": False,
+                "synonyms": [{"name": k, "value": v, "source": SOURCE_STATIC_BROKER}],
+                "config_type": config_type,
+                "documentation": prop.doc if prop else None,
+            }
+        )
+    return out
 
 
 def _resource_result(res: Body, code: int = ErrorCode.NONE) -> Body:
@@ -102,9 +152,14 @@ async def describe_configs(ctx: RequestContext, services: Services, req: Body) -
         keys = res.get("configuration_keys")
         if keys is not None:
             configs = [c for c in configs if c["name"] in keys]
+        synonyms = bool(req.get("include_synonyms"))
+        docs = bool(req.get("include_documentation"))
         for c in configs:
             c["is_default"] = c["config_source"] == SOURCE_DEFAULT
-            c["synonyms"] = []
+            if not synonyms:
+                c["synonyms"] = []
+            if not docs:
+                c["documentation"] = None
         result["configs"] = configs
     return {"throttle_time_ms": 0, "results": results}
 

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 from typing import Any
 
 from ...protocol import SUPPORTED
+from ...security import Resource, authorized_operations
 from ..context import INTERNAL_TOPICS, ErrorCode, RequestContext, Services, code_for
 from .registry import ApiSpec, top_level_error
 
@@ -21,6 +23,9 @@ log = logging.getLogger(__name__)
 Body = dict[str, Any]
 AUTHORIZED_OPERATIONS_OMITTED = -(2**31)
 TRANSACTION_KEY = 1
+CLUSTER = Resource("Cluster", "kafka-cluster")
+BROKER_ENDPOINTS = 1  # DescribeCluster endpoint_type: 1 brokers, 2 controllers (KIP-919)
+CONTROLLER_ENDPOINTS = 2
 
 
 async def api_versions(ctx: RequestContext, services: Services, req: Body) -> Body:
@@ -66,16 +71,37 @@ def _partition_entry(services: Services, name: str, index: int) -> Body:
     return entry
 
 
-def _topic_entry(services: Services, name: str, code: int = ErrorCode.NONE) -> Body:
+def operations_of(ctx: RequestContext, services: Services, resource: Resource) -> int:
+    """The authorized-operations bit set of ``resource`` for this request's principal."""
+    return authorized_operations(services.authorizer, ctx.principal, ctx.client_host, resource)
+
+
+def _topic_entry(
+    ctx: RequestContext,
+    services: Services,
+    name: str,
+    code: int = ErrorCode.NONE,
+    with_operations: bool = False,
+) -> Body:
     count = services.replicas.partition_count(name) if code == ErrorCode.NONE else None
+    operations = AUTHORIZED_OPERATIONS_OMITTED
+    if with_operations and count is not None:
+        operations = operations_of(ctx, services, Resource("Topic", name))
     return {
         "error_code": code,
         "name": name,
         "topic_id": services.store.topic_id(name) if count is not None else None,
         "is_internal": name in INTERNAL_TOPICS,
         "partitions": [_partition_entry(services, name, i) for i in range(count or 0)],
-        "topic_authorized_operations": AUTHORIZED_OPERATIONS_OMITTED,
+        "topic_authorized_operations": operations,
     }
+
+
+def _name_of_id(services: Services, topic_id: uuid.UUID | None) -> str | None:
+    """The topic with this id (Metadata v12+ may name topics by id only), or None."""
+    if topic_id is None or topic_id.int == 0:
+        return None
+    return services.store.topic_name(topic_id)
 
 
 async def _auto_create(services: Services, name: str) -> int:
@@ -93,8 +119,12 @@ async def _auto_create(services: Services, name: str) -> int:
 async def metadata(ctx: RequestContext, services: Services, req: Body) -> Body:
     """Brokers, controller, and topics (all of them when the request names none)."""
     requested = req.get("topics")
+    ops = bool(req.get("include_topic_authorized_operations"))
     if requested is None or (ctx.api_version == 0 and not requested):
-        topics = [_topic_entry(services, name) for name in sorted(services.store.topics())]
+        topics = [
+            _topic_entry(ctx, services, name, with_operations=ops)
+            for name in sorted(services.store.topics())
+        ]
     else:
         allow = (
             bool(req.get("allow_auto_topic_creation", True)) and services.config.auto_create_topics
@@ -103,11 +133,16 @@ async def metadata(ctx: RequestContext, services: Services, req: Body) -> Body:
         known = services.store.topics()
         for item in requested:
             name = item.get("name")
-            if name is None:  # a topic id lookup: ids are not served yet
-                topics.append(_topic_entry(services, "", ErrorCode.UNKNOWN_TOPIC_OR_PARTITION))
-                continue
+            if name is None:  # a lookup by topic id (v12+): never creates a topic
+                topic_id = item.get("topic_id")
+                name = _name_of_id(services, topic_id)
+                if name is None:
+                    entry = _topic_entry(ctx, services, "", ErrorCode.UNKNOWN_TOPIC_ID)
+                    entry["name"], entry["topic_id"] = None, topic_id
+                    topics.append(entry)
+                    continue
             if name in known:
-                topics.append(_topic_entry(services, name))
+                topics.append(_topic_entry(ctx, services, name, with_operations=ops))
                 continue
             code = (
                 await _auto_create(services, name)
@@ -116,14 +151,17 @@ async def metadata(ctx: RequestContext, services: Services, req: Body) -> Body:
             )
             if code == ErrorCode.TOPIC_ALREADY_EXISTS:
                 code = ErrorCode.NONE
-            topics.append(_topic_entry(services, name, code))
+            topics.append(_topic_entry(ctx, services, name, code, with_operations=ops))
+    cluster_ops = AUTHORIZED_OPERATIONS_OMITTED
+    if req.get("include_cluster_authorized_operations"):
+        cluster_ops = operations_of(ctx, services, CLUSTER)
     return {
         "throttle_time_ms": 0,
         "brokers": _broker_list(services),
         "cluster_id": services.config.cluster_id,
         "controller_id": services.config.node_id,
         "topics": topics,
-        "cluster_authorized_operations": AUTHORIZED_OPERATIONS_OMITTED,
+        "cluster_authorized_operations": cluster_ops,
         "error_code": ErrorCode.NONE,
     }
 
@@ -200,12 +238,35 @@ async def find_coordinator(ctx: RequestContext, services: Services, req: Body) -
 
 
 async def describe_cluster(ctx: RequestContext, services: Services, req: Body) -> Body:
+    """This broker (never fenced: it is the whole cluster). Asked for the controllers'
+    endpoints (v1 endpoint_type 2), a broker answers MISMATCHED_ENDPOINT_TYPE, as Kafka's
+    brokers do: controller endpoints are asked of a controller listener."""
     host, port = services.config.advertised
+    endpoint_type = req.get("endpoint_type", BROKER_ENDPOINTS)
+    if endpoint_type != BROKER_ENDPOINTS:
+        code = (
+            ErrorCode.MISMATCHED_ENDPOINT_TYPE
+            if endpoint_type == CONTROLLER_ENDPOINTS
+            else ErrorCode.UNSUPPORTED_ENDPOINT_TYPE
+        )
+        return {
+            "throttle_time_ms": 0,
+            "error_code": code,
+            "error_message": f"this listener serves broker endpoints, not type {endpoint_type}",
+            "endpoint_type": endpoint_type,
+            "cluster_id": services.config.cluster_id,
+            "controller_id": -1,
+            "brokers": [],
+            "cluster_authorized_operations": AUTHORIZED_OPERATIONS_OMITTED,
+        }
+    cluster_ops = AUTHORIZED_OPERATIONS_OMITTED
+    if req.get("include_cluster_authorized_operations"):
+        cluster_ops = operations_of(ctx, services, CLUSTER)
     return {
         "throttle_time_ms": 0,
         "error_code": ErrorCode.NONE,
         "error_message": None,
-        "endpoint_type": 1,
+        "endpoint_type": BROKER_ENDPOINTS,
         "cluster_id": services.config.cluster_id,
         "controller_id": services.config.node_id,
         "brokers": [
@@ -217,7 +278,7 @@ async def describe_cluster(ctx: RequestContext, services: Services, req: Body) -
                 "is_fenced": False,
             }
         ],
-        "cluster_authorized_operations": AUTHORIZED_OPERATIONS_OMITTED,
+        "cluster_authorized_operations": cluster_ops,
     }
 
 

@@ -1,7 +1,16 @@
-"""ListOffsets and OffsetForLeaderEpoch: finding offsets by time, by end, and by epoch."""
+"""ListOffsets and OffsetForLeaderEpoch: finding offsets by time, by end, and by epoch.
+
+ListOffsets' special timestamps are answered as a Kafka broker without tiered storage answers
+them: EARLIEST_LOCAL (-4, v8+, KIP-405) is the log start offset, since every record is local;
+LATEST_TIERED (-5, v9+, KIP-1005) is offset -1 with timestamp -1, since nothing is tiered.
+v10's timeout_ms (KIP-1075) bounds a remote lookup; every lookup here is local, so it is
+answered at once. Lookups by time read the log (the time index, then the batches), so they
+run off the event loop.
+"""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from ..context import ErrorCode, RequestContext, Services, code_for
@@ -11,6 +20,8 @@ Body = dict[str, Any]
 LATEST = -1
 EARLIEST = -2
 MAX_TIMESTAMP = -3
+EARLIEST_LOCAL = -4
+LATEST_TIERED = -5
 READ_COMMITTED = 1
 
 
@@ -47,8 +58,10 @@ def _lookup(partition: Any, timestamp: int, isolation: int) -> tuple[int, int]:
             else partition.high_watermark
         )
         return end, -1
-    if timestamp == EARLIEST:
+    if timestamp in (EARLIEST, EARLIEST_LOCAL):
         return partition.log_start_offset, -1
+    if timestamp == LATEST_TIERED:
+        return -1, -1
     if timestamp == MAX_TIMESTAMP:
         found = partition.log.max_timestamp()
     else:
@@ -61,6 +74,7 @@ def _lookup(partition: Any, timestamp: int, isolation: int) -> tuple[int, int]:
 async def list_offsets(ctx: RequestContext, services: Services, req: Body) -> Body:
     """Earliest, latest, max-timestamp and time-based offset lookups per partition."""
     isolation = req.get("isolation_level", 0) or 0
+    loop = asyncio.get_running_loop()
     topics = []
     for topic in req["topics"]:
         results = []
@@ -76,7 +90,13 @@ async def list_offsets(ctx: RequestContext, services: Services, req: Body) -> Bo
                 if code:
                     result["error_code"] = code
                     continue
-                offset, ts = _lookup(partition, preq["timestamp"], isolation)
+                timestamp = preq["timestamp"]
+                if timestamp >= 0 or timestamp == MAX_TIMESTAMP:
+                    offset, ts = await loop.run_in_executor(
+                        None, _lookup, partition, timestamp, isolation
+                    )
+                else:
+                    offset, ts = _lookup(partition, timestamp, isolation)
             except Exception as exc:
                 result["error_code"] = code_for(exc)
                 continue

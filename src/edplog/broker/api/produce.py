@@ -1,5 +1,8 @@
 """Produce and InitProducerId: the write path.
 
+Produce v13 names topics by id (KIP-516): the id is resolved to the topic once per topic of
+the request, and an id no topic has gets UNKNOWN_TOPIC_ID for each of its partitions.
+
 Each partition's records field arrives as a memoryview into the request frame and goes to the
 native core in one call (through the replica manager and the partition), which validates every
 batch, rewrites offsets and the leader epoch in place and writes it: no Python object per
@@ -17,6 +20,11 @@ from ..context import ErrorCode, RequestContext, Services
 from .registry import ApiSpec, top_level_error
 
 Body = dict[str, Any]
+TOPIC_IDS_FROM = 13  # Produce v13 names topics by id
+# KIP-951 (Produce v10+): a partition refused for one of these errors carries the leader this
+# broker knows, and the response the endpoints of the brokers named, so a client can redirect
+# without a Metadata round trip. Only on these errors: the fields cost nothing otherwise.
+_LEADER_ERRORS = frozenset({ErrorCode.NOT_LEADER_OR_FOLLOWER, ErrorCode.FENCED_LEADER_EPOCH})
 
 
 def _partition_result(index: int, code: int = ErrorCode.NONE) -> Body:
@@ -36,7 +44,8 @@ def produce_error(req: Body, code: ErrorCode) -> Body:
     return {
         "responses": [
             {
-                "name": t["name"],
+                "name": t.get("name"),
+                "topic_id": t.get("topic_id"),
                 "partition_responses": [
                     _partition_result(p["index"], code) for p in t["partition_data"]
                 ],
@@ -66,9 +75,17 @@ def produce(
     responses = []
     durable: list[tuple[Any, Any]] = []
     results: list[tuple[Body, Any]] = []
+    moved: list[tuple[Body, str, int]] | None = None  # made only on the leadership errors
     metrics = services.metrics
     for topic in req["topic_data"]:
         name = topic["name"]
+        topic_id = None
+        if not name:  # v13 names topics by id (its decoded name is ""); no topic name is empty
+            topic_id = topic.get("topic_id")
+            name = services.store.topic_name(topic_id) if topic_id is not None else None
+            if name is None:
+                responses.append(_unknown_id(ctx, topic))
+                continue
         partition_responses = []
         for pdata in topic["partition_data"]:
             records = pdata["records"]
@@ -80,16 +97,60 @@ def produce(
                 metrics.bytes_in(name, len(records))
             else:
                 metrics.produce_error(result.error)
+                if result.error in _LEADER_ERRORS:
+                    moved = moved or []
+                    moved.append((body, name, pdata["index"]))
             if log is not None and acks == -1:
                 durable.append((log, result))
-        responses.append({"name": name, "partition_responses": partition_responses})
+        entry = {"name": name, "partition_responses": partition_responses}
+        if topic_id is not None:
+            entry["topic_id"] = topic_id
+        responses.append(entry)
     if acks == 0:
         return None
     response = {"responses": responses, "throttle_time_ms": 0}
+    if moved:
+        _point_to_leaders(services, response, moved)
     if durable and replicas.flush_on_acks_all:
         return _after_flush(services, response, results, durable)
     _fill(results)
     return response
+
+
+def _unknown_id(ctx: RequestContext, topic: Body) -> Body:
+    """The answer for a topic no topic id or name finds (an empty name before v13)."""
+    by_id = ctx.api_version >= TOPIC_IDS_FROM
+    code = ErrorCode.UNKNOWN_TOPIC_ID if by_id else ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+    return {
+        "name": topic.get("name"),
+        "topic_id": topic.get("topic_id"),
+        "partition_responses": [
+            _partition_result(p["index"], code) for p in topic["partition_data"]
+        ],
+    }
+
+
+def _point_to_leaders(
+    services: Services, response: Body, moved: list[tuple[Body, str, int]]
+) -> None:
+    """current_leader of each partition refused for leadership, and node_endpoints."""
+    leaders = set()
+    for body, name, index in moved:
+        try:
+            partition = services.replicas.partition(name, index)
+        except Exception:
+            partition = None
+        if partition is None:
+            continue
+        body["current_leader"] = {
+            "leader_id": partition.leader_id,
+            "leader_epoch": partition.leader_epoch,
+        }
+        leaders.add(partition.leader_id)
+    host, port = services.config.advertised
+    node = services.config.node_id
+    if node in leaders:
+        response["node_endpoints"] = [{"node_id": node, "host": host, "port": port, "rack": None}]
 
 
 def _fill(results: list[tuple[Body, Any]]) -> None:

@@ -1,5 +1,9 @@
 """Topic administration: create, delete, add partitions and delete records. Everything
-persists through the store (the topic registry and the logs), so it survives restarts."""
+persists through the store (the topic registry and the logs), so it survives restarts.
+
+CreateTopics v7 answers the new topic's id, the one Metadata v10+ shows (all zero for
+validate_only, where nothing is created, as Kafka); v5+ answers the topic's effective
+configs, each with its source (an override or a default)."""
 
 from __future__ import annotations
 
@@ -27,6 +31,7 @@ def _topic_name_error(name: str) -> str | None:
 def _created(name: str, code: int = ErrorCode.NONE, message: str | None = None) -> Body:
     return {
         "name": name,
+        "topic_id": None,  # all zero, as Kafka answers for validate_only and errors
         "error_code": code,
         "error_message": message,
         "num_partitions": -1,
@@ -84,6 +89,7 @@ async def create_topics(ctx: RequestContext, services: Services, req: Body) -> B
         if result["error_code"] == ErrorCode.NONE:
             result["num_partitions"], result["replication_factor"] = count, replication
             if not req.get("validate_only"):
+                result["topic_id"] = store.topic_id(name)
                 result["configs"] = configs_of(services, name)
     return {"throttle_time_ms": 0, "topics": results}
 

@@ -176,10 +176,11 @@ response
     resource_type int8
     resource_name string
 
-api 60 DescribeCluster 0-1 flex 0
+api 60 DescribeCluster 0-2 flex 0
 request
   include_cluster_authorized_operations bool
   endpoint_type int8 v1+ =1
+  include_fenced_brokers bool v2+
 response
   throttle_time_ms int32
   error_code int16
@@ -192,6 +193,7 @@ response
     host string
     port int32
     rack string null0+ =null
+    is_fenced bool v2+
   cluster_authorized_operations int32 =-2147483648
 
 api 17 SaslHandshake 0-1 flex none

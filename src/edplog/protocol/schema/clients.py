@@ -24,7 +24,7 @@ response
     min_version_level int16
   zk_migration_ready bool v3+ tag3
 
-api 3 Metadata 0-12 flex 9
+api 3 Metadata 0-13 flex 9
 request
   topics [] null1+
     topic_id uuid v10+
@@ -56,20 +56,23 @@ response
       offline_replicas []int32 v5+
     topic_authorized_operations int32 v8+ =-2147483648
   cluster_authorized_operations int32 v8-10 =-2147483648
+  error_code int16 v13+
 
-api 0 Produce 0-9 flex 9
+api 0 Produce 0-13 flex 9
 request
   transactional_id string v3+ null3+ =null
   acks int16
   timeout_ms int32
   topic_data []
-    name string
+    name string v0-12
+    topic_id uuid v13+
     partition_data []
       index int32
       records records null0+
 response
   responses []
-    name string
+    name string v0-12
+    topic_id uuid v13+
     partition_responses []
       index int32
       error_code int16
@@ -80,7 +83,15 @@ response
         batch_index int32
         batch_index_error_message string null8+ =null
       error_message string v8+ null8+ =null
+      current_leader {} v10+ tag0
+        leader_id int32 =-1
+        leader_epoch int32 =-1
   throttle_time_ms int32 v1+
+  node_endpoints [] v10+ tag0
+    node_id int32
+    host string
+    port int32
+    rack string null10+ =null
 
 api 1 Fetch 0-12 flex 12
 request
@@ -132,7 +143,7 @@ response
       preferred_read_replica int32 v11+ =-1
       records records null0+
 
-api 2 ListOffsets 0-7 flex 6
+api 2 ListOffsets 0-10 flex 6
 request
   replica_id int32 =-1
   isolation_level int8 v2+
@@ -143,6 +154,7 @@ request
       current_leader_epoch int32 v4+ =-1
       timestamp int64
       max_num_offsets int32 v0 =1
+  timeout_ms int32 v10+
 response
   throttle_time_ms int32 v2+
   topics []

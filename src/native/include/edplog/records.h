@@ -130,4 +130,27 @@ int edp_walker_end(edp_walker_t *w, size_t held_back, edp_diag_t *diag);
 int edp_records_check(const uint8_t *p, const uint8_t *end, const edp_batch_hdr_t *hdr,
                       int strict, edp_record_visit_fn visit, void *ctx, edp_diag_t *diag);
 
+/**
+ * Which record of a batch carries a given timestamp: the walker visitor behind ListOffsets
+ * MAX_TIMESTAMP. A segment remembers the batch that holds its largest timestamp (by the
+ * batch's last offset, as the time index does); Kafka answers the offset of the first record
+ * with that timestamp, so that one batch is walked (decompressed when it is compressed) with
+ * edp_records_find_timestamp as the visitor and this struct as its ctx.
+ *
+ * Set base_timestamp_ms to the batch's base timestamp, target_ms to the timestamp sought,
+ * log_append_time to whether the batch has LogAppendTime (then every record's timestamp is
+ * the batch's max timestamp, and the first record matches), and offset_delta to -1. After
+ * the walk offset_delta is the first matching record's offset delta, or still -1. The
+ * visitor never stops the walk, so the batch is checked to its end as well.
+ */
+typedef struct edp_timestamp_find {
+    int64_t base_timestamp_ms;
+    int64_t target_ms;
+    int log_append_time;
+    int32_t offset_delta;
+} edp_timestamp_find_t;
+
+/** The edp_record_visit_fn of edp_timestamp_find_t (ctx); always returns EDP_OK. */
+int edp_records_find_timestamp(void *ctx, const edp_record_ref_t *rec);
+
 #endif
