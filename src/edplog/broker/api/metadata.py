@@ -75,6 +75,13 @@ def _topic_entry(services: Services, name: str, code: int = ErrorCode.NONE) -> B
     }
 
 
+def _name_of_id(services: Services, topic_id: object) -> str | None:
+    for name in services.store.topics():
+        if services.store.topic_id(name) == topic_id:
+            return name
+    return None
+
+
 async def _auto_create(services: Services, name: str) -> int:
     """Create ``name`` with the broker defaults (off the event loop: it is disk work); the
     error code (0 when created)."""
@@ -100,9 +107,13 @@ async def metadata(ctx: RequestContext, services: Services, req: Body) -> Body:
         known = services.store.topics()
         for item in requested:
             name = item.get("name")
-            if name is None:  # a topic id lookup: ids are not served yet
-                topics.append(_topic_entry(services, "", ErrorCode.UNKNOWN_TOPIC_OR_PARTITION))
-                continue
+            if name is None:  # a lookup by topic id (v10+), as consumer-protocol clients do
+                name = _name_of_id(services, item.get("topic_id"))
+                if name is None:
+                    entry = _topic_entry(services, "", ErrorCode.UNKNOWN_TOPIC_ID)
+                    entry["name"], entry["topic_id"] = None, item.get("topic_id")
+                    topics.append(entry)
+                    continue
             if name in known:
                 topics.append(_topic_entry(services, name))
                 continue
