@@ -191,7 +191,9 @@ class Worker:
         self.topic = topic
 
     def _commit(self, partitions: list[int]) -> None:
-        offsets = [TopicPartition(self.topic, p, self.next[p]) for p in partitions if p in self.next]
+        offsets = [
+            TopicPartition(self.topic, p, self.next[p]) for p in partitions if p in self.next
+        ]
         if offsets:
             self.c.commit(offsets=offsets, asynchronous=False)
         for p in partitions:

@@ -49,9 +49,7 @@ def hb(
 def assigned(resp: dict[str, Any]) -> dict[uuid.UUID, set[int]] | None:
     if resp["assignment"] is None:
         return None
-    return {
-        tp["topic_id"]: set(tp["partitions"]) for tp in resp["assignment"]["topic_partitions"]
-    }
+    return {tp["topic_id"]: set(tp["partitions"]) for tp in resp["assignment"]["topic_partitions"]}
 
 
 class Cluster:
@@ -238,7 +236,9 @@ def test_commits_are_fenced_by_member_epoch() -> None:
         keep = assigned(await c.hb("m1", 1))
         await c.hb("m1", 1, owned=keep)  # m1 now at epoch 2
         tp = ("t", sorted(keep[c.tid])[0]) if keep else ("t", 0)
-        stale = await c.coord.offset_commit(commit_req("g", {tp: 5}, generation=1, member_id="m1"), 9)
+        stale = await c.coord.offset_commit(
+            commit_req("g", {tp: 5}, generation=1, member_id="m1"), 9
+        )
         assert commit_errors(stale)[tp] == ErrorCode.STALE_MEMBER_EPOCH
         ok = await c.coord.offset_commit(commit_req("g", {tp: 5}, generation=2, member_id="m1"), 9)
         assert commit_errors(ok)[tp] == ErrorCode.NONE

@@ -179,7 +179,9 @@ def _consumer_protocol_settings(settings: dict[str, str]) -> dict[str, Any]:
         if lo > hi:
             raise InvalidConfigError(f"{lo_prop}={lo} is above {hi_prop}={hi}")
         if not lo <= value <= hi:
-            raise InvalidConfigError(f"{prop}={value}: must be within [{lo}, {hi}] ({lo_prop}, {hi_prop})")
+            raise InvalidConfigError(
+                f"{prop}={value}: must be within [{lo}, {hi}] ({lo_prop}, {hi_prop})"
+            )
         values[kind] = value
     if values["heartbeat"] >= values["session"]:
         raise InvalidConfigError(

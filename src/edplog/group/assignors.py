@@ -122,7 +122,9 @@ class RangeAssignor:
     ) -> dict[str, Assignment]:
         result = _empty(members)
         for topic in sorted(topics.values(), key=lambda t: t.name):
-            subscribers = sorted(m for m, spec in members.items() if topic.topic_id in spec.subscribed)
+            subscribers = sorted(
+                m for m, spec in members.items() if topic.topic_id in spec.subscribed
+            )
             if not subscribers:
                 continue
             share, extra = divmod(topic.partitions, len(subscribers))

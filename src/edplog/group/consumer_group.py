@@ -210,8 +210,10 @@ class ConsumerGroups:
             return self._response(req.get("member_id") or "", epoch, None)
         send = None
         current = _copy(member.assigned)
-        if member.sent != current or int(req["member_epoch"]) == 0 or (
-            _owned(req.get("topic_partitions")) not in (None, current)
+        if (
+            member.sent != current
+            or int(req["member_epoch"]) == 0
+            or (_owned(req.get("topic_partitions")) not in (None, current))
         ):
             send = wire_assignment(current)
             member.sent = current
@@ -318,7 +320,9 @@ class ConsumerGroups:
             old = group.members.get(member_id)
             if old is not None:  # a rejoin: it starts over with nothing owned
                 self._remove(group, old)
-            member = ConsumerMember(member_id, rebalance_timeout_ms=int(req["rebalance_timeout_ms"]))
+            member = ConsumerMember(
+                member_id, rebalance_timeout_ms=int(req["rebalance_timeout_ms"])
+            )
             group.members[member_id] = member
             return member, True
         member = group.members.get(member_id)
@@ -443,7 +447,9 @@ class ConsumerGroups:
         """Bump the group epoch and compute the target assignment for it."""
         topics = self._topics()
         group.subscribed_metadata = self._group_subscription(group)
-        infos = {tid: TopicInfo(tid, name, n) for name, (tid, n) in group.subscribed_metadata.items()}
+        infos = {
+            tid: TopicInfo(tid, name, n) for name, (tid, n) in group.subscribed_metadata.items()
+        }
         specs = {
             mid: MemberSpec(
                 {topics[n][0] for n in self._subscribed(m, topics)},
@@ -538,7 +544,9 @@ class ConsumerGroups:
             # It keeps its place and assignment until its session ends (KIP-848 static leave).
             member.previous_member_epoch = member.member_epoch
             member.member_epoch = STATIC_LEAVE_EPOCH
-            log.info("consumer group %s: static member %s left for now", group.group_id, instance_id)
+            log.info(
+                "consumer group %s: static member %s left for now", group.group_id, instance_id
+            )
             return [member_id]
         self._remove(group, member)
         self._new_target(group)
@@ -564,7 +572,9 @@ class ConsumerGroups:
                 stuck = member.revocation_deadline is not None and now >= member.revocation_deadline
                 if late or stuck:
                     why = "session expired" if late else "did not revoke within its timeout"
-                    log.info("consumer group %s: member %s %s", group.group_id, member.member_id, why)
+                    log.info(
+                        "consumer group %s: member %s %s", group.group_id, member.member_id, why
+                    )
                     self._remove(group, member)
                     gone.append(member.member_id)
             if gone:
@@ -592,7 +602,11 @@ class ConsumerGroups:
         def tps(a: Assignment) -> Body:
             return {
                 "topic_partitions": [
-                    {"topic_id": tid, "topic_name": names_by_id.get(tid, ""), "partitions": sorted(ps)}
+                    {
+                        "topic_id": tid,
+                        "topic_name": names_by_id.get(tid, ""),
+                        "partitions": sorted(ps),
+                    }
                     for tid, ps in sorted(a.items(), key=str)
                 ]
             }

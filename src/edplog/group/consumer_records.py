@@ -119,9 +119,7 @@ def group_records(group: ConsumerGroup, member_ids: list[str]) -> list[Record]:
             + _I32.pack(member.rebalance_timeout_ms)
         )
         out.append((key(MEMBER_METADATA, gid, mid), _value(metadata)))
-        out.append(
-            (key(TARGET_MEMBER, gid, mid), _value(_tps(group.target.get(mid, {}))))
-        )
+        out.append((key(TARGET_MEMBER, gid, mid), _value(_tps(group.target.get(mid, {})))))
         current = (
             _I32.pack(member.member_epoch)
             + _I32.pack(member.previous_member_epoch)
@@ -137,7 +135,10 @@ def group_records(group: ConsumerGroup, member_ids: list[str]) -> list[Record]:
 
 def delete_records(group: ConsumerGroup) -> list[Record]:
     """Tombstones for an (empty) group: its target metadata and then its epoch."""
-    return [(key(TARGET_METADATA, group.group_id), None), (key(GROUP_METADATA, group.group_id), None)]
+    return [
+        (key(TARGET_METADATA, group.group_id), None),
+        (key(GROUP_METADATA, group.group_id), None),
+    ]
 
 
 # ---------------------------------------------------------------------- decoding
@@ -219,7 +220,9 @@ class _Pending:
 
     metadata: dict[str, Any] | None = None
     target: dict[uuid.UUID, set[int]] | None = None
-    current: tuple[int, int, int, dict[uuid.UUID, set[int]], dict[uuid.UUID, set[int]]] | None = None
+    current: tuple[int, int, int, dict[uuid.UUID, set[int]], dict[uuid.UUID, set[int]]] | None = (
+        None
+    )
 
 
 class Replay:
@@ -237,7 +240,11 @@ class Replay:
         if record_type not in RECORD_TYPES:
             return False
         group_id = r.string()
-        member_id = r.string() if record_type in (MEMBER_METADATA, TARGET_MEMBER, CURRENT_ASSIGNMENT) else ""
+        member_id = (
+            r.string()
+            if record_type in (MEMBER_METADATA, TARGET_MEMBER, CURRENT_ASSIGNMENT)
+            else ""
+        )
         if record_type == GROUP_METADATA:
             if raw_value is None:
                 self.epochs.pop(group_id, None)
