@@ -345,3 +345,48 @@ def test_admin_lists_consumer_groups_by_type(kafka_broker_factory: Any) -> None:
     types = {g.group_id: g.type for g in result.valid}
     assert types["g-g"] == ck.ConsumerGroupType.CONSUMER
     c.close()
+
+
+def test_regex_subscription_picks_up_a_topic_created_later(kafka_broker_factory: Any) -> None:
+    """A member subscribed to ``^kip848-r.*`` owns the partitions of a matching topic that is
+    created after it joined, and not those of a topic that does not match."""
+    broker = kafka_broker_factory(**SHORT)
+    with RawClient(broker.bootstrap) as raw:
+        create_topic(raw, "kip848-r1", 1)
+        create_topic(raw, "other-r", 1)
+    c = _consumer(broker.bootstrap, "g-r")
+    c.subscribe(["^kip848-r.*"])
+    _poll_until(
+        [c], lambda: {(tp.topic, tp.partition) for tp in c.assignment()} == {("kip848-r1", 0)}
+    )
+    with RawClient(broker.bootstrap) as raw:
+        create_topic(raw, "kip848-r2", 2)
+    want = {("kip848-r1", 0), ("kip848-r2", 0), ("kip848-r2", 1)}
+    _poll_until([c], lambda: {(tp.topic, tp.partition) for tp in c.assignment()} == want)
+    c.close()
+
+
+def test_static_member_comes_back_to_its_partitions(kafka_broker_factory: Any) -> None:
+    """Two static members (group.instance.id) share four partitions; one closes (epoch -2,
+    its place is kept) and a new consumer with the same instance id gets the same
+    partitions back while the other member's stay where they were."""
+    broker = kafka_broker_factory(**SHORT)
+    with RawClient(broker.bootstrap) as raw:
+        create_topic(raw, "kip848-s", 4)
+    a = _consumer(broker.bootstrap, "g-s", **{"group.instance.id": "i-a"})
+    b = _consumer(broker.bootstrap, "g-s", **{"group.instance.id": "i-b"})
+    a.subscribe(["kip848-s"])
+    b.subscribe(["kip848-s"])
+    _poll_until([a, b], lambda: len(_assigned(a)) == 2 and len(_assigned(b)) == 2)
+    mine, theirs = _assigned(b), _assigned(a)
+    b.close()
+    with RawClient(broker.bootstrap) as raw:
+        desc = raw.call(69, 1, {"group_ids": ["g-s"], "include_authorized_operations": False})
+    epochs = {m["instance_id"]: m["member_epoch"] for m in desc["groups"][0]["members"]}
+    assert epochs["i-b"] == -2 and epochs["i-a"] > 0  # its place is kept, not given away
+    b2 = _consumer(broker.bootstrap, "g-s", **{"group.instance.id": "i-b"})
+    b2.subscribe(["kip848-s"])
+    _poll_until([a, b2], lambda: _assigned(b2) == mine)
+    assert _assigned(a) == theirs
+    a.close()
+    b2.close()
