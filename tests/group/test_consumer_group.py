@@ -299,3 +299,33 @@ def test_group_epoch_members_and_assignment_survive_a_restart() -> None:
         store.close()
 
     run(main())
+
+
+def test_only_changes_are_written_and_a_static_takeover_survives_a_restart() -> None:
+    """A heartbeat that changes nothing appends no record to __consumer_offsets; a static
+    member that left with -2 and came back under a new member id is, after a restart, the
+    new id only, with the old epoch and assignment."""
+
+    async def main() -> None:
+        c = Cluster()
+        await c.start()
+        r = await c.hb("a1", 0, instance="i1")
+        plog = c.store.log("__consumer_offsets", c.coord.offsets.partition_for("g"))
+        end = plog.log_end_offset
+        await c.hb("a1", r["member_epoch"], instance="i1")
+        assert plog.log_end_offset == end
+        await c.hb("a1", -2, instance="i1")
+        await c.hb("a2", 0, instance="i1")
+        await c.coord.close()
+        store = c.store.reopen()
+        coord = make_coord(store, c.clock, consumer_session_timeout_ms=1000)
+        await coord.start()
+        group = coord.consumer.groups["g"]
+        assert list(group.members) == ["a2"]
+        assert group.members["a2"].member_epoch == r["member_epoch"]
+        assert group.members["a2"].assigned == {c.tid: set(range(6))}
+        assert group.static_members == {"i1": "a2"}
+        await coord.close()
+        store.close()
+
+    run(main())

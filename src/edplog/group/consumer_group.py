@@ -76,6 +76,8 @@ class ConsumerMember:
     revocation_deadline: float | None = None
     #: The assignment last sent, so an unchanged one is not sent again.
     sent: Assignment | None = None
+    #: The member id of the static member this one took over (its records are deleted).
+    replaces: str | None = None
 
 
 @dataclass
@@ -135,6 +137,29 @@ def _owned(req_partitions: list[Body] | None) -> Assignment | None:
     if req_partitions is None:
         return None
     return {tp["topic_id"]: set(tp["partitions"]) for tp in req_partitions if tp["partitions"]}
+
+
+def _fingerprint(m: ConsumerMember) -> tuple[Any, ...]:
+    """Everything of a member that its durable records hold."""
+
+    def frozen(a: Assignment) -> tuple[Any, ...]:
+        return tuple(sorted((str(t), tuple(sorted(p))) for t, p in a.items()))
+
+    return (
+        m.member_epoch,
+        m.previous_member_epoch,
+        m.state,
+        frozen(m.assigned),
+        frozen(m.pending_revocation),
+        tuple(m.subscribed_topic_names),
+        m.subscribed_topic_regex,
+        m.server_assignor,
+        m.instance_id,
+        m.rack_id,
+        m.client_id,
+        m.client_host,
+        m.rebalance_timeout_ms,
+    )
 
 
 def wire_assignment(a: Assignment) -> Body:
@@ -204,7 +229,8 @@ class ConsumerGroups:
             group, member, changed = self._heartbeat(req, version, client_id, client_host)
         except HeartbeatError as exc:
             return self.error_response(exc.code, str(exc))
-        await self.persist(group, changed)
+        if changed:
+            await self.persist(group, changed)
         if member is None:  # it left
             epoch = int(req["member_epoch"])
             return self._response(req.get("member_id") or "", epoch, None)
@@ -298,15 +324,21 @@ class ConsumerGroups:
         if epoch in (LEAVE_EPOCH, STATIC_LEAVE_EPOCH):
             return group, None, self._leave(group, req.get("member_id") or "", instance_id, epoch)
         member, bump = self._member_for(group, req, version, epoch, instance_id)
+        before = None if bump or epoch == 0 else _fingerprint(member)
+        gone = [member.replaces] if member.replaces else []
+        member.replaces = None
         member.last_heartbeat = self._now()
         member.client_id, member.client_host = client_id, client_host
         bump |= self._update_subscription(member, req)
-        changed = {member.member_id}
         if bump or self._metadata_changed(group):
             self._new_target(group)
-            changed.update(group.members)
+            self._reconcile(group, member, _owned(req.get("topic_partitions")))
+            return group, member, sorted(group.members)
         self._reconcile(group, member, _owned(req.get("topic_partitions")))
-        return group, member, sorted(changed)
+        # Most heartbeats change nothing: only a change is written to the offsets topic.
+        if _fingerprint(member) == before:
+            return group, member, []
+        return group, member, [member.member_id, *gone]
 
     def _member_for(
         self, group: ConsumerGroup, req: Body, version: int, epoch: int, instance_id: str | None
@@ -370,6 +402,7 @@ class ConsumerGroups:
                 member.subscribed_topic_regex = current.subscribed_topic_regex
                 member.server_assignor = current.server_assignor
                 group.target[member_id] = group.target.pop(current.member_id, {})
+                member.replaces = current.member_id
                 bump = False
             group.members[member_id] = member
             group.static_members[instance_id] = member_id
