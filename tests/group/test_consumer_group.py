@@ -329,3 +329,74 @@ def test_only_changes_are_written_and_a_static_takeover_survives_a_restart() -> 
         store.close()
 
     run(main())
+
+
+def test_topic_growth_and_deletion_make_new_targets() -> None:
+    """Partitions added to a subscribed topic go to the member at a new group epoch; when the
+    topic is deleted the member is told to drop its partitions, again at a new epoch."""
+
+    async def main() -> None:
+        c = Cluster(partitions=2)
+        await c.start()
+        r = await c.hb("m1", 0)
+        assert assigned(r) == {c.tid: {0, 1}}
+        c.store.add_partitions("t", 4)
+        r = await c.hb("m1", 1, owned={c.tid: {0, 1}})
+        assert r["member_epoch"] == 2 and assigned(r) == {c.tid: {0, 1, 2, 3}}
+        c.store.delete_topic("t")
+        r = await c.hb("m1", 2, owned={c.tid: {0, 1, 2, 3}})
+        assert assigned(r) == {}  # revoke everything first, epoch unchanged until it does
+        r = await c.hb("m1", 2, owned={})
+        assert r["member_epoch"] == 3
+        await c.coord.close()
+
+    run(main())
+
+
+def test_member_that_does_not_revoke_in_time_is_fenced() -> None:
+    """A member that keeps reporting partitions it was told to give up past its rebalance
+    timeout (5 s here) is removed, and the other member gets everything."""
+
+    async def main() -> None:
+        c = Cluster(consumer_session_timeout_ms=60_000)
+        await c.start()
+        await c.hb("m1", 0)
+        await c.hb("m2", 0)
+        await c.hb("m1", 1)  # told to revoke half
+        all_six = {c.tid: set(range(6))}
+        for _ in range(3):
+            c.clock.advance_ms(2000)
+            await c.hb("m1", 1, owned=all_six)  # still claims all six
+            await c.coord.tick_async()
+        assert "m1" not in c.coord.consumer.groups["g"].members
+        r2 = await c.hb("m2", 2, owned={})
+        assert assigned(r2) == all_six
+        late = await c.hb("m1", 1, owned=all_six)
+        assert late["error_code"] == ErrorCode.UNKNOWN_MEMBER_ID
+        await c.coord.close()
+
+    run(main())
+
+
+def test_v0_names_the_member_and_describe_and_delete_follow_kafka() -> None:
+    """v0 joins without a member id get one from the coordinator; ConsumerGroupDescribe of
+    an unknown or classic group is GROUP_ID_NOT_FOUND; DeleteGroups refuses a group with
+    members (NON_EMPTY_GROUP) and deletes it once empty."""
+
+    async def main() -> None:
+        c = Cluster()
+        await c.start()
+        r = await c.coord.consumer_group_heartbeat(hb("", 0), 0)
+        assert r["error_code"] == ErrorCode.NONE and r["member_id"]
+        d = await c.coord.consumer_group_describe({"group_ids": ["g", "nope"]}, 1)
+        assert [g["error_code"] for g in d["groups"]] == [0, ErrorCode.GROUP_ID_NOT_FOUND]
+        assert d["groups"][0]["members"][0]["member_id"] == r["member_id"]
+        refused = await c.coord.delete_groups({"groups_names": ["g"]}, 2)
+        assert refused["results"][0]["error_code"] == ErrorCode.NON_EMPTY_GROUP
+        await c.coord.consumer_group_heartbeat(hb(r["member_id"], -1), 0)
+        done = await c.coord.delete_groups({"groups_names": ["g"]}, 2)
+        assert done["results"][0]["error_code"] == ErrorCode.NONE
+        assert "g" not in c.coord.consumer.groups
+        await c.coord.close()
+
+    run(main())
