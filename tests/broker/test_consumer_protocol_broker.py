@@ -50,10 +50,13 @@ def _partitions(resp: dict) -> list[int]:
         ("group.consumer.migration.policy", "bidirectional"),
         ("group.consumer.migration.policy", "upgrade"),
         ("group.consumer.assignors", "org.apache.kafka.coordinator.group.assignor.Custom"),
+        ("group.coordinator.rebalance.protocols", "classic"),
+        ("group.coordinator.rebalance.protocols", "classic,consumer,share"),
     ],
 )
 def test_unimplemented_consumer_settings_are_refused(prop: str, value: str) -> None:
-    """Online protocol migration and custom assignors are not served: refused at start."""
+    """Online protocol migration, custom assignors and turning a protocol off (or on the
+    share protocol) are not served: refused at start."""
     with pytest.raises(InvalidConfigError, match=prop.replace(".", r"\.")):
         BrokerConfig.from_properties({"log.dirs": "/nonexistent", prop: value})
 

@@ -400,3 +400,21 @@ def test_v0_names_the_member_and_describe_and_delete_follow_kafka() -> None:
         await c.coord.close()
 
     run(main())
+
+
+def test_group_consumer_max_size_refuses_one_member_too_many() -> None:
+    """With a maximum of two members a third join is GROUP_MAX_SIZE_REACHED; the two keep
+    their places and a heartbeat of theirs still works."""
+
+    async def main() -> None:
+        c = Cluster(consumer_max_size=2)
+        await c.start()
+        await c.hb("m1", 0)
+        await c.hb("m2", 0)
+        third = await c.hb("m3", 0)
+        assert third["error_code"] == ErrorCode.GROUP_MAX_SIZE_REACHED
+        assert set(c.coord.consumer.groups["g"].members) == {"m1", "m2"}
+        assert (await c.hb("m1", 1))["error_code"] == ErrorCode.NONE
+        await c.coord.close()
+
+    run(main())

@@ -188,7 +188,11 @@ def _consumer_protocol_settings(settings: dict[str, str]) -> dict[str, Any]:
             "group.consumer.heartbeat.interval.ms must be below group.consumer.session.timeout.ms"
         )
     assignors = settings.get("group.consumer.assignors", "uniform,range").split(",")
+    max_size = int(settings.get("group.consumer.max.size", 2**31 - 1))
+    if max_size < 1:
+        raise InvalidConfigError(f"group.consumer.max.size={max_size}: must be 1 or more")
     return {
+        "consumer_max_size": max_size,
         "consumer_session_timeout_ms": values["session"],
         "consumer_heartbeat_interval_ms": values["heartbeat"],
         "consumer_assignors": tuple(assignors),

@@ -213,6 +213,14 @@ class BrokerConfig:
                         f"{key}={value!r}: the server-side assignors are uniform and range"
                     )
                 self.group_settings[key] = ",".join(names)
+            elif key == "group.coordinator.rebalance.protocols":
+                protocols = {n.strip().lower() for n in value.split(",") if n.strip()}
+                if protocols != {"classic", "consumer"}:
+                    raise InvalidConfigError(
+                        f"{key}={value!r}: both protocols are always served here; only "
+                        "'classic,consumer' is accepted"
+                    )
+                self.group_settings[key] = "classic,consumer"
             elif key == "group.consumer.migration.policy":
                 if value.strip().lower() != "disabled":
                     raise InvalidConfigError(
@@ -301,6 +309,7 @@ _GROUP_PROPERTIES = frozenset(
         "group.consumer.heartbeat.interval.ms",
         "group.consumer.min.heartbeat.interval.ms",
         "group.consumer.max.heartbeat.interval.ms",
+        "group.consumer.max.size",
     }
 )
 

@@ -51,6 +51,8 @@ HONOURED = frozenset(
         "group.consumer.max.heartbeat.interval.ms",
         "group.consumer.assignors",
         "group.consumer.migration.policy",
+        "group.consumer.max.size",
+        "group.coordinator.rebalance.protocols",
         "offset.metadata.max.bytes",
         "offsets.topic.num.partitions",
         "log.retention.check.interval.ms",

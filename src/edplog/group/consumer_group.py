@@ -191,6 +191,7 @@ class ConsumerGroups:
         assignors: dict[str, Assignor],
         session_timeout_ms: int = 45_000,
         heartbeat_interval_ms: int = 5_000,
+        max_size: int = 2**31 - 1,
         persist: Persist | None = None,
         delete: Delete | None = None,
     ) -> None:
@@ -201,6 +202,7 @@ class ConsumerGroups:
         self.default_assignor = next(iter(assignors))
         self.session_timeout_ms = session_timeout_ms
         self.heartbeat_interval_ms = heartbeat_interval_ms
+        self.max_size = max_size
         self._persist = persist
         self._delete = delete
 
@@ -344,6 +346,14 @@ class ConsumerGroups:
         self, group: ConsumerGroup, req: Body, version: int, epoch: int, instance_id: str | None
     ) -> tuple[ConsumerMember, bool]:
         member_id: str = req.get("member_id") or ""
+        if epoch == 0 and member_id not in group.members and len(group.members) >= self.max_size:
+            replacing = instance_id is not None and instance_id in group.static_members
+            if not replacing:
+                raise HeartbeatError(
+                    ErrorCode.GROUP_MAX_SIZE_REACHED,
+                    f"group {group.group_id} has reached group.consumer.max.size "
+                    f"({self.max_size} members)",
+                )
         if instance_id is not None:
             return self._static_member(group, member_id, epoch, instance_id, req, version)
         if epoch == 0:

@@ -73,6 +73,7 @@ class GroupCoordinator:
         consumer_session_timeout_ms: int = 45_000,
         consumer_heartbeat_interval_ms: int = 5_000,
         consumer_assignors: tuple[str, ...] = ("uniform", "range"),
+        consumer_max_size: int = 2**31 - 1,
         consumer_commit_min_version: int = 9,
     ) -> None:
         self._store = store
@@ -89,6 +90,7 @@ class GroupCoordinator:
             assignors=assignors_from(list(consumer_assignors)),
             session_timeout_ms=consumer_session_timeout_ms,
             heartbeat_interval_ms=consumer_heartbeat_interval_ms,
+            max_size=consumer_max_size,
             persist=self._persist_consumer,
             delete=self._delete_consumer,
         )
