@@ -294,7 +294,7 @@ class ConsumerGroups:
             raise HeartbeatError(bad, "InstanceId can't be null when MemberEpoch is -2")
         elif epoch < STATIC_LEAVE_EPOCH:
             raise HeartbeatError(bad, f"MemberEpoch {epoch} is invalid")
-        elif epoch > 0 and not req.get("member_id"):
+        if epoch != 0 and not req.get("member_id"):
             raise HeartbeatError(bad, "MemberId can't be empty")
         regex = req.get("subscribed_topic_regex")
         if regex:
