@@ -9,7 +9,7 @@ type key fields                            value (version 0, flexible encoding)
 3    group                                 group epoch
 5    group, member                         instance id, rack id, client id, client host,
                                            subscribed topic names, subscribed regex,
-                                           server assignor, rebalance timeout
+                                           rebalance timeout, server assignor
 6    group                                 target assignment epoch
 7    group, member                         target assignment (topic id, partitions)
 8    group, member                         member epoch, previous member epoch, state,
@@ -115,8 +115,8 @@ def group_records(group: ConsumerGroup, member_ids: list[str]) -> list[Record]:
             + _uvarint(len(member.subscribed_topic_names) + 1)
             + names
             + _cstr(member.subscribed_topic_regex)
-            + _cstr(member.server_assignor)
             + _I32.pack(member.rebalance_timeout_ms)
+            + _cstr(member.server_assignor)
         )
         out.append((key(MEMBER_METADATA, gid, mid), _value(metadata)))
         out.append((key(TARGET_MEMBER, gid, mid), _value(_tps(group.target.get(mid, {})))))
@@ -278,8 +278,8 @@ class Replay:
                 "client_host": v.cstr() or "",
                 "subscribed_topic_names": [v.cstr() or "" for _ in range(v.count())],
                 "subscribed_topic_regex": v.cstr(),
-                "server_assignor": v.cstr(),
                 "rebalance_timeout_ms": v.i32(),
+                "server_assignor": v.cstr(),
             }
         elif record_type == TARGET_MEMBER:
             pending.target = v.tps()
