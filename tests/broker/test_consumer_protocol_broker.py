@@ -116,3 +116,26 @@ def test_group_epoch_and_member_survive_a_broker_restart(
         assert again["error_code"] == 0 and again["member_epoch"] == 1
         listed = raw.call(16, 5, {"states_filter": [], "types_filter": ["consumer"]})
         assert [g["group_id"] for g in listed["groups"]] == ["gr"]
+
+
+def test_classic_admin_apis_see_consumer_groups_as_kafka_does(kafka_broker_factory: Any) -> None:
+    """ListGroups v4 (no type field) lists a consumer-protocol group with protocol type
+    ``consumer``; DescribeGroups (classic groups only) answers for it as for an unknown group
+    (Dead), while ConsumerGroupDescribe describes it; DeleteGroups of it with a member is
+    NON_EMPTY_GROUP."""
+    broker = kafka_broker_factory()
+    with RawClient(broker.bootstrap) as raw:
+        create_topic(raw, "cp-c", 1)
+        assert raw.call(68, 1, _join("gc", "m1", ["cp-c"]))["error_code"] == 0
+        listed = raw.call(16, 4, {"states_filter": ["stable"]})
+        assert [
+            (g["group_id"], g["protocol_type"], g["group_state"]) for g in listed["groups"]
+        ] == [("gc", "consumer", "Stable")]
+        described = raw.call(15, 5, {"groups": ["gc"], "include_authorized_operations": False})
+        assert described["groups"][0]["group_state"] == "Dead"
+        assert described["groups"][0]["members"] == []
+        modern = raw.call(69, 0, {"group_ids": ["gc"], "include_authorized_operations": True})
+        assert modern["groups"][0]["group_state"] == "Stable"
+        assert modern["groups"][0]["authorized_operations"] != -(2**31)
+        deleted = raw.call(42, 2, {"groups_names": ["gc"]})
+        assert deleted["results"][0]["error_code"] == ErrorCode.NON_EMPTY_GROUP
