@@ -265,7 +265,7 @@ class ConsumerGroups:
             "error_code": code,
             "error_message": message,
             "member_id": None,
-            "member_epoch": -1,
+            "member_epoch": 0,
             "heartbeat_interval_ms": 0,
             "assignment": None,
         }

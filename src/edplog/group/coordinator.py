@@ -26,7 +26,7 @@ from typing import Any
 from ..errors import EdplogError, ErrorCode, kafka_code_of
 from ..storage import INTERNAL_TOPICS
 from .assignors import assignors_from
-from .consumer_group import ConsumerGroup, ConsumerGroups, ConsumerGroupState
+from .consumer_group import ConsumerGroup, ConsumerGroups
 from .consumer_records import Replay, delete_records, group_records
 from .membership import Membership
 from .offsets import (
@@ -242,9 +242,9 @@ class GroupCoordinator:
                     "error_code": ErrorCode.GROUP_ID_NOT_FOUND,
                     "error_message": f"group {group_id} is not a consumer group",
                     "group_id": group_id,
-                    "group_state": ConsumerGroupState.DEAD.value,
-                    "group_epoch": -1,
-                    "assignment_epoch": -1,
+                    "group_state": "",
+                    "group_epoch": 0,
+                    "assignment_epoch": 0,
                     "assignor_name": "",
                     "members": [],
                     "authorized_operations": -(2**31),
