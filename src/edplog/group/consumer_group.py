@@ -470,10 +470,9 @@ class ConsumerGroups:
         names = {n for n in member.subscribed_topic_names if n in topics}
         if member.subscribed_topic_regex:
             # Kafka takes RE2/J syntax; Python's re covers the common subset (docs/broker.md).
+            # ``topics`` holds no internal topic, so a regex never matches one.
             pattern = re.compile(member.subscribed_topic_regex)
-            names.update(
-                n for n in topics if not n.startswith("__") and pattern.fullmatch(n) is not None
-            )
+            names.update(n for n in topics if pattern.fullmatch(n) is not None)
         return names
 
     def _group_subscription(self, group: ConsumerGroup) -> dict[str, tuple[uuid.UUID, int]]:
