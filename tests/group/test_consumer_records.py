@@ -7,8 +7,8 @@ from __future__ import annotations
 import struct
 import uuid
 
-from edplog.group.consumer_group import ConsumerGroup, ConsumerMember, MemberState
 from edplog.group.consumer_records import Replay, group_records
+from edplog.group.consumer_state import ConsumerGroup, ConsumerMember, MemberState
 
 TID = uuid.UUID(int=7)
 

@@ -15,22 +15,34 @@ must give up are first removed from its assignment (it stays at its old epoch, s
 to the target epoch; a partition another member still holds (assigned or pending revocation) is
 withheld (state ``UNRELEASED_PARTITIONS``) until that member lets it go.
 
-Time (session expiry, revocation timeout) is driven by :meth:`ConsumerGroups.tick`, as in the
-classic coordinator. Durable records go through ``persist`` (see :mod:`.consumer_records`).
+Time (session expiry, revocation timeout) is driven by :meth:`ConsumerGroups.expired`, which
+the coordinator's reaper calls, as for the classic protocol. The data lives in
+:mod:`.consumer_state`. Durable records go through ``persist`` (see :mod:`.consumer_records`).
 """
 
 from __future__ import annotations
 
-import enum
 import logging
 import re
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import ErrorCode
 from .assignors import Assignment, Assignor, MemberSpec, TopicInfo
+from .consumer_state import (
+    ConsumerGroup,
+    ConsumerGroupState,
+    ConsumerMember,
+    HeartbeatError,
+    MemberState,
+    common,
+    copy_of,
+    fingerprint,
+    minus,
+    owned_in,
+    wire_assignment,
+)
 
 log = logging.getLogger(__name__)
 
@@ -38,136 +50,6 @@ Body = dict[str, Any]
 #: The epoch a member sends to leave; -2 also keeps a static member's place for its return.
 LEAVE_EPOCH = -1
 STATIC_LEAVE_EPOCH = -2
-
-
-class MemberState(enum.Enum):
-    STABLE = "stable"
-    UNREVOKED_PARTITIONS = "unrevoked_partitions"
-    UNRELEASED_PARTITIONS = "unreleased_partitions"
-
-
-class ConsumerGroupState(enum.Enum):
-    """Values are the names Kafka reports (ListGroups, ConsumerGroupDescribe)."""
-
-    EMPTY = "Empty"
-    ASSIGNING = "Assigning"
-    RECONCILING = "Reconciling"
-    STABLE = "Stable"
-    DEAD = "Dead"
-
-
-@dataclass
-class ConsumerMember:
-    member_id: str
-    instance_id: str | None = None
-    rack_id: str | None = None
-    client_id: str = ""
-    client_host: str = ""
-    rebalance_timeout_ms: int = 300_000
-    subscribed_topic_names: list[str] = field(default_factory=list)
-    subscribed_topic_regex: str | None = None
-    server_assignor: str | None = None
-    member_epoch: int = 0
-    previous_member_epoch: int = -1
-    state: MemberState = MemberState.STABLE
-    assigned: Assignment = field(default_factory=dict)
-    pending_revocation: Assignment = field(default_factory=dict)
-    last_heartbeat: float = 0.0
-    revocation_deadline: float | None = None
-    #: The assignment last sent, so an unchanged one is not sent again.
-    sent: Assignment | None = None
-    #: The member id of the static member this one took over (its records are deleted).
-    replaces: str | None = None
-
-
-@dataclass
-class ConsumerGroup:
-    group_id: str
-    group_epoch: int = 0
-    assignment_epoch: int = 0
-    members: dict[str, ConsumerMember] = field(default_factory=dict)
-    target: dict[str, Assignment] = field(default_factory=dict)
-    static_members: dict[str, str] = field(default_factory=dict)
-    #: name -> (topic id, partitions) of the subscribed topics the target was computed from.
-    subscribed_metadata: dict[str, tuple[uuid.UUID, int]] = field(default_factory=dict)
-
-    @property
-    def state(self) -> ConsumerGroupState:
-        if not self.members:
-            return ConsumerGroupState.EMPTY
-        if self.assignment_epoch != self.group_epoch:
-            return ConsumerGroupState.ASSIGNING
-        for m in self.members.values():
-            if m.member_epoch != self.assignment_epoch or m.state is not MemberState.STABLE:
-                return ConsumerGroupState.RECONCILING
-        return ConsumerGroupState.STABLE
-
-    def preferred_assignor(self, default: str) -> str:
-        """The assignor most members ask for (ties: by name), else the broker default."""
-        votes: dict[str, int] = {}
-        for m in self.members.values():
-            if m.server_assignor:
-                votes[m.server_assignor] = votes.get(m.server_assignor, 0) + 1
-        if not votes:
-            return default
-        return max(sorted(votes), key=lambda n: votes[n])
-
-
-class HeartbeatError(Exception):
-    """A request the coordinator answers with ``code`` (and ``message``)."""
-
-    def __init__(self, code: int, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-
-
-def _copy(a: Mapping[uuid.UUID, set[int]]) -> Assignment:
-    return {tid: set(ps) for tid, ps in a.items() if ps}
-
-
-def _minus(a: Assignment, b: Assignment) -> Assignment:
-    return {tid: ps - b.get(tid, set()) for tid, ps in a.items() if ps - b.get(tid, set())}
-
-
-def _and(a: Assignment, b: Assignment) -> Assignment:
-    return {tid: ps & b.get(tid, set()) for tid, ps in a.items() if ps & b.get(tid, set())}
-
-
-def _owned(req_partitions: list[Body] | None) -> Assignment | None:
-    if req_partitions is None:
-        return None
-    return {tp["topic_id"]: set(tp["partitions"]) for tp in req_partitions if tp["partitions"]}
-
-
-def _fingerprint(m: ConsumerMember) -> tuple[Any, ...]:
-    """Everything of a member that its durable records hold."""
-
-    def frozen(a: Assignment) -> tuple[Any, ...]:
-        return tuple(sorted((str(t), tuple(sorted(p))) for t, p in a.items()))
-
-    return (
-        m.member_epoch,
-        m.previous_member_epoch,
-        m.state,
-        frozen(m.assigned),
-        frozen(m.pending_revocation),
-        tuple(m.subscribed_topic_names),
-        m.subscribed_topic_regex,
-        m.server_assignor,
-        m.instance_id,
-        m.rack_id,
-        m.client_id,
-        m.client_host,
-        m.rebalance_timeout_ms,
-    )
-
-
-def wire_assignment(a: Assignment) -> Body:
-    return {
-        "topic_partitions": [
-            {"topic_id": tid, "partitions": sorted(ps)} for tid, ps in sorted(a.items(), key=str)
-        ]
-    }
 
 
 TopicsSource = Callable[[], dict[str, tuple[uuid.UUID, int]]]
@@ -237,11 +119,11 @@ class ConsumerGroups:
             epoch = int(req["member_epoch"])
             return self._response(req.get("member_id") or "", epoch, None)
         send = None
-        current = _copy(member.assigned)
+        current = copy_of(member.assigned)
         if (
             member.sent != current
             or int(req["member_epoch"]) == 0
-            or (_owned(req.get("topic_partitions")) not in (None, current))
+            or (owned_in(req.get("topic_partitions")) not in (None, current))
         ):
             send = wire_assignment(current)
             member.sent = current
@@ -326,7 +208,7 @@ class ConsumerGroups:
         if epoch in (LEAVE_EPOCH, STATIC_LEAVE_EPOCH):
             return group, None, self._leave(group, req.get("member_id") or "", instance_id, epoch)
         member, bump = self._member_for(group, req, version, epoch, instance_id)
-        before = None if bump or epoch == 0 else _fingerprint(member)
+        before = None if bump or epoch == 0 else fingerprint(member)
         gone = [member.replaces] if member.replaces else []
         member.replaces = None
         member.last_heartbeat = self._now()
@@ -334,11 +216,11 @@ class ConsumerGroups:
         bump |= self._update_subscription(member, req)
         if bump or self._metadata_changed(group):
             self._new_target(group)
-            self._reconcile(group, member, _owned(req.get("topic_partitions")))
+            self._reconcile(group, member, owned_in(req.get("topic_partitions")))
             return group, member, sorted(group.members)
-        self._reconcile(group, member, _owned(req.get("topic_partitions")))
+        self._reconcile(group, member, owned_in(req.get("topic_partitions")))
         # Most heartbeats change nothing: only a change is written to the offsets topic.
-        if _fingerprint(member) == before:
+        if fingerprint(member) == before:
             return group, member, []
         return group, member, [member.member_id, *gone]
 
@@ -372,7 +254,7 @@ class ConsumerGroups:
             raise HeartbeatError(
                 ErrorCode.UNKNOWN_MEMBER_ID, f"member {member_id} is not in group {group.group_id}"
             )
-        self._check_epoch(member, epoch, _owned(req.get("topic_partitions")))
+        self._check_epoch(member, epoch, owned_in(req.get("topic_partitions")))
         return member, False
 
     def _static_member(
@@ -426,7 +308,7 @@ class ConsumerGroups:
                 ErrorCode.FENCED_INSTANCE_ID,
                 f"static member {instance_id} is now member {current.member_id}",
             )
-        self._check_epoch(current, epoch, _owned(req.get("topic_partitions")))
+        self._check_epoch(current, epoch, owned_in(req.get("topic_partitions")))
         return current, False
 
     @staticmethod
@@ -436,7 +318,7 @@ class ConsumerGroups:
         if epoch == member.member_epoch:
             return
         if epoch == member.previous_member_epoch and owned is not None:
-            if not _minus(owned, member.assigned):
+            if not minus(owned, member.assigned):
                 return
         raise HeartbeatError(
             ErrorCode.FENCED_MEMBER_EPOCH,
@@ -495,7 +377,7 @@ class ConsumerGroups:
         specs = {
             mid: MemberSpec(
                 {topics[n][0] for n in self._subscribed(m, topics)},
-                _copy(group.target.get(mid, {})),
+                copy_of(group.target.get(mid, {})),
             )
             for mid, m in group.members.items()
         }
@@ -503,7 +385,7 @@ class ConsumerGroups:
             group.preferred_assignor(self.default_assignor), self.assignors[self.default_assignor]
         )
         group.group_epoch += 1
-        group.target = {mid: _copy(a) for mid, a in assignor.assign(specs, infos).items()}
+        group.target = {mid: copy_of(a) for mid, a in assignor.assign(specs, infos).items()}
         group.assignment_epoch = group.group_epoch
         log.info(
             "consumer group %s: epoch %d, %d members, assignor %s",
@@ -531,7 +413,7 @@ class ConsumerGroups:
         """Move ``member`` toward its target (module docstring): revoke first, then add what
         no other member holds."""
         if member.state is MemberState.UNREVOKED_PARTITIONS:
-            if owned is None or _and(owned, member.pending_revocation):
+            if owned is None or common(owned, member.pending_revocation):
                 return  # still owns some partition it must give up
             member.pending_revocation = {}
             member.revocation_deadline = None
@@ -542,23 +424,23 @@ class ConsumerGroups:
             and member.assigned == target
         ):
             return
-        keep = _and(member.assigned, target)
-        revoke = _minus(member.assigned, target)
+        keep = common(member.assigned, target)
+        revoke = minus(member.assigned, target)
         if revoke:
             member.assigned = keep
             member.pending_revocation = revoke
             member.state = MemberState.UNREVOKED_PARTITIONS
             member.revocation_deadline = self._now() + member.rebalance_timeout_ms / 1000.0
             return
-        wanted = _minus(target, keep)
-        free = _minus(wanted, self._owned_by_others(group, member.member_id))
+        wanted = minus(target, keep)
+        free = minus(wanted, self._owned_by_others(group, member.member_id))
         member.assigned = {**keep}
         for tid, ps in free.items():
             member.assigned.setdefault(tid, set()).update(ps)
         if member.member_epoch != group.assignment_epoch:
             member.previous_member_epoch = member.member_epoch
             member.member_epoch = group.assignment_epoch
-        unreleased = _minus(wanted, free)
+        unreleased = minus(wanted, free)
         member.state = MemberState.UNRELEASED_PARTITIONS if unreleased else MemberState.STABLE
 
     # ------------------------------------------------------------------ leave, expiry

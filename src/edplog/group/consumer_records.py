@@ -30,7 +30,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from .consumer_group import ConsumerGroup, ConsumerMember, MemberState
+from .consumer_state import ConsumerGroup, ConsumerMember, MemberState
 
 GROUP_METADATA = 3
 MEMBER_METADATA = 5
