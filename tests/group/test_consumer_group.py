@@ -418,3 +418,37 @@ def test_group_consumer_max_size_refuses_one_member_too_many() -> None:
         await c.coord.close()
 
     run(main())
+
+
+def test_commit_version_rule_and_offset_fetch_member_checks() -> None:
+    """With Kafka's rule on (OffsetCommit v9+ for consumer-protocol members) a v8 commit of a
+    member is UNSUPPORTED_VERSION; OffsetFetch naming a member checks it: an old epoch is
+    STALE_MEMBER_EPOCH, an unknown member UNKNOWN_MEMBER_ID, the current epoch reads."""
+
+    async def main() -> None:
+        c = Cluster(consumer_commit_min_version=9)
+        await c.start()
+        r = await c.hb("m1", 0)
+        old = await c.coord.offset_commit(
+            commit_req("g", {("t", 0): 3}, generation=1, member_id="m1"), 8
+        )
+        assert commit_errors(old)[("t", 0)] == ErrorCode.UNSUPPORTED_VERSION
+        ok = await c.coord.offset_commit(
+            commit_req("g", {("t", 0): 3}, generation=1, member_id="m1"), 9
+        )
+        assert commit_errors(ok)[("t", 0)] == ErrorCode.NONE
+
+        def fetch(member_id: str, epoch: int) -> dict[str, Any]:
+            group = {"group_id": "g", "member_id": member_id, "member_epoch": epoch, "topics": None}
+            return {"groups": [group], "require_stable": False}
+
+        errors = []
+        for member_id, epoch in (("m1", r["member_epoch"]), ("m1", 0), ("ghost", 1)):
+            body = await c.coord.offset_fetch(fetch(member_id, epoch), 8)
+            errors.append(body["groups"][0]["error_code"])
+        assert errors == [ErrorCode.NONE, ErrorCode.STALE_MEMBER_EPOCH, ErrorCode.UNKNOWN_MEMBER_ID]
+        body = await c.coord.offset_fetch(fetch("m1", r["member_epoch"]), 8)
+        assert body["groups"][0]["topics"][0]["partitions"][0]["committed_offset"] == 3
+        await c.coord.close()
+
+    run(main())
