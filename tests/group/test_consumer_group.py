@@ -452,3 +452,21 @@ def test_commit_version_rule_and_offset_fetch_member_checks() -> None:
         await c.coord.close()
 
     run(main())
+
+
+def test_fenced_static_member_rejoins_under_its_own_id() -> None:
+    """A static member fenced by a wrong epoch rejoins with epoch 0 and the same member id:
+    it is accepted (not UNRELEASED_INSTANCE_ID) and gets its partitions at a new epoch."""
+
+    async def main() -> None:
+        c = Cluster()
+        await c.start()
+        r = await c.hb("s1", 0, instance="i1")
+        assert (await c.hb("s1", 9, instance="i1"))["error_code"] == ErrorCode.FENCED_MEMBER_EPOCH
+        again = await c.hb("s1", 0, instance="i1")
+        assert again["error_code"] == ErrorCode.NONE
+        assert again["member_epoch"] > r["member_epoch"]
+        assert assigned(again) == {c.tid: set(range(6))}
+        await c.coord.close()
+
+    run(main())

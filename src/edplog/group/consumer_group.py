@@ -269,6 +269,10 @@ class ConsumerGroups:
         current_id = group.static_members.get(instance_id)
         current = group.members.get(current_id) if current_id else None
         if epoch == 0:
+            if current is not None and current.member_id == member_id and member_id:
+                # The same member starts over (it was fenced, say): it owns nothing now.
+                self._remove(group, current)
+                current = None
             if current is not None and current.member_epoch != STATIC_LEAVE_EPOCH:
                 raise HeartbeatError(
                     ErrorCode.UNRELEASED_INSTANCE_ID,
