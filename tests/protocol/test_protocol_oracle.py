@@ -19,7 +19,8 @@ from proto_values import (
 
 from edplog.protocol import registry
 
-CASES = all_cases()
+# kafka-python has no classes for some APIs (68, 69): test_protocol_kio.py covers those.
+CASES = [c for c in all_cases() if (c[0], c[2]) in oracle.CLASSES]
 
 
 def _ours_encode(api_key: int, version: int, kind: str, value: dict) -> bytes:

@@ -16,8 +16,10 @@ import logging
 import os
 from typing import Any
 
+from ..errors import InvalidConfigError
 from ..group import GroupCoordinator
 from ..metrics import BrokerMetrics
+from ..protocol import SUPPORTED
 from ..security import AllowAll
 from ..storage import Store
 from . import properties
@@ -32,6 +34,7 @@ from .replica_manager import ReplicaManager
 from .server import Server
 
 log = logging.getLogger("edplog.broker")
+OFFSET_COMMIT = 8
 
 
 class Broker:
@@ -148,12 +151,62 @@ async def _start_coordinator(
     ):
         if prop in settings:
             kwargs[name] = int(settings[prop])
+    kwargs.update(_consumer_protocol_settings(settings))
     for prop, name in (
         ("offset.metadata.max.bytes", "offset_metadata_max_bytes"),
         ("offsets.topic.num.partitions", "offsets_topic_partitions"),
     ):
         if prop in config.extra:
             kwargs[name] = int(config.extra[prop])
+    # Kafka's rule (consumer-protocol members commit with OffsetCommit v9+) applies once v9
+    # is served; until then their member epoch comes in the v8 generation field.
+    kwargs["consumer_commit_min_version"] = 9 if SUPPORTED[OFFSET_COMMIT][1] >= 9 else 0
     coord = GroupCoordinator(store, flush=commit.flush, **kwargs)
     await coord.start()
     return coord
+
+
+#: Kafka's consumer-protocol timers: property and default, then its min and max bounds.
+_CONSUMER_TIMERS = {
+    "session": (
+        ("group.consumer.session.timeout.ms", 45_000),
+        ("group.consumer.min.session.timeout.ms", 45_000),
+        ("group.consumer.max.session.timeout.ms", 60_000),
+    ),
+    "heartbeat": (
+        ("group.consumer.heartbeat.interval.ms", 5_000),
+        ("group.consumer.min.heartbeat.interval.ms", 5_000),
+        ("group.consumer.max.heartbeat.interval.ms", 15_000),
+    ),
+}
+
+
+def _consumer_protocol_settings(settings: dict[str, str]) -> dict[str, Any]:
+    """The coordinator's consumer-protocol keywords from the group.consumer.* properties,
+    checked as Kafka checks them (each within its min/max; heartbeat below session)."""
+    values = {}
+    for kind, ((prop, default), (lo_prop, lo), (hi_prop, hi)) in _CONSUMER_TIMERS.items():
+        lo = int(settings.get(lo_prop, lo))
+        hi = int(settings.get(hi_prop, hi))
+        value = int(settings.get(prop, default))
+        if lo > hi:
+            raise InvalidConfigError(f"{lo_prop}={lo} is above {hi_prop}={hi}")
+        if not lo <= value <= hi:
+            raise InvalidConfigError(
+                f"{prop}={value}: must be within [{lo}, {hi}] ({lo_prop}, {hi_prop})"
+            )
+        values[kind] = value
+    if values["heartbeat"] >= values["session"]:
+        raise InvalidConfigError(
+            "group.consumer.heartbeat.interval.ms must be below group.consumer.session.timeout.ms"
+        )
+    assignors = settings.get("group.consumer.assignors", "uniform,range").split(",")
+    max_size = int(settings.get("group.consumer.max.size", 2**31 - 1))
+    if max_size < 1:
+        raise InvalidConfigError(f"group.consumer.max.size={max_size}: must be 1 or more")
+    return {
+        "consumer_max_size": max_size,
+        "consumer_session_timeout_ms": values["session"],
+        "consumer_heartbeat_interval_ms": values["heartbeat"],
+        "consumer_assignors": tuple(assignors),
+    }

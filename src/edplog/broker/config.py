@@ -214,6 +214,30 @@ class BrokerConfig:
             elif key in _GROUP_PROPERTIES:
                 _integer(key, value, 0)
                 self.group_settings[key] = value
+            elif key == "group.consumer.assignors":
+                names = [n.strip() for n in value.split(",") if n.strip()]
+                unknown = [n for n in names if n not in ("uniform", "range")]
+                if not names or unknown:
+                    raise InvalidConfigError(
+                        f"{key}={value!r}: the server-side assignors are uniform and range"
+                    )
+                self.group_settings[key] = ",".join(names)
+            elif key == "group.coordinator.rebalance.protocols":
+                protocols = {n.strip().lower() for n in value.split(",") if n.strip()}
+                if protocols != {"classic", "consumer"}:
+                    raise InvalidConfigError(
+                        f"{key}={value!r}: both protocols are always served here; only "
+                        "'classic,consumer' is accepted"
+                    )
+                self.group_settings[key] = "classic,consumer"
+            elif key == "group.consumer.migration.policy":
+                if value.strip().lower() != "disabled":
+                    raise InvalidConfigError(
+                        f"{key}={value!r}: online migration of non-empty groups between the "
+                        "classic and consumer protocols is not implemented; only 'disabled' is "
+                        "accepted (empty groups change type either way, as in Kafka)"
+                    )
+                self.group_settings[key] = "disabled"
             elif key.count(".") == 2 and key.startswith("log.retention."):
                 if key.rsplit(".", 1)[1] not in _UNIT_MS:
                     self.extra[key] = value  # log.retention.bytes and friends
@@ -288,6 +312,13 @@ _GROUP_PROPERTIES = frozenset(
         "group.min.session.timeout.ms",
         "group.max.session.timeout.ms",
         "group.initial.rebalance.delay.ms",
+        "group.consumer.session.timeout.ms",
+        "group.consumer.min.session.timeout.ms",
+        "group.consumer.max.session.timeout.ms",
+        "group.consumer.heartbeat.interval.ms",
+        "group.consumer.min.heartbeat.interval.ms",
+        "group.consumer.max.heartbeat.interval.ms",
+        "group.consumer.max.size",
     }
 )
 

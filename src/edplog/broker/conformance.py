@@ -184,6 +184,8 @@ SERVED_NOTES: dict[int, str] = {
     50: "stored for the coming SASL/SCRAM listeners",
     51: "stored for the coming SASL/SCRAM listeners",
     60: "",
+    68: "online migration of non-empty classic groups; custom assignor classes",
+    69: "",
 }
 
 #: Why an API is not served, by family (a key in UNSERVED_NOTES overrides it).

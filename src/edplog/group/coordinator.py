@@ -5,6 +5,13 @@ fields the client's version lacks), awaits the matching method with the api vers
 encodes the returned dict with that version. Membership (join, sync, heartbeat, leave) lives in
 :mod:`.membership`; committed offsets in :mod:`.offsets`; this module adds the offset APIs and
 the group-admin APIs and runs the reaper task that expires sessions.
+
+Groups of the consumer protocol (KIP-848, :mod:`.consumer_group`) live beside the classic ones
+under the same ids: a group id is one type at a time. An empty group of one type becomes the
+other type when a member of the other protocol arrives (Kafka does this whatever
+``group.consumer.migration.policy`` says); a non-empty group refuses members of the other
+protocol: JoinGroup answers INCONSISTENT_GROUP_PROTOCOL, ConsumerGroupHeartbeat
+GROUP_ID_NOT_FOUND, as Kafka with the policy ``disabled``.
 """
 
 from __future__ import annotations
@@ -17,6 +24,10 @@ from collections.abc import Callable
 from typing import Any
 
 from ..errors import EdplogError, ErrorCode, kafka_code_of
+from ..storage import INTERNAL_TOPICS
+from .assignors import assignors_from
+from .consumer_group import ConsumerGroup, ConsumerGroups
+from .consumer_records import Replay, delete_records, group_records
 from .membership import Membership
 from .offsets import (
     OFFSETS_TOPIC,
@@ -30,6 +41,7 @@ from .state import (
     GROUP_AUTHORIZED_OPERATIONS,
     Group,
     GroupState,
+    join_response,
 )
 
 log = logging.getLogger(__name__)
@@ -58,6 +70,11 @@ class GroupCoordinator:
         offset_metadata_max_bytes: int = 4096,
         tick_interval_ms: int = 100,
         flush: Flush | None = None,
+        consumer_session_timeout_ms: int = 45_000,
+        consumer_heartbeat_interval_ms: int = 5_000,
+        consumer_assignors: tuple[str, ...] = ("uniform", "range"),
+        consumer_max_size: int = 2**31 - 1,
+        consumer_commit_min_version: int = 9,
     ) -> None:
         self._store = store
         self.offsets = OffsetStore(store, offsets_topic_partitions, flush)
@@ -67,6 +84,21 @@ class GroupCoordinator:
             max_session_timeout_ms=max_session_timeout_ms,
             initial_rebalance_delay_ms=initial_rebalance_delay_ms,
         )
+        self.consumer = ConsumerGroups(
+            now=now,
+            topics=self._topic_table,
+            assignors=assignors_from(list(consumer_assignors)),
+            session_timeout_ms=consumer_session_timeout_ms,
+            heartbeat_interval_ms=consumer_heartbeat_interval_ms,
+            max_size=consumer_max_size,
+            persist=self._persist_consumer,
+            delete=self._delete_consumer,
+        )
+        self._now = now
+        # Kafka refuses commits of consumer-protocol members below OffsetCommit v9 (the first
+        # version that names the field a member epoch); a broker that does not serve v9 yet
+        # passes 0 here, and the member epoch then arrives in the generation field.
+        self._consumer_commit_min_version = consumer_commit_min_version
         self._metadata_max_bytes = offset_metadata_max_bytes
         self._tick_s = tick_interval_ms / 1000.0
         self._reaper: asyncio.Task[None] | None = None
@@ -76,9 +108,18 @@ class GroupCoordinator:
     async def start(self) -> None:
         """Open (creating if needed) ``__consumer_offsets``, replay it (off the event loop:
         it reads the whole topic), start the reaper."""
-        await asyncio.get_running_loop().run_in_executor(None, self.offsets.open)
+        replay = Replay()
+        self.offsets.record_sink = replay.apply
+        try:
+            await asyncio.get_running_loop().run_in_executor(None, self.offsets.open)
+        finally:
+            self.offsets.record_sink = None
+        self.consumer.groups = replay.groups(self._now())
+        for group in self.consumer.groups.values():
+            self.consumer.refresh_snapshot(group)
         for group_id in self.offsets.groups():
-            self.membership.groups.setdefault(group_id, Group(group_id))
+            if group_id not in self.consumer.groups:
+                self.membership.groups.setdefault(group_id, Group(group_id))
         self._reaper = asyncio.create_task(self._reap(), name="edplog-group-reaper")
 
     async def close(self) -> None:
@@ -95,13 +136,36 @@ class GroupCoordinator:
         while True:
             await asyncio.sleep(self._tick_s)
             try:
-                self.membership.tick()
+                await self.tick_async()
             except Exception:  # a bug in one pass must not stop session expiry for good
                 log.exception("group reaper pass failed")
 
     def tick(self) -> None:
-        """Fire every membership deadline that has passed (the reaper calls this)."""
+        """Fire every classic membership deadline that has passed."""
         self.membership.tick()
+
+    async def tick_async(self) -> None:
+        """Fire every deadline of both protocols (the reaper calls this)."""
+        self.membership.tick()
+        for group, members in self.consumer.expired():
+            await self.consumer.persist(group, members)
+
+    async def _persist_consumer(self, group: ConsumerGroup, member_ids: list[str]) -> None:
+        try:
+            await self.offsets.append_records(group.group_id, group_records(group, member_ids))
+        except (EdplogError, OSError) as exc:  # it goes on in memory; the next change retries
+            log.error("consumer group %s: state not persisted: %s", group.group_id, exc)
+
+    async def _delete_consumer(self, group: ConsumerGroup) -> None:
+        await self.offsets.append_records(group.group_id, delete_records(group))
+
+    def _topic_table(self) -> dict[str, tuple[Any, int]]:
+        """The topics consumer groups may subscribe to: name -> (topic id, partitions)."""
+        return {
+            name: (self._store.topic_id(name), count)
+            for name, count in self._store.topics().items()
+            if name not in INTERNAL_TOPICS
+        }
 
     def find_coordinator_key_ok(self, key: str, key_type: int) -> bool:
         """Whether this node coordinates ``key``: every non-empty group id (key_type 0).
@@ -128,6 +192,13 @@ class GroupCoordinator:
     ) -> Body:
         """JoinGroup; ``client_id`` and ``client_host`` (from the request header and the
         socket) are only reported by DescribeGroups and seed new member ids."""
+        consumer = self.consumer.groups.get(req["group_id"])
+        if consumer is not None:
+            if consumer.members:
+                return join_response(
+                    version, ErrorCode.INCONSISTENT_GROUP_PROTOCOL, req.get("member_id") or ""
+                )
+            await self.consumer.delete(consumer)  # an empty group changes type
         return await self.membership.join_group(
             req, version, client_id=client_id, client_host=client_host
         )
@@ -141,6 +212,50 @@ class GroupCoordinator:
     async def leave_group(self, req: Body, version: int) -> Body:
         return self.membership.leave_group(req, version)
 
+    # ------------------------------------------------------------------ consumer protocol
+
+    async def consumer_group_heartbeat(
+        self, req: Body, version: int, *, client_id: str = "", client_host: str = ""
+    ) -> Body:
+        """ConsumerGroupHeartbeat (KIP-848); a non-empty classic group of that id refuses it."""
+        classic = self.membership.groups.get(req["group_id"])
+        if classic is not None and classic.state is not GroupState.DEAD:
+            if classic.members or classic.pending_members or classic.state is not GroupState.EMPTY:
+                return self.consumer.error_response(
+                    ErrorCode.GROUP_ID_NOT_FOUND, f"group {req['group_id']} is not a consumer group"
+                )
+            del self.membership.groups[req["group_id"]]  # an empty classic group is upgraded
+            log.info("group %s: empty classic group becomes a consumer group", req["group_id"])
+        return await self.consumer.heartbeat(
+            req, version, client_id=client_id, client_host=client_host
+        )
+
+    async def consumer_group_describe(self, req: Body, version: int) -> Body:
+        """ConsumerGroupDescribe: GROUP_ID_NOT_FOUND for unknown and classic groups."""
+        names = {tid: name for name, (tid, _) in self._topic_table().items()}
+        with_ops = bool(req.get("include_authorized_operations"))
+        groups = []
+        for group_id in req["group_ids"]:
+            group = self.consumer.groups.get(group_id)
+            if group is None:
+                body: Body = {
+                    "error_code": ErrorCode.GROUP_ID_NOT_FOUND,
+                    "error_message": f"group {group_id} is not a consumer group",
+                    "group_id": group_id,
+                    "group_state": "",
+                    "group_epoch": 0,
+                    "assignment_epoch": 0,
+                    "assignor_name": "",
+                    "members": [],
+                    "authorized_operations": -(2**31),
+                }
+            else:
+                body = self.consumer.describe(group, names)
+            if with_ops:
+                body["authorized_operations"] = GROUP_AUTHORIZED_OPERATIONS
+            groups.append(body)
+        return {"throttle_time_ms": 0, "groups": groups}
+
     # ------------------------------------------------------------------ offsets
 
     async def offset_commit(self, req: Body, version: int) -> Body:
@@ -153,8 +268,17 @@ class GroupCoordinator:
             member_id = req.get("member_id") or ""
         if version >= 7:
             instance_id = req.get("group_instance_id")
+        consumer = self.consumer.groups.get(group_id)
         if not group_id:
             group_error = ErrorCode.INVALID_GROUP_ID
+        elif consumer is not None:
+            group_error = self.consumer.validate_commit(consumer, member_id, generation)
+            if (
+                group_error == ErrorCode.NONE
+                and member_id in consumer.members
+                and version < self._consumer_commit_min_version
+            ):
+                group_error = ErrorCode.UNSUPPORTED_VERSION
         else:
             group_error = self.membership.validate_commit(
                 group_id, generation, member_id, instance_id
@@ -229,7 +353,12 @@ class GroupCoordinator:
                 if self.unavailable(g["group_id"]) is not None:
                     error, topics = ErrorCode.COORDINATOR_NOT_AVAILABLE, []
                 else:
-                    error, topics = self._fetch_group(g["group_id"], g.get("topics"))
+                    error, topics = self._fetch_group(
+                        g["group_id"],
+                        g.get("topics"),
+                        g.get("member_id"),
+                        g.get("member_epoch", -1),
+                    )
                 groups.append({"group_id": g["group_id"], "topics": topics, "error_code": error})
             return {
                 "throttle_time_ms": 0,
@@ -241,9 +370,23 @@ class GroupCoordinator:
         return {"throttle_time_ms": 0, "error_code": error, "topics": topics, "groups": []}
 
     def _fetch_group(
-        self, group_id: str, requested: list[dict[str, Any]] | None
+        self,
+        group_id: str,
+        requested: list[dict[str, Any]] | None,
+        member_id: str | None = None,
+        member_epoch: int = -1,
     ) -> tuple[int, list[Body]]:
         error = ErrorCode.NONE if group_id else ErrorCode.INVALID_GROUP_ID
+        consumer = self.consumer.groups.get(group_id)
+        if consumer is not None and member_id and member_epoch >= 0:
+            # OffsetFetch v9+ from a consumer-protocol member: it must be current (Kafka).
+            member = consumer.members.get(member_id)
+            if member is None:
+                error = ErrorCode.UNKNOWN_MEMBER_ID
+            elif member_epoch != member.member_epoch:
+                error = ErrorCode.STALE_MEMBER_EPOCH
+            if error != ErrorCode.NONE:
+                return error, []
         committed = self.offsets.get(group_id)
         if requested is None:
             by_topic: dict[str, list[int]] = {}
@@ -333,6 +476,20 @@ class GroupCoordinator:
                     "group_type": "classic",
                 }
             )
+        for cgroup in self.consumer.groups.values():
+            state = cgroup.state.value
+            if states and state.lower() not in states:
+                continue
+            if types and "consumer" not in types:
+                continue
+            groups.append(
+                {
+                    "group_id": cgroup.group_id,
+                    "protocol_type": "consumer",
+                    "group_state": state,
+                    "group_type": "consumer",
+                }
+            )
         return {"throttle_time_ms": 0, "error_code": ErrorCode.NONE, "groups": groups}
 
     async def describe_groups(self, req: Body, version: int) -> Body:
@@ -364,6 +521,17 @@ class GroupCoordinator:
     async def _delete_group(self, group_id: str) -> int:
         if not group_id:
             return ErrorCode.INVALID_GROUP_ID
+        consumer = self.consumer.groups.get(group_id)
+        if consumer is not None:
+            if consumer.members:
+                return ErrorCode.NON_EMPTY_GROUP
+            try:
+                await self.offsets.delete_group(group_id)
+                await self.consumer.delete(consumer)
+            except EdplogError as exc:
+                log.error("group %s: delete failed: %s", group_id, exc)
+                return kafka_code_of(exc)
+            return ErrorCode.NONE
         group = self.membership.groups.get(group_id)
         if group is None or group.state is GroupState.DEAD:
             return ErrorCode.GROUP_ID_NOT_FOUND

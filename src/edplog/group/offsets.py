@@ -13,8 +13,9 @@ Record layout (all integers big-endian; a string is an int16 byte length then UT
             | commit_timestamp_ms:int64
 
 These are the same shapes as Kafka's own offset-commit key v1 and value v3, so tools that
-decode Kafka's ``__consumer_offsets`` read ours. Records whose key or value version is unknown
-are skipped on replay (logged), leaving room for later group-metadata records.
+decode Kafka's ``__consumer_offsets`` read ours. Records of other key types go to
+``record_sink`` on replay (the consumer-group records of :mod:`.consumer_records`); those no one
+takes, and values of an unknown version, are skipped (logged).
 """
 
 from __future__ import annotations
@@ -156,6 +157,9 @@ class OffsetStore:
         self._flush = flush or _flush_here
         self._offsets: dict[str, dict[TopicPartition, CommittedOffset]] = {}
         self._unavailable: dict[int, str] = {}
+        #: Takes (key, value) of records that are not offset commits during replay; returns
+        #: whether it knew the record.
+        self.record_sink: Callable[[bytes, bytes | None], bool] | None = None
 
     def open(self) -> None:
         """Create the offsets topic if missing (an existing one keeps its partition count),
@@ -197,10 +201,12 @@ class OffsetStore:
         try:
             decoded = decode_key(bytes(key)) if key is not None else None
             if decoded is None:
+                if key is not None and self.record_sink is not None:
+                    self.record_sink(bytes(key), bytes(value) if value is not None else None)
                 return
             group, topic, tp_partition = decoded
             committed = decode_value(bytes(value)) if value is not None else None
-        except (struct.error, ValueError, UnicodeDecodeError) as exc:
+        except (struct.error, ValueError, UnicodeDecodeError, IndexError) as exc:
             log.error(
                 "%s-%d offset %d: skipping undecodable record: %s",
                 OFFSETS_TOPIC,
@@ -248,6 +254,16 @@ class OffsetStore:
             plog.append(encode_value(committed), key=encode_key(group, topic, partition))
         await self._flush([plog])
         self._offsets.setdefault(group, {}).update(entries)
+
+    async def append_records(self, group: str, records: list[tuple[bytes, bytes | None]]) -> None:
+        """Append other records of ``group`` (key, value or None for a tombstone) to its
+        partition of the offsets topic, flushed before returning."""
+        if not records:
+            return
+        plog = self._store.log(OFFSETS_TOPIC, self.partition_for(group))
+        for key, value in records:
+            plog.append(value, key=key)
+        await self._flush([plog])
 
     async def delete_group(self, group: str) -> None:
         """Tombstone every committed partition of ``group`` (flushed) and forget them."""

@@ -213,6 +213,11 @@ class _Gen:
         nullable = f.is_nullable(self.version)
         if f.kind == "struct":
             fn = self.decoder(f.fields)
+            if nullable:  # a presence byte first: -1 null, 1 present (Kafka's encoding)
+                return [
+                    f"if buf[p] == 255: {var} = None; p += 1",
+                    f"else: {var}, p = {fn}(buf, p + 1, {end})",
+                ]
             return [f"{var}, p = {fn}(buf, p, {end})"]
         if f.kind == "prim" and f.type in FIXED_FORMATS:
             st = struct.Struct(">" + FIXED_FORMATS[f.type])
@@ -333,6 +338,11 @@ class _Gen:
         nullable = f.is_nullable(self.version)
         if f.kind == "struct":
             fn = self.encoder(f.fields)
+            if nullable:
+                return [
+                    f"if {var} is None: {b}.append(255)",
+                    f"else: {b}.append(1); {b} = {fn}({var}, {b}, P)",
+                ]
             return [f"{b} = {fn}({var} if {var} is not None else {{}}, {b}, P)"]
         if f.kind == "prim" and f.type in FIXED_FORMATS:
             st = struct.Struct(">" + FIXED_FORMATS[f.type])

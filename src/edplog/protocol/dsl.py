@@ -56,6 +56,8 @@ class Field:
     def default_value(self) -> object:
         """A fresh default value: Kafka's default, else zero / empty / null by type."""
         if self.kind == "struct":
+            if self.has_default:  # a nullable struct that defaults to null
+                return self.default
             return {f.name: f.default_value() for f in self.fields}
         if self.has_default:
             return self.default

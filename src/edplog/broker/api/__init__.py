@@ -8,7 +8,18 @@ place. Handlers import only :mod:`edplog.broker.context` from the broker.
 
 from __future__ import annotations
 
-from . import configs, fetch, groups, metadata, offsets, produce, quotas, scram, topics
+from . import (
+    configs,
+    consumer_groups,
+    fetch,
+    groups,
+    metadata,
+    offsets,
+    produce,
+    quotas,
+    scram,
+    topics,
+)
 from .registry import ApiSpec
 
 __all__ = ["ALL_APIS", "ApiSpec"]
@@ -16,6 +27,17 @@ __all__ = ["ALL_APIS", "ApiSpec"]
 #: Every API this broker serves, by API key.
 ALL_APIS: dict[int, ApiSpec] = {
     spec.key: spec
-    for module in (metadata, produce, fetch, offsets, topics, configs, groups, quotas, scram)
+    for module in (
+        metadata,
+        produce,
+        fetch,
+        offsets,
+        topics,
+        configs,
+        groups,
+        consumer_groups,
+        quotas,
+        scram,
+    )
     for spec in module.APIS
 }

@@ -1,5 +1,6 @@
 """Consumer groups and committed offsets: coordinator discovery, the classic rebalance
-protocol, offset commit/fetch and group administration."""
+protocol, offset commit/fetch, group administration, and the KIP-848 consumer protocol
+(ConsumerGroupHeartbeat, ConsumerGroupDescribe)."""
 
 TEXT = """
 api 8 OffsetCommit 0-10 flex 8
@@ -176,9 +177,10 @@ response
       member_assignment bytes
     authorized_operations int32 v3+ =-2147483648
 
-api 16 ListGroups 0-4 flex 3
+api 16 ListGroups 0-5 flex 3
 request
   states_filter []string v4+
+  types_filter []string v5+
 response
   throttle_time_ms int32 v1+
   error_code int16
@@ -186,6 +188,7 @@ response
     group_id string
     protocol_type string
     group_state string v4+
+    group_type string v5+
 
 api 42 DeleteGroups 0-2 flex 2
 request
@@ -211,4 +214,66 @@ response
     partitions []
       partition_index int32
       error_code int16
+
+api 68 ConsumerGroupHeartbeat 0-1 flex 0
+request
+  group_id string
+  member_id string
+  member_epoch int32
+  instance_id string null0+ =null
+  rack_id string null0+ =null
+  rebalance_timeout_ms int32 =-1
+  subscribed_topic_names []string null0+ =null
+  subscribed_topic_regex string v1+ null1+ =null
+  server_assignor string null0+ =null
+  topic_partitions [] null0+ =null
+    topic_id uuid
+    partitions []int32
+response
+  throttle_time_ms int32
+  error_code int16
+  error_message string null0+ =null
+  member_id string null0+ =null
+  member_epoch int32
+  heartbeat_interval_ms int32
+  assignment {} null0+ =null
+    topic_partitions []
+      topic_id uuid
+      partitions []int32
+
+api 69 ConsumerGroupDescribe 0-1 flex 0
+request
+  group_ids []string
+  include_authorized_operations bool
+response
+  throttle_time_ms int32
+  groups []
+    error_code int16
+    error_message string null0+ =null
+    group_id string
+    group_state string
+    group_epoch int32
+    assignment_epoch int32
+    assignor_name string
+    members []
+      member_id string
+      instance_id string null0+ =null
+      rack_id string null0+ =null
+      member_epoch int32
+      client_id string
+      client_host string
+      subscribed_topic_names []string
+      subscribed_topic_regex string null0+ =null
+      assignment {}
+        topic_partitions []
+          topic_id uuid
+          topic_name string
+          partitions []int32
+      target_assignment {}
+        topic_partitions []
+          topic_id uuid
+          topic_name string
+          partitions []int32
+      member_type int8 v1+ =-1
+    authorized_operations int32 =-2147483648
 """
