@@ -6,7 +6,8 @@ Every handler under :mod:`edplog.broker.api` is ``handler(ctx, services, request
   the listener and connection it came on, and the authenticated principal;
 - ``services`` (:class:`Services`): the parts of the broker a handler may use — the replica
   manager (this node's partitions), the store (topics), the group coordinator, the producer id
-  manager, the authorizer and the metrics — each a typed object, not the broker itself;
+  manager, the authorizer, the metrics and the fetch-session cache — each a typed object,
+  not the broker itself;
 - ``request``: the decoded request body (a dict keyed by Kafka's field names).
 
 This module is the handlers' whole toolkit, so handlers import nothing else from the broker
@@ -28,6 +29,7 @@ from ..protocol import RequestHeader
 from ..security import ANONYMOUS, Authorizer, Principal
 from ..storage import INTERNAL_TOPICS, Store
 from .config import BrokerConfig
+from .fetch_session import CachedPartition, FetchSessionCache, Key
 from .producer_ids import ProducerIdManager
 from .replica_manager import ReplicaManager
 
@@ -36,6 +38,9 @@ log = logging.getLogger("edplog.broker")
 __all__ = [
     "ANONYMOUS",
     "INTERNAL_TOPICS",
+    "CachedPartition",
+    "FetchSessionCache",
+    "Key",
     "ErrorCode",
     "Handler",
     "InlineHandler",
@@ -90,6 +95,8 @@ class Services:
     metrics: Any
     # Completes when shutdown starts, so long polls return at once.
     shutdown: Callable[[], Awaitable[None]] | None = None
+    # KIP-227 sessions; made on the first Fetch from ``config`` if the broker gave none.
+    fetch_sessions: FetchSessionCache | None = None
 
     @property
     def closing(self) -> bool:

@@ -12,7 +12,14 @@ import asyncio
 from collections.abc import Coroutine
 from typing import Any
 
-from ..context import ErrorCode, RequestContext, Services
+from ..context import (
+    CachedPartition,
+    ErrorCode,
+    FetchSessionCache,
+    Key,
+    RequestContext,
+    Services,
+)
 from .registry import ApiSpec
 
 Body = dict[str, Any]
@@ -51,6 +58,7 @@ def fetch_error(req: Body, code: ErrorCode) -> Body:
         "responses": [
             {
                 "topic": t.get("topic"),
+                "topic_id": t.get("topic_id"),
                 "partitions": [
                     _partition_data(p["partition"], code, isolation) for p in t["partitions"]
                 ],
@@ -60,54 +68,156 @@ def fetch_error(req: Body, code: ErrorCode) -> Body:
     }
 
 
+def _session_error(code: ErrorCode) -> Body:
+    """A top-level session error: no partitions, no session."""
+    return {"throttle_time_ms": 0, "error_code": code, "session_id": 0, "responses": []}
+
+
+def _sessions(services: Services) -> FetchSessionCache:
+    if services.fetch_sessions is None:  # Services built without one: sessions need a slot
+        config = services.config
+        services.fetch_sessions = FetchSessionCache(
+            config.fetch_session_cache_slots,
+            config.fetch_session_eviction_ms,
+            services.store,
+            services.metrics,
+        )
+    return services.fetch_sessions
+
+
+def _wanted(req: Body, uses_ids: bool, name_of: Any) -> tuple[list[CachedPartition], list[Key]]:
+    """The request's partitions (topic ids resolved to names) and the keys it forgets."""
+    wanted: list[CachedPartition] = []
+    for t in req["topics"]:
+        tid = t["topic_id"] if uses_ids else None
+        name = name_of(tid) if uses_ids else t["topic"]
+        wanted.extend(CachedPartition(tid, name, p) for p in t["partitions"])
+    forgotten: list[Key] = [
+        (ft["topic_id"] if uses_ids else ft["topic"], p)
+        for ft in req.get("forgotten_topics_data") or ()
+        for p in ft["partitions"]
+    ]
+    return wanted, forgotten
+
+
+def _read_request(req: Body, parts: list[CachedPartition]) -> Body:
+    """The partitions to read, grouped by consecutive topic, as ``ReplicaManager.read`` takes
+    them (a session's partitions are read in the session's order)."""
+    topics: list[Body] = []
+    last: Any = object()
+    for part in parts:
+        key = (part.topic_id, part.topic)
+        if key != last:
+            topics.append({"topic": part.topic, "partitions": []})
+            last = key
+        topics[-1]["partitions"].append(part.req)
+    return {
+        "isolation_level": req.get("isolation_level", 0),
+        "max_bytes": req.get("max_bytes"),
+        "topics": topics,
+    }
+
+
 def fetch(ctx: RequestContext, services: Services, req: Body) -> Body | Coroutine[Any, Any, Body]:
     """Answer at once if ``min_bytes`` are there (or a partition failed): the body, built
     without a task or an event-loop round. Otherwise a coroutine: the long poll, or first the
-    CRC check of segment regions never verified since a clean start (off the event loop)."""
+    CRC check of segment regions never verified since a clean start (off the event loop).
+
+    The session (KIP-227) is settled first: which partitions to read (the request's, or all
+    of the session's) and, once read, which of them the response carries."""
     loop = asyncio.get_running_loop()
     replicas = services.replicas
     max_wait_s = max(0, req.get("max_wait_ms", 0) or 0) / 1000.0
     min_bytes = req.get("min_bytes", 1) or 0
     deadline = loop.time() + max_wait_s
     replica_id = replica_id_of(req)
+    isolation = req.get("isolation_level", 0)
+    uses_ids = ctx.api_version >= 13
+    sessions = _sessions(services)
+    name_of = sessions.topic_ids.resolver() if uses_ids else None
+    wanted, forgotten = _wanted(req, uses_ids, name_of)
+    now_ms = int(loop.time() * 1000)
+    fctx = sessions.context(
+        req.get("session_id", 0) or 0,
+        -1 if req.get("session_epoch") is None else req["session_epoch"],
+        uses_ids,
+        wanted,
+        forgotten,
+        now_ms,
+    )
+    if fctx.error:
+        return _session_error(fctx.error)
+    parts = fctx.partitions
+    if name_of is not None and fctx.incremental:
+        for part in parts:  # a session's topic may have been deleted since
+            part.topic = name_of(part.topic_id) if part.topic_id is not None else None
+    read_req = _read_request(req, parts)
 
-    def read_once() -> tuple[Body, Any]:
-        body = fetch_error(req, ErrorCode.NONE)
-        return body, replicas.read(req, replica_id, [t["partitions"] for t in body["responses"]])
+    def read_once() -> tuple[list[Body], Any]:
+        grouped = [
+            [_partition_data(p["partition"], 0, isolation) for p in t["partitions"]]
+            for t in read_req["topics"]
+        ]
+        read = replicas.read(read_req, replica_id, grouped)
+        results = [r for group in grouped for r in group]
+        if uses_ids:
+            for part, result in zip(parts, results, strict=True):
+                if part.topic is None:
+                    result["error_code"] = ErrorCode.UNKNOWN_TOPIC_ID
+        return results, read
+
+    def finish(results: list[Body], total: int) -> Body:
+        sid, chosen = sessions.respond(
+            fctx, results, replica_id >= 0, int(loop.time() * 1000), uses_ids
+        )
+        responses: list[Body] = []
+        last: Any = object()
+        for i in chosen:
+            part = parts[i]
+            key = (part.topic_id, part.topic)
+            if key != last:
+                responses.append({"topic": part.topic, "topic_id": part.topic_id, "partitions": []})
+                last = key
+            responses[-1]["partitions"].append(results[i])
+        body = {
+            "throttle_time_ms": 0,
+            "error_code": ErrorCode.NONE,
+            "session_id": sid,
+            "responses": responses,
+        }
+        return _counted(services, body, total)
 
     def satisfied(read: Any) -> bool:
         return bool(read.total_bytes >= min_bytes or read.failed)
 
-    async def read_verified() -> tuple[Body, Any]:
-        body, read = read_once()
+    async def read_verified() -> tuple[list[Body], Any]:
+        results, read = read_once()
         for _ in range(3):  # each round verifies what the last one found
             if not read.unverified:
                 break
             await replicas.verify(read.unverified)
-            body, read = read_once()
-        return body, read
+            results, read = read_once()
+        return results, read
 
-    async def again() -> tuple[bool, Body, list[Any]]:
-        body, read = await read_verified()
+    async def again() -> tuple[bool, Body | None, list[Any]]:
+        results, read = await read_verified()
         done = satisfied(read)
-        if done or replicas.closing or loop.time() >= deadline:
-            _counted(services, body, read.total_bytes)
-        return done, body, read.partitions
+        if done or not read.partitions or replicas.closing or loop.time() >= deadline:
+            return done, finish(results, read.total_bytes), read.partitions
+        return done, None, read.partitions
 
     async def verified_first() -> Body:
-        body, read = await read_verified()
+        results, read = await read_verified()
         if satisfied(read) or max_wait_s <= 0 or not read.partitions or replicas.closing:
-            return _counted(services, body, read.total_bytes)
+            return finish(results, read.total_bytes)
         result: Body = await replicas.long_poll(read.partitions, deadline, again)
         return result
 
-    body, read = read_once()
+    results, read = read_once()
     if read.unverified:
         return verified_first()
-    if satisfied(read) or max_wait_s <= 0 or not read.partitions:
-        return _counted(services, body, read.total_bytes)
-    if replicas.closing:
-        return body
+    if satisfied(read) or max_wait_s <= 0 or not read.partitions or replicas.closing:
+        return finish(results, read.total_bytes)
     return replicas.long_poll(read.partitions, deadline, again)
 
 
