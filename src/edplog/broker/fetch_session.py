@@ -177,12 +177,13 @@ class FetchSessionCache:
         forgotten: list[Key],
         now_ms: int,
     ) -> FetchContext:
-        """The context of one Fetch. ``wanted`` are the request's partitions (resolved),
-        ``forgotten`` the keys of its ``forgotten_topics_data``."""
+        """The context of one Fetch. For an incremental one, ``wanted`` are the request's
+        partitions (resolved) and ``forgotten`` the keys of its ``forgotten_topics_data``;
+        a full fetch reads the request as it is."""
         if epoch in (0, FINAL_EPOCH):
             if session_id != NO_SESSION:
                 self.remove(session_id)
-            return FetchContext(partitions=wanted, create=epoch == 0 and self.max_slots > 0)
+            return FetchContext(create=epoch == 0 and self.max_slots > 0)
         session = self.sessions.get(session_id)
         if session is None:
             return FetchContext(ErrorCode.FETCH_SESSION_ID_NOT_FOUND)
@@ -211,28 +212,28 @@ class FetchSessionCache:
 
     # ---- response side -------------------------------------------------------------------
 
-    def respond(
+    def open(
         self,
-        ctx: FetchContext,
+        parts: list[CachedPartition],
         results: list[Body],
         privileged: bool,
-        now_ms: int,
         uses_topic_ids: bool,
-    ) -> tuple[int, list[int]]:
-        """After the read: (the session id to answer, the indexes of ``results`` to send).
-        A full fetch sends everything (and may create a session holding what was sent); an
-        incremental one only what ``must_respond`` selects, moving the partitions that
-        returned records to the end of the session so the others go first next time."""
-        if not ctx.incremental:
-            sid = NO_SESSION
-            if ctx.create:
-                session = self._create(ctx.partitions, privileged, uses_topic_ids, now_ms)
-                if session is not None:
-                    for part, result in zip(ctx.partitions, results, strict=True):
-                        part.high_watermark = result["high_watermark"]
-                        part.log_start_offset = result["log_start_offset"]
-                    sid = session.id
-            return sid, list(range(len(results)))
+        now_ms: int,
+    ) -> int:
+        """After a full fetch that asked for a session: the new session's id (it holds the
+        partitions and what was sent for them), or 0 when the cache has no slot for it."""
+        session = self._create(parts, privileged, uses_topic_ids, now_ms)
+        if session is None:
+            return NO_SESSION
+        for part, result in zip(parts, results, strict=True):
+            part.high_watermark = result["high_watermark"]
+            part.log_start_offset = result["log_start_offset"]
+        return session.id
+
+    def select(self, ctx: FetchContext, results: list[Body]) -> list[int]:
+        """After an incremental fetch: the indexes of ``results`` to send (``must_respond``),
+        moving the partitions that returned records to the end of the session so the others
+        get the byte budget first next time."""
         session = ctx.session
         assert session is not None
         chosen = []
@@ -244,7 +245,7 @@ class FetchSessionCache:
                     if session.partitions.get(key) is part:
                         del session.partitions[key]
                         session.partitions[key] = part
-        return session.id, chosen
+        return chosen
 
     # ---- the cache -----------------------------------------------------------------------
 

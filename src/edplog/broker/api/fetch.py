@@ -85,30 +85,32 @@ def _sessions(services: Services) -> FetchSessionCache:
     return services.fetch_sessions
 
 
-def _wanted(req: Body, uses_ids: bool, name_of: Any) -> tuple[list[CachedPartition], list[Key]]:
-    """The request's partitions (topic ids resolved to names) and the keys it forgets."""
+def _wanted(req: Body, uses_ids: bool) -> list[CachedPartition]:
+    """The request's partitions (their topic names already resolved), as session entries."""
     wanted: list[CachedPartition] = []
     for t in req["topics"]:
         tid = t["topic_id"] if uses_ids else None
-        name = name_of(tid) if uses_ids else t["topic"]
-        wanted.extend(CachedPartition(tid, name, p) for p in t["partitions"])
-    forgotten: list[Key] = [
+        wanted.extend(CachedPartition(tid, t["topic"], p) for p in t["partitions"])
+    return wanted
+
+
+def _forgotten(req: Body, uses_ids: bool) -> list[Key]:
+    return [
         (ft["topic_id"] if uses_ids else ft["topic"], p)
         for ft in req.get("forgotten_topics_data") or ()
         for p in ft["partitions"]
     ]
-    return wanted, forgotten
 
 
-def _read_request(req: Body, parts: list[CachedPartition]) -> Body:
-    """The partitions to read, grouped by consecutive topic, as ``ReplicaManager.read`` takes
-    them (a session's partitions are read in the session's order)."""
+def _session_read(req: Body, parts: list[CachedPartition]) -> Body:
+    """A session's partitions, grouped by consecutive topic, as ``ReplicaManager.read`` takes
+    them (they are read in the session's order)."""
     topics: list[Body] = []
     last: Any = object()
     for part in parts:
         key = (part.topic_id, part.topic)
         if key != last:
-            topics.append({"topic": part.topic, "partitions": []})
+            topics.append({"topic": part.topic, "topic_id": part.topic_id, "partitions": []})
             last = key
         topics[-1]["partitions"].append(part.req)
     return {
@@ -123,102 +125,113 @@ def fetch(ctx: RequestContext, services: Services, req: Body) -> Body | Coroutin
     without a task or an event-loop round. Otherwise a coroutine: the long poll, or first the
     CRC check of segment regions never verified since a clean start (off the event loop).
 
-    The session (KIP-227) is settled first: which partitions to read (the request's, or all
-    of the session's) and, once read, which of them the response carries."""
+    The session (KIP-227) is settled first: a full fetch reads the request's partitions (and
+    may open a session holding them), an incremental one all of its session's, of which the
+    response carries only those with news (``FetchSessionCache.select``)."""
     loop = asyncio.get_running_loop()
     replicas = services.replicas
     max_wait_s = max(0, req.get("max_wait_ms", 0) or 0) / 1000.0
     min_bytes = req.get("min_bytes", 1) or 0
     deadline = loop.time() + max_wait_s
     replica_id = replica_id_of(req)
-    isolation = req.get("isolation_level", 0)
     uses_ids = ctx.api_version >= 13
     sessions = _sessions(services)
     name_of = sessions.topic_ids.resolver() if uses_ids else None
-    wanted, forgotten = _wanted(req, uses_ids, name_of)
-    now_ms = int(loop.time() * 1000)
+    if name_of is not None:
+        for t in req["topics"]:
+            t["topic"] = name_of(t["topic_id"])
+    epoch = -1 if req.get("session_epoch") is None else req["session_epoch"]
+    incremental = epoch > 0
     fctx = sessions.context(
         req.get("session_id", 0) or 0,
-        -1 if req.get("session_epoch") is None else req["session_epoch"],
+        epoch,
         uses_ids,
-        wanted,
-        forgotten,
-        now_ms,
+        _wanted(req, uses_ids) if incremental else [],
+        _forgotten(req, uses_ids) if incremental else [],
+        int(loop.time() * 1000),
     )
     if fctx.error:
         return _session_error(fctx.error)
-    parts = fctx.partitions
-    if name_of is not None and fctx.incremental:
-        for part in parts:  # a session's topic may have been deleted since
-            part.topic = name_of(part.topic_id) if part.topic_id is not None else None
-    read_req = _read_request(req, parts)
+    if incremental:
+        if name_of is not None:
+            for part in fctx.partitions:  # a session's topic may have been deleted since
+                part.topic = name_of(part.topic_id) if part.topic_id is not None else None
+        read_req = _session_read(req, fctx.partitions)
+    else:
+        read_req = req
 
-    def read_once() -> tuple[list[Body], Any]:
-        grouped = [
-            [_partition_data(p["partition"], 0, isolation) for p in t["partitions"]]
-            for t in read_req["topics"]
-        ]
-        read = replicas.read(read_req, replica_id, grouped)
-        results = [r for group in grouped for r in group]
+    def read_once() -> tuple[Body, Any]:
+        body = fetch_error(read_req, ErrorCode.NONE)
+        read = replicas.read(read_req, replica_id, [t["partitions"] for t in body["responses"]])
         if uses_ids:
-            for part, result in zip(parts, results, strict=True):
-                if part.topic is None:
-                    result["error_code"] = ErrorCode.UNKNOWN_TOPIC_ID
-        return results, read
+            for t in body["responses"]:
+                if t["topic"] is None:
+                    for p in t["partitions"]:
+                        p["error_code"] = ErrorCode.UNKNOWN_TOPIC_ID
+        return body, read
 
-    def finish(results: list[Body], total: int) -> Body:
-        sid, chosen = sessions.respond(
-            fctx, results, replica_id >= 0, int(loop.time() * 1000), uses_ids
-        )
-        responses: list[Body] = []
-        last: Any = object()
-        for i in chosen:
-            part = parts[i]
-            key = (part.topic_id, part.topic)
-            if key != last:
-                responses.append({"topic": part.topic, "topic_id": part.topic_id, "partitions": []})
-                last = key
-            responses[-1]["partitions"].append(results[i])
-        body = {
-            "throttle_time_ms": 0,
-            "error_code": ErrorCode.NONE,
-            "session_id": sid,
-            "responses": responses,
-        }
+    def finish(body: Body, total: int) -> Body:
+        results = [p for t in body["responses"] for p in t["partitions"]]
+        if fctx.create:
+            body["session_id"] = sessions.open(
+                _wanted(req, uses_ids),
+                results,
+                replica_id >= 0,
+                uses_ids,
+                int(loop.time() * 1000),
+            )
+        elif incremental:
+            body = _chosen(body, fctx, sessions.select(fctx, results), results)
         return _counted(services, body, total)
 
     def satisfied(read: Any) -> bool:
         return bool(read.total_bytes >= min_bytes or read.failed)
 
-    async def read_verified() -> tuple[list[Body], Any]:
-        results, read = read_once()
+    async def read_verified() -> tuple[Body, Any]:
+        body, read = read_once()
         for _ in range(3):  # each round verifies what the last one found
             if not read.unverified:
                 break
             await replicas.verify(read.unverified)
-            results, read = read_once()
-        return results, read
+            body, read = read_once()
+        return body, read
 
     async def again() -> tuple[bool, Body | None, list[Any]]:
-        results, read = await read_verified()
+        body, read = await read_verified()
         done = satisfied(read)
         if done or not read.partitions or replicas.closing or loop.time() >= deadline:
-            return done, finish(results, read.total_bytes), read.partitions
+            return done, finish(body, read.total_bytes), read.partitions
         return done, None, read.partitions
 
     async def verified_first() -> Body:
-        results, read = await read_verified()
+        body, read = await read_verified()
         if satisfied(read) or max_wait_s <= 0 or not read.partitions or replicas.closing:
-            return finish(results, read.total_bytes)
+            return finish(body, read.total_bytes)
         result: Body = await replicas.long_poll(read.partitions, deadline, again)
         return result
 
-    results, read = read_once()
+    body, read = read_once()
     if read.unverified:
         return verified_first()
     if satisfied(read) or max_wait_s <= 0 or not read.partitions or replicas.closing:
-        return finish(results, read.total_bytes)
+        return finish(body, read.total_bytes)
     return replicas.long_poll(read.partitions, deadline, again)
+
+
+def _chosen(body: Body, fctx: Any, chosen: list[int], results: list[Body]) -> Body:
+    """An incremental response: only the ``chosen`` partitions, grouped by consecutive topic."""
+    responses: list[Body] = []
+    last: Any = object()
+    for i in chosen:
+        part = fctx.partitions[i]
+        key = (part.topic_id, part.topic)
+        if key != last:
+            responses.append({"topic": part.topic, "topic_id": part.topic_id, "partitions": []})
+            last = key
+        responses[-1]["partitions"].append(results[i])
+    body["responses"] = responses
+    body["session_id"] = fctx.session.id
+    return body
 
 
 def _counted(services: Services, body: Body, total: int) -> Body:
