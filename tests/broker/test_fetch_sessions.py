@@ -10,10 +10,12 @@ import time
 import uuid
 from typing import Any
 
+import pytest
 from broker_helpers import RawClient, batch
 from prometheus_client import generate_latest
 
-from edplog.errors import ErrorCode
+from edplog.broker import BrokerConfig
+from edplog.errors import ErrorCode, InvalidConfigError
 
 FETCH, METADATA, DELETE_TOPICS = 1, 3, 20
 V = 16  # what librdkafka sends
@@ -280,3 +282,63 @@ def test_session_long_poll_wakes_on_a_write_to_any_session_partition(
             offsets[p] += 1
             assert c.call(FETCH, V, _req({tid: {p: offsets[p]}}, sid, epoch))["responses"] == []
             epoch += 1
+
+
+def test_name_keyed_sessions_before_v13(kafka_broker_factory: Any) -> None:
+    """Fetch v12 (topics by name, as kafka-python sends): epoch 0 opens a session, the
+    incremental response carries only the partition written to, by topic name."""
+    broker = kafka_broker_factory(num_partitions=4)
+    with RawClient(broker.bootstrap) as c:
+        _topic_ids(c, "named")
+
+        def req(parts: dict[int, int], sid: int, epoch: int) -> dict[str, Any]:
+            body = _req({}, sid, epoch)
+            body["topics"] = [
+                {
+                    "topic": "named",
+                    "partitions": [
+                        {"partition": p, "fetch_offset": o, "partition_max_bytes": 1 << 20}
+                        for p, o in parts.items()
+                    ],
+                }
+            ]
+            return body
+
+        full = c.call(FETCH, 12, req(dict.fromkeys(range(4), 0), 0, 0))
+        sid = full["session_id"]
+        assert sid > 0 and sum(len(t["partitions"]) for t in full["responses"]) == 4
+        _produce(c, "named", 2)
+        inc = c.call(FETCH, 12, {**req({}, sid, 1), "topics": []})
+        assert [
+            (t["topic"], [p["partition_index"] for p in t["partitions"]]) for t in inc["responses"]
+        ] == [("named", [2])]
+
+
+def test_zero_cache_slots_turns_sessions_off(kafka_broker_factory: Any) -> None:
+    """max.incremental.fetch.session.cache.slots=0: a full fetch asking for a session is
+    served in full with session 0, and the cache stays empty."""
+    broker = kafka_broker_factory(num_partitions=2, max_incremental_fetch_session_cache_slots=0)
+    with RawClient(broker.bootstrap) as c:
+        tid = _topic_ids(c, "off")["off"]
+        resp = c.call(FETCH, V, _req({tid: {0: 0, 1: 0}}, 0, 0))
+        assert resp["error_code"] == 0 and resp["session_id"] == 0
+        assert len(_parts(resp)) == 2
+        assert _metric(_scrape(broker), "edplog_fetch_sessions") == 0
+
+
+def test_bad_session_cache_settings_are_refused() -> None:
+    """A negative or non-numeric cache size or eviction time stops the configuration."""
+    for key, value in (
+        ("max.incremental.fetch.session.cache.slots", "-1"),
+        ("max.incremental.fetch.session.cache.slots", "many"),
+        ("min.incremental.fetch.session.eviction.ms", "-5"),
+    ):
+        with pytest.raises(InvalidConfigError):
+            BrokerConfig.from_properties({key: value})
+    config = BrokerConfig.from_properties(
+        {
+            "max.incremental.fetch.session.cache.slots": "7",
+            "min.incremental.fetch.session.eviction.ms": "250",
+        }
+    )
+    assert (config.fetch_session_cache_slots, config.fetch_session_eviction_ms) == (7, 250)
