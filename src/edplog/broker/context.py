@@ -29,7 +29,7 @@ from ..protocol import RequestHeader
 from ..security import ANONYMOUS, Authorizer, Principal
 from ..storage import INTERNAL_TOPICS, Store
 from .config import BrokerConfig
-from .fetch_session import CachedPartition, FetchSessionCache, Key
+from .fetch_session import CachedPartition, FetchContext, FetchSessionCache, Key
 from .producer_ids import ProducerIdManager
 from .replica_manager import ReplicaManager
 
@@ -39,6 +39,7 @@ __all__ = [
     "ANONYMOUS",
     "INTERNAL_TOPICS",
     "CachedPartition",
+    "FetchContext",
     "FetchSessionCache",
     "Key",
     "ErrorCode",

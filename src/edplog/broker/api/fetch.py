@@ -15,6 +15,7 @@ from typing import Any
 from ..context import (
     CachedPartition,
     ErrorCode,
+    FetchContext,
     FetchSessionCache,
     Key,
     RequestContext,
@@ -218,7 +219,7 @@ def fetch(ctx: RequestContext, services: Services, req: Body) -> Body | Coroutin
     return replicas.long_poll(read.partitions, deadline, again)
 
 
-def _chosen(body: Body, fctx: Any, chosen: list[int], results: list[Body]) -> Body:
+def _chosen(body: Body, fctx: FetchContext, chosen: list[int], results: list[Body]) -> Body:
     """An incremental response: only the ``chosen`` partitions, grouped by consecutive topic."""
     responses: list[Body] = []
     last: Any = object()
@@ -230,7 +231,7 @@ def _chosen(body: Body, fctx: Any, chosen: list[int], results: list[Body]) -> Bo
             last = key
         responses[-1]["partitions"].append(results[i])
     body["responses"] = responses
-    body["session_id"] = fctx.session.id
+    body["session_id"] = fctx.session.id if fctx.session is not None else 0
     return body
 
 
