@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import random
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 from ..errors import ErrorCode
@@ -41,8 +41,6 @@ from ..storage import Store
 Body = dict[str, Any]
 FINAL_EPOCH = -1
 NO_SESSION = 0
-# Where a topic id is not known (the zero UUID) or a name is not (v13+ partitions).
-ZERO_UUID = uuid.UUID(int=0)
 
 
 class TopicIds:
@@ -311,9 +309,6 @@ class FetchSessionCache:
             sid = self._rng.randint(1, 0x7FFFFFFF)
             if sid not in self.sessions:
                 return sid
-
-    def __iter__(self) -> Iterator[FetchSession]:
-        return iter(self.sessions.values())
 
 
 def _key(part: CachedPartition) -> Key:
