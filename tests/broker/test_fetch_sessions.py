@@ -5,6 +5,7 @@ polls on a session's partitions."""
 
 from __future__ import annotations
 
+import random
 import threading
 import time
 import uuid
@@ -15,6 +16,7 @@ from broker_helpers import RawClient, batch
 from prometheus_client import generate_latest
 
 from edplog.broker import BrokerConfig
+from edplog.client import scan_records
 from edplog.errors import ErrorCode, InvalidConfigError
 
 FETCH, METADATA, DELETE_TOPICS = 1, 3, 20
@@ -342,3 +344,49 @@ def test_bad_session_cache_settings_are_refused() -> None:
         }
     )
     assert (config.fetch_session_cache_slots, config.fetch_session_eviction_ms) == (7, 250)
+
+
+def test_incremental_view_matches_full_fetches_under_random_writes(
+    kafka_broker_factory: Any,
+) -> None:
+    """A seeded random walk over 10 partitions: writes of 0-3 batches to random partitions,
+    then an incremental fetch whose request names only the partitions the consumer moved.
+    The consumer's view built from incremental responses (high watermark per partition, and
+    every record offset received) must equal what sessionless full fetches report, and every
+    partition with new records must be in the incremental response."""
+    rng = random.Random(227)
+    n = 10
+    broker = kafka_broker_factory(num_partitions=n)
+    with RawClient(broker.bootstrap) as c, RawClient(broker.bootstrap) as producer:
+        tid = _topic_ids(c, "walk")["walk"]
+        offsets = dict.fromkeys(range(n), 0)
+        hws = dict.fromkeys(range(n), -1)
+        full = c.call(FETCH, V, _req({tid: dict(offsets)}, 0, 0))
+        sid, epoch = full["session_id"], 1
+        assert sid > 0
+        for p, r in ((p, r) for (_, p), r in _parts(full).items()):
+            hws[p] = r["high_watermark"]
+        moved: dict[int, int] = {}
+        for _ in range(40):
+            written = set()
+            for _ in range(rng.randint(0, 3)):
+                p = rng.randrange(n)
+                _produce(producer, "walk", p, n=rng.randint(1, 3))
+                written.add(p)
+            resp = c.call(FETCH, V, _req({tid: moved} if moved else {}, sid, epoch))
+            assert resp["error_code"] == 0 and resp["session_id"] == sid
+            epoch += 1
+            got = _parts(resp)
+            assert written <= {p for _, p in got}, (written, list(got))
+            moved = {}
+            for (_, p), r in got.items():
+                hws[p] = r["high_watermark"]
+                last = scan_records(r["records"] or b"").last_offset
+                if last >= offsets[p]:
+                    offsets[p] = last + 1
+                    moved[p] = offsets[p]
+            truth = _parts(c.call(FETCH, V, _req({tid: dict.fromkeys(range(n), 0)})))
+            assert hws == {p: r["high_watermark"] for (_, p), r in truth.items()}
+        # a last round hands the final positions over: everything was received
+        c.call(FETCH, V, _req({tid: moved} if moved else {}, sid, epoch))
+        assert offsets == hws
