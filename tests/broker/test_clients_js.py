@@ -64,7 +64,6 @@ def test_kafkajs_admin_idempotent_gzip_producer_and_consumer_group(kafka_broker:
     assert "js-kafkajs-group" in got["listed"]
 
 
-@pytest.mark.xfail(strict=True, reason="its Fetch v12 names topics by id: needs Fetch v13+")
 def test_platformatic_kafka_runs_a_classic_consumer_group(kafka_broker: str) -> None:
     """Tried: @platformatic/kafka, which implements only recent versions (FindCoordinator v4+,
     OffsetCommit/OffsetFetch v8+, Fetch v12+, Metadata v9+), producing with acks=all and

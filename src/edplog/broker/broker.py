@@ -26,6 +26,7 @@ from . import properties
 from .config import BrokerConfig
 from .context import Services
 from .dispatch import Dispatcher
+from .fetch_session import FetchSessionCache
 from .group_commit import GroupCommit
 from .housekeeping import run_housekeeping
 from .producer_ids import ProducerIdManager
@@ -96,6 +97,12 @@ class Broker:
                 metrics=self.metrics,
             ),
             credentials=credentials,
+            fetch_sessions=FetchSessionCache(
+                config.fetch_session_cache_slots,
+                config.fetch_session_eviction_ms,
+                store,
+                self.metrics,
+            ),
         )
         self.metrics.watch_logs(
             lambda: ((t, p, lg) for (t, p), lg in store.logs().items() if not lg.closed),

@@ -118,6 +118,10 @@ class BrokerConfig:
     producer_id_expiration_ms: int = 86_400_000
     log_cleaner_enable: bool = True
     log_cleaner_dedupe_buffer_size: int = 128 * 1024 * 1024
+    # KIP-227 fetch sessions: cache slots (0 turns sessions off) and how long a session is
+    # safe from eviction by a larger or a follower's one after its last use / its creation.
+    fetch_session_cache_slots: int = 1000
+    fetch_session_eviction_ms: int = 120_000
     # Open a partition whose offsets have a hole (a segment file lost) instead of refusing it.
     accept_missing_segments: bool = False
     # acks=-1 is answered only after the log is flushed to disk (group commit).
@@ -196,6 +200,12 @@ class BrokerConfig:
                 self.extra[key] = value
             elif key == "log.cleaner.dedupe.buffer.size":
                 self.log_cleaner_dedupe_buffer_size = _integer(key, value, 1 << 16)
+                self.extra[key] = value
+            elif key == "max.incremental.fetch.session.cache.slots":
+                self.fetch_session_cache_slots = _integer(key, value, 0)
+                self.extra[key] = value
+            elif key == "min.incremental.fetch.session.eviction.ms":
+                self.fetch_session_eviction_ms = _integer(key, value, 0)
                 self.extra[key] = value
             elif key == "log.accept.missing.segments":
                 self.accept_missing_segments = _boolean(key, value)

@@ -6,8 +6,8 @@ Every handler under :mod:`edplog.broker.api` is ``handler(ctx, services, request
   the listener and connection it came on, and the authenticated principal;
 - ``services`` (:class:`Services`): the parts of the broker a handler may use — the replica
   manager (this node's partitions), the store (topics), the group coordinator, the producer id
-  manager, the authorizer, the metrics, the client quotas and the SCRAM credentials — each a
-  typed object, not the broker itself;
+  manager, the authorizer, the metrics, the client quotas, the SCRAM credentials and the
+  fetch-session cache — each a typed object, not the broker itself;
 - ``request``: the decoded request body (a dict keyed by Kafka's field names).
 
 This module is the handlers' whole toolkit, so handlers import nothing else from the broker
@@ -29,6 +29,7 @@ from ..protocol import RequestHeader
 from ..security import ANONYMOUS, Authorizer, Principal
 from ..storage import INTERNAL_TOPICS, Store
 from .config import BrokerConfig
+from .fetch_session import CachedPartition, FetchContext, FetchSessionCache, Key
 from .producer_ids import ProducerIdManager
 from .quotas import ENTITY_TYPES, IP, CredentialStore, Entity, QuotaManager, check_value, entity_of
 from .replica_manager import ReplicaManager
@@ -43,6 +44,10 @@ __all__ = [
     "check_value",
     "entity_of",
     "INTERNAL_TOPICS",
+    "CachedPartition",
+    "FetchContext",
+    "FetchSessionCache",
+    "Key",
     "ErrorCode",
     "Handler",
     "InlineHandler",
@@ -105,6 +110,8 @@ class Services:
     # Client quotas (configuration and enforcement) and SCRAM credentials.
     quotas: QuotaManager | None = None
     credentials: CredentialStore | None = None
+    # KIP-227 sessions; made on the first Fetch from ``config`` if the broker gave none.
+    fetch_sessions: FetchSessionCache | None = None
 
     @property
     def closing(self) -> bool:

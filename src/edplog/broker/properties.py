@@ -60,6 +60,8 @@ HONOURED = frozenset(
         "log.cleaner.enable",
         "log.cleaner.dedupe.buffer.size",
         "log.accept.missing.segments",
+        "max.incremental.fetch.session.cache.slots",
+        "min.incremental.fetch.session.eviction.ms",
         "log.retention.ms",
         "log.retention.minutes",
         "log.retention.hours",

@@ -26,12 +26,14 @@ from ..protocol import (
 
 API_VERSIONS = 18
 PRODUCE = 0
+FETCH = 1
 UNSUPPORTED_VERSION = 35
 DEFAULT_CLIENT_ID = "edplog-client"
 #: Kafka caps correlation ids at int32; they wrap to 1 (0 is left out so it never looks unset).
 MAX_CORRELATION_ID = 0x7FFFFFFF
-# Versions past these need what this client does not send: Produce v13 names topics by id.
-_CLIENT_MAX = {PRODUCE: 12}
+#: The typed calls name topics, which Produce v13 and Fetch v13+ replace by topic ids: typed
+#: produces and fetches stay at v12 (a raw ``call`` may still send any version the codec has).
+TYPED_MAX = {PRODUCE: 12, FETCH: 12}
 _SIZE = struct.Struct(">i")
 _I16 = struct.Struct(">h")
 
@@ -51,13 +53,13 @@ def api_name(api_key: int) -> str:
 
 
 def client_range(api_key: int) -> tuple[int, int] | None:
-    """The versions this client can encode and decode, without the ones Kafka 4 removed
+    """The versions this client sends in typed calls, without the ones Kafka 4 removed
     (edplog's broker advertises those for old librdkafka but answers UNSUPPORTED_VERSION)."""
     span = SUPPORTED.get(api_key)
     if span is None:
         return None
     lo, hi = span
-    hi = min(hi, _CLIENT_MAX.get(api_key, hi))
+    hi = min(hi, TYPED_MAX.get(api_key, hi))
     rejected = REJECTED.get(api_key)
     while rejected is not None and lo in rejected and lo <= hi:
         lo += 1

@@ -14,7 +14,10 @@ of labelled metrics are cached so no label tuple is built per request):
 - ``edplog_quota_throttle_seconds{quota_type}``: the throttle time of each request (or new
   connection) a client quota held back, by quota type (Produce, Fetch, Request, Connection);
 - ``edplog_connections``, ``edplog_request_queue_bytes``: open connections and the bytes of
-  requests received but not yet answered.
+  requests received but not yet answered;
+- ``edplog_fetch_sessions``, ``edplog_fetch_sessions_partitions`` and
+  ``edplog_fetch_sessions_evicted_total``: the KIP-227 fetch-session cache (set when a session
+  is created, changed in size or removed, not per fetch).
 
 Read at scrape time from the objects themselves (nothing on the hot path):
 ``edplog_log_end_offset``, ``edplog_log_start_offset`` and ``edplog_log_size_bytes`` per
@@ -157,6 +160,19 @@ class BrokerMetrics:
             "Bytes of requests received and not yet answered",
             registry=r,
         )
+        self.fetch_sessions = Gauge(
+            "edplog_fetch_sessions", "Incremental fetch sessions cached (KIP-227)", registry=r
+        )
+        self.fetch_session_partitions = Gauge(
+            "edplog_fetch_sessions_partitions",
+            "Partitions held by all cached fetch sessions",
+            registry=r,
+        )
+        self.fetch_session_evictions = Counter(
+            "edplog_fetch_sessions_evicted",
+            "Fetch sessions evicted from a full cache to make room for another",
+            registry=r,
+        )
         self._timed: dict[tuple[int, int], tuple[Any, Any]] = {}
         self._topics_in: dict[str, Any] = {}
         self._topics_out: dict[str, Any] = {}
@@ -193,6 +209,14 @@ class BrokerMetrics:
     def fetch_error(self, code: int) -> None:
         if self.enabled:
             self._fetch_errors.labels(_code_name(code)).inc()
+
+    def fetch_session_cache(self, sessions: int, partitions: int) -> None:
+        """The fetch-session cache's size after a session was created, changed or removed."""
+        self.fetch_sessions.set(sessions)
+        self.fetch_session_partitions.set(partitions)
+
+    def fetch_session_evicted(self) -> None:
+        self.fetch_session_evictions.inc()
 
     def bytes_in(self, topic: str, n: int) -> None:
         if not self.enabled:

@@ -12,7 +12,15 @@ import asyncio
 from collections.abc import Coroutine
 from typing import Any
 
-from ..context import ErrorCode, RequestContext, Services
+from ..context import (
+    CachedPartition,
+    ErrorCode,
+    FetchContext,
+    FetchSessionCache,
+    Key,
+    RequestContext,
+    Services,
+)
 from .registry import ApiSpec
 
 Body = dict[str, Any]
@@ -51,6 +59,7 @@ def fetch_error(req: Body, code: ErrorCode) -> Body:
         "responses": [
             {
                 "topic": t.get("topic"),
+                "topic_id": t.get("topic_id"),
                 "partitions": [
                     _partition_data(p["partition"], code, isolation) for p in t["partitions"]
                 ],
@@ -60,20 +69,121 @@ def fetch_error(req: Body, code: ErrorCode) -> Body:
     }
 
 
+def _session_error(code: ErrorCode) -> Body:
+    """A top-level session error: no partitions, no session."""
+    return {"throttle_time_ms": 0, "error_code": code, "session_id": 0, "responses": []}
+
+
+def _sessions(services: Services) -> FetchSessionCache:
+    if services.fetch_sessions is None:  # Services built without one: sessions need a slot
+        config = services.config
+        services.fetch_sessions = FetchSessionCache(
+            config.fetch_session_cache_slots,
+            config.fetch_session_eviction_ms,
+            services.store,
+            services.metrics,
+        )
+    return services.fetch_sessions
+
+
+def _wanted(req: Body, uses_ids: bool) -> list[CachedPartition]:
+    """The request's partitions (their topic names already resolved), as session entries."""
+    wanted: list[CachedPartition] = []
+    for t in req["topics"]:
+        tid = t["topic_id"] if uses_ids else None
+        wanted.extend(CachedPartition(tid, t["topic"], p) for p in t["partitions"])
+    return wanted
+
+
+def _forgotten(req: Body, uses_ids: bool) -> list[Key]:
+    return [
+        (ft["topic_id"] if uses_ids else ft["topic"], p)
+        for ft in req.get("forgotten_topics_data") or ()
+        for p in ft["partitions"]
+    ]
+
+
+def _session_read(req: Body, parts: list[CachedPartition]) -> Body:
+    """A session's partitions, grouped by consecutive topic, as ``ReplicaManager.read`` takes
+    them (they are read in the session's order)."""
+    topics: list[Body] = []
+    last: Any = object()
+    for part in parts:
+        key = (part.topic_id, part.topic)
+        if key != last:
+            topics.append({"topic": part.topic, "topic_id": part.topic_id, "partitions": []})
+            last = key
+        topics[-1]["partitions"].append(part.req)
+    return {
+        "isolation_level": req.get("isolation_level", 0),
+        "max_bytes": req.get("max_bytes"),
+        "topics": topics,
+    }
+
+
 def fetch(ctx: RequestContext, services: Services, req: Body) -> Body | Coroutine[Any, Any, Body]:
     """Answer at once if ``min_bytes`` are there (or a partition failed): the body, built
     without a task or an event-loop round. Otherwise a coroutine: the long poll, or first the
-    CRC check of segment regions never verified since a clean start (off the event loop)."""
+    CRC check of segment regions never verified since a clean start (off the event loop).
+
+    The session (KIP-227) is settled first: a full fetch reads the request's partitions (and
+    may open a session holding them), an incremental one all of its session's, of which the
+    response carries only those with news (``FetchSessionCache.select``)."""
     loop = asyncio.get_running_loop()
     replicas = services.replicas
     max_wait_s = max(0, req.get("max_wait_ms", 0) or 0) / 1000.0
     min_bytes = req.get("min_bytes", 1) or 0
     deadline = loop.time() + max_wait_s
     replica_id = replica_id_of(req)
+    uses_ids = ctx.api_version >= 13
+    sessions = _sessions(services)
+    name_of = sessions.topic_ids.resolver() if uses_ids else None
+    if name_of is not None:
+        for t in req["topics"]:
+            t["topic"] = name_of(t["topic_id"])
+    epoch = -1 if req.get("session_epoch") is None else req["session_epoch"]
+    incremental = epoch > 0
+    fctx = sessions.context(
+        req.get("session_id", 0) or 0,
+        epoch,
+        uses_ids,
+        _wanted(req, uses_ids) if incremental else [],
+        _forgotten(req, uses_ids) if incremental else [],
+        int(loop.time() * 1000),
+    )
+    if fctx.error:
+        return _session_error(fctx.error)
+    if incremental:
+        if name_of is not None:
+            for part in fctx.partitions:  # a session's topic may have been deleted since
+                part.topic = name_of(part.topic_id) if part.topic_id is not None else None
+        read_req = _session_read(req, fctx.partitions)
+    else:
+        read_req = req
 
     def read_once() -> tuple[Body, Any]:
-        body = fetch_error(req, ErrorCode.NONE)
-        return body, replicas.read(req, replica_id, [t["partitions"] for t in body["responses"]])
+        body = fetch_error(read_req, ErrorCode.NONE)
+        read = replicas.read(read_req, replica_id, [t["partitions"] for t in body["responses"]])
+        if uses_ids:
+            for t in body["responses"]:
+                if t["topic"] is None:
+                    for p in t["partitions"]:
+                        p["error_code"] = ErrorCode.UNKNOWN_TOPIC_ID
+        return body, read
+
+    def finish(body: Body, total: int) -> Body:
+        results = [p for t in body["responses"] for p in t["partitions"]]
+        if fctx.create:
+            body["session_id"] = sessions.open(
+                _wanted(req, uses_ids),
+                results,
+                replica_id >= 0,
+                uses_ids,
+                int(loop.time() * 1000),
+            )
+        elif incremental:
+            body = _chosen(body, fctx, sessions.select(fctx, results), results)
+        return _counted(services, body, total)
 
     def satisfied(read: Any) -> bool:
         return bool(read.total_bytes >= min_bytes or read.failed)
@@ -87,28 +197,42 @@ def fetch(ctx: RequestContext, services: Services, req: Body) -> Body | Coroutin
             body, read = read_once()
         return body, read
 
-    async def again() -> tuple[bool, Body, list[Any]]:
+    async def again() -> tuple[bool, Body | None, list[Any]]:
         body, read = await read_verified()
         done = satisfied(read)
-        if done or replicas.closing or loop.time() >= deadline:
-            _counted(services, body, read.total_bytes)
-        return done, body, read.partitions
+        if done or not read.partitions or replicas.closing or loop.time() >= deadline:
+            return done, finish(body, read.total_bytes), read.partitions
+        return done, None, read.partitions
 
     async def verified_first() -> Body:
         body, read = await read_verified()
         if satisfied(read) or max_wait_s <= 0 or not read.partitions or replicas.closing:
-            return _counted(services, body, read.total_bytes)
+            return finish(body, read.total_bytes)
         result: Body = await replicas.long_poll(read.partitions, deadline, again)
         return result
 
     body, read = read_once()
     if read.unverified:
         return verified_first()
-    if satisfied(read) or max_wait_s <= 0 or not read.partitions:
-        return _counted(services, body, read.total_bytes)
-    if replicas.closing:
-        return body
+    if satisfied(read) or max_wait_s <= 0 or not read.partitions or replicas.closing:
+        return finish(body, read.total_bytes)
     return replicas.long_poll(read.partitions, deadline, again)
+
+
+def _chosen(body: Body, fctx: FetchContext, chosen: list[int], results: list[Body]) -> Body:
+    """An incremental response: only the ``chosen`` partitions, grouped by consecutive topic."""
+    responses: list[Body] = []
+    last: Any = object()
+    for i in chosen:
+        part = fctx.partitions[i]
+        key = (part.topic_id, part.topic)
+        if key != last:
+            responses.append({"topic": part.topic, "topic_id": part.topic_id, "partitions": []})
+            last = key
+        responses[-1]["partitions"].append(results[i])
+    body["responses"] = responses
+    body["session_id"] = fctx.session.id if fctx.session is not None else 0
+    return body
 
 
 def _counted(services: Services, body: Body, total: int) -> Body:

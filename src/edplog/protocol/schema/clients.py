@@ -93,10 +93,13 @@ response
     port int32
     rack string null10+ =null
 
-api 1 Fetch 0-12 flex 12
+api 1 Fetch 0-18 flex 12
 request
   cluster_id string v12+ null12+ tag0 =null
-  replica_id int32 =-1
+  replica_id int32 v0-14 =-1
+  replica_state {} v15+ tag1
+    replica_id int32 =-1
+    replica_epoch int64 =-1
   max_wait_ms int32
   min_bytes int32
   max_bytes int32 v3+ =2147483647
@@ -104,7 +107,8 @@ request
   session_id int32 v7+
   session_epoch int32 v7+ =-1
   topics []
-    topic string
+    topic string v0-12
+    topic_id uuid v13+
     partitions []
       partition int32
       current_leader_epoch int32 v9+ =-1
@@ -112,8 +116,11 @@ request
       last_fetched_epoch int32 v12+ =-1
       log_start_offset int64 v5+ =-1
       partition_max_bytes int32
+      replica_directory_id uuid v17+ tag0
+      high_watermark int64 v18+ tag1 =9223372036854775807
   forgotten_topics_data [] v7+
-    topic string
+    topic string v7-12
+    topic_id uuid v13+
     partitions []int32
   rack_id string v11+ =''
 response
@@ -121,7 +128,8 @@ response
   error_code int16 v7+
   session_id int32 v7+
   responses []
-    topic string
+    topic string v0-12
+    topic_id uuid v13+
     partitions []
       partition_index int32
       error_code int16
@@ -142,6 +150,11 @@ response
         first_offset int64
       preferred_read_replica int32 v11+ =-1
       records records null0+
+  node_endpoints [] v16+ tag0
+    node_id int32
+    host string
+    port int32
+    rack string null16+ =null
 
 api 2 ListOffsets 0-10 flex 6
 request
