@@ -64,10 +64,23 @@ def test_kafkajs_admin_idempotent_gzip_producer_and_consumer_group(kafka_broker:
     assert "js-kafkajs-group" in got["listed"]
 
 
-def test_platformatic_kafka_runs_a_classic_consumer_group(kafka_broker: str) -> None:
+@pytest.mark.parametrize("protocol", ["classic", "consumer"])
+def test_platformatic_kafka_runs_consumer_groups(kafka_broker: str, protocol: str) -> None:
     """Tried: @platformatic/kafka, which implements only recent versions (FindCoordinator v4+,
-    OffsetCommit/OffsetFetch v8+, Fetch v12+, Metadata v9+), producing with acks=all and
-    consuming in a classic group with a commit per message. Must hold: delivery is exact."""
-    got = _node_flow("platformatic_flow.mjs", kafka_broker, "js-platformatic", "200", "classic")
+    OffsetCommit/OffsetFetch v8+, Fetch v13+ by topic id, Metadata v9+), producing with
+    acks=all and consuming in a group of each protocol (classic, and KIP-848's consumer
+    protocol) with a commit per message. Must hold: delivery is exact."""
+    topic = f"js-platformatic-{protocol}"
+    got = _node_flow("platformatic_flow.mjs", kafka_broker, topic, "200", protocol)
     assert got["partitions"] == 3
     _check_delivery(got, 200)
+
+
+def test_a_kafkajs_transactional_producer_fails_at_once(kafka_broker: str) -> None:
+    """Tried: a kafkajs transactional producer starting a transaction (transactions are not
+    served yet), allowed 10 retries (over a minute of backoff). Must hold: it fails within
+    seconds with a non-retriable error of the broker's answer, not after its retries."""
+    got = _node_flow("kafkajs_transaction.mjs", kafka_broker)
+    assert got["error"] is not None and got["error"]["retriable"] is False, got
+    assert got["error"]["name"] != "KafkaJSNumberOfRetriesExceeded", got
+    assert got["seconds"] < 10, got
