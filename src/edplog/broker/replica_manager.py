@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +24,7 @@ from ..errors import (
 )
 from ..protocol import FileRegion
 from ..storage import INTERNAL_TOPICS, Store
+from ..storage.log_dirs import is_dir_failure
 from .group_commit import GroupCommit
 from .partition import Partition
 
@@ -77,6 +79,8 @@ class ReplicaManager:
         self._partitions: dict[str, list[Partition]] = {}
         self._shutdown: asyncio.Future[None] | None = None
         self._revive_attempts: dict[tuple[str, int], float] = {}
+        # Called (on the event loop) when the last online log dir fails: the broker stops.
+        self.on_all_dirs_offline: Callable[[], None] | None = None
 
     # ---- partitions ------------------------------------------------------------------------
 
@@ -201,6 +205,13 @@ class ReplicaManager:
             if base_offset is not None:  # a duplicate: the client learns where it went
                 result.base_offset = base_offset
             return result, None
+        except OSError as exc:
+            if not is_dir_failure(exc):
+                raise
+            self.dir_failed(os.path.dirname(partition.log.path), f"{topic}-{index}: {exc}")
+            result.error = ErrorCode.KAFKA_STORAGE_ERROR
+            result.message = f"the log dir of {topic}-{index} failed: {exc}"
+            return result, None
         result.base_offset = base
         result.log_append_time_ms = append_time if append_time is not None else -1
         result.log_start_offset = partition.log_start_offset
@@ -214,6 +225,9 @@ class ReplicaManager:
         try:
             await self.commit.flush([log for log, _ in pending])
         except Exception as exc:
+            if is_dir_failure(exc):
+                for failed in {os.path.dirname(lg.path) for lg, _ in pending if lg.poisoned}:
+                    self.dir_failed(failed, f"flush failed: {exc}")
             code = exc.kafka_code if isinstance(exc, EdplogError) else None
             for _, result in pending:
                 result.error = (
@@ -309,6 +323,25 @@ class ReplicaManager:
             log.error("partition %s-%d is offline: %s", partition.topic, partition.index, reason)
         self._partitions.pop(partition.topic, None)
         partition.notify()
+
+    def dir_failed(self, path: str, reason: str) -> None:
+        """A log dir's disk failed: take it offline with its partitions (their logs are
+        closed off the event loop), wake what waits on them, and when no log dir is left
+        online, tell the broker to stop (as Kafka does)."""
+        manager = self.store.manager
+        detached = manager.fail_dir(path, reason, close=False)
+        if detached is None:
+            return
+        hit = {topic for (topic, _), home in list(manager.placements().items()) if home == path}
+        for topic in hit:
+            for partition in self._partitions.pop(topic, None) or ():
+                partition.notify()
+        loop = asyncio.get_running_loop()
+        loop.run_in_executor(None, manager.close_detached, detached)
+        if not manager.online_dirs():
+            log.error("every log dir is offline: the broker shuts down")
+            if self.on_all_dirs_offline is not None:
+                self.on_all_dirs_offline()
 
     def maybe_revive(self, partition: Partition) -> None:
         """A partition whose disk failed: try, at most once a second and off the event loop,

@@ -8,7 +8,7 @@ place. Handlers import only :mod:`edplog.broker.context` from the broker.
 
 from __future__ import annotations
 
-from . import configs, fetch, groups, metadata, offsets, produce, topics
+from . import configs, fetch, groups, logdirs, metadata, offsets, produce, topics
 from .registry import ApiSpec
 
 __all__ = ["ALL_APIS", "ApiSpec"]
@@ -16,6 +16,6 @@ __all__ = ["ALL_APIS", "ApiSpec"]
 #: Every API this broker serves, by API key.
 ALL_APIS: dict[int, ApiSpec] = {
     spec.key: spec
-    for module in (metadata, produce, fetch, offsets, topics, configs, groups)
+    for module in (metadata, produce, fetch, offsets, topics, configs, groups, logdirs)
     for spec in module.APIS
 }
