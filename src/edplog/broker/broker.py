@@ -15,10 +15,10 @@ import logging
 import os
 from typing import Any
 
+from ..errors import InvalidConfigError
 from ..group import GroupCoordinator
 from ..metrics import BrokerMetrics
 from ..security import AllowAll
-from ..errors import InvalidConfigError
 from ..storage import Store
 from ..storage.log_dirs import check_meta, read_meta, split_log_dirs, write_meta
 from . import properties

@@ -79,6 +79,7 @@ class ReplicaManager:
         self._partitions: dict[str, list[Partition]] = {}
         self._shutdown: asyncio.Future[None] | None = None
         self._revive_attempts: dict[tuple[str, int], float] = {}
+        self._loose: dict[tuple[str, int], Partition] = {}
         # Called (on the event loop) when the last online log dir fails: the broker stops.
         self.on_all_dirs_offline: Callable[[], None] | None = None
 
@@ -112,8 +113,14 @@ class ReplicaManager:
         count = self.store.topics().get(topic)
         if count is None or not 0 <= index < count:
             return None
-        self.store.log(topic, index)  # raises PartitionOfflineError
-        return None
+        # A topic with an offline partition is not cached whole: its online partitions are
+        # kept one by one, as long as their log is the one the store has.
+        log_ = self.store.log(topic, index)  # raises PartitionOfflineError
+        found = self._loose.get((topic, index))
+        if found is None or found.log is not log_:
+            found = self._partition(topic, index)
+            self._loose[(topic, index)] = found
+        return found
 
     def partition_count(self, topic: str) -> int | None:
         return self.store.topics().get(topic)
@@ -122,6 +129,8 @@ class ReplicaManager:
         """Forget a deleted topic's partitions and wake fetches parked on them."""
         for partition in self._partitions.pop(topic, None) or ():
             partition.notify()
+        for key in [k for k in self._loose if k[0] == topic]:
+            self._loose.pop(key).notify()
 
     def partitions_added(self, topic: str) -> None:
         """Open the new partitions, keeping the old ones (and their waiters)."""
@@ -139,9 +148,14 @@ class ReplicaManager:
     def config_changed(self, topic: str) -> None:
         for partition in self._partitions.get(topic, ()):
             partition.refresh_config()
+        for (name, _), partition in self._loose.items():
+            if name == topic:
+                partition.refresh_config()
 
     def all_partitions(self) -> list[Partition]:
-        return [p for parts in self._partitions.values() for p in parts]
+        return [p for parts in self._partitions.values() for p in parts] + list(
+            self._loose.values()
+        )
 
     # ---- shutdown ------------------------------------------------------------------------
 
@@ -336,6 +350,8 @@ class ReplicaManager:
         for topic in hit:
             for partition in self._partitions.pop(topic, None) or ():
                 partition.notify()
+        for key in [k for k in self._loose if k[0] in hit]:
+            self._loose.pop(key).notify()
         loop = asyncio.get_running_loop()
         loop.run_in_executor(None, manager.close_detached, detached)
         if not manager.online_dirs():

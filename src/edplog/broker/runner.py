@@ -89,8 +89,9 @@ class BackgroundBroker:
             self._started.set()
             return
         self._started.set()
-        fatal = asyncio.get_running_loop().create_task(self.broker.fatal.wait())
-        await asyncio.wait([self._stopped, fatal], return_when=asyncio.FIRST_COMPLETED)
+        stopped: asyncio.Future[Any] = self._stopped
+        fatal: asyncio.Future[Any] = asyncio.ensure_future(self.broker.fatal.wait())
+        await asyncio.wait([stopped, fatal], return_when=asyncio.FIRST_COMPLETED)
         fatal.cancel()
         await self.broker.stop()
 

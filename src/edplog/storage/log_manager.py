@@ -22,8 +22,8 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-import time
 import threading
+import time
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -135,7 +135,11 @@ class LogManager:
                 if first != path:
                     log.warning(
                         "partition %s-%d is in %s and %s (a move was interrupted): keeping %s",
-                        tp[0], tp[1], first, path, first,
+                        tp[0],
+                        tp[1],
+                        first,
+                        path,
+                        first,
                     )
                     self._remove(os.path.join(path, name), uuid.uuid4())
                     continue
