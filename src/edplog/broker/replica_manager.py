@@ -80,6 +80,8 @@ class ReplicaManager:
         self._shutdown: asyncio.Future[None] | None = None
         self._revive_attempts: dict[tuple[str, int], float] = {}
         self._loose: dict[tuple[str, int], Partition] = {}
+        # Moves between log dirs in progress: (topic, index) -> (destination, task).
+        self._moves: dict[tuple[str, int], tuple[str, asyncio.Task[None]]] = {}
         # Called (on the event loop) when the last online log dir fails: the broker stops.
         self.on_all_dirs_offline: Callable[[], None] | None = None
 
@@ -358,6 +360,59 @@ class ReplicaManager:
             log.error("every log dir is offline: the broker shuts down")
             if self.on_all_dirs_offline is not None:
                 self.on_all_dirs_offline()
+
+    # ---- moves between log dirs ---------------------------------------------------------
+
+    def start_move(self, topic: str, index: int, path: str) -> ErrorCode:
+        """AlterReplicaLogDirs: start moving a partition to the log dir ``path`` (it keeps
+        serving meanwhile; see Store.move_partition). Kafka's answers: LOG_DIR_NOT_FOUND for a
+        path that is not a configured log dir, KAFKA_STORAGE_ERROR for an offline one,
+        REASSIGNMENT_IN_PROGRESS while it is moving elsewhere, NONE when it is already
+        there or the move started."""
+        manager = self.store.manager
+        dst = next(
+            (d for d in manager.data_dirs if os.path.abspath(d) == os.path.abspath(path)), None
+        )
+        if dst is None:
+            return ErrorCode.LOG_DIR_NOT_FOUND
+        if dst in manager.offline_dirs():
+            return ErrorCode.KAFKA_STORAGE_ERROR
+        try:
+            partition = self.partition(topic, index)
+        except EdplogError as exc:
+            return exc.kafka_code
+        if partition is None:
+            return ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+        key = (topic, index)
+        moving = self._moves.get(key)
+        if moving is not None:
+            return ErrorCode.NONE if moving[0] == dst else ErrorCode.REASSIGNMENT_IN_PROGRESS
+        if manager.dir_of(topic, index) == dst:
+            return ErrorCode.NONE
+        task = asyncio.get_running_loop().create_task(self._move(topic, index, dst))
+        self._moves[key] = (dst, task)
+        return ErrorCode.NONE
+
+    def moving(self) -> dict[tuple[str, int], str]:
+        """Partitions being moved, and the log dir each is going to."""
+        return {key: dst for key, (dst, _) in self._moves.items()}
+
+    async def _move(self, topic: str, index: int, dst: str) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            await loop.run_in_executor(None, self.store.move_partition, topic, index, dst)
+        except Exception as exc:
+            log.error("moving %s-%d to %s failed: %s", topic, index, dst, exc)
+            if is_dir_failure(exc):
+                self.dir_failed(dst, f"moving {topic}-{index} there: {exc}")
+        finally:
+            self._moves.pop((topic, index), None)
+            # The partition is served from its new log: rebuild it on next use.
+            for partition in self._partitions.pop(topic, None) or ():
+                partition.notify()
+            stale = self._loose.pop((topic, index), None)
+            if stale is not None:
+                stale.notify()
 
     def maybe_revive(self, partition: Partition) -> None:
         """A partition whose disk failed: try, at most once a second and off the event loop,

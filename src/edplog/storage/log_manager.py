@@ -303,6 +303,61 @@ class LogManager:
         os.rename(path, dst)
         shutil.rmtree(dst, ignore_errors=True)
 
+    # ---- moving a partition between log dirs -------------------------------------------
+
+    def move(self, topic: str, partition: int, dst_dir: str, overrides: Mapping[str, Any]) -> Log:
+        """Move a partition's log to another log dir while it keeps serving; returns the log
+        it is served from afterwards (the caller swaps it in for the old one).
+
+        1. Copy every file into ``<dst>/<topic>-<partition>-future`` without any lock:
+           sealed segments are never rewritten in place, so what is copied stays valid.
+        2. Close the old log (it flushes and marks a clean shutdown; appends from here on are
+           refused with KAFKA_STORAGE_ERROR and retried by clients), copy what changed since
+           (the tail of each segment, and the small index and checkpoint files whole), fsync.
+        3. Rename the copy to ``<dst>/<topic>-<partition>``, remove the old directory, open
+           the new log.
+
+        A crash before step 3 leaves the old log whole and a ``-future`` that the next start
+        removes; one inside step 3 leaves two whole, equal copies, of which the next start
+        keeps one (see :meth:`discover`). Raises StorageError when the move cannot be done
+        (the old log is then reopened where it was).
+        """
+        tp = (topic, partition)
+        dst_dir = os.path.normpath(dst_dir)
+        src_dir = self._dir_of.get(tp)
+        old = self._logs.get(tp)
+        if old is None or src_dir is None:
+            raise PartitionOfflineError(f"partition {topic}-{partition} is not online")
+        if dst_dir not in self.online_dirs():
+            raise StorageError(f"log dir {dst_dir} is not an online log dir")
+        name = partition_dir_name(topic, partition)
+        src, future = os.path.join(src_dir, name), os.path.join(dst_dir, name + FUTURE_SUFFIX)
+        final = os.path.join(dst_dir, name)
+        shutil.rmtree(future, ignore_errors=True)
+        os.makedirs(future)
+        copied = _copy_changed(src, future, {})
+        old.close()
+        try:
+            _copy_changed(src, future, copied)
+            _fsync_tree(future)
+            os.rename(future, final)
+            _fsync_dir(dst_dir)
+        except BaseException:
+            shutil.rmtree(future, ignore_errors=True)
+            self._logs.pop(tp, None)
+            self.open_log(topic, partition, overrides)
+            raise
+        with self._lock:
+            self._dir_of[tp] = dst_dir
+            self._logs.pop(tp, None)
+        self._remove(src, uuid.uuid4())
+        _fsync_dir(src_dir)
+        opened = self.open_log(topic, partition, overrides)
+        if opened is None:
+            raise PartitionOfflineError(f"partition {topic}-{partition}: {self._offline[tp]}")
+        log.info("partition %s-%d moved from %s to %s", topic, partition, src_dir, dst_dir)
+        return opened
+
     def reconfigure(self, topic: str, partitions: int, overrides: Mapping[str, Any]) -> None:
         for p in range(partitions):
             opened = self._logs.get((topic, p))
@@ -388,3 +443,57 @@ class LogManager:
                     result.failures += 1
                     log.exception("producer expiry of %s-%d failed", topic, partition)
         return result
+
+
+_Copied = dict[str, tuple[int, int]]
+
+
+def _copy_changed(src: str, dst: str, copied: _Copied) -> _Copied:
+    """Bring ``dst`` up to ``src``: a segment (``.log``) that only grew since it was copied
+    (same inode) gets its new tail, every other file is copied whole; files gone from
+    ``src`` are removed. Returns what was copied (name -> (inode, bytes))."""
+    now: _Copied = {}
+    names = set(os.listdir(src))
+    for name in names:
+        path = os.path.join(src, name)
+        try:
+            st = os.stat(path)
+        except FileNotFoundError:
+            continue  # removed meanwhile (retention, compaction)
+        before = copied.get(name)
+        try:
+            with open(path, "rb") as f_in:
+                if name.endswith(".log") and before and before[0] == st.st_ino:
+                    start = before[1]
+                    mode = "r+b"
+                else:
+                    start, mode = 0, "wb"
+                with open(os.path.join(dst, name), mode) as f_out:
+                    f_out.truncate(start)
+                    f_out.seek(start)
+                    f_in.seek(start)
+                    shutil.copyfileobj(f_in, f_out, 1 << 20)
+                    now[name] = (st.st_ino, f_out.tell())
+        except FileNotFoundError:
+            continue
+    for name in set(os.listdir(dst)) - names:
+        os.unlink(os.path.join(dst, name))
+    return now
+
+
+def _fsync_tree(path: str) -> None:
+    for name in os.listdir(path):
+        fd = os.open(os.path.join(path, name), os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    _fsync_dir(path)
+
+
+def _fsync_dir(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

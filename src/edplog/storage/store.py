@@ -195,6 +195,14 @@ class Store:
                 report.partitions[(topic, partition)] = size
         return reports
 
+    def move_partition(self, topic: str, partition: int, dst_dir: str) -> Log:
+        """Move a partition to another log dir while it keeps serving (see
+        :meth:`LogManager.move`); returns its new log. Reads and writes the disk."""
+        with self._lock:
+            self._check_open()
+            info = self.registry.get(topic)
+            return self.manager.move(topic, partition, dst_dir, info.config)
+
     def dir_of(self, topic: str, partition: int) -> str | None:
         """The log directory holding a partition."""
         return self.manager.dir_of(topic, partition)

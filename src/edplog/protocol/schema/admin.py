@@ -210,6 +210,21 @@ response
   auth_bytes bytes
   session_lifetime_ms int64 v1+
 
+api 34 AlterReplicaLogDirs 1-2 flex 2
+request
+  dirs []
+    path string
+    topics []
+      name string
+      partitions []int32
+response
+  throttle_time_ms int32
+  results []
+    topic_name string
+    partitions []
+      partition_index int32
+      error_code int16
+
 api 35 DescribeLogDirs 1-4 flex 2
 request
   topics [] null0+
