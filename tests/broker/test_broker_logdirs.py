@@ -453,3 +453,30 @@ def test_describe_log_dirs_example_in_docs_runs(tmp_path, capsys) -> None:
         broker.stop()
     out = capsys.readouterr().out
     assert all(d in out for d in dirs), out
+
+
+def test_a_move_onto_a_failed_disk_leaves_the_partition_serving_where_it_was(
+    tmp_path, ext4_mount
+) -> None:
+    """Ask to move a partition onto a log dir whose disk has failed (EIO, not yet noticed):
+    the move fails, that dir goes offline, and the partition keeps every record and keeps
+    taking writes in its old dir; a second request for that dir gets KAFKA_STORAGE_ERROR."""
+    mnt, _ = ext4_mount
+    good, bad = str(tmp_path / "good"), str(mnt / "logs")
+    broker = start_broker(f"{good},{bad}")
+    try:
+        with RawClient(broker.bootstrap) as c:
+            create_topic(c, "stay", partitions=2)
+            p = next(q for q, d in _placement([good, bad], "stay", 2).items() if d == good)
+            assert _produce(c, "stay", p, [b"one"])["error_code"] == 0
+            _fail_disk(mnt)
+            assert _move(c, "stay", p, bad) == 0  # accepted: the move runs in the background
+            assert wait_until(
+                lambda: _describe(c)["results"][1]["error_code"] == ErrorCode.KAFKA_STORAGE_ERROR
+            )
+            assert _move(c, "stay", p, bad) == ErrorCode.KAFKA_STORAGE_ERROR
+            assert _produce(c, "stay", p, [b"two"])["error_code"] == 0
+            assert _values(c, "stay", p) == [b"one", b"two"]
+            assert os.path.isdir(os.path.join(good, f"stay-{p}"))
+    finally:
+        broker.stop()

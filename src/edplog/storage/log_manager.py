@@ -335,17 +335,18 @@ class LogManager:
         final = os.path.join(dst_dir, name)
         shutil.rmtree(future, ignore_errors=True)
         os.makedirs(future)
-        copied = _copy_changed(src, future, {})
-        old.close()
         try:
+            copied = _copy_changed(src, future, {})
+            old.close()
             _copy_changed(src, future, copied)
             _fsync_tree(future)
             os.rename(future, final)
             _fsync_dir(dst_dir)
         except BaseException:
             shutil.rmtree(future, ignore_errors=True)
-            self._logs.pop(tp, None)
-            self.open_log(topic, partition, overrides)
+            if old.closed:  # serve it from where it was
+                self._logs.pop(tp, None)
+                self.open_log(topic, partition, overrides)
             raise
         with self._lock:
             self._dir_of[tp] = dst_dir
