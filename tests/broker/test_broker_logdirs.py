@@ -23,7 +23,9 @@ from broker_helpers import (
     produce_body,
     wait_until,
 )
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import KafkaAdminClient
+from kafka.errors import KafkaError, NoError
 
 from edplog.errors import ErrorCode
 from edplog.records import decode_batches
@@ -478,5 +480,59 @@ def test_a_move_onto_a_failed_disk_leaves_the_partition_serving_where_it_was(
             assert _produce(c, "stay", p, [b"two"])["error_code"] == 0
             assert _values(c, "stay", p) == [b"one", b"two"]
             assert os.path.isdir(os.path.join(good, f"stay-{p}"))
+    finally:
+        broker.stop()
+
+
+def test_kafka_python_moves_a_partition_while_its_producer_writes(tmp_path) -> None:
+    """kafka-python's alter_replica_log_dirs() moves a partition while a kafka-python producer
+    (acks=all, retries on) keeps sending: every record the producer was told was written is
+    consumed, in order, with nothing else, and the partition ends up in the new dir."""
+    a, b = str(tmp_path / "a"), str(tmp_path / "b")
+    broker = start_broker(f"{a},{b}", log_segment_bytes=65536)
+    try:
+        with RawClient(broker.bootstrap) as c:
+            create_topic(c, "kp", partitions=1)
+        src = _placement([a, b], "kp", 1)[0]
+        dst = b if src == a else a
+        producer = KafkaProducer(
+            bootstrap_servers=broker.bootstrap,
+            acks="all",
+            retries=50,
+            retry_backoff_ms=20,
+            max_in_flight_requests_per_connection=1,
+            linger_ms=2,
+        )
+        acked: list[bytes] = []
+        failed: list[bytes] = []
+        admin = KafkaAdminClient(bootstrap_servers=broker.bootstrap)
+        try:
+            for i in range(1500):
+                value = b"%06d" % i + bytes(300)
+                try:
+                    producer.send("kp", value, partition=0).get(timeout=30)
+                except KafkaError:
+                    failed.append(value)
+                    continue
+                acked.append(value)
+                if i == 500:
+                    answer = admin.alter_replica_log_dirs({("kp", 0, 0): dst})
+                    assert list(answer.values()) == [NoError]
+        finally:
+            producer.close()
+            admin.close()
+        assert wait_until(lambda: _placement([a, b], "kp", 1)[0] == dst, timeout_s=30)
+        consumer = KafkaConsumer(
+            bootstrap_servers=broker.bootstrap,
+            auto_offset_reset="earliest",
+            consumer_timeout_ms=5000,
+        )
+        try:
+            consumer.assign([TopicPartition("kp", 0)])
+            consumed = [m.value for m in consumer]
+        finally:
+            consumer.close()
+        assert consumed == acked
+        assert len(acked) + len(failed) == 1500
     finally:
         broker.stop()
