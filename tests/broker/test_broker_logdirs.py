@@ -392,9 +392,7 @@ def test_a_sigkill_during_a_move_leaves_one_whole_log(tmp_path) -> None:
     partition is in exactly one dir, no half-made ``-future`` copy is left, and every
     acknowledged record is served."""
     a, b = str(tmp_path / "a"), str(tmp_path / "b")
-    broker = BrokerProcess(
-        a, "--override", f"log.dirs={a},{b}", "--override", "log.segment.bytes=1048576"
-    )
+    broker = BrokerProcess(f"{a},{b}", "--override", "log.segment.bytes=1048576")
     acked: list[bytes] = []
     try:
         with RawClient(broker.bootstrap) as c:
@@ -417,7 +415,7 @@ def test_a_sigkill_during_a_move_leaves_one_whole_log(tmp_path) -> None:
         broker.kill()
     finally:
         broker.stop()
-    broker = BrokerProcess(a, "--override", f"log.dirs={a},{b}")
+    broker = BrokerProcess(f"{a},{b}")
     try:
         with RawClient(broker.bootstrap) as c:
             where = _placement([a, b], "kill", 1)
