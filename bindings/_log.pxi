@@ -268,6 +268,8 @@ cdef class LogCore:
         return offset
 
     cdef int _check_writable(self) except -1:
+        # A closed log refuses records (they would sit in the open batch and be lost).
+        self._active._ensure_open()
         if edp_segment_poisoned(&self._active.seg):
             raise _errors.LogPoisonedError(
                 f"{self._active.path}: an earlier write or fsync failed; the log refuses "

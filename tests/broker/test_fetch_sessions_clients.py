@@ -50,7 +50,7 @@ def many(tmp_path: Any) -> Any:
         broker.stop()
 
 
-def test_confluent_consumer_of_120_partitions_fetches_by_topic_id_without_a_session(many: Any) -> None:
+def test_confluent_consumer_of_120_partitions_by_topic_id_sessionless(many: Any) -> None:
     """librdkafka assigns 120 partitions and reads 3 records from each, then 3 more per
     partition written while it consumes: every record arrives once and in order per
     partition, and it fetched with v13+ (topic ids). librdkafka opens no fetch session (it

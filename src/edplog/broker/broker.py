@@ -22,6 +22,7 @@ from ..metrics import BrokerMetrics
 from ..protocol import SUPPORTED
 from ..security import AllowAll
 from ..storage import Store
+from ..storage.log_dirs import check_meta, read_meta, split_log_dirs, write_meta
 from . import properties
 from .config import BrokerConfig
 from .context import Services
@@ -52,18 +53,21 @@ class Broker:
         self.server: Server | None = None
         self._housekeeping: asyncio.Task[None] | None = None
         self._stopped = False
+        # Set when every log dir has failed: whoever runs the broker stops it (Kafka does).
+        self.fatal = asyncio.Event()
 
     async def start(self) -> tuple[str, int]:
         config = self.config
         loop = asyncio.get_running_loop()
         properties.warn_unknown(config.unknown_properties)
-        os.makedirs(config.data_dir, exist_ok=True)
+        offline_dirs = await loop.run_in_executor(None, prepare_log_dirs, config)
         store = await loop.run_in_executor(
             None,
             lambda: Store(
-                config.data_dir,
+                config.all_log_dirs,
                 defaults=config.store_defaults(),
                 accept_gaps=config.accept_missing_segments,
+                offline_dirs=offline_dirs,
             ),
         )
         self.store = store
@@ -77,6 +81,7 @@ class Broker:
             config.flush_on_acks_all,
             validate_compressed_records=config.validate_compressed_records,
         )
+        self.replicas.on_all_dirs_offline = self.fatal.set
         self.coordinator = await _start_coordinator(config, store, self.commit)
         quotas = ClientQuotas(config.data_dir)
         credentials = CredentialStore(config.data_dir)
@@ -137,6 +142,45 @@ class Broker:
         store = self.store
         if store is not None:
             await asyncio.get_running_loop().run_in_executor(None, _close_store, store)
+
+
+def prepare_log_dirs(config: BrokerConfig) -> dict[str, str]:
+    """Create the log dirs and check their ``meta.properties`` against each other and this
+    broker (refusing to start when they disagree), adopting the cluster id they record unless
+    cluster.id is set; write the file where it is missing. Returns the dirs that cannot be
+    used (with the reason): started without them, unless there is only one."""
+    dirs = split_log_dirs(config.all_log_dirs)
+    offline: dict[str, str] = {}
+    found: dict[str, dict[str, str]] = {}
+    for path in dirs:
+        try:
+            os.makedirs(path, exist_ok=True)
+            meta = read_meta(path)
+        except OSError as exc:
+            offline[path] = str(exc)
+            continue
+        if meta is not None:
+            found[path] = meta
+    stored = check_meta(
+        found, config.cluster_id if config.cluster_id_configured else None, config.node_id
+    )
+    if stored is not None:
+        config.cluster_id = stored
+    props = {"version": "0", "cluster.id": config.cluster_id, "broker.id": str(config.node_id)}
+    for path in dirs:
+        if path in offline or found.get(path) == props:
+            continue
+        try:
+            write_meta(path, props)
+        except OSError as exc:
+            offline[path] = str(exc)
+    if len(offline) == len(dirs):
+        if len(dirs) == 1:
+            raise InvalidConfigError(f"log dir {dirs[0]} is unusable: {offline[dirs[0]]}")
+        raise InvalidConfigError(f"no log dir is usable: {offline}")
+    for path, reason in offline.items():
+        log.error("log dir %s is unusable at start, starting without it: %s", path, reason)
+    return offline
 
 
 def _close_store(store: Store) -> None:

@@ -95,12 +95,16 @@ class BrokerConfig:
     """What one broker needs to start: where, as whom, and the limits it enforces."""
 
     data_dir: str = "./edplog-data"
+    # Every log dir (``log.dirs``), data_dir first; empty: data_dir alone.
+    log_dirs: list[str] = field(default_factory=list)
     host: str = "127.0.0.1"
     port: int = 9092
     advertised_host: str | None = None
     advertised_port: int | None = None
     node_id: int = 0
     cluster_id: str = field(default_factory=lambda: "edplog-" + uuid.uuid4().hex[:16])
+    # Whether cluster.id was set (else the one the log dirs record is used).
+    cluster_id_configured: bool = False
     num_partitions: int = 1
     default_replication_factor: int = 1
     auto_create_topics: bool = True
@@ -140,6 +144,13 @@ class BrokerConfig:
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
+    def all_log_dirs(self) -> list[str]:
+        """Every log dir, the first being data_dir (where the per-broker files live)."""
+        if self.log_dirs and self.log_dirs[0] == self.data_dir:
+            return list(self.log_dirs)
+        return [self.data_dir]
+
+    @property
     def advertised(self) -> tuple[str, int]:
         """The (host, port) clients are told to connect to."""
         host = self.advertised_host or self.host
@@ -168,9 +179,14 @@ class BrokerConfig:
         roll: dict[str, int] = {}
         for key, value in props.items():
             if key in ("log.dirs", "log.dir"):
-                self.data_dir = value.split(",")[0].strip()
-                if not self.data_dir:
+                if key == "log.dir" and "log.dirs" in props:
+                    continue  # Kafka: log.dirs wins over log.dir
+                dirs = [d.strip() for d in value.split(",") if d.strip()]
+                if not dirs:
                     raise InvalidConfigError(f"{key} is empty")
+                if key == "log.dir" and len(dirs) > 1:
+                    raise InvalidConfigError("log.dir names one directory: use log.dirs")
+                self.data_dir, self.log_dirs = dirs[0], dirs
             elif key == "listeners":
                 self.host, self.port = _client_listener(key, value, props)
             elif key == "advertised.listeners":
@@ -179,6 +195,7 @@ class BrokerConfig:
                 self.node_id = _integer(key, value, 0)
             elif key == "cluster.id":
                 self.cluster_id = value
+                self.cluster_id_configured = True
             elif key == "num.partitions":
                 self.num_partitions = _integer(key, value, 1)
             elif key == "default.replication.factor":

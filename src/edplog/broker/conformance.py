@@ -175,6 +175,8 @@ SERVED_NOTES: dict[int, str] = {
     23: "",
     32: "",
     33: "",
+    34: "a move in progress is not reported by DescribeLogDirs (is_future_key)",
+    35: "",
     37: "",
     42: "",
     44: "",

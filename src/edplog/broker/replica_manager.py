@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +24,7 @@ from ..errors import (
 )
 from ..protocol import FileRegion
 from ..storage import INTERNAL_TOPICS, Store
+from ..storage.log_dirs import is_dir_failure
 from .group_commit import GroupCommit
 from .partition import Partition
 
@@ -77,6 +79,11 @@ class ReplicaManager:
         self._partitions: dict[str, list[Partition]] = {}
         self._shutdown: asyncio.Future[None] | None = None
         self._revive_attempts: dict[tuple[str, int], float] = {}
+        self._loose: dict[tuple[str, int], Partition] = {}
+        # Moves between log dirs in progress: (topic, index) -> (destination, task).
+        self._moves: dict[tuple[str, int], tuple[str, asyncio.Task[None]]] = {}
+        # Called (on the event loop) when the last online log dir fails: the broker stops.
+        self.on_all_dirs_offline: Callable[[], None] | None = None
 
     # ---- partitions ------------------------------------------------------------------------
 
@@ -108,8 +115,14 @@ class ReplicaManager:
         count = self.store.topics().get(topic)
         if count is None or not 0 <= index < count:
             return None
-        self.store.log(topic, index)  # raises PartitionOfflineError
-        return None
+        # A topic with an offline partition is not cached whole: its online partitions are
+        # kept one by one, as long as their log is the one the store has.
+        log_ = self.store.log(topic, index)  # raises PartitionOfflineError
+        found = self._loose.get((topic, index))
+        if found is None or found.log is not log_:
+            found = self._partition(topic, index)
+            self._loose[(topic, index)] = found
+        return found
 
     def partition_count(self, topic: str) -> int | None:
         return self.store.topics().get(topic)
@@ -118,6 +131,8 @@ class ReplicaManager:
         """Forget a deleted topic's partitions and wake fetches parked on them."""
         for partition in self._partitions.pop(topic, None) or ():
             partition.notify()
+        for key in [k for k in self._loose if k[0] == topic]:
+            self._loose.pop(key).notify()
 
     def partitions_added(self, topic: str) -> None:
         """Open the new partitions, keeping the old ones (and their waiters)."""
@@ -135,9 +150,14 @@ class ReplicaManager:
     def config_changed(self, topic: str) -> None:
         for partition in self._partitions.get(topic, ()):
             partition.refresh_config()
+        for (name, _), partition in self._loose.items():
+            if name == topic:
+                partition.refresh_config()
 
     def all_partitions(self) -> list[Partition]:
-        return [p for parts in self._partitions.values() for p in parts]
+        return [p for parts in self._partitions.values() for p in parts] + list(
+            self._loose.values()
+        )
 
     # ---- shutdown ------------------------------------------------------------------------
 
@@ -201,6 +221,13 @@ class ReplicaManager:
             if base_offset is not None:  # a duplicate: the client learns where it went
                 result.base_offset = base_offset
             return result, None
+        except OSError as exc:
+            if not is_dir_failure(exc):
+                raise
+            self.dir_failed(os.path.dirname(partition.log.path), f"{topic}-{index}: {exc}")
+            result.error = ErrorCode.KAFKA_STORAGE_ERROR
+            result.message = f"the log dir of {topic}-{index} failed: {exc}"
+            return result, None
         result.base_offset = base
         result.log_append_time_ms = append_time if append_time is not None else -1
         result.log_start_offset = partition.log_start_offset
@@ -214,6 +241,9 @@ class ReplicaManager:
         try:
             await self.commit.flush([log for log, _ in pending])
         except Exception as exc:
+            if is_dir_failure(exc):
+                for failed in {os.path.dirname(lg.path) for lg, _ in pending if lg.poisoned}:
+                    self.dir_failed(failed, f"flush failed: {exc}")
             code = exc.kafka_code if isinstance(exc, EdplogError) else None
             for _, result in pending:
                 result.error = (
@@ -309,6 +339,80 @@ class ReplicaManager:
             log.error("partition %s-%d is offline: %s", partition.topic, partition.index, reason)
         self._partitions.pop(partition.topic, None)
         partition.notify()
+
+    def dir_failed(self, path: str, reason: str) -> None:
+        """A log dir's disk failed: take it offline with its partitions (their logs are
+        closed off the event loop), wake what waits on them, and when no log dir is left
+        online, tell the broker to stop (as Kafka does)."""
+        manager = self.store.manager
+        detached = manager.fail_dir(path, reason, close=False)
+        if detached is None:
+            return
+        hit = {topic for (topic, _), home in list(manager.placements().items()) if home == path}
+        for topic in hit:
+            for partition in self._partitions.pop(topic, None) or ():
+                partition.notify()
+        for key in [k for k in self._loose if k[0] in hit]:
+            self._loose.pop(key).notify()
+        loop = asyncio.get_running_loop()
+        loop.run_in_executor(None, manager.close_detached, detached)
+        if not manager.online_dirs():
+            log.error("every log dir is offline: the broker shuts down")
+            if self.on_all_dirs_offline is not None:
+                self.on_all_dirs_offline()
+
+    # ---- moves between log dirs ---------------------------------------------------------
+
+    def start_move(self, topic: str, index: int, path: str) -> ErrorCode:
+        """AlterReplicaLogDirs: start moving a partition to the log dir ``path`` (it keeps
+        serving meanwhile; see Store.move_partition). Kafka's answers: LOG_DIR_NOT_FOUND for a
+        path that is not a configured log dir, KAFKA_STORAGE_ERROR for an offline one,
+        REASSIGNMENT_IN_PROGRESS while it is moving elsewhere, NONE when it is already
+        there or the move started."""
+        manager = self.store.manager
+        dst = next(
+            (d for d in manager.data_dirs if os.path.abspath(d) == os.path.abspath(path)), None
+        )
+        if dst is None:
+            return ErrorCode.LOG_DIR_NOT_FOUND
+        if dst in manager.offline_dirs():
+            return ErrorCode.KAFKA_STORAGE_ERROR
+        try:
+            partition = self.partition(topic, index)
+        except EdplogError as exc:
+            return exc.kafka_code
+        if partition is None:
+            return ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+        key = (topic, index)
+        moving = self._moves.get(key)
+        if moving is not None:
+            return ErrorCode.NONE if moving[0] == dst else ErrorCode.REASSIGNMENT_IN_PROGRESS
+        if manager.dir_of(topic, index) == dst:
+            return ErrorCode.NONE
+        task = asyncio.get_running_loop().create_task(self._move(topic, index, dst))
+        self._moves[key] = (dst, task)
+        return ErrorCode.NONE
+
+    def moving(self) -> dict[tuple[str, int], str]:
+        """Partitions being moved, and the log dir each is going to."""
+        return {key: dst for key, (dst, _) in self._moves.items()}
+
+    async def _move(self, topic: str, index: int, dst: str) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            await loop.run_in_executor(None, self.store.move_partition, topic, index, dst)
+        except Exception as exc:
+            log.error("moving %s-%d to %s failed: %s", topic, index, dst, exc)
+            if is_dir_failure(exc):
+                self.dir_failed(dst, f"moving {topic}-{index} there: {exc}")
+        finally:
+            self._moves.pop((topic, index), None)
+            # The partition is served from its new log: rebuild it on next use.
+            for partition in self._partitions.pop(topic, None) or ():
+                partition.notify()
+            stale = self._loose.pop((topic, index), None)
+            if stale is not None:
+                stale.notify()
 
     def maybe_revive(self, partition: Partition) -> None:
         """A partition whose disk failed: try, at most once a second and off the event loop,

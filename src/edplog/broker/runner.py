@@ -28,13 +28,16 @@ async def serve(config: BrokerConfig, ready: Any = None) -> int:
         loop.add_signal_handler(sig, stop.set)
     if ready is not None:
         ready(host, port)
+    waits = [loop.create_task(stop.wait()), loop.create_task(broker.fatal.wait())]
     try:
-        await stop.wait()
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
     finally:
+        for task in waits:
+            task.cancel()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
         await broker.stop()
-    return 0
+    return 1 if broker.fatal.is_set() else 0
 
 
 class BackgroundBroker:
@@ -86,7 +89,10 @@ class BackgroundBroker:
             self._started.set()
             return
         self._started.set()
-        await self._stopped
+        stopped: asyncio.Future[Any] = self._stopped
+        fatal: asyncio.Future[Any] = asyncio.ensure_future(self.broker.fatal.wait())
+        await asyncio.wait([stopped, fatal], return_when=asyncio.FIRST_COMPLETED)
+        fatal.cancel()
         await self.broker.stop()
 
     def stop(self, timeout_s: float = 30.0) -> None:

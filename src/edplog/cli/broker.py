@@ -21,7 +21,12 @@ def register(commands: Any, perf: Any) -> None:
     from . import clients
 
     p = commands.add_parser("broker", help="run a Kafka-compatible broker")
-    p.add_argument("--data-dir", default=None, help="log directory (default ./edplog-data)")
+    p.add_argument(
+        "--data-dir",
+        default=None,
+        help="log directories, comma-separated like log.dirs, which it replaces "
+        "(default ./edplog-data)",
+    )
     p.add_argument(
         "--listen",
         default=None,
@@ -75,8 +80,11 @@ def run_broker(args: argparse.Namespace) -> int:
         props[key.strip()] = value.strip()
     try:
         config = BrokerConfig.from_properties(props)
-        if args.data_dir is not None:
-            config.data_dir = args.data_dir
+        if args.data_dir is not None:  # replaces log.dirs; comma-separated like it
+            dirs = [d.strip() for d in args.data_dir.split(",") if d.strip()]
+            if not dirs:
+                return _usage_error("--data-dir names no directory")
+            config.data_dir, config.log_dirs = dirs[0], dirs
         if args.listen is not None:
             config.host, config.port = parse_listen_flag(args.listen)
         elif "listeners" not in props:

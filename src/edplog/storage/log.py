@@ -81,7 +81,9 @@ class Log:
         self.config = LogConfig(self._overrides, self._defaults)
         self._closed = False
         self._checkpoint_lock = threading.Lock()
-        self._producer_lock = threading.Lock()
+        # Taken before the writer lock wherever both are held (an idempotent append holds it
+        # while the core appends), so no two threads take them in opposite orders.
+        self._producer_lock = threading.RLock()
         self._last_checkpoint = 0.0
         self._last_metadata_warning = -1e9
         self.cleaner_state = cleaner.CleanerState()
@@ -239,12 +241,13 @@ class Log:
 
     @contextmanager
     def _writer_locked(self) -> Iterator[None]:
-        self._core.acquire()
-        try:
-            self._check_open()
-            yield
-        finally:
-            self._core.release()
+        with self._producer_lock:
+            self._core.acquire()
+            try:
+                self._check_open()
+                yield
+            finally:
+                self._core.release()
 
     def roll(self) -> None:
         """Start a new segment now (the open batch is written first).
@@ -634,6 +637,7 @@ class Log:
             return
         FLUSH_MS.unregister(self)
         core = self._core
+        self._producer_lock.acquire()  # before the writer lock: see __init__
         core.acquire()
         try:
             poisoned = core.poisoned or any(s.poisoned for s in core.segments)
@@ -659,6 +663,7 @@ class Log:
                     log.warning("%s: no clean-shutdown marker written (%s)", self.path, exc)
         finally:
             core.release()
+            self._producer_lock.release()
 
     @property
     def closed(self) -> bool:

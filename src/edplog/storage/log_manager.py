@@ -1,7 +1,12 @@
-"""The logs of a data directory: opening and recovering them, creating and deleting their
+"""The logs of the log directories: opening and recovering them, creating and deleting their
 directories, and the background work over all of them.
 
-Partition directories are ``<topic>-<partition>/`` (Kafka's ``log.dirs`` layout). A deleted
+Partition directories are ``<dir>/<topic>-<partition>/`` (Kafka's ``log.dirs`` layout): each
+partition lives in exactly one of the directories, and a new one goes to the online directory
+holding the fewest partitions (Kafka's rule). A directory whose disk fails (EIO, EROFS; see
+:mod:`.log_dirs`) is taken offline with every partition in it; the others keep serving. A
+directory that cannot be used at start is offline from the start, unless it is the only one.
+A half-made copy of a move (``<topic>-<partition>-future``) is removed on start. A deleted
 partition's directory is first renamed to ``<topic>-<partition>.<id>-delete`` (so a crash in
 the middle never leaves half a topic behind under its name) and then removed; leftovers are
 removed on the next start.
@@ -17,15 +22,17 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import threading
 import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import EdplogError, PartitionOfflineError, UnknownTopicError
+from ..errors import EdplogError, PartitionOfflineError, StorageError, UnknownTopicError
 from .cleaner import DEDUPE_BUFFER_BYTES
 from .log import Log
+from .log_dirs import FUTURE_SUFFIX, is_dir_failure, split_log_dirs
 
 log = logging.getLogger("edplog.storage")
 
@@ -53,51 +60,139 @@ def parse_partition_dir(name: str) -> TopicPartition | None:
 
 
 class LogManager:
-    """Every partition log of one data directory (see the module docstring).
+    """Every partition log of the log directories (see the module docstring).
 
-    ``defaults`` sets the config of every log that does not override it (Kafka topic-level
-    names). ``accept_gaps`` opens logs with missing segments (``log.accept.missing.segments``).
+    ``data_dirs`` is one directory, a ``log.dirs`` string (comma-separated) or a list; the
+    first is where the per-node files live (``data_dir``). ``offline_dirs`` names directories
+    the caller already found unusable (with the reason). ``defaults`` sets the config of every
+    log that does not override it (Kafka topic-level names). ``accept_gaps`` opens logs with
+    missing segments (``log.accept.missing.segments``).
     """
 
     def __init__(
         self,
-        data_dir: str,
+        data_dirs: str | os.PathLike[str] | Sequence[str],
         defaults: Mapping[str, Any] | None = None,
         *,
         accept_gaps: bool = False,
+        offline_dirs: Mapping[str, str] | None = None,
     ) -> None:
-        self.data_dir = data_dir
+        self.data_dirs = split_log_dirs(data_dirs)
+        self.data_dir = self.data_dirs[0]
         self.defaults = dict(defaults or {})
         self.accept_gaps = accept_gaps
+        self._lock = threading.RLock()
         self._logs: dict[TopicPartition, Log] = {}
         self._offline: dict[TopicPartition, str] = {}
-        os.makedirs(self.data_dir, exist_ok=True)
-        self._remove_deleted()
+        self._dir_of: dict[TopicPartition, str] = {}
+        self._offline_dirs: dict[str, str] = {}
+        for path in self.data_dirs:
+            reason = (offline_dirs or {}).get(path)
+            if reason is None:
+                try:
+                    os.makedirs(path, exist_ok=True)
+                    self._remove_leftovers(path)
+                except OSError as exc:
+                    if len(self.data_dirs) == 1:
+                        raise
+                    reason = str(exc)
+            if reason is not None:
+                self._offline_dirs[path] = reason
+                log.error("log dir %s is offline: %s", path, reason)
+        if len(self._offline_dirs) == len(self.data_dirs):
+            raise StorageError(f"no log dir is usable: {self._offline_dirs}")
+        self.discover()
 
-    def _remove_deleted(self) -> None:
-        for name in os.listdir(self.data_dir):
-            if name.endswith("-delete"):
-                shutil.rmtree(os.path.join(self.data_dir, name), ignore_errors=True)
+    def _remove_leftovers(self, path: str) -> None:
+        """Deleted partitions, and the copies of moves a crash interrupted."""
+        for name in os.listdir(path):
+            if name.endswith("-delete") or name.endswith(FUTURE_SUFFIX):
+                shutil.rmtree(os.path.join(path, name), ignore_errors=True)
+
+    def online_dirs(self) -> list[str]:
+        return [d for d in self.data_dirs if d not in self._offline_dirs]
+
+    def offline_dirs(self) -> dict[str, str]:
+        """Log directories taken offline, with the reason."""
+        return dict(self._offline_dirs)
 
     def discover(self) -> list[TopicPartition]:
-        """The partition directories present, in name order."""
-        found = []
-        for name in sorted(os.listdir(self.data_dir)):
-            tp = parse_partition_dir(name)
-            if tp is not None and os.path.isdir(os.path.join(self.data_dir, name)):
+        """The partition directories present in the online log dirs, in name order. A
+        partition found in two directories (a move interrupted after its copy was complete:
+        both are whole) is kept in the first and the other copy is removed."""
+        found: list[TopicPartition] = []
+        for path in self.online_dirs():
+            try:
+                names = sorted(os.listdir(path))
+            except OSError as exc:
+                self.fail_dir(path, f"cannot list it: {exc}")
+                continue
+            for name in names:
+                tp = parse_partition_dir(name)
+                if tp is None or not os.path.isdir(os.path.join(path, name)):
+                    continue
+                first = self._dir_of.setdefault(tp, path)
+                if first != path:
+                    log.warning(
+                        "partition %s-%d is in %s and %s (a move was interrupted): keeping %s",
+                        tp[0],
+                        tp[1],
+                        first,
+                        path,
+                        first,
+                    )
+                    self._remove(os.path.join(path, name), uuid.uuid4())
+                    continue
                 found.append(tp)
-        return found
+        return sorted(found)
+
+    def dir_of(self, topic: str, partition: int) -> str | None:
+        """The log directory a partition lives in (None: not placed yet)."""
+        return self._dir_of.get((topic, partition))
+
+    def placements(self) -> dict[TopicPartition, str]:
+        """Every known partition and the log directory it lives in."""
+        return dict(self._dir_of)
+
+    def _place(self, tp: TopicPartition) -> str:
+        """The directory of a new partition: the online one with the fewest partitions."""
+        online = self.online_dirs()
+        if not online:
+            raise StorageError("every log dir is offline")
+        counts = dict.fromkeys(online, 0)
+        for path in self._dir_of.values():
+            if path in counts:
+                counts[path] += 1
+        chosen = min(online, key=lambda d: counts[d])
+        self._dir_of[tp] = chosen
+        return chosen
 
     def path_of(self, topic: str, partition: int) -> str:
-        return os.path.join(self.data_dir, partition_dir_name(topic, partition))
+        """The partition's directory (placing a new partition in a log dir)."""
+        with self._lock:
+            path = self._dir_of.get((topic, partition)) or self._place((topic, partition))
+        return os.path.join(path, partition_dir_name(topic, partition))
 
     # ---- opening and closing ------------------------------------------------------------
 
-    def open_log(self, topic: str, partition: int, overrides: Mapping[str, Any]) -> Log | None:
-        """Open (creating if needed) one partition's log; None when it is offline."""
+    def open_log(
+        self, topic: str, partition: int, overrides: Mapping[str, Any], *, create: bool = True
+    ) -> Log | None:
+        """Open (creating if needed) one partition's log; None when it is offline. Without
+        ``create``, a partition found in no online directory while some directory is offline
+        is offline too (it may be on the failed disk: creating it empty would fork it)."""
         tp = (topic, partition)
         if tp in self._logs:
             return self._logs[tp]
+        home = self._dir_of.get(tp)
+        if home in self._offline_dirs:
+            self._offline[tp] = f"log dir {home} is offline: {self._offline_dirs[home]}"
+            return None
+        if home is None and not create and self._offline_dirs:
+            dirs = ", ".join(self._offline_dirs)
+            self._offline[tp] = f"not in any online log dir (offline: {dirs})"
+            log.error("partition %s-%d is offline: %s", topic, partition, self._offline[tp])
+            return None
         try:
             opened = Log(
                 self.path_of(topic, partition),
@@ -109,6 +204,8 @@ class LogManager:
             reason = str(exc)
             self._offline[tp] = reason
             log.error("partition %s-%d is offline: %s", topic, partition, reason)
+            if is_dir_failure(exc):
+                self.fail_dir(self._dir_of[tp], reason)
             return None
         self._offline.pop(tp, None)
         self._logs[tp] = opened
@@ -138,6 +235,41 @@ class LogManager:
                 log.error("close of %s-%d failed: %s", topic, partition, exc)
         return opened is not None
 
+    def fail_dir(self, path: str, reason: str, *, close: bool = True) -> list[Log] | None:
+        """Take a log directory offline with every partition in it (its disk failed); logged
+        once. Returns the logs it detached (None when the directory was offline already):
+        closed here, or with ``close=False`` left for the caller to close off the event loop
+        with :meth:`close_detached` (closing touches the failed disk)."""
+        with self._lock:
+            if path in self._offline_dirs or path not in self.data_dirs:
+                return None
+            self._offline_dirs[path] = reason
+            doomed = [tp for tp, home in self._dir_of.items() if home == path]
+            detached = []
+            for tp in doomed:
+                self._offline[tp] = f"log dir {path} is offline: {reason}"
+                opened = self._logs.pop(tp, None)
+                if opened is not None:
+                    detached.append(opened)
+        log.error(
+            "log dir %s is offline (%s): %d partition(s) in it are offline, the other log "
+            "dirs keep serving",
+            path,
+            reason,
+            len(doomed),
+        )
+        if close:
+            self.close_detached(detached)
+        return detached
+
+    @staticmethod
+    def close_detached(logs: list[Log]) -> None:
+        for opened in logs:
+            try:
+                opened.close()
+            except (EdplogError, OSError) as exc:
+                log.error("close of %s failed: %s", opened.path, exc)
+
     def logs(self) -> dict[TopicPartition, Log]:
         return dict(self._logs)
 
@@ -146,20 +278,86 @@ class LogManager:
         return dict(self._offline)
 
     def delete_logs(self, topic: str, partitions: int, topic_id: uuid.UUID) -> None:
-        """Close and remove the directories of a topic's partitions."""
+        """Close and remove the directories of a topic's partitions (those on an offline
+        log dir are left there: removed on a start that finds them with no topic)."""
         doomed = []
         for p in range(partitions):
             opened = self._logs.pop((topic, p), None)
             self._offline.pop((topic, p), None)
+            home = self._dir_of.pop((topic, p), None)
             if opened is not None:
                 opened.close()
-            src = self.path_of(topic, p)
+            if home is None or home in self._offline_dirs:
+                continue
+            src = os.path.join(home, partition_dir_name(topic, p))
             if os.path.exists(src):
                 dst = f"{src}.{topic_id.hex}-delete"
                 os.rename(src, dst)
                 doomed.append(dst)
         for path in doomed:
             shutil.rmtree(path, ignore_errors=True)
+
+    @staticmethod
+    def _remove(path: str, tag: uuid.UUID) -> None:
+        dst = f"{path}.{tag.hex}-delete"
+        os.rename(path, dst)
+        shutil.rmtree(dst, ignore_errors=True)
+
+    # ---- moving a partition between log dirs -------------------------------------------
+
+    def move(self, topic: str, partition: int, dst_dir: str, overrides: Mapping[str, Any]) -> Log:
+        """Move a partition's log to another log dir while it keeps serving; returns the log
+        it is served from afterwards (the caller swaps it in for the old one).
+
+        1. Copy every file into ``<dst>/<topic>-<partition>-future`` without any lock:
+           sealed segments are never rewritten in place, so what is copied stays valid.
+        2. Close the old log (it flushes and marks a clean shutdown; appends from here on are
+           refused with KAFKA_STORAGE_ERROR and retried by clients), copy what changed since
+           (the tail of each segment, and the small index and checkpoint files whole), fsync.
+        3. Rename the copy to ``<dst>/<topic>-<partition>``, remove the old directory, open
+           the new log.
+
+        A crash before step 3 leaves the old log whole and a ``-future`` that the next start
+        removes; one inside step 3 leaves two whole, equal copies, of which the next start
+        keeps one (see :meth:`discover`). Raises StorageError when the move cannot be done
+        (the old log is then reopened where it was).
+        """
+        tp = (topic, partition)
+        dst_dir = os.path.normpath(dst_dir)
+        src_dir = self._dir_of.get(tp)
+        old = self._logs.get(tp)
+        if old is None or src_dir is None:
+            raise PartitionOfflineError(f"partition {topic}-{partition} is not online")
+        if dst_dir not in self.online_dirs():
+            raise StorageError(f"log dir {dst_dir} is not an online log dir")
+        name = partition_dir_name(topic, partition)
+        src, future = os.path.join(src_dir, name), os.path.join(dst_dir, name + FUTURE_SUFFIX)
+        final = os.path.join(dst_dir, name)
+        shutil.rmtree(future, ignore_errors=True)
+        os.makedirs(future)
+        try:
+            copied = _copy_changed(src, future, {})
+            old.close()
+            _copy_changed(src, future, copied)
+            _fsync_tree(future)
+            os.rename(future, final)
+            _fsync_dir(dst_dir)
+        except BaseException:
+            shutil.rmtree(future, ignore_errors=True)
+            if old.closed:  # serve it from where it was
+                self._logs.pop(tp, None)
+                self.open_log(topic, partition, overrides)
+            raise
+        with self._lock:
+            self._dir_of[tp] = dst_dir
+            self._logs.pop(tp, None)
+        self._remove(src, uuid.uuid4())
+        _fsync_dir(src_dir)
+        opened = self.open_log(topic, partition, overrides)
+        if opened is None:
+            raise PartitionOfflineError(f"partition {topic}-{partition}: {self._offline[tp]}")
+        log.info("partition %s-%d moved from %s to %s", topic, partition, src_dir, dst_dir)
+        return opened
 
     def reconfigure(self, topic: str, partitions: int, overrides: Mapping[str, Any]) -> None:
         for p in range(partitions):
@@ -181,7 +379,21 @@ class LogManager:
             except (EdplogError, OSError) as exc:
                 log.error("flush of %s-%d failed: %s", tp[0], tp[1], exc)
                 failed.append(tp)
+                self.io_failed(tp[0], tp[1], exc)
         return failed
+
+    def io_failed(
+        self, topic: str, partition: int, exc: BaseException, *, close: bool = True
+    ) -> list[Log] | None:
+        """Take the partition's log dir offline when ``exc`` is a disk failure (see
+        :mod:`.log_dirs`); the logs detached (see :meth:`fail_dir`), None when it was not
+        one or the directory was offline already."""
+        if not is_dir_failure(exc):
+            return None
+        home = self._dir_of.get((topic, partition))
+        if home is None:
+            return None
+        return self.fail_dir(home, f"{topic}-{partition}: {exc}", close=close)
 
     def close(self) -> None:
         """Close every log; one that fails to close is logged and the others still close."""
@@ -208,14 +420,20 @@ class LogManager:
         for (topic, partition), opened in self._each():
             try:
                 result.segments_deleted += opened.enforce_retention(now_ms)
-            except Exception:
+            except Exception as exc:
                 result.failures += 1
+                if is_dir_failure(exc):
+                    self.io_failed(topic, partition, exc)
+                    continue
                 log.exception("retention of %s-%d failed", topic, partition)
             if compact and opened.config.compact:
                 try:
                     result.records_compacted += opened.compact(now_ms, dedupe_buffer_bytes)
-                except Exception:
+                except Exception as exc:
                     result.failures += 1
+                    if is_dir_failure(exc):
+                        self.io_failed(topic, partition, exc)
+                        continue
                     log.exception("compaction of %s-%d failed", topic, partition)
             if producer_expiration_ms >= 0:
                 try:
@@ -226,3 +444,57 @@ class LogManager:
                     result.failures += 1
                     log.exception("producer expiry of %s-%d failed", topic, partition)
         return result
+
+
+_Copied = dict[str, tuple[int, int]]
+
+
+def _copy_changed(src: str, dst: str, copied: _Copied) -> _Copied:
+    """Bring ``dst`` up to ``src``: a segment (``.log``) that only grew since it was copied
+    (same inode) gets its new tail, every other file is copied whole; files gone from
+    ``src`` are removed. Returns what was copied (name -> (inode, bytes))."""
+    now: _Copied = {}
+    names = set(os.listdir(src))
+    for name in names:
+        path = os.path.join(src, name)
+        try:
+            st = os.stat(path)
+        except FileNotFoundError:
+            continue  # removed meanwhile (retention, compaction)
+        before = copied.get(name)
+        try:
+            with open(path, "rb") as f_in:
+                if name.endswith(".log") and before and before[0] == st.st_ino:
+                    start = before[1]
+                    mode = "r+b"
+                else:
+                    start, mode = 0, "wb"
+                with open(os.path.join(dst, name), mode) as f_out:
+                    f_out.truncate(start)
+                    f_out.seek(start)
+                    f_in.seek(start)
+                    shutil.copyfileobj(f_in, f_out, 1 << 20)
+                    now[name] = (st.st_ino, f_out.tell())
+        except FileNotFoundError:
+            continue
+    for name in set(os.listdir(dst)) - names:
+        os.unlink(os.path.join(dst, name))
+    return now
+
+
+def _fsync_tree(path: str) -> None:
+    for name in os.listdir(path):
+        fd = os.open(os.path.join(path, name), os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    _fsync_dir(path)
+
+
+def _fsync_dir(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,9 +1,12 @@
-"""``Store``: a data directory of topics and partitions, in Kafka's ``log.dirs`` layout.
+"""``Store``: topics and partitions in one or more log directories, in Kafka's ``log.dirs``
+layout.
 
 The embedded facade over two parts: a :class:`~.log_manager.LogManager` (the partition
 directories, recovery, background work) and a topic registry (by default the local
-``topics.json``, :class:`~.topic_registry.LocalTopicRegistry`). Each partition is a directory
-``<topic>-<partition>/`` holding its segments (see :mod:`edplog.storage.log`).
+``topics.json``, :class:`~.topic_registry.LocalTopicRegistry`, in the first log directory).
+Each partition is a directory ``<dir>/<topic>-<partition>/`` holding its segments (see
+:mod:`edplog.storage.log`); with several directories, see :mod:`.log_manager` for where a
+partition goes and what happens when a directory's disk fails.
 """
 
 from __future__ import annotations
@@ -11,16 +14,29 @@ from __future__ import annotations
 import os
 import threading
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from ..config import LogConfig, canonical_name, normalize
 from ..errors import EdplogError, LogClosedError, UnknownTopicError
 from .log import Log
+from .log_dirs import DirSpace, dir_size_bytes, dir_space
 from .log_manager import HousekeepingResult, LogManager, TopicPartition
 from .topic_registry import LocalTopicRegistry, TopicRegistry, validate_topic_name
 
-__all__ = ["Store", "validate_topic_name"]
+__all__ = ["LogDirReport", "Store", "validate_topic_name"]
+
+
+@dataclass
+class LogDirReport:
+    """One log dir as :meth:`Store.describe_dirs` found it: ``error`` says why it is offline
+    (None: online); ``partitions`` maps each partition in it to its bytes on disk."""
+
+    path: str
+    error: str | None
+    space: DirSpace | None = None
+    partitions: dict[TopicPartition, int] = field(default_factory=dict)
 
 
 class Store:
@@ -35,17 +51,21 @@ class Store:
 
     def __init__(
         self,
-        data_dir: str | os.PathLike[str],
+        data_dir: str | os.PathLike[str] | Sequence[str],
         defaults: Mapping[str, Any] | None = None,
         *,
         registry: TopicRegistry | None = None,
         accept_gaps: bool = False,
+        offline_dirs: Mapping[str, str] | None = None,
     ) -> None:
-        self.data_dir = os.fspath(data_dir)
         self.defaults = normalize(defaults)
         self._lock = threading.RLock()
         self._closed = False
-        self.manager = LogManager(self.data_dir, self.defaults, accept_gaps=accept_gaps)
+        self.manager = LogManager(
+            data_dir, self.defaults, accept_gaps=accept_gaps, offline_dirs=offline_dirs
+        )
+        self.data_dir = self.manager.data_dir
+        self.data_dirs = self.manager.data_dirs
         self.registry: TopicRegistry = registry or LocalTopicRegistry(self.data_dir)
         self._names_by_id: dict[uuid.UUID, str] = {}
         # Partition directories the registry does not list (a crash between mkdir and the
@@ -54,7 +74,7 @@ class Store:
             self.registry.adopt(topic, partition + 1)
         for topic, info in self.registry.topics().items():
             for p in range(info.partitions):
-                self.manager.open_log(topic, p, info.config)
+                self.manager.open_log(topic, p, info.config, create=False)
 
     def _check_open(self) -> None:
         if self._closed:
@@ -162,6 +182,50 @@ class Store:
     def offline_partitions(self) -> dict[TopicPartition, str]:
         """Partitions that could not be opened, with the reason."""
         return self.manager.offline()
+
+    def offline_dirs(self) -> dict[str, str]:
+        """Log directories that are offline (their disk failed), with the reason."""
+        return self.manager.offline_dirs()
+
+    def describe_dirs(
+        self, wanted: Mapping[str, Sequence[int]] | None = None
+    ) -> list[LogDirReport]:
+        """Every log dir: its space and the size of each partition in it (only the
+        partitions ``wanted`` names, topic -> indexes; None: all). Reads the disk."""
+        reports = []
+        offline = self.manager.offline_dirs()
+        placed = self.manager.placements()
+        for path in self.manager.data_dirs:
+            report = LogDirReport(path, offline.get(path))
+            reports.append(report)
+            if report.error is not None:
+                continue
+            try:
+                report.space = dir_space(path)
+            except OSError as exc:
+                report.error = str(exc)
+                continue
+            for (topic, partition), home in sorted(placed.items()):
+                if home != path or (wanted is not None and partition not in wanted.get(topic, ())):
+                    continue
+                try:
+                    size = dir_size_bytes(os.path.join(path, f"{topic}-{partition}"))
+                except OSError:
+                    continue  # not created yet, or deleted meanwhile
+                report.partitions[(topic, partition)] = size
+        return reports
+
+    def move_partition(self, topic: str, partition: int, dst_dir: str) -> Log:
+        """Move a partition to another log dir while it keeps serving (see
+        :meth:`LogManager.move`); returns its new log. Reads and writes the disk."""
+        with self._lock:
+            self._check_open()
+            info = self.registry.get(topic)
+            return self.manager.move(topic, partition, dst_dir, info.config)
+
+    def dir_of(self, topic: str, partition: int) -> str | None:
+        """The log directory holding a partition."""
+        return self.manager.dir_of(topic, partition)
 
     def housekeeping(self, now_ms: int | None = None) -> HousekeepingResult:
         """Retention and compaction over every log, each partition on its own."""

@@ -83,7 +83,7 @@ def _broker_configs(services: Services) -> list[Body]:
     cfg = services.config
     values = {
         "broker.id": str(cfg.node_id),
-        "log.dirs": cfg.data_dir,
+        "log.dirs": ",".join(cfg.all_log_dirs),
         "num.partitions": str(cfg.num_partitions),
         "auto.create.topics.enable": str(cfg.auto_create_topics).lower(),
         "message.max.bytes": str(cfg.message_max_bytes),

@@ -1,5 +1,5 @@
 """Administration: topics, partitions, records, configs, cluster description, producer ids,
-leader-epoch lookups, SASL, client quotas and SCRAM credentials."""
+leader-epoch lookups, log directories, SASL, client quotas and SCRAM credentials."""
 
 TEXT = """
 api 19 CreateTopics 0-7 flex 5
@@ -284,4 +284,40 @@ response
     user string
     error_code int16
     error_message string null0+
+
+api 34 AlterReplicaLogDirs 1-2 flex 2
+request
+  dirs []
+    path string
+    topics []
+      name string
+      partitions []int32
+response
+  throttle_time_ms int32
+  results []
+    topic_name string
+    partitions []
+      partition_index int32
+      error_code int16
+
+api 35 DescribeLogDirs 1-4 flex 2
+request
+  topics [] null0+
+    topic string
+    partitions []int32
+response
+  throttle_time_ms int32
+  error_code int16 v3+
+  results []
+    error_code int16
+    log_dir string
+    topics []
+      name string
+      partitions []
+        partition_index int32
+        partition_size int64
+        offset_lag int64
+        is_future_key bool
+    total_bytes int64 v4+ =-1
+    usable_bytes int64 v4+ =-1
 """
