@@ -413,3 +413,26 @@ def test_kcat_metadata_listing(kafka_broker: str) -> None:
     ).stdout
     assert 'topic "kcat-l" with 3 partitions' in out
     assert "1 brokers" in out
+
+
+def test_described_groups_carry_the_operations_the_authorizer_allows(kafka_broker_factory) -> None:
+    """Tried: DescribeGroups v5 and ConsumerGroupDescribe v0 asking for authorized operations,
+    first with the allow-all authorizer, then with a read-only one plugged into the seam.
+    Must hold: the bit sets are the authorizer's answers for the group (READ 3, DELETE 6,
+    DESCRIBE 8, then READ and DESCRIBE only), and not asking gives -2147483648."""
+    background = kafka_broker_factory()
+    with RawClient(background.bootstrap) as c:
+
+        def described(api: int, version: int, ask: bool) -> int:
+            body = {"groups": ["g-ops"], "include_authorized_operations": ask}
+            if api == 69:
+                body = {"group_ids": ["g-ops"], "include_authorized_operations": ask}
+            return c.call(api, version, body)["groups"][0]["authorized_operations"]
+
+        assert _bits(described(15, 5, True)) == {3, 6, 8}
+        assert _bits(described(69, 0, True)) == {3, 6, 8}
+        assert described(15, 5, False) == OMITTED
+        assert background.broker is not None
+        background.broker.services.authorizer = _ReadOnly()
+        assert _bits(described(15, 5, True)) == {3, 8}
+        assert _bits(described(69, 0, True)) == {3, 8}

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..context import ErrorCode, RequestContext, Services
+from .groups import with_group_operations
 from .registry import ApiSpec
 
 Body = dict[str, Any]
@@ -62,7 +63,8 @@ async def consumer_group_describe(ctx: RequestContext, services: Services, req: 
     """Epochs, assignor, members with their current and target assignments."""
     if services.groups is None:
         return _describe_error(req, ErrorCode.COORDINATOR_NOT_AVAILABLE)
-    return await services.groups.consumer_group_describe(req, ctx.api_version)
+    body: Body = await services.groups.consumer_group_describe(req, ctx.api_version)
+    return with_group_operations(ctx, services, body)
 
 
 APIS = [

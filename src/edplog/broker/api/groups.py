@@ -11,8 +11,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from ...security import Resource, authorized_operations
 from ..context import ErrorCode, RequestContext, Services
 from .registry import ApiSpec, top_level_error
+
+#: What the coordinator answers when the operations were not asked for.
+_OMITTED = -(2**31)
 
 Body = dict[str, Any]
 
@@ -113,6 +117,26 @@ def _routed(
     return handle
 
 
+def with_group_operations(ctx: RequestContext, services: Services, body: Body) -> Body:
+    """Fill in each described group's authorized operations from the authorizer (the
+    coordinator knows no principals: it only marks the groups asked about)."""
+    for group in body.get("groups") or ():
+        if group.get("authorized_operations", _OMITTED) != _OMITTED:
+            resource = Resource("Group", group["group_id"])
+            group["authorized_operations"] = authorized_operations(
+                services.authorizer, ctx.principal, ctx.client_host, resource
+            )
+    return body
+
+
+async def describe_groups(ctx: RequestContext, services: Services, req: Body) -> Body:
+    """Delegates to GroupCoordinator.describe_groups; operations come from the authorizer."""
+    if services.groups is None:
+        return _describe_error(req, ErrorCode.COORDINATOR_NOT_AVAILABLE)
+    body: Body = await services.groups.describe_groups(req, ctx.api_version)
+    return with_group_operations(ctx, services, body)
+
+
 async def join_group(ctx: RequestContext, services: Services, req: Body) -> Body:
     if _group_unavailable(services, req.get("group_id")):
         return _JOIN_ERROR(req, ErrorCode.COORDINATOR_NOT_AVAILABLE)
@@ -137,6 +161,6 @@ APIS = [
     ApiSpec(
         16, _routed("list_groups", top_level_error({"groups": []})), top_level_error({"groups": []})
     ),
-    ApiSpec(15, _routed("describe_groups", _describe_error), _describe_error),
+    ApiSpec(15, describe_groups, _describe_error),
     ApiSpec(42, _routed("delete_groups", _delete_error), _delete_error),
 ]
