@@ -8,7 +8,7 @@ from :mod:`edplog.client` (max_wait 0, one in flight, ``--chunk`` bytes per part
 reused receive buffer) whose records are never decoded (a native scan of the batch headers
 finds the next offset). Every run stops at a time cap.
 
-Run: /work/venv/bin/python bench/bench_broker_fetch.py [--size 100] [--mib 256] [--runs 5]
+Run: python bench/bench_broker_fetch.py [--size 100] [--mib 256] [--runs 5]
 """
 
 from __future__ import annotations

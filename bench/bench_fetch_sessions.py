@@ -13,7 +13,7 @@ The two modes alternate run by run (same broker, same process), so machine noise
 each run stops at a time cap. Reported: request and response bytes per fetch, fetches/s and
 the incremental/sessionless ratios.
 
-Run: /work/venv/bin/python bench/bench_fetch_sessions.py [--partitions 200] [--hot 2]
+Run: python bench/bench_fetch_sessions.py [--partitions 200] [--hot 2]
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The embedded ``edplog.Log`` beside the naive baselines, grouped by operation.
 
-Run: /work/venv/bin/python -m pytest bench/bench_log.py --benchmark-only
+Run: python -m pytest bench/bench_log.py --benchmark-only
 
 Each group holds edplog and its baseline, run one after the other in this process; the
 session ends with the goal ratios (see ``conftest.GOALS``). The workloads are the ones

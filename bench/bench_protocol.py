@@ -1,7 +1,7 @@
 """Codec hot paths beside kafka-python's codec, in one run: decode a Produce v9 request and
 encode a Fetch v12 response, 4 partitions of 1 KiB records each.
 
-Run: /work/venv/bin/python -m pytest bench/bench_protocol.py --benchmark-only
+Run: python -m pytest bench/bench_protocol.py --benchmark-only
 """
 
 from __future__ import annotations

@@ -7,11 +7,9 @@ from __future__ import annotations
 
 import fcntl
 import os
-import re
 import struct
 import subprocess
 import time
-from pathlib import Path
 
 import pytest
 from broker_helpers import (
@@ -23,6 +21,7 @@ from broker_helpers import (
     produce_body,
     wait_until,
 )
+from docs_examples import example, run_example
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import KafkaAdminClient
 from kafka.errors import KafkaError, NoError
@@ -441,14 +440,11 @@ def test_a_sigkill_during_a_move_leaves_one_whole_log(tmp_path) -> None:
 def test_describe_log_dirs_example_in_docs_runs(tmp_path, capsys) -> None:
     """The DescribeLogDirs example in docs/broker.md runs as written against a broker with
     two log dirs and prints both."""
-    doc = Path(__file__).resolve().parents[2] / "docs" / "broker.md"
-    blocks = re.findall(r"```python\n(.*?)```", doc.read_text(), flags=re.S)
-    example = next(b for b in blocks if "describe_log_dirs" in b)
+    code = example("broker.md", "describe_log_dirs")
     dirs = [str(tmp_path / "a"), str(tmp_path / "b")]
     broker = start_broker(",".join(dirs))
     try:
-        code = example.replace("127.0.0.1:9092", broker.bootstrap)
-        exec(compile(code, str(doc), "exec"), {"__name__": "docs"})
+        run_example(code.replace("127.0.0.1:9092", broker.bootstrap), "docs/broker.md")
     finally:
         broker.stop()
     out = capsys.readouterr().out

@@ -23,6 +23,7 @@ from broker_helpers import (
     produce_body,
     wait_until,
 )
+from docs_examples import run_example
 
 from edplog.broker.config import BrokerConfig
 from edplog.broker.connection import MAX_IN_FLIGHT, Connection, State
@@ -331,5 +332,5 @@ def test_connection_properties_are_read_with_kafka_names() -> None:
 def test_connections_example_in_docs_runs() -> None:
     section = DOC.read_text().split("### Connections and memory", 1)[1]
     section = re.split(r"\n##+ ", section, maxsplit=1)[0]
-    (example,) = re.findall(r"```python\n(.*?)```", section, flags=re.S)
-    exec(compile(example, str(DOC), "exec"), {"__name__": "docs_example"})
+    (code,) = re.findall(r"```python\n(.*?)```", section, flags=re.S)
+    run_example(code, str(DOC))

@@ -5,18 +5,17 @@ under load with manual commits, and groups that refuse the other protocol."""
 from __future__ import annotations
 
 import os
-import re
 import signal
 import subprocess
 import sys
 import textwrap
 import time
 from collections import Counter
-from pathlib import Path
 from typing import Any
 
 import pytest
 from broker_helpers import RawClient, create_topic
+from docs_examples import example, run_as_pytest
 
 ck = pytest.importorskip("confluent_kafka")
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition  # noqa: E402
@@ -413,16 +412,4 @@ def test_static_member_comes_back_to_its_partitions(kafka_broker_factory: Any) -
 
 def test_consumer_protocol_example_in_docs_passes(tmp_path: Any) -> None:
     """The consumer-protocol example in docs/broker.md runs as written with the fixture."""
-    doc = Path(__file__).resolve().parents[2] / "docs" / "broker.md"
-    blocks = re.findall(r"```python\n(.*?)```", doc.read_text(), flags=re.S)
-    example = next(b for b in blocks if "def test_consumer_protocol_roundtrip" in b)
-    (tmp_path / "test_example.py").write_text(example)
-    out = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(tmp_path)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=tmp_path,
-    )
-    assert out.returncode == 0, out.stdout + out.stderr
-    assert "1 passed" in out.stdout
+    run_as_pytest(example("broker.md", "def test_consumer_protocol_roundtrip"), tmp_path)
