@@ -60,6 +60,7 @@ HONOURED = frozenset(
         "log.cleaner.enable",
         "log.cleaner.dedupe.buffer.size",
         "log.accept.missing.segments",
+        "replica.alter.log.dirs.io.max.bytes.per.second",
         "max.incremental.fetch.session.cache.slots",
         "min.incremental.fetch.session.eviction.ms",
         "log.retention.ms",
