@@ -171,8 +171,8 @@ def _future(store: Store, dst: str, topic: str) -> tuple[int, int] | None:
 def test_describe_dirs_reports_the_future_replica_with_a_shrinking_lag(tmp_path) -> None:
     """Move a 24 MB partition with the copy capped at 8 MB/s and poll describe_dirs: the
     destination lists a future replica whose size grows by more than a segment and whose
-    offset lag never grows and ends below where it started, while the source still lists the partition; afterwards only
-    the destination lists it, with no future left and every record readable."""
+    offset lag never grows and ends below where it started, while the source still lists
+    the partition; afterwards only the destination lists it, with no future left."""
     store, src, dst = _filled_store(tmp_path, "big")
     try:
         end = store.log("big", 0).log_end_offset

@@ -396,9 +396,9 @@ class LogManager:
         try:
             job.copied = _copy_changed(job.src, job.future, {}, job)
             job.copied = _copy_changed(job.src, job.future, job.copied, job)
-        except OSError:
+        except OSError as exc:
             if job.abandoned:
-                raise MoveAbandoned(f"{job.tp[0]}-{job.tp[1]} was deleted during its move")
+                raise MoveAbandoned(f"{job.tp[0]}-{job.tp[1]} was deleted during its move") from exc
             raise
         if job.abandoned:
             raise MoveAbandoned(f"{job.tp[0]}-{job.tp[1]} was deleted during its move")
