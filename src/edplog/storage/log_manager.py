@@ -501,6 +501,9 @@ class LogManager:
 
     def close(self) -> None:
         """Close every log; one that fails to close is logged and the others still close."""
+        with self._lock:
+            for job in self._moves.values():
+                job.abandoned = True  # its copier stops at its next chunk
         for tp, opened in list(self._logs.items()):
             try:
                 opened.close()
