@@ -667,3 +667,21 @@ def test_deleting_the_moving_topic_mid_copy_abandons_the_move(tmp_path) -> None:
             assert _values(c, "doomed", 0) == [b"again"]
     finally:
         broker.stop()
+
+
+def test_the_move_throttle_property_is_honoured_and_other_replica_properties_refused() -> None:
+    """replica.alter.log.dirs.io.max.bytes.per.second is read (a positive integer; 0 or text
+    is refused with its name), while the other replica.* properties are still refused."""
+    from edplog.broker.config import BrokerConfig
+    from edplog.errors import InvalidConfigError
+
+    base = {"listeners": "PLAINTEXT://127.0.0.1:0", "log.dirs": "/nonexistent-edplog"}
+    name = "replica.alter.log.dirs.io.max.bytes.per.second"
+    config = BrokerConfig.from_properties({**base, name: "1048576"})
+    assert config.replica_alter_log_dirs_io_max_bytes_per_second == 1048576
+    assert name not in config.unknown_properties
+    for bad in ("0", "fast"):
+        with pytest.raises(InvalidConfigError, match=name):
+            BrokerConfig.from_properties({**base, name: bad})
+    with pytest.raises(InvalidConfigError, match="replica.fetch.max.bytes"):
+        BrokerConfig.from_properties({**base, "replica.fetch.max.bytes": "1048576"})
