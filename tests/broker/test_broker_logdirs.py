@@ -530,3 +530,158 @@ def test_kafka_python_moves_a_partition_while_its_producer_writes(tmp_path) -> N
         assert len(acked) + len(failed) == 1500
     finally:
         broker.stop()
+
+
+# ---- a move in progress, seen by DescribeLogDirs (its future replica) -----------------------
+
+MOVE_RATE = 8 << 20  # replica.alter.log.dirs.io.max.bytes.per.second: 24 MB take about 3 s
+DELETE_TOPICS = 20
+
+
+def _fill(c: RawClient, topic: str, requests: int = 60) -> None:
+    """24 MB in ``topic``-0: 60 produce requests of 100 records of 4 KB."""
+    for r in range(requests):
+        values = [b"%06d" % (r * 100 + i) + bytes(4090) for i in range(100)]
+        assert _produce(c, topic, 0, values)["error_code"] == 0
+
+
+def _listed(c: RawClient, topic: str) -> dict[tuple[str, bool], dict]:
+    """(log dir, is_future_key) -> the partition entry of ``topic``-0, from DescribeLogDirs v4."""
+    out = {}
+    for r in _describe(c, 4)["results"]:
+        assert r["error_code"] == 0, r
+        for t in r["topics"]:
+            for p in t["partitions"]:
+                if t["name"] == topic and p["partition_index"] == 0:
+                    out[(r["log_dir"], p["is_future_key"])] = p
+    return out
+
+
+def _delete_topic(c: RawClient, name: str) -> int:
+    resp = c.call(DELETE_TOPICS, 4, {"topic_names": [name], "timeout_ms": 30000})
+    return resp["responses"][0]["error_code"]
+
+
+def test_describe_log_dirs_shows_a_moving_partition_as_a_future_replica(tmp_path) -> None:
+    """Move a 24 MB partition with its copy capped at 8 MB/s, polling DescribeLogDirs (raw v4
+    and kafka-python's describe_log_dirs()): while it copies, the destination lists it with
+    is_future_key true, a size that grows and an offset_lag that never grows and shrinks,
+    and the source still lists it as the current replica; meanwhile creating and deleting
+    another topic answers (bounded at 30 s) with the move still running. Afterwards only the
+    destination lists it, is_future_key false, offset_lag 0, and every record is served."""
+    a, b = str(tmp_path / "a"), str(tmp_path / "b")
+    broker = start_broker(
+        f"{a},{b}",
+        log_segment_bytes=8 << 20,
+        replica_alter_log_dirs_io_max_bytes_per_second=MOVE_RATE,
+    )
+    try:
+        with RawClient(broker.bootstrap) as c:
+            create_topic(c, "fut", partitions=1)
+            _fill(c, "fut")
+            src = _placement([a, b], "fut", 1)[0]
+            dst = b if src == a else a
+            assert _move(c, "fut", 0, dst) == 0
+            seen: list[dict] = []
+            admin_done = kafka_python_saw = False
+            for _ in range(400):
+                listed = _listed(c, "fut")
+                if (dst, True) not in listed:
+                    if seen:
+                        break  # the swap is done
+                    time.sleep(0.02)
+                    continue
+                assert (src, False) in listed, listed
+                seen.append(listed[(dst, True)])
+                if not admin_done:
+                    create_topic(c, "side", partitions=2)  # each answers: bounded by the client
+                    assert _delete_topic(c, "side") == 0
+                    admin_done = True
+                    assert (dst, True) in _listed(c, "fut"), "the move ended before the admin"
+                elif not kafka_python_saw:
+                    admin = KafkaAdminClient(bootstrap_servers=broker.bootstrap)
+                    try:
+                        described = admin.describe_log_dirs()
+                    finally:
+                        admin.close()
+                    kafka_python_saw = any(
+                        d["log_dir"] == dst and p["is_future_key"] and p["offset_lag"] > 0
+                        for node in described
+                        for d in node["log_dirs"]
+                        for t in d["topics"]
+                        if t["name"] == "fut"
+                        for p in t["partitions"]
+                    )
+                time.sleep(0.1)
+            assert admin_done and kafka_python_saw
+            assert len(seen) >= 3, seen
+            lags = [p["offset_lag"] for p in seen]
+            assert lags == sorted(lags, reverse=True) and lags[0] > lags[-1], lags
+            assert max(p["partition_size"] for p in seen) > seen[0]["partition_size"]
+            assert wait_until(lambda: set(_listed(c, "fut")) == {(dst, False)}, timeout_s=30)
+            final = _listed(c, "fut")[(dst, False)]
+            assert final["offset_lag"] == 0 and final["partition_size"] > 24_000_000
+            assert not os.path.exists(os.path.join(dst, "fut-0-future"))
+            assert _placement([a, b], "fut", 1)[0] == dst
+
+            def first_fetch() -> dict:
+                resp = c.call(FETCH, 11, fetch_body("fut", 0, 0))
+                return resp["responses"][0]["partitions"][0]
+
+            # The broker swaps in the new log just after the files moved: retried, as clients do.
+            assert wait_until(lambda: first_fetch()["error_code"] == 0, timeout_s=20)
+            got = _values(c, "fut", 0)
+            assert got[0] == b"000000" + bytes(4090)
+    finally:
+        broker.stop()
+
+
+def test_deleting_the_moving_topic_mid_copy_abandons_the_move(tmp_path) -> None:
+    """Delete a topic through DeleteTopics while its 24 MB partition is being copied to the
+    other dir (throttled): the delete succeeds, DescribeLogDirs lists the partition nowhere,
+    no directory of it (nor its -future copy) is left in either dir, and a new topic of the
+    same name can be created, written and read."""
+    a, b = str(tmp_path / "a"), str(tmp_path / "b")
+    broker = start_broker(
+        f"{a},{b}",
+        log_segment_bytes=8 << 20,
+        replica_alter_log_dirs_io_max_bytes_per_second=MOVE_RATE,
+    )
+    try:
+        with RawClient(broker.bootstrap) as c:
+            create_topic(c, "doomed", partitions=1)
+            _fill(c, "doomed")
+            src = _placement([a, b], "doomed", 1)[0]
+            dst = b if src == a else a
+            assert _move(c, "doomed", 0, dst) == 0
+            assert wait_until(lambda: (dst, True) in _listed(c, "doomed"), timeout_s=20)
+            assert _delete_topic(c, "doomed") == 0
+            assert wait_until(lambda: not _listed(c, "doomed"), timeout_s=20)
+
+            def leftovers() -> list[str]:
+                return [n for d in (a, b) for n in os.listdir(d) if n.startswith("doomed-")]
+
+            assert wait_until(lambda: leftovers() == [], timeout_s=20), leftovers()
+            create_topic(c, "doomed", partitions=1)
+            assert wait_until(lambda: _produce(c, "doomed", 0, [b"again"])["error_code"] == 0)
+            assert _values(c, "doomed", 0) == [b"again"]
+    finally:
+        broker.stop()
+
+
+def test_the_move_throttle_property_is_honoured_and_other_replica_properties_refused() -> None:
+    """replica.alter.log.dirs.io.max.bytes.per.second is read (a positive integer; 0 or text
+    is refused with its name), while the other replica.* properties are still refused."""
+    from edplog.broker.config import BrokerConfig
+    from edplog.errors import InvalidConfigError
+
+    base = {"listeners": "PLAINTEXT://127.0.0.1:0", "log.dirs": "/nonexistent-edplog"}
+    name = "replica.alter.log.dirs.io.max.bytes.per.second"
+    config = BrokerConfig.from_properties({**base, name: "1048576"})
+    assert config.replica_alter_log_dirs_io_max_bytes_per_second == 1048576
+    assert name not in config.unknown_properties
+    for bad in ("0", "fast"):
+        with pytest.raises(InvalidConfigError, match=name):
+            BrokerConfig.from_properties({**base, name: bad})
+    with pytest.raises(InvalidConfigError, match="replica.fetch.max.bytes"):
+        BrokerConfig.from_properties({**base, "replica.fetch.max.bytes": "1048576"})

@@ -128,3 +128,135 @@ def test_log_dirs_value_and_meta_checks() -> None:
         check_meta({"/a": {"broker.id": "2"}}, None, 1)
     with pytest.raises(InvalidConfigError, match="cluster.id is x"):
         check_meta({"/a": {"cluster.id": "c"}}, "x", 1)
+
+
+# ---- a move in progress: its future replica, and administration meanwhile ------------------
+
+MOVE_RATE = 8 << 20  # bytes a second: a 24 MB partition takes about 3 s to copy
+
+
+def _filled_store(tmp_path, topic: str, records: int = 6000) -> tuple[Store, str, str]:
+    """A store over two dirs with ``records`` records of 4 KB (24 MB) in ``topic``-0."""
+    a, b = str(tmp_path / "a"), str(tmp_path / "b")
+    store = Store([a, b], {"segment.bytes": 8 << 20}, move_bytes_per_second=MOVE_RATE)
+    store.create_topic(topic, 1)
+    log = store.log(topic, 0)
+    for i in range(records):
+        log.append(b"%06d" % i + bytes(4090))
+    log.flush()
+    src = store.dir_of(topic, 0)
+    assert src is not None
+    return store, src, (b if src == a else a)
+
+
+def _start_move(store: Store, topic: str, dst: str) -> tuple[threading.Thread, list]:
+    outcome: list = []
+
+    def run() -> None:
+        try:
+            outcome.append(store.move_partition(topic, 0, dst))
+        except BaseException as exc:
+            outcome.append(exc)
+
+    t = threading.Thread(target=run)
+    t.start()
+    return t, outcome
+
+
+def _future(store: Store, dst: str, topic: str) -> tuple[int, int] | None:
+    report = next(r for r in store.describe_dirs() if r.path == dst)
+    return report.futures.get((topic, 0))
+
+
+def test_describe_dirs_reports_the_future_replica_with_a_shrinking_lag(tmp_path) -> None:
+    """Move a 24 MB partition with the copy capped at 8 MB/s and poll describe_dirs: the
+    destination lists a future replica whose size grows by more than a segment and whose
+    offset lag never grows and ends below where it started, while the source still lists
+    the partition; afterwards only the destination lists it, with no future left."""
+    store, src, dst = _filled_store(tmp_path, "big")
+    try:
+        end = store.log("big", 0).log_end_offset
+        t, outcome = _start_move(store, "big", dst)
+        seen: list[tuple[int, int]] = []
+        for _ in range(600):
+            if not t.is_alive():
+                break
+            future = _future(store, dst, "big")
+            if future is not None:
+                seen.append(future)
+                src_report = next(r for r in store.describe_dirs() if r.path == src)
+                assert ("big", 0) in src_report.partitions or not t.is_alive()
+            t.join(0.05)
+        t.join(60)
+        assert not t.is_alive() and not isinstance(outcome[0], BaseException), outcome
+        assert len(seen) >= 3, seen
+        lags = [lag for _, lag in seen]
+        sizes = [size for size, _ in seen]
+        assert lags == sorted(lags, reverse=True) and lags[0] > lags[-1], lags
+        # Sizes grow as segments are copied (index files are rewritten whole, so not strictly).
+        assert max(sizes) > sizes[0] + (8 << 20), sizes
+        assert all(0 <= lag <= end for lag in lags)
+        reports = {r.path: r for r in store.describe_dirs()}
+        assert ("big", 0) in reports[dst].partitions
+        assert ("big", 0) not in reports[src].partitions
+        assert not reports[dst].futures and not reports[src].futures
+        assert store.log("big", 0).log_end_offset == end
+        assert not os.path.exists(os.path.join(dst, "big-0-future"))
+    finally:
+        store.close()
+
+
+def test_topic_administration_goes_on_during_a_move(tmp_path) -> None:
+    """While a throttled move copies, creating and deleting another topic (on executor-like
+    threads) finishes long before the move does: the store lock is not held for the copy."""
+    store, _, dst = _filled_store(tmp_path, "slow")
+    try:
+        t, outcome = _start_move(store, "slow", dst)
+        for _ in range(200):
+            if _future(store, dst, "slow") is not None:
+                break
+            t.join(0.02)
+        done = threading.Event()
+
+        def admin() -> None:
+            store.create_topic("other", 2)
+            store.delete_topic("other")
+            done.set()
+
+        a = threading.Thread(target=admin)
+        a.start()
+        a.join(30)
+        assert done.is_set()
+        # The move was still copying when administration had finished.
+        assert t.is_alive() and _future(store, dst, "slow") is not None
+        t.join(60)
+        assert not isinstance(outcome[0], BaseException), outcome
+        assert store.dir_of("slow", 0) == dst and not store.has_topic("other")
+    finally:
+        store.close()
+
+
+def test_deleting_the_topic_being_moved_abandons_the_move(tmp_path) -> None:
+    """Delete the topic while its partition's copy is being made: the delete returns, the
+    move ends with MoveAbandoned, and neither the partition nor its -future copy is left in
+    any dir; a topic of the same name created afterwards starts empty."""
+    from edplog.storage.log_manager import MoveAbandoned
+
+    store, src, dst = _filled_store(tmp_path, "gone")
+    try:
+        t, outcome = _start_move(store, "gone", dst)
+        for _ in range(200):
+            if _future(store, dst, "gone") is not None:
+                break
+            t.join(0.02)
+        assert _future(store, dst, "gone") is not None
+        store.delete_topic("gone")
+        t.join(30)
+        assert not t.is_alive()
+        assert isinstance(outcome[0], MoveAbandoned), outcome
+        for d in (src, dst):
+            assert [n for n in os.listdir(d) if n.startswith("gone-")] == [], os.listdir(d)
+        store.create_topic("gone", 1)
+        assert store.log("gone", 0).log_end_offset == 0
+    finally:
+        store.close()

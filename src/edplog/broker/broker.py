@@ -68,6 +68,7 @@ class Broker:
                 defaults=config.store_defaults(),
                 accept_gaps=config.accept_missing_segments,
                 offline_dirs=offline_dirs,
+                move_bytes_per_second=config.replica_alter_log_dirs_io_max_bytes_per_second,
             ),
         )
         self.store = store

@@ -128,6 +128,8 @@ class BrokerConfig:
     fetch_session_eviction_ms: int = 120_000
     # Open a partition whose offsets have a hole (a segment file lost) instead of refusing it.
     accept_missing_segments: bool = False
+    # Bytes per second a move between log dirs (AlterReplicaLogDirs) may copy; 0: no limit.
+    replica_alter_log_dirs_io_max_bytes_per_second: int = 0
     # acks=-1 is answered only after the log is flushed to disk (group commit).
     flush_on_acks_all: bool = True
     # Record request metrics, and walk the records of compressed batches before acknowledging
@@ -226,6 +228,9 @@ class BrokerConfig:
                 self.extra[key] = value
             elif key == "log.accept.missing.segments":
                 self.accept_missing_segments = _boolean(key, value)
+                self.extra[key] = value
+            elif key == "replica.alter.log.dirs.io.max.bytes.per.second":
+                self.replica_alter_log_dirs_io_max_bytes_per_second = _integer(key, value, 1)
                 self.extra[key] = value
             elif key in ("offset.metadata.max.bytes", "offsets.topic.num.partitions"):
                 _integer(key, value, 1)

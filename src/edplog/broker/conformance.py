@@ -175,7 +175,7 @@ SERVED_NOTES: dict[int, str] = {
     23: "",
     32: "",
     33: "",
-    34: "a move in progress is not reported by DescribeLogDirs (is_future_key)",
+    34: "",
     35: "",
     37: "",
     42: "",

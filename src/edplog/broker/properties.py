@@ -60,6 +60,7 @@ HONOURED = frozenset(
         "log.cleaner.enable",
         "log.cleaner.dedupe.buffer.size",
         "log.accept.missing.segments",
+        "replica.alter.log.dirs.io.max.bytes.per.second",
         "max.incremental.fetch.session.cache.slots",
         "min.incremental.fetch.session.eviction.ms",
         "log.retention.ms",
@@ -151,6 +152,8 @@ _SECURE_PROTOCOLS = ("SSL", "SASL_PLAINTEXT", "SASL_SSL")
 
 
 def _refusal(name: str) -> str | None:
+    if name in HONOURED:  # e.g. replica.alter.log.dirs.io.max.bytes.per.second (log dirs)
+        return None
     if name in _REFUSED_EXACT:
         return _REFUSED_EXACT[name]
     for prefix, why in _REFUSED_PREFIXES.items():

@@ -25,6 +25,7 @@ from ..errors import (
 from ..protocol import FileRegion
 from ..storage import INTERNAL_TOPICS, Store
 from ..storage.log_dirs import is_dir_failure
+from ..storage.log_manager import MoveAbandoned
 from .group_commit import GroupCommit
 from .partition import Partition
 
@@ -401,6 +402,8 @@ class ReplicaManager:
         loop = asyncio.get_running_loop()
         try:
             await loop.run_in_executor(None, self.store.move_partition, topic, index, dst)
+        except MoveAbandoned as exc:
+            log.info("move of %s-%d to %s abandoned: %s", topic, index, dst, exc)
         except Exception as exc:
             log.error("moving %s-%d to %s failed: %s", topic, index, dst, exc)
             if is_dir_failure(exc):

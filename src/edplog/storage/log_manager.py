@@ -22,11 +22,12 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import struct
 import threading
 import time
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import EdplogError, PartitionOfflineError, StorageError, UnknownTopicError
@@ -45,6 +46,39 @@ class HousekeepingResult:
     records_compacted: int = 0
     producers_expired: int = 0
     failures: int = 0
+
+
+class MoveAbandoned(StorageError):
+    """The partition being moved was deleted (or its store closed) before the swap."""
+
+
+@dataclass
+class MoveJob:
+    """One move between log dirs in progress (see :meth:`LogManager.begin_move`). The
+    copier thread writes ``end_offset`` (the offset after the last whole batch copied);
+    ``abandoned`` is set by a delete of the partition."""
+
+    tp: TopicPartition
+    src: str
+    dst_dir: str
+    future: str
+    rate: int = 0
+    end_offset: int = 0
+    abandoned: bool = False
+    renamed: bool = False
+    copied: dict[str, tuple[int, int]] = field(default_factory=dict)
+    batch_pos: dict[str, int] = field(default_factory=dict)  # segment -> next batch position
+
+
+@dataclass
+class MoveProgress:
+    """A future replica as DescribeLogDirs reports it: its dir and how far it is behind the
+    log end offset of the partition's log (``offset_lag``)."""
+
+    tp: TopicPartition
+    dst_dir: str
+    future: str
+    offset_lag: int
 
 
 def partition_dir_name(topic: str, partition: int) -> str:
@@ -66,7 +100,9 @@ class LogManager:
     first is where the per-node files live (``data_dir``). ``offline_dirs`` names directories
     the caller already found unusable (with the reason). ``defaults`` sets the config of every
     log that does not override it (Kafka topic-level names). ``accept_gaps`` opens logs with
-    missing segments (``log.accept.missing.segments``).
+    missing segments (``log.accept.missing.segments``). ``move_bytes_per_second`` caps how
+    fast a move between log dirs copies while the partition serves (0: no cap; Kafka's
+    ``replica.alter.log.dirs.io.max.bytes.per.second``).
     """
 
     def __init__(
@@ -76,6 +112,7 @@ class LogManager:
         *,
         accept_gaps: bool = False,
         offline_dirs: Mapping[str, str] | None = None,
+        move_bytes_per_second: int = 0,
     ) -> None:
         self.data_dirs = split_log_dirs(data_dirs)
         self.data_dir = self.data_dirs[0]
@@ -86,6 +123,8 @@ class LogManager:
         self._offline: dict[TopicPartition, str] = {}
         self._dir_of: dict[TopicPartition, str] = {}
         self._offline_dirs: dict[str, str] = {}
+        self._moves: dict[TopicPartition, MoveJob] = {}
+        self.move_bytes_per_second = move_bytes_per_second
         for path in self.data_dirs:
             reason = (offline_dirs or {}).get(path)
             if reason is None:
@@ -282,6 +321,9 @@ class LogManager:
         log dir are left there: removed on a start that finds them with no topic)."""
         doomed = []
         for p in range(partitions):
+            moving = self._moves.get((topic, p))
+            if moving is not None:
+                moving.abandoned = True  # its copier stops and removes the -future dir
             opened = self._logs.pop((topic, p), None)
             self._offline.pop((topic, p), None)
             home = self._dir_of.pop((topic, p), None)
@@ -305,59 +347,121 @@ class LogManager:
 
     # ---- moving a partition between log dirs -------------------------------------------
 
-    def move(self, topic: str, partition: int, dst_dir: str, overrides: Mapping[str, Any]) -> Log:
-        """Move a partition's log to another log dir while it keeps serving; returns the log
-        it is served from afterwards (the caller swaps it in for the old one).
+    def begin_move(self, topic: str, partition: int, dst_dir: str) -> MoveJob:
+        """Register a move of a partition's log to another log dir and make its empty
+        ``<dst>/<topic>-<partition>-future``; the caller then runs :meth:`copy_move` (no lock
+        needed), :meth:`finish_move` (under its own administration lock) and, always,
+        :meth:`end_move`. A move works in three steps, the partition serving all along:
 
-        1. Copy every file into ``<dst>/<topic>-<partition>-future`` without any lock:
-           sealed segments are never rewritten in place, so what is copied stays valid.
+        1. Copy every file into the ``-future`` dir (``copy_move``), then once more what
+           changed meanwhile: sealed segments are never rewritten in place, so what is
+           copied stays valid. :meth:`moves` reports its progress (DescribeLogDirs).
         2. Close the old log (it flushes and marks a clean shutdown; appends from here on are
            refused with KAFKA_STORAGE_ERROR and retried by clients), copy what changed since
            (the tail of each segment, and the small index and checkpoint files whole), fsync.
         3. Rename the copy to ``<dst>/<topic>-<partition>``, remove the old directory, open
            the new log.
 
+        Deleting the partition during step 1 abandons the move (see :meth:`delete_logs`).
         A crash before step 3 leaves the old log whole and a ``-future`` that the next start
         removes; one inside step 3 leaves two whole, equal copies, of which the next start
-        keeps one (see :meth:`discover`). Raises StorageError when the move cannot be done
-        (the old log is then reopened where it was).
+        keeps one (see :meth:`discover`).
         """
         tp = (topic, partition)
         dst_dir = os.path.normpath(dst_dir)
-        src_dir = self._dir_of.get(tp)
-        old = self._logs.get(tp)
-        if old is None or src_dir is None:
-            raise PartitionOfflineError(f"partition {topic}-{partition} is not online")
-        if dst_dir not in self.online_dirs():
-            raise StorageError(f"log dir {dst_dir} is not an online log dir")
-        name = partition_dir_name(topic, partition)
-        src, future = os.path.join(src_dir, name), os.path.join(dst_dir, name + FUTURE_SUFFIX)
-        final = os.path.join(dst_dir, name)
-        shutil.rmtree(future, ignore_errors=True)
-        os.makedirs(future)
+        with self._lock:
+            src_dir = self._dir_of.get(tp)
+            if self._logs.get(tp) is None or src_dir is None:
+                raise PartitionOfflineError(f"partition {topic}-{partition} is not online")
+            if dst_dir not in self.online_dirs():
+                raise StorageError(f"log dir {dst_dir} is not an online log dir")
+            if tp in self._moves:
+                raise StorageError(f"partition {topic}-{partition} is being moved already")
+            name = partition_dir_name(topic, partition)
+            job = MoveJob(
+                tp,
+                os.path.join(src_dir, name),
+                dst_dir,
+                os.path.join(dst_dir, name + FUTURE_SUFFIX),
+                self.move_bytes_per_second,
+            )
+            shutil.rmtree(job.future, ignore_errors=True)
+            os.makedirs(job.future)
+            self._moves[tp] = job
+        return job
+
+    def copy_move(self, job: MoveJob) -> None:
+        """Step 1 of a move (see :meth:`begin_move`): takes no lock, reads and writes the
+        disk. Raises MoveAbandoned when the partition was deleted meanwhile."""
         try:
-            copied = _copy_changed(src, future, {})
+            job.copied = _copy_changed(job.src, job.future, {}, job)
+            job.copied = _copy_changed(job.src, job.future, job.copied, job)
+        except OSError as exc:
+            if job.abandoned:
+                raise MoveAbandoned(f"{job.tp[0]}-{job.tp[1]} was deleted during its move") from exc
+            raise
+        if job.abandoned:
+            raise MoveAbandoned(f"{job.tp[0]}-{job.tp[1]} was deleted during its move")
+
+    def finish_move(self, job: MoveJob, overrides: Mapping[str, Any]) -> Log:
+        """Steps 2 and 3 of a move; returns the log the partition is served from afterwards.
+        Raises StorageError when the move cannot be done (the old log is then reopened where
+        it was). The caller holds off deletion of the partition meanwhile."""
+        tp, (topic, partition) = job.tp, job.tp
+        if job.abandoned:
+            raise MoveAbandoned(f"{topic}-{partition} was deleted during its move")
+        old = self._logs.get(tp)
+        src_dir = os.path.dirname(job.src)
+        if old is None or self._dir_of.get(tp) != src_dir:
+            raise PartitionOfflineError(f"partition {topic}-{partition} is not online")
+        final = os.path.join(job.dst_dir, partition_dir_name(topic, partition))
+        try:
             old.close()
-            _copy_changed(src, future, copied)
-            _fsync_tree(future)
-            os.rename(future, final)
-            _fsync_dir(dst_dir)
+            job.rate = 0  # the partition is not served meanwhile: no throttle
+            _copy_changed(job.src, job.future, job.copied, job)
+            _fsync_tree(job.future)
+            os.rename(job.future, final)
+            job.renamed = True
+            _fsync_dir(job.dst_dir)
         except BaseException:
-            shutil.rmtree(future, ignore_errors=True)
             if old.closed:  # serve it from where it was
                 self._logs.pop(tp, None)
                 self.open_log(topic, partition, overrides)
             raise
         with self._lock:
-            self._dir_of[tp] = dst_dir
+            self._dir_of[tp] = job.dst_dir
             self._logs.pop(tp, None)
-        self._remove(src, uuid.uuid4())
+            self._moves.pop(tp, None)
+        self._remove(job.src, uuid.uuid4())
         _fsync_dir(src_dir)
         opened = self.open_log(topic, partition, overrides)
         if opened is None:
             raise PartitionOfflineError(f"partition {topic}-{partition}: {self._offline[tp]}")
-        log.info("partition %s-%d moved from %s to %s", topic, partition, src_dir, dst_dir)
+        log.info("partition %s-%d moved from %s to %s", topic, partition, src_dir, job.dst_dir)
         return opened
+
+    def end_move(self, job: MoveJob) -> None:
+        """Forget a move, finished or not; removes its ``-future`` copy unless it became
+        the partition's log."""
+        with self._lock:
+            if self._moves.get(job.tp) is job:
+                del self._moves[job.tp]
+        if not job.renamed:
+            shutil.rmtree(job.future, ignore_errors=True)
+
+    def moves(self) -> list[MoveProgress]:
+        """The moves whose copy is being made: where to, and how far each has got."""
+        with self._lock:
+            jobs = list(self._moves.values())
+        out = []
+        for job in jobs:
+            opened = self._logs.get(job.tp)
+            if opened is None or job.abandoned:
+                continue
+            # A closed log is in the swap: no appends, and the copy is catching up in full.
+            lag = 0 if opened.closed else max(0, opened.log_end_offset - job.end_offset)
+            out.append(MoveProgress(job.tp, job.dst_dir, job.future, lag))
+        return out
 
     def reconfigure(self, topic: str, partitions: int, overrides: Mapping[str, Any]) -> None:
         for p in range(partitions):
@@ -397,6 +501,9 @@ class LogManager:
 
     def close(self) -> None:
         """Close every log; one that fails to close is logged and the others still close."""
+        with self._lock:
+            for job in self._moves.values():
+                job.abandoned = True  # its copier stops at its next chunk
         for tp, opened in list(self._logs.items()):
             try:
                 opened.close()
@@ -447,15 +554,24 @@ class LogManager:
 
 
 _Copied = dict[str, tuple[int, int]]
+_CHUNK_BYTES = 1 << 20
+# RecordBatch v2: baseOffset i64, batchLength i32 (bytes after this field), then
+# partitionLeaderEpoch i32, magic i8, crc u32, attributes i16, lastOffsetDelta i32.
+_BATCH_HEAD = struct.Struct(">qi")
+_LAST_DELTA = struct.Struct(">i")
+_LAST_DELTA_POS = 23
 
 
-def _copy_changed(src: str, dst: str, copied: _Copied) -> _Copied:
+def _copy_changed(src: str, dst: str, copied: _Copied, job: MoveJob | None = None) -> _Copied:
     """Bring ``dst`` up to ``src``: a segment (``.log``) that only grew since it was copied
     (same inode) gets its new tail, every other file is copied whole; files gone from
-    ``src`` are removed. Returns what was copied (name -> (inode, bytes))."""
+    ``src`` are removed. Returns what was copied (name -> (inode, bytes)). With a ``job``,
+    segments go in offset order, ``job.end_offset`` follows the whole batches copied, the
+    copy keeps to ``job.rate`` bytes a second, and it stops (OSError) once abandoned."""
     now: _Copied = {}
     names = set(os.listdir(src))
-    for name in names:
+    # Segment files are named by base offset (zero-padded), so name order is offset order.
+    for name in sorted(names, key=lambda n: (not n.endswith(".log"), n)):
         path = os.path.join(src, name)
         try:
             st = os.stat(path)
@@ -473,13 +589,60 @@ def _copy_changed(src: str, dst: str, copied: _Copied) -> _Copied:
                     f_out.truncate(start)
                     f_out.seek(start)
                     f_in.seek(start)
-                    shutil.copyfileobj(f_in, f_out, 1 << 20)
+                    if job is None:
+                        shutil.copyfileobj(f_in, f_out, _CHUNK_BYTES)
+                    else:
+                        if start == 0:
+                            job.batch_pos.pop(name, None)
+                        _copy_tracked(f_in, f_out, name, job)
                     now[name] = (st.st_ino, f_out.tell())
         except FileNotFoundError:
+            if job is not None and job.abandoned:
+                raise
             continue
     for name in set(os.listdir(dst)) - names:
         os.unlink(os.path.join(dst, name))
     return now
+
+
+def _copy_tracked(f_in: Any, f_out: Any, name: str, job: MoveJob) -> None:
+    """Copy the rest of ``f_in`` chunk by chunk (see :func:`_copy_changed`)."""
+    started, sent = time.monotonic(), 0
+    fd = f_in.fileno()
+    segment = name.endswith(".log")
+    while True:
+        if job.abandoned:
+            raise FileNotFoundError(f"{job.src}: deleted during its move")
+        chunk = f_in.read(_CHUNK_BYTES)
+        if not chunk:
+            return
+        f_out.write(chunk)
+        end = f_in.tell()
+        if segment:
+            job.batch_pos[name] = _advance_batches(fd, job.batch_pos.get(name, 0), end, job)
+        sent += len(chunk)
+        if job.rate > 0:
+            ahead_s = sent / job.rate - (time.monotonic() - started)
+            if ahead_s > 0:
+                time.sleep(min(ahead_s, 1.0))
+
+
+def _advance_batches(fd: int, pos: int, end: int, job: MoveJob) -> int:
+    """Walk the batch headers of a segment from ``pos`` while whole batches lie before
+    ``end`` (one small read per batch, never per record); sets ``job.end_offset`` to the
+    offset after the last one and returns where the next batch starts."""
+    while pos + _BATCH_HEAD.size <= end:
+        head = os.pread(fd, _LAST_DELTA_POS + _LAST_DELTA.size, pos)
+        if len(head) < _LAST_DELTA_POS + _LAST_DELTA.size:
+            break
+        base_offset, length = _BATCH_HEAD.unpack_from(head)
+        batch_end = pos + _BATCH_HEAD.size + length
+        if length <= 0 or batch_end > end:
+            break
+        (last_delta,) = _LAST_DELTA.unpack_from(head, _LAST_DELTA_POS)
+        job.end_offset = max(job.end_offset, base_offset + last_delta + 1)
+        pos = batch_end
+    return pos
 
 
 def _fsync_tree(path: str) -> None:

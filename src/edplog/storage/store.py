@@ -22,7 +22,7 @@ from ..config import LogConfig, canonical_name, normalize
 from ..errors import EdplogError, LogClosedError, UnknownTopicError
 from .log import Log
 from .log_dirs import DirSpace, dir_size_bytes, dir_space
-from .log_manager import HousekeepingResult, LogManager, TopicPartition
+from .log_manager import HousekeepingResult, LogManager, MoveAbandoned, TopicPartition
 from .topic_registry import LocalTopicRegistry, TopicRegistry, validate_topic_name
 
 __all__ = ["LogDirReport", "Store", "validate_topic_name"]
@@ -31,12 +31,15 @@ __all__ = ["LogDirReport", "Store", "validate_topic_name"]
 @dataclass
 class LogDirReport:
     """One log dir as :meth:`Store.describe_dirs` found it: ``error`` says why it is offline
-    (None: online); ``partitions`` maps each partition in it to its bytes on disk."""
+    (None: online); ``partitions`` maps each partition in it to its bytes on disk, and
+    ``futures`` each partition being moved into it to (bytes copied so far, offset lag: how
+    many offsets the copy is behind the log end offset)."""
 
     path: str
     error: str | None
     space: DirSpace | None = None
     partitions: dict[TopicPartition, int] = field(default_factory=dict)
+    futures: dict[TopicPartition, tuple[int, int]] = field(default_factory=dict)
 
 
 class Store:
@@ -45,7 +48,8 @@ class Store:
     ``defaults`` sets the config of every topic that does not override it (Kafka topic-level
     names). A partition that cannot be opened (damaged flushed data, a missing segment) is
     offline — ``log()`` raises PartitionOfflineError for it — and every other one opens;
-    ``accept_gaps=True`` opens logs with a missing segment anyway. Thread-safety: topic
+    ``accept_gaps=True`` opens logs with a missing segment anyway; ``move_bytes_per_second``
+    caps the copy of :meth:`move_partition` (0: none). Thread-safety: topic
     administration is serialised by a lock; each Log has its own locking.
     """
 
@@ -57,12 +61,17 @@ class Store:
         registry: TopicRegistry | None = None,
         accept_gaps: bool = False,
         offline_dirs: Mapping[str, str] | None = None,
+        move_bytes_per_second: int = 0,
     ) -> None:
         self.defaults = normalize(defaults)
         self._lock = threading.RLock()
         self._closed = False
         self.manager = LogManager(
-            data_dir, self.defaults, accept_gaps=accept_gaps, offline_dirs=offline_dirs
+            data_dir,
+            self.defaults,
+            accept_gaps=accept_gaps,
+            offline_dirs=offline_dirs,
+            move_bytes_per_second=move_bytes_per_second,
         )
         self.data_dir = self.manager.data_dir
         self.data_dirs = self.manager.data_dirs
@@ -191,9 +200,11 @@ class Store:
         self, wanted: Mapping[str, Sequence[int]] | None = None
     ) -> list[LogDirReport]:
         """Every log dir: its space and the size of each partition in it (only the
-        partitions ``wanted`` names, topic -> indexes; None: all). Reads the disk."""
+        partitions ``wanted`` names, topic -> indexes; None: all), and of each partition
+        being moved into it (its future replica, as Kafka calls it). Reads the disk."""
         reports = []
         offline = self.manager.offline_dirs()
+        moves = self.manager.moves()
         placed = self.manager.placements()
         for path in self.manager.data_dirs:
             report = LogDirReport(path, offline.get(path))
@@ -213,15 +224,41 @@ class Store:
                 except OSError:
                     continue  # not created yet, or deleted meanwhile
                 report.partitions[(topic, partition)] = size
+            for move in moves:
+                topic, partition = move.tp
+                if move.dst_dir != path or (
+                    wanted is not None and partition not in wanted.get(topic, ())
+                ):
+                    continue
+                try:
+                    size = dir_size_bytes(move.future)
+                except OSError:
+                    continue  # the swap renamed it meanwhile, or the move was abandoned
+                report.futures[move.tp] = (size, move.offset_lag)
         return reports
 
     def move_partition(self, topic: str, partition: int, dst_dir: str) -> Log:
         """Move a partition to another log dir while it keeps serving (see
-        :meth:`LogManager.move`); returns its new log. Reads and writes the disk."""
+        :meth:`LogManager.begin_move`); returns its new log. Reads and writes the disk.
+
+        The store lock is held only to start the move and for the final swap, so topic
+        administration goes on during the copy. Deleting the topic (or closing the store)
+        meanwhile abandons the move: its copy is removed and MoveAbandoned raised."""
         with self._lock:
             self._check_open()
-            info = self.registry.get(topic)
-            return self.manager.move(topic, partition, dst_dir, info.config)
+            self.registry.get(topic)
+            job = self.manager.begin_move(topic, partition, dst_dir)
+        try:
+            self.manager.copy_move(job)
+            with self._lock:
+                if self._closed or not self.has_topic(topic):
+                    job.abandoned = True
+                info = self.registry.get(topic) if not job.abandoned else None
+                if info is None:
+                    raise MoveAbandoned(f"{topic}-{partition}: deleted during its move")
+                return self.manager.finish_move(job, info.config)
+        finally:
+            self.manager.end_move(job)
 
     def dir_of(self, topic: str, partition: int) -> str | None:
         """The log directory holding a partition."""

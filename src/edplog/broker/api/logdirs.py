@@ -3,12 +3,14 @@
 Each configured log dir is listed with the filesystem's size and free space (statvfs) and the
 bytes of every partition in it; an offline dir (its disk failed, see docs/broker.md) is listed
 with KAFKA_STORAGE_ERROR and no partitions, as Kafka does. A partition is listed in the dir
-it is served from, so ``offset_lag`` is 0 and ``is_future_key`` false (a move's copy is not
-listed while it is built). Sizing reads the disk, so it runs off the event loop.
+it is served from with ``offset_lag`` 0 (on one node the high watermark never passes the log
+end offset) and ``is_future_key`` false. Sizing reads the disk, so it runs off the event loop.
 
 AlterReplicaLogDirs starts a move and answers at once, as Kafka does; the move runs in the
-background (see ``ReplicaManager.start_move``) and DescribeLogDirs shows the partition in its
-new dir once it is done.
+background (see ``ReplicaManager.start_move``). While it copies, DescribeLogDirs also lists
+the partition under the destination dir with ``is_future_key`` true, the bytes copied so far
+and ``offset_lag`` = log end offset minus the copy's end offset (Kafka's future replica,
+KIP-113); after the swap only the destination lists it.
 """
 
 from __future__ import annotations
@@ -46,6 +48,15 @@ async def describe_log_dirs(ctx: RequestContext, services: Services, req: Body) 
                     "partition_size": size,
                     "offset_lag": 0,
                     "is_future_key": False,
+                }
+            )
+        for (topic, partition), (size, lag) in sorted(report.futures.items()):
+            by_topic.setdefault(topic, []).append(
+                {
+                    "partition_index": partition,
+                    "partition_size": size,
+                    "offset_lag": lag,
+                    "is_future_key": True,
                 }
             )
         results.append(
