@@ -414,10 +414,11 @@ class GroupCoordinator:
             wanted = [(t["name"], None, list(t["partition_indexes"])) for t in requested]
         topics = []
         for name, topic_id, partitions in wanted:
-            code = error if name or error != ErrorCode.NONE else ErrorCode.UNKNOWN_TOPIC_ID
+            unknown = by_id and not name and error == ErrorCode.NONE
+            code = ErrorCode.UNKNOWN_TOPIC_ID if unknown else error
             rows = []
             for partition in partitions:
-                entry = committed.get((name, partition)) if name else None
+                entry = None if unknown else committed.get((name, partition))
                 rows.append(
                     {
                         "partition_index": partition,
