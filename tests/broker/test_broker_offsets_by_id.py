@@ -121,9 +121,10 @@ def test_offset_fetch_v10_all_topics_answers_ids_and_leaves_out_deleted_topics(
         assert old["partitions"][0]["committed_offset"] == -1
 
 
-def test_offset_fetch_v10_unknown_group_and_empty_group_id(kafka_broker: str) -> None:
+def test_offset_fetch_unknown_group_empty_group_id_and_v9_empty_name(kafka_broker: str) -> None:
     """v10 for a group that never committed answers -1 per asked partition with no error (as
-    Kafka does); an empty group id is INVALID_GROUP_ID."""
+    Kafka does); an empty group id is INVALID_GROUP_ID; and v9 asking for a topic by an empty
+    name answers -1 with no error (UNKNOWN_TOPIC_ID belongs to v10's ids only)."""
     with RawClient(kafka_broker) as c:
         create_topic(c, "nog10")
         topic_id = _topic_id(c, "nog10")
@@ -131,6 +132,10 @@ def test_offset_fetch_v10_unknown_group_and_empty_group_id(kafka_broker: str) ->
         (topic,) = _fetch(c, 10, "never-committed", asked)["topics"]
         assert topic["topic_id"] == topic_id and _rows(topic) == [(0, -1, "", ErrorCode.NONE)]
         assert _fetch(c, 10, "", asked)["error_code"] == ErrorCode.INVALID_GROUP_ID
+        (empty,) = _fetch(c, 9, "never-committed", [{"name": "", "partition_indexes": [0]}])[
+            "topics"
+        ]
+        assert _rows(empty) == [(0, -1, "", ErrorCode.NONE)]
 
 
 def _list_offsets(c: RawClient, version: int, topic: str, ts: int) -> dict:
