@@ -133,11 +133,15 @@ async def _scenario(coord: Any, store: TempStore, level: int) -> None:
     assert errors == [0, 3]
 
     v_fetch = _version(FETCH, level)
-    wanted = [{"name": "t", "partition_indexes": [0]}]
+    wanted: list[dict] = [{"name": "t", "partition_indexes": [0]}]
+    if v_fetch >= 10:  # topics named by id here too
+        wanted = [{"topic_id": store.topic_id("t"), "partition_indexes": [0]}]
     if v_fetch >= 8:
         batch = [{"group_id": group, "member_id": member, "member_epoch": -1, "topics": wanted}]
         fetched = await _call(coord, FETCH, v_fetch, {"groups": batch})
         assert fetched["groups"][0]["error_code"] == 0
+        if v_fetch >= 10:
+            assert fetched["groups"][0]["topics"][0]["topic_id"] == store.topic_id("t")
         row = fetched["groups"][0]["topics"][0]["partitions"][0]
     else:
         fetched = await _call(coord, FETCH, v_fetch, {"group_id": group, "topics": wanted})

@@ -156,10 +156,11 @@ KAFKA_APIS: tuple[KafkaApi, ...] = (
 SERVED_NOTES: dict[int, str] = {
     0: "transactional batches are refused until transactions land",
     1: "no tiered storage; the last stable offset is the high watermark",
-    2: "no tiered storage: EARLIEST_LOCAL is the log start, LATEST_TIERED is -1; v11 not served",
+    2: "no tiered storage: EARLIEST_LOCAL is the log start; LATEST_TIERED and "
+    "EARLIEST_PENDING_UPLOAD (v11) are -1",
     3: "",
     8: "",
-    9: "v10 (topics by id) is not served",
+    9: "",
     10: "transaction coordinators: fails fast (transactions are not served yet)",
     11: "",
     12: "",

@@ -340,10 +340,14 @@ class GroupCoordinator:
         }
 
     def _topic_names(self, requested: list[Body], known: dict[str, int]) -> list[str]:
-        """OffsetCommit v10 names topics by id: each requested topic's name, "" for an id no
-        topic has (answered UNKNOWN_TOPIC_ID)."""
-        by_id = {self._store.topic_id(name): name for name in known}
-        return [by_id.get(t.get("topic_id"), "") for t in requested]
+        """OffsetCommit and OffsetFetch v10 name topics by id: each requested topic's name,
+        "" for an id no topic has (answered UNKNOWN_TOPIC_ID)."""
+        names = []
+        for t in requested:
+            topic_id = t.get("topic_id")
+            name = self._store.topic_name(topic_id) if topic_id is not None else None
+            names.append(name if name is not None and name in known else "")
+        return names
 
     async def offset_fetch(self, req: Body, version: int) -> Body:
         """OffsetFetch: v0-7 name one group, v8+ a batch of groups; topics=None means all."""
@@ -358,6 +362,7 @@ class GroupCoordinator:
                         g.get("topics"),
                         g.get("member_id"),
                         g.get("member_epoch", -1),
+                        by_id=version >= 10,
                     )
                 groups.append({"group_id": g["group_id"], "topics": topics, "error_code": error})
             return {
@@ -375,7 +380,11 @@ class GroupCoordinator:
         requested: list[dict[str, Any]] | None,
         member_id: str | None = None,
         member_epoch: int = -1,
+        by_id: bool = False,
     ) -> tuple[int, list[Body]]:
+        """One group's committed offsets. With ``by_id`` (v10) topics are named by id: an id
+        no topic has answers UNKNOWN_TOPIC_ID per partition, and "all topics" leaves out the
+        offsets of topics that no longer exist (they have no id to name them by)."""
         error = ErrorCode.NONE if group_id else ErrorCode.INVALID_GROUP_ID
         consumer = self.consumer.groups.get(group_id)
         if consumer is not None and member_id and member_epoch >= 0:
@@ -388,28 +397,40 @@ class GroupCoordinator:
             if error != ErrorCode.NONE:
                 return error, []
         committed = self.offsets.get(group_id)
+        known = self._store.topics() if by_id else {}
         if requested is None:
             by_topic: dict[str, list[int]] = {}
             for topic, partition in sorted(committed):
-                by_topic.setdefault(topic, []).append(partition)
-            wanted = list(by_topic.items())
+                if not by_id or topic in known:
+                    by_topic.setdefault(topic, []).append(partition)
+            wanted = [(name, None, parts) for name, parts in by_topic.items()]
+        elif by_id:
+            names = self._topic_names(requested, known)
+            wanted = [
+                (name, t.get("topic_id"), list(t["partition_indexes"]))
+                for name, t in zip(names, requested, strict=True)
+            ]
         else:
-            wanted = [(t["name"], list(t["partition_indexes"])) for t in requested]
+            wanted = [(t["name"], None, list(t["partition_indexes"])) for t in requested]
         topics = []
-        for name, partitions in wanted:
+        for name, topic_id, partitions in wanted:
+            unknown = by_id and not name and error == ErrorCode.NONE
+            code = ErrorCode.UNKNOWN_TOPIC_ID if unknown else error
             rows = []
             for partition in partitions:
-                entry = committed.get((name, partition))
+                entry = None if unknown else committed.get((name, partition))
                 rows.append(
                     {
                         "partition_index": partition,
                         "committed_offset": entry.offset if entry else -1,
                         "committed_leader_epoch": entry.leader_epoch if entry else -1,
                         "metadata": entry.metadata if entry else "",
-                        "error_code": error,
+                        "error_code": code,
                     }
                 )
-            topics.append({"name": name, "partitions": rows})
+            if by_id and topic_id is None:
+                topic_id = self._store.topic_id(name)
+            topics.append({"name": name, "topic_id": topic_id, "partitions": rows})
         return error, topics
 
     async def offset_delete(self, req: Body, version: int) -> Body:

@@ -2,7 +2,9 @@
 
 ListOffsets' special timestamps are answered as a Kafka broker without tiered storage answers
 them: EARLIEST_LOCAL (-4, v8+, KIP-405) is the log start offset, since every record is local;
-LATEST_TIERED (-5, v9+, KIP-1005) is offset -1 with timestamp -1, since nothing is tiered.
+LATEST_TIERED (-5, v9+, KIP-1005) is offset -1 with timestamp -1, since nothing is tiered;
+EARLIEST_PENDING_UPLOAD (-6, v11+, KIP-1023) is offset -1 with timestamp -1 too, since no
+topic has remote storage enabled and so nothing is pending upload.
 v10's timeout_ms (KIP-1075) bounds a remote lookup; every lookup here is local, so it is
 answered at once. Lookups by time read the log (the time index, then the batches), so they
 run off the event loop.
@@ -22,6 +24,7 @@ EARLIEST = -2
 MAX_TIMESTAMP = -3
 EARLIEST_LOCAL = -4
 LATEST_TIERED = -5
+EARLIEST_PENDING_UPLOAD = -6
 READ_COMMITTED = 1
 
 
@@ -60,7 +63,7 @@ def _lookup(partition: Any, timestamp: int, isolation: int) -> tuple[int, int]:
         return end, -1
     if timestamp in (EARLIEST, EARLIEST_LOCAL):
         return partition.log_start_offset, -1
-    if timestamp == LATEST_TIERED:
+    if timestamp in (LATEST_TIERED, EARLIEST_PENDING_UPLOAD):
         return -1, -1
     if timestamp == MAX_TIMESTAMP:
         found = partition.log.max_timestamp()

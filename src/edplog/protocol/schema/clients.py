@@ -156,7 +156,7 @@ response
     port int32
     rack string null16+ =null
 
-api 2 ListOffsets 0-10 flex 6
+api 2 ListOffsets 0-11 flex 6
 request
   replica_id int32 =-1
   isolation_level int8 v2+

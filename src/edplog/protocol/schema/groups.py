@@ -28,7 +28,7 @@ response
       partition_index int32
       error_code int16
 
-api 9 OffsetFetch 0-9 flex 6
+api 9 OffsetFetch 0-10 flex 6
 request
   group_id string v0-7
   topics [] v0-7 null2-7
@@ -39,7 +39,8 @@ request
     member_id string v9+ null9+ =null
     member_epoch int32 v9+ =-1
     topics [] null8+
-      name string
+      name string v8-9
+      topic_id uuid v10+
       partition_indexes []int32
   require_stable bool v7+
 response
@@ -56,7 +57,8 @@ response
   groups [] v8+
     group_id string
     topics []
-      name string
+      name string v8-9
+      topic_id uuid v10+
       partitions []
         partition_index int32
         committed_offset int64
