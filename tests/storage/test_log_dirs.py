@@ -240,7 +240,7 @@ def test_deleting_the_topic_being_moved_abandons_the_move(tmp_path) -> None:
     """Delete the topic while its partition's copy is being made: the delete returns, the
     move ends with MoveAbandoned, and neither the partition nor its -future copy is left in
     any dir; a topic of the same name created afterwards starts empty."""
-    from edplog.storage.log_manager import MoveAbandoned
+    from edplog.storage.log_move import MoveAbandoned
 
     store, src, dst = _filled_store(tmp_path, "gone")
     try:

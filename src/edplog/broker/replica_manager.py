@@ -25,7 +25,7 @@ from ..errors import (
 from ..protocol import FileRegion
 from ..storage import INTERNAL_TOPICS, Store
 from ..storage.log_dirs import is_dir_failure
-from ..storage.log_manager import MoveAbandoned
+from ..storage.log_move import MoveAbandoned
 from .group_commit import GroupCommit
 from .partition import Partition
 

@@ -22,18 +22,25 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-import struct
 import threading
 import time
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from ..errors import EdplogError, PartitionOfflineError, StorageError, UnknownTopicError
 from .cleaner import DEDUPE_BUFFER_BYTES
 from .log import Log
 from .log_dirs import FUTURE_SUFFIX, is_dir_failure, split_log_dirs
+from .log_move import (
+    MoveAbandoned,
+    MoveJob,
+    MoveProgress,
+    copy_changed,
+    fsync_dir,
+    fsync_tree,
+)
 
 log = logging.getLogger("edplog.storage")
 
@@ -46,39 +53,6 @@ class HousekeepingResult:
     records_compacted: int = 0
     producers_expired: int = 0
     failures: int = 0
-
-
-class MoveAbandoned(StorageError):
-    """The partition being moved was deleted (or its store closed) before the swap."""
-
-
-@dataclass
-class MoveJob:
-    """One move between log dirs in progress (see :meth:`LogManager.begin_move`). The
-    copier thread writes ``end_offset`` (the offset after the last whole batch copied);
-    ``abandoned`` is set by a delete of the partition."""
-
-    tp: TopicPartition
-    src: str
-    dst_dir: str
-    future: str
-    rate: int = 0
-    end_offset: int = 0
-    abandoned: bool = False
-    renamed: bool = False
-    copied: dict[str, tuple[int, int]] = field(default_factory=dict)
-    batch_pos: dict[str, int] = field(default_factory=dict)  # segment -> next batch position
-
-
-@dataclass
-class MoveProgress:
-    """A future replica as DescribeLogDirs reports it: its dir and how far it is behind the
-    log end offset of the partition's log (``offset_lag``)."""
-
-    tp: TopicPartition
-    dst_dir: str
-    future: str
-    offset_lag: int
 
 
 def partition_dir_name(topic: str, partition: int) -> str:
@@ -394,8 +368,8 @@ class LogManager:
         """Step 1 of a move (see :meth:`begin_move`): takes no lock, reads and writes the
         disk. Raises MoveAbandoned when the partition was deleted meanwhile."""
         try:
-            job.copied = _copy_changed(job.src, job.future, {}, job)
-            job.copied = _copy_changed(job.src, job.future, job.copied, job)
+            job.copied = copy_changed(job.src, job.future, {}, job)
+            job.copied = copy_changed(job.src, job.future, job.copied, job)
         except OSError as exc:
             if job.abandoned:
                 raise MoveAbandoned(f"{job.tp[0]}-{job.tp[1]} was deleted during its move") from exc
@@ -418,11 +392,11 @@ class LogManager:
         try:
             old.close()
             job.rate = 0  # the partition is not served meanwhile: no throttle
-            _copy_changed(job.src, job.future, job.copied, job)
-            _fsync_tree(job.future)
+            copy_changed(job.src, job.future, job.copied, job)
+            fsync_tree(job.future)
             os.rename(job.future, final)
             job.renamed = True
-            _fsync_dir(job.dst_dir)
+            fsync_dir(job.dst_dir)
         except BaseException:
             if old.closed:  # serve it from where it was
                 self._logs.pop(tp, None)
@@ -433,7 +407,7 @@ class LogManager:
             self._logs.pop(tp, None)
             self._moves.pop(tp, None)
         self._remove(job.src, uuid.uuid4())
-        _fsync_dir(src_dir)
+        fsync_dir(src_dir)
         opened = self.open_log(topic, partition, overrides)
         if opened is None:
             raise PartitionOfflineError(f"partition {topic}-{partition}: {self._offline[tp]}")
@@ -551,113 +525,3 @@ class LogManager:
                     result.failures += 1
                     log.exception("producer expiry of %s-%d failed", topic, partition)
         return result
-
-
-_Copied = dict[str, tuple[int, int]]
-_CHUNK_BYTES = 1 << 20
-# RecordBatch v2: baseOffset i64, batchLength i32 (bytes after this field), then
-# partitionLeaderEpoch i32, magic i8, crc u32, attributes i16, lastOffsetDelta i32.
-_BATCH_HEAD = struct.Struct(">qi")
-_LAST_DELTA = struct.Struct(">i")
-_LAST_DELTA_POS = 23
-
-
-def _copy_changed(src: str, dst: str, copied: _Copied, job: MoveJob | None = None) -> _Copied:
-    """Bring ``dst`` up to ``src``: a segment (``.log``) that only grew since it was copied
-    (same inode) gets its new tail, every other file is copied whole; files gone from
-    ``src`` are removed. Returns what was copied (name -> (inode, bytes)). With a ``job``,
-    segments go in offset order, ``job.end_offset`` follows the whole batches copied, the
-    copy keeps to ``job.rate`` bytes a second, and it stops (OSError) once abandoned."""
-    now: _Copied = {}
-    names = set(os.listdir(src))
-    # Segment files are named by base offset (zero-padded), so name order is offset order.
-    for name in sorted(names, key=lambda n: (not n.endswith(".log"), n)):
-        path = os.path.join(src, name)
-        try:
-            st = os.stat(path)
-        except FileNotFoundError:
-            continue  # removed meanwhile (retention, compaction)
-        before = copied.get(name)
-        try:
-            with open(path, "rb") as f_in:
-                if name.endswith(".log") and before and before[0] == st.st_ino:
-                    start = before[1]
-                    mode = "r+b"
-                else:
-                    start, mode = 0, "wb"
-                with open(os.path.join(dst, name), mode) as f_out:
-                    f_out.truncate(start)
-                    f_out.seek(start)
-                    f_in.seek(start)
-                    if job is None:
-                        shutil.copyfileobj(f_in, f_out, _CHUNK_BYTES)
-                    else:
-                        if start == 0:
-                            job.batch_pos.pop(name, None)
-                        _copy_tracked(f_in, f_out, name, job)
-                    now[name] = (st.st_ino, f_out.tell())
-        except FileNotFoundError:
-            if job is not None and job.abandoned:
-                raise
-            continue
-    for name in set(os.listdir(dst)) - names:
-        os.unlink(os.path.join(dst, name))
-    return now
-
-
-def _copy_tracked(f_in: Any, f_out: Any, name: str, job: MoveJob) -> None:
-    """Copy the rest of ``f_in`` chunk by chunk (see :func:`_copy_changed`)."""
-    started, sent = time.monotonic(), 0
-    fd = f_in.fileno()
-    segment = name.endswith(".log")
-    while True:
-        if job.abandoned:
-            raise FileNotFoundError(f"{job.src}: deleted during its move")
-        chunk = f_in.read(_CHUNK_BYTES)
-        if not chunk:
-            return
-        f_out.write(chunk)
-        end = f_in.tell()
-        if segment:
-            job.batch_pos[name] = _advance_batches(fd, job.batch_pos.get(name, 0), end, job)
-        sent += len(chunk)
-        if job.rate > 0:
-            ahead_s = sent / job.rate - (time.monotonic() - started)
-            if ahead_s > 0:
-                time.sleep(min(ahead_s, 1.0))
-
-
-def _advance_batches(fd: int, pos: int, end: int, job: MoveJob) -> int:
-    """Walk the batch headers of a segment from ``pos`` while whole batches lie before
-    ``end`` (one small read per batch, never per record); sets ``job.end_offset`` to the
-    offset after the last one and returns where the next batch starts."""
-    while pos + _BATCH_HEAD.size <= end:
-        head = os.pread(fd, _LAST_DELTA_POS + _LAST_DELTA.size, pos)
-        if len(head) < _LAST_DELTA_POS + _LAST_DELTA.size:
-            break
-        base_offset, length = _BATCH_HEAD.unpack_from(head)
-        batch_end = pos + _BATCH_HEAD.size + length
-        if length <= 0 or batch_end > end:
-            break
-        (last_delta,) = _LAST_DELTA.unpack_from(head, _LAST_DELTA_POS)
-        job.end_offset = max(job.end_offset, base_offset + last_delta + 1)
-        pos = batch_end
-    return pos
-
-
-def _fsync_tree(path: str) -> None:
-    for name in os.listdir(path):
-        fd = os.open(os.path.join(path, name), os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-    _fsync_dir(path)
-
-
-def _fsync_dir(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

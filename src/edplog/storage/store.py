@@ -22,7 +22,8 @@ from ..config import LogConfig, canonical_name, normalize
 from ..errors import EdplogError, LogClosedError, UnknownTopicError
 from .log import Log
 from .log_dirs import DirSpace, dir_size_bytes, dir_space
-from .log_manager import HousekeepingResult, LogManager, MoveAbandoned, TopicPartition
+from .log_manager import HousekeepingResult, LogManager, TopicPartition
+from .log_move import MoveAbandoned
 from .topic_registry import LocalTopicRegistry, TopicRegistry, validate_topic_name
 
 __all__ = ["LogDirReport", "Store", "validate_topic_name"]
