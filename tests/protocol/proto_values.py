@@ -9,6 +9,7 @@ from typing import Any
 
 from hypothesis import strategies as st
 
+from edplog.protocol import registry
 from edplog.protocol.dsl import Field
 from edplog.protocol.registry import APIS
 
@@ -20,6 +21,22 @@ INT_RANGES = {
     "uint16": (0, 2**16 - 1),
     "uint32": (0, 2**32 - 1),
 }
+
+
+def ours_encode(api_key: int, version: int, kind: str, value: dict) -> bytes:
+    """``value`` encoded by our generated codec."""
+    table = registry.REQUEST_ENCODERS if kind == "request" else registry.RESPONSE_ENCODERS
+    parts: list = []
+    b = table[(api_key, version)](value, bytearray(), parts)
+    return b"".join(bytes(p) for p in [*parts, b])
+
+
+def ours_decode(api_key: int, version: int, kind: str, data: bytes) -> dict:
+    """``data`` decoded by our generated codec, which must use all of it."""
+    table = registry.REQUEST_DECODERS if kind == "request" else registry.RESPONSE_DECODERS
+    body, end = table[(api_key, version)](memoryview(data), 0, len(data))
+    assert end == len(data)
+    return body
 
 
 def fields_of(api_key: int, kind: str) -> list[Field]:

@@ -9,27 +9,21 @@ import proto_oracle as oracle
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from proto_values import all_cases, expected, fields_of, populated, strategy
+from proto_values import (
+    all_cases,
+    expected,
+    fields_of,
+    ours_decode,
+    ours_encode,
+    populated,
+    strategy,
+)
 
 from edplog.protocol import registry
 
 KIO_KEYS = (16, 68, 69)
 KNOWN_CODES = sorted(int(c.value) for c in kio.ErrorCode)
 CASES = [c for c in all_cases() if c[0] in KIO_KEYS and (c[0] != 16 or c[1] == 5)]
-
-
-def _ours_encode(api_key: int, version: int, kind: str, value: dict) -> bytes:
-    table = registry.REQUEST_ENCODERS if kind == "request" else registry.RESPONSE_ENCODERS
-    parts: list = []
-    b = table[(api_key, version)](value, bytearray(), parts)
-    return b"".join(bytes(p) for p in [*parts, b])
-
-
-def _ours_decode(api_key: int, version: int, kind: str, data: bytes) -> dict:
-    table = registry.REQUEST_DECODERS if kind == "request" else registry.RESPONSE_DECODERS
-    body, end = table[(api_key, version)](memoryview(data), 0, len(data))
-    assert end == len(data)
-    return body
 
 
 def _known_codes(value: object) -> object:
@@ -49,10 +43,10 @@ def check_against_kio(api_key: int, version: int, kind: str, value: dict) -> Non
     flexible = registry.is_flexible(api_key, version)
     full = expected(fields, version, flexible, value)
     full = _known_codes(full)  # type: ignore[assignment]
-    ours = _ours_encode(api_key, version, kind, full)
+    ours = ours_encode(api_key, version, kind, full)
     theirs = kio.encode_body(api_key, kind, version, full)
     assert ours == theirs
-    assert _ours_decode(api_key, version, kind, theirs) == full
+    assert ours_decode(api_key, version, kind, theirs) == full
     cls = kio.message_class(api_key, kind, version)
     assert kio.decode_body(api_key, kind, version, ours) == kio.to_dict(kio.to_entity(cls, full))
 

@@ -12,6 +12,8 @@ from proto_values import (
     drop_default_tags,
     expected,
     fields_of,
+    ours_decode,
+    ours_encode,
     plain,
     populated,
     strategy,
@@ -23,28 +25,14 @@ from edplog.protocol import registry
 CASES = [c for c in all_cases() if (c[0], c[2]) in oracle.CLASSES]
 
 
-def _ours_encode(api_key: int, version: int, kind: str, value: dict) -> bytes:
-    table = registry.REQUEST_ENCODERS if kind == "request" else registry.RESPONSE_ENCODERS
-    parts: list = []
-    b = table[(api_key, version)](value, bytearray(), parts)
-    return b"".join(bytes(p) for p in [*parts, b])
-
-
-def _ours_decode(api_key: int, version: int, kind: str, data: bytes) -> dict:
-    table = registry.REQUEST_DECODERS if kind == "request" else registry.RESPONSE_DECODERS
-    body, end = table[(api_key, version)](memoryview(data), 0, len(data))
-    assert end == len(data)
-    return body
-
-
 def check_against_oracle(api_key: int, version: int, kind: str, value: dict) -> None:
     fields = fields_of(api_key, kind)
     flexible = registry.is_flexible(api_key, version)
     value = drop_default_tags(fields, version, value)
-    ours = _ours_encode(api_key, version, kind, value)
+    ours = ours_encode(api_key, version, kind, value)
     theirs = oracle.encode_body(api_key, kind, version, value)
     assert ours == theirs
-    decoded = _ours_decode(api_key, version, kind, theirs)
+    decoded = ours_decode(api_key, version, kind, theirs)
     assert plain(decoded) == expected(fields, version, flexible, value)
     if api_key == 18 and kind == "response" and value.get("error_code"):
         return  # the oracle reads an ApiVersions error response as v0, like Kafka clients
