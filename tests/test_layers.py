@@ -19,7 +19,7 @@ LAYERS = [
     {"records", "protocol", "security"},
     {"storage"},
     {"client", "metrics"},
-    {"group"},
+    {"group", "cluster"},
     {"broker"},
     {"perf", "testing", "cli", "__main__", "__init__"},
 ]

@@ -75,3 +75,29 @@ def kafka_broker_factory(
     finally:
         for broker in reversed(started):
             broker.stop()
+
+
+@pytest.fixture(scope="session")
+def zookeeper_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """One private ZooKeeper (Debian's package, on a free 127.0.0.1 port) for the whole test
+    session; skips the test where ZooKeeper is not installed. Tests share it through
+    ``zookeeper``, each in its own chroot."""
+    from .cluster import zookeeper_server
+
+    if not zookeeper_server.available():
+        pytest.skip("ZooKeeper is not installed (apt-get install -y zookeeper)")
+    server = zookeeper_server.ZooKeeperServer(tmp_path_factory.mktemp("zookeeper"), fsync=False)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def zookeeper(zookeeper_server: Any, request: pytest.FixtureRequest) -> str:
+    """A ``zookeeper.connect`` string with a chroot of its own for this test
+    (``127.0.0.1:PORT/edplog-test-<n>``): tests never see each other's znodes."""
+    import uuid
+
+    return f"{zookeeper_server.connect_string}/edplog-test-{uuid.uuid4().hex[:12]}"

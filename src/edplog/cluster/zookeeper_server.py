@@ -1,0 +1,192 @@
+"""A private ZooKeeper for development and tests: Debian's ``zookeeper`` package, started
+standalone on loopback with its own config and data directory (never ``/etc/zookeeper``).
+
+``edplog cluster up`` and the ``kafka_cluster`` pytest fixture use it; production clusters
+point ``zookeeper.connect`` at the ensemble they already run. The server is a child process
+stopped by its PID; readiness is ZooKeeper's ``ruok`` four-letter command answering ``imok``.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+from ..errors import EdplogError
+
+#: Where Debian's package puts the server and its logging bridge; the server jar's manifest
+#: lists the rest of its class path.
+ZOOKEEPER_JAR = "/usr/share/java/zookeeper.jar"
+SLF4J_JARS = ("/usr/share/java/slf4j-nop.jar", "/usr/share/java/slf4j-simple.jar")
+MAIN_CLASS = "org.apache.zookeeper.server.quorum.QuorumPeerMain"
+
+
+class ZooKeeperUnavailable(EdplogError):
+    """ZooKeeper (or the Java it runs on) is not installed here."""
+
+
+def classpath() -> str | None:
+    """The class path of the installed ZooKeeper server, or None when it is not installed."""
+    if not os.path.exists(ZOOKEEPER_JAR):
+        return None
+    logging_jar = next((jar for jar in SLF4J_JARS if os.path.exists(jar)), None)
+    return ZOOKEEPER_JAR + (f":{logging_jar}" if logging_jar else "")
+
+
+def available() -> bool:
+    """Whether a ZooKeeper server can be started here (the package and a ``java``)."""
+    return classpath() is not None and _java() is not None
+
+
+def _java() -> str | None:
+    for directory in os.environ.get("PATH", "").split(os.pathsep):
+        candidate = os.path.join(directory, "java")
+        if os.access(candidate, os.X_OK):
+            return candidate
+    return None
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def ruok(host: str, port: int, timeout_s: float = 0.5) -> bool:
+    """True when the server at (host, port) answers ``ruok`` with ``imok``."""
+    try:
+        with socket.create_connection((host, port), timeout_s) as sock:
+            sock.sendall(b"ruok")
+            return sock.recv(4) == b"imok"
+    except OSError:
+        return False
+
+
+class ZooKeeperServer:
+    """One standalone ZooKeeper on ``host:port`` (a free port when 0) with its data under
+    ``data_dir``. Sessions may last between 1 s and ``max_session_timeout_ms``; ``fsync=False``
+    skips the fsync of its transaction log (tests on a shared disk: a SIGKILLed ZooKeeper then
+    keeps what the page cache has, which is all a test needs)."""
+
+    def __init__(
+        self,
+        data_dir: str | os.PathLike[str],
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        tick_ms: int = 500,
+        max_session_timeout_ms: int = 60_000,
+        fsync: bool = True,
+    ) -> None:
+        self.data_dir = Path(data_dir)
+        self.host = host
+        self.port = port or free_port(host)
+        self.tick_ms = tick_ms
+        self.max_session_timeout_ms = max_session_timeout_ms
+        self.fsync = fsync
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def connect_string(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid if self.process is not None else None
+
+    @property
+    def log_path(self) -> Path:
+        return self.data_dir / "zookeeper.log"
+
+    def _write_config(self) -> Path:
+        (self.data_dir / "data").mkdir(parents=True, exist_ok=True)
+        lines = [
+            f"tickTime={self.tick_ms}",
+            f"dataDir={self.data_dir / 'data'}",
+            f"clientPort={self.port}",
+            f"clientPortAddress={self.host}",
+            "admin.enableServer=false",
+            "4lw.commands.whitelist=ruok,srvr,mntr",
+            "minSessionTimeout=1000",
+            f"maxSessionTimeout={self.max_session_timeout_ms}",
+            "maxClientCnxns=0",
+        ]
+        if not self.fsync:
+            lines.append("forceSync=no")
+        path = self.data_dir / "zoo.cfg"
+        path.write_text("\n".join(lines) + "\n")
+        return path
+
+    def start(self, timeout_s: float = 60.0) -> str:
+        """Start the server and wait until it answers; returns the connect string."""
+        cp, java = classpath(), _java()
+        if cp is None or java is None:
+            raise ZooKeeperUnavailable(
+                "ZooKeeper is not installed: apt-get install -y zookeeper (it needs Java)"
+            )
+        config = self._write_config()
+        with open(self.log_path, "ab") as out:
+            self.process = subprocess.Popen(
+                [
+                    java,
+                    "-Xms32m",
+                    "-Xmx256m",
+                    "-XX:+UseSerialGC",
+                    "-XX:TieredStopAtLevel=1",
+                    "-cp",
+                    cp,
+                    MAIN_CLASS,
+                    str(config),
+                ],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        deadline = time.monotonic() + timeout_s
+        while not ruok(self.host, self.port):
+            if self.process.poll() is not None:
+                raise ZooKeeperUnavailable(
+                    f"ZooKeeper exited with {self.process.returncode}: see {self.log_path}"
+                )
+            if time.monotonic() > deadline:
+                self.kill()
+                raise ZooKeeperUnavailable(
+                    f"ZooKeeper did not answer within {timeout_s:.0f} s: see {self.log_path}"
+                )
+            time.sleep(0.05)
+        return self.connect_string
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        """SIGTERM, then SIGKILL if it has not exited within ``timeout_s``."""
+        process = self.process
+        if process is None or process.poll() is not None:
+            return
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            self.kill()
+
+    def kill(self) -> None:
+        process = self.process
+        if process is None or process.poll() is not None:
+            return
+        process.kill()
+        process.wait()
+
+    def restart(self, timeout_s: float = 60.0) -> str:
+        """Stop (SIGKILL) and start again on the same port and data directory."""
+        self.kill()
+        return self.start(timeout_s)
+
+    def __enter__(self) -> ZooKeeperServer:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
