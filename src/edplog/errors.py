@@ -317,6 +317,19 @@ class InvalidPartitionsError(EdplogError):
     kafka_code = ErrorCode.INVALID_PARTITIONS
 
 
+class InvalidReplicationFactorError(EdplogError):
+    """A replication factor that is not positive or exceeds the brokers available."""
+
+    kafka_code = ErrorCode.INVALID_REPLICATION_FACTOR
+
+
+class InvalidReplicaAssignmentError(EdplogError):
+    """An explicit replica assignment that names a broker twice, an unknown broker, or
+    partitions of different replication factors."""
+
+    kafka_code = ErrorCode.INVALID_REPLICA_ASSIGNMENT
+
+
 class InvalidRequestError(EdplogError):
     """A request that is well formed but asks for something invalid."""
 
