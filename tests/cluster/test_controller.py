@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Iterator
 
 import pytest
+from kazoo.client import KazooClient
 
 from edplog.cluster.controller import Controller
 from edplog.cluster.zk import BrokerRegistration, PartitionState, ZkClient
@@ -169,6 +170,24 @@ def test_topic_deletion_removes_every_znode(cluster):
     wait_for("topic gone", lambda: cluster.admin.topic_names() == [])
     assert cluster.admin.topic_config("t") == {}
     wait_for("marker gone", lambda: cluster.admin.kazoo.get_children("/admin/delete_topics") == [])
+    # Created again under the same name, it is a new topic with states of its own.
+    cluster.admin.create_topic("t", {0: (1,)}, {})
+    cluster.wait_state("t", 0, 1, (1,))
+
+
+def test_new_partitions_of_an_existing_topic_get_states(cluster):
+    """CreatePartitions (a CAS on the assignment adding partition 1) gets partition 1 a
+    state; partition 0's is untouched."""
+    cluster.start_broker(1)
+    cluster.start_broker(2)
+    cluster.active()
+    ta = cluster.admin.create_topic("t", {0: (1, 2)}, {})
+    first = cluster.wait_state("t", 0, 1, (1, 2))
+    cluster.admin.set_assignment(
+        type(ta)("t", ta.topic_id, {0: (1, 2), 1: (2, 1)}, {}, {}, ta.version)
+    )
+    cluster.wait_state("t", 1, 2, (2, 1))
+    assert cluster.state("t", 0) == first
 
 
 def test_preferred_election_moves_leadership_back(cluster):
@@ -282,6 +301,39 @@ def test_controller_failover_to_a_higher_epoch(cluster):
     assert cluster.admin.controller_id() == standby.broker_id
     cluster.stop_broker(1)
     assert cluster.wait_state("t", 0, 2, (2,)).controller_epoch == standby.epoch
+
+
+def test_broker_restarting_between_two_looks_loses_leadership(cluster):
+    """Broker 1 (leader) ends its session and registers again at once: whether the
+    controller sees the gap or only a new registration (new epoch, same id), leadership
+    moves to 2 and 1 leaves the ISR, as for a failure."""
+    for b in (1, 2, 3):
+        cluster.start_broker(b)
+    cluster.active()
+    cluster.admin.create_topic("t", {0: (1, 2, 3)}, {})
+    cluster.wait_state("t", 0, 1, (1, 2, 3))
+    cluster.stop_broker(1)
+    cluster.start_broker(1)
+    cluster.wait_state("t", 0, 2, (2, 3))
+
+
+def test_controller_whose_session_expires_resigns_and_campaigns_again(cluster):
+    """The active controller's session is expired (closed from a twin connection): it
+    resigns, then on its new session wins again with the next epoch and keeps handling
+    broker failures with it."""
+    for b in (1, 2):
+        cluster.start_broker(b)
+    ctl = cluster.active()
+    cluster.admin.create_topic("t", {0: (1, 2)}, {})
+    cluster.wait_state("t", 0, 1, (1, 2))
+    session_id, password = ctl.zk.kazoo.client_id
+    twin = KazooClient(hosts=ctl.zk.hosts, client_id=(session_id, password))
+    twin.start(timeout=10)
+    twin.stop()
+    twin.close()
+    wait_for("active again with epoch 2", lambda: ctl.active and ctl.epoch == 2)
+    cluster.stop_broker(1)
+    assert cluster.wait_state("t", 0, 2, (2,)).controller_epoch == 2
 
 
 ZOMBIE = textwrap.dedent(

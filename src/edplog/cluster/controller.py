@@ -366,7 +366,9 @@ class Controller:
             handle = self._topic_watches.pop(gone, None)
             if handle is not None:
                 handle.cancel()
-        for topic in sorted(names - set(self._topic_watches)):
+        # A topic deleted and created again between two looks has a watch that ended.
+        watched = {t for t, h in self._topic_watches.items() if not h.cancelled}
+        for topic in sorted(names - watched):
             self._topic_watches[topic] = self.zk.watch_assignment(
                 topic, self._assignment_watcher(topic)
             )
