@@ -253,7 +253,8 @@ def _split_chroot(connect: str) -> tuple[str, str]:
 
 class WatchHandle:
     """A registered watch; cancel() stops it at its next notification (kazoo's recipes stop
-    when their function returns False)."""
+    when their function returns False). ``cancelled`` is also set when a watch ended by
+    itself (its znode was deleted)."""
 
     def __init__(self) -> None:
         self.cancelled = False
@@ -605,7 +606,10 @@ class ZkClient:
                 return False
             if data is None or stat is None:
                 _safe(cb, None)
-                return False if seen[0] else None
+                if seen[0]:
+                    handle.cancel()  # ended by itself: the znode is gone
+                    return False
+                return None
             seen[0] = True
             _safe(cb, decode(data, stat))
             return None
