@@ -260,6 +260,13 @@ class PartitionOfflineError(StorageError):
 # ---- idempotent producers -----------------------------------------------------------------
 
 
+class NotLeaderError(EdplogError):
+    """This broker does not lead the partition (in a cluster: another broker does, or none
+    does right now); clients refresh their metadata and retry."""
+
+    kafka_code = ErrorCode.NOT_LEADER_OR_FOLLOWER
+
+
 class DuplicateSequenceError(EdplogError):
     """The batch was appended before; the client is told its original offsets."""
 
