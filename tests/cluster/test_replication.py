@@ -4,9 +4,9 @@ a real ZooKeeper, real clients (confluent-kafka) and edplog's own client for raw
 from __future__ import annotations
 
 import pytest
+from cluster_helpers import InProcessCluster, wait_for
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
-from cluster_helpers import InProcessCluster, wait_for
 
 from edplog.client import Client, KafkaError
 from edplog.cluster import zookeeper_server
