@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import replace
 
 from ..cluster.metadata_cache import Change, TopicPartition
@@ -65,6 +66,11 @@ class ReplicationManager:
         self._loop: asyncio.AbstractEventLoop | None = None
         self.session_ok = True
         self._stopping = False
+        # Told (on the event loop) ``(topic, index, partition)`` when this broker starts
+        # leading a partition, and ``(topic, index, None)`` when it stops: the group
+        # coordinator loads and unloads its __consumer_offsets partitions.
+        self.leadership_listeners: list[Callable[[str, int, Partition | None], None]] = []
+        self._leading: set[TopicPartition] = set()
 
     # ---- start / stop ---------------------------------------------------------------------
 
@@ -120,12 +126,28 @@ class ReplicationManager:
         self._dirty |= dirty
         self._wake.set()
 
+    def _tell_leadership(self, tp: TopicPartition) -> None:
+        partition = self.replicas.hosted.get(tp)
+        leading = partition is not None and partition.role is Role.LEADER
+        if leading == (tp in self._leading):
+            return
+        if leading:
+            self._leading.add(tp)
+        else:
+            self._leading.discard(tp)
+        for listener in self.leadership_listeners:
+            try:
+                listener(tp[0], tp[1], partition if leading else None)
+            except Exception:
+                log.exception("a leadership listener failed for %s-%d", *tp)
+
     def _session(self, ok: bool) -> None:
         self.session_ok = ok
         if not ok:
-            for partition in self.replicas.hosted.values():
+            for tp, partition in self.replicas.hosted.items():
                 if partition.role is Role.LEADER:
                     partition.make_inactive()
+                    self._tell_leadership(tp)
         self._dirty |= set(self.replicas.hosted)
         snap = self.node.cache.snapshot
         self._dirty |= {(t, p) for t, ta in snap.topics.items() for p in ta.partitions}
@@ -146,6 +168,7 @@ class ReplicationManager:
                     raise
                 except Exception:
                     log.exception("could not apply the state of %s-%d", *tp)
+                self._tell_leadership(tp)
 
     async def _apply(self, tp: TopicPartition) -> None:
         topic, index = tp
