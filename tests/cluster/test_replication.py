@@ -3,10 +3,14 @@ a real ZooKeeper, real clients (confluent-kafka) and edplog's own client for raw
 
 from __future__ import annotations
 
+import json
+import threading
+
 import pytest
 from cluster_helpers import InProcessCluster, wait_for
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
+from kazoo.client import KazooClient
 
 from edplog.client import Client, KafkaError
 from edplog.cluster import zookeeper_server
@@ -166,3 +170,93 @@ def test_acks_all_is_refused_below_min_insync_replicas(zookeeper, tmp_path):
                 client.produce("min", 0, build_batch([(None, b"x")]), acks=-1)
             assert info.value.error_code == 19
             assert client.produce("min", 0, build_batch([(None, b"y")]), acks=1) >= 0
+
+
+def test_controlled_shutdown_moves_leadership_before_the_broker_stops(cluster):
+    """A leader stopped gracefully (controlled.shutdown.enable, the default) first hands its
+    leaderships to other in-sync replicas; an acks=all producer running meanwhile sees only
+    retriable errors (none reach its delivery reports), and every record it was told was
+    written is there."""
+    create(cluster, "cs", partitions=3)
+    leader = cluster.partition("cs", 0).leader_id
+    producer = Producer(
+        {
+            "bootstrap.servers": cluster.bootstrap,
+            "acks": "all",
+            "enable.idempotence": True,
+            "linger.ms": 2,
+        }
+    )
+    acked, errors = [], []
+
+    def report(err, msg):
+        (errors if err is not None else acked).append(err or msg.value())
+
+    # Watch ZooKeeper: the leadership must move while the broker is still registered.
+    zk = KazooClient(hosts=cluster.zookeeper)
+    zk.start(timeout=10)
+    events = []
+    zk.DataWatch(
+        "/brokers/topics/cs/partitions/0/state",
+        lambda data, stat: events.append(("state", json.loads(data)["leader"])) if data else None,
+    )
+    zk.ChildrenWatch("/brokers/ids", lambda ids: events.append(("registered", str(leader) in ids)))
+    stopper = threading.Thread(target=cluster.stop, args=(leader,))
+    for i in range(3000):
+        if i == 500:
+            stopper.start()
+        producer.produce("cs", f"c{i}".encode(), partition=i % 3, on_delivery=report)
+        producer.poll(0)
+        if i % 100 == 0:
+            producer.flush(10)
+    assert producer.flush(60) == 0
+    stopper.join(60)
+    zk.stop()
+    zk.close()
+    assert not errors
+    moved = next(i for i, e in enumerate(events) if e[0] == "state" and e[1] != leader)
+    gone = next(i for i, e in enumerate(events) if e == ("registered", False))
+    assert moved < gone, events
+    md = cluster.metadata(["cs"])
+    assert all(p.leader_id not in (-1, leader) for p in md.topics["cs"].partitions)
+    read = [v for p in range(3) for _, v in read_all(cluster, "cs", p)]
+    assert sorted(read) == sorted(acked) and len(acked) == 3000
+
+
+def test_a_returning_leader_truncates_what_it_alone_had_by_leader_epoch(zookeeper, tmp_path):
+    """KIP-101: broker L leads alone (its follower F stopped) and takes 5 acks=1 records; L
+    stops; F comes back and, by unclean election (enabled here), leads at a new epoch and
+    takes 3 records; L comes back as a follower. L must truncate its 5 records by leader
+    epoch (not by high watermark) and end up byte-identical to F: the acks=1 records are
+    lost, as unclean election documents, and no offset holds two values."""
+    with InProcessCluster(
+        zookeeper,
+        tmp_path,
+        2,
+        default_replication_factor="2",
+        min_insync_replicas="1",
+        unclean_leader_election_enable="true",
+    ) as c:
+        create(c, "div", rf=2)
+        first, errors = produce(c, "div", [f"a{i}".encode() for i in range(10)])
+        assert not errors
+        lead = c.partition("div", 0).leader_id
+        follow = 1 if lead == 2 else 2
+        c.stop(follow)
+        c.wait_isr("div", 0, 1)
+        with Client(c.brokers[lead].bootstrap) as client:
+            for i in range(5):
+                client.produce("div", 0, build_batch([(None, f"x{i}".encode())]), acks=1)
+        c.stop(lead)
+        c.start(follow)
+        wait_for(lambda: c.partition("div", 0).leader_id == follow, what="the unclean election")
+        later, errors = produce(c, "div", [f"y{i}".encode() for i in range(3)])
+        assert not errors
+        c.start(lead)
+        c.wait_isr("div", 0, 2)
+        end = c.local_log(follow, "div", 0).log_end_offset
+        wait_for(lambda: c.local_log(lead, "div", 0).log_end_offset == end, what="catch-up")
+        image = c.local_log(follow, "div", 0).read_batches(0, 1 << 24)
+        assert c.local_log(lead, "div", 0).read_batches(0, 1 << 24) == image
+        values = [v for _, v in read_all(c, "div")]
+        assert values == [*first, *later]

@@ -148,6 +148,30 @@ class Broker:
             self.replication.start()
         return bound
 
+    async def _controlled_shutdown(self) -> None:
+        """Ask the controller to move this broker's leaderships away (and out of the ISRs)
+        before it stops, so clients see only a leader change; wait until no partition this
+        broker leads has another live in-sync replica to move to, or
+        controlled.shutdown.timeout.ms."""
+        node = self.node
+        assert node is not None
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(None, node.begin_controlled_shutdown)
+        deadline = loop.time() + self.config.controlled_shutdown_timeout_ms / 1000
+        me = self.config.node_id
+        while loop.time() < deadline:
+            snap = node.cache.snapshot
+            movable = [
+                tp
+                for tp, st in snap.states.items()
+                if st.leader == me and any(r != me and r in snap.brokers for r in st.isr)
+            ]
+            if not movable:
+                log.info("controlled shutdown: broker %d leads nothing movable", me)
+                return
+            await asyncio.sleep(0.05)
+        log.warning("controlled shutdown: leaderships left after the timeout: stopping anyway")
+
     def _connect_cluster(self) -> ClusterNode:
         """Connect to ZooKeeper and read the cluster's metadata (blocking). The cluster id is
         ZooKeeper's (the first broker's); log dirs that record another one refuse to start."""
@@ -203,6 +227,11 @@ class Broker:
         if self._stopped:
             return
         self._stopped = True
+        if self.replication is not None and self.config.controlled_shutdown_enable:
+            try:
+                await self._controlled_shutdown()
+            except Exception:
+                log.exception("controlled shutdown failed; stopping anyway")
         if self.replicas is not None:
             self.replicas.begin_shutdown()
         if self.server is not None:

@@ -378,8 +378,12 @@ class ReplicaManager:
                     failed = True
                     continue
                 offset = preq["fetch_offset"]
-                if offset >= partition.fetch_limit(replica_id, isolation) and offset <= hw:
-                    continue  # caught up: nothing to send yet
+                limit = partition.fetch_limit(replica_id, isolation)
+                if limit <= offset <= max(hw, partition.log_end_offset):
+                    # Caught up: nothing to send yet. Between the high watermark and the log
+                    # end (a new leader whose high watermark has not caught up yet) too:
+                    # those offsets exist, they are only not committed yet.
+                    continue
                 allowance = min(preq["partition_max_bytes"], budget - total)
                 if total > 0 and allowance <= 0:
                     continue
