@@ -14,12 +14,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+from collections.abc import Callable
 from typing import Any
 
 from ..cluster.node import ClusterNode, NodeSettings
 from ..cluster.registry import ClusterTopicRegistry
 from ..errors import InvalidConfigError
-from ..group import GroupCoordinator
+from ..group import OFFSETS_TOPIC, GroupCoordinator
 from ..metrics import BrokerMetrics
 from ..protocol import SUPPORTED
 from ..security import AllowAll
@@ -100,9 +101,12 @@ class Broker:
         if node is None:
             self.coordinator = await _start_coordinator(config, store, self.commit)
         else:
-            # Replicated consumer groups (a leader-led __consumer_offsets) are not served yet:
-            # FindCoordinator answers COORDINATOR_NOT_AVAILABLE in a cluster.
+            # The coordinator serves the groups of the __consumer_offsets partitions this
+            # broker leads: replication tells it when it starts and stops leading one.
             self.replication = ReplicationManager(node, self.replicas, store, config)
+            self.coordinator = await _start_coordinator(config, store, self.commit, node)
+            assert self.coordinator.leadership is not None
+            self.replication.leadership_listeners.append(self.coordinator.leadership.changed)
         quotas = ClientQuotas(config.data_dir)
         credentials = CredentialStore(config.data_dir)
         await loop.run_in_executor(None, quotas.load)
@@ -310,9 +314,11 @@ def _close_store(store: Store) -> None:
 
 
 async def _start_coordinator(
-    config: BrokerConfig, store: Store, commit: GroupCommit
+    config: BrokerConfig, store: Store, commit: GroupCommit, node: ClusterNode | None = None
 ) -> GroupCoordinator:
-    """The group coordinator; committed offsets are flushed through the group commit."""
+    """The group coordinator; committed offsets are flushed through the group commit. In a
+    cluster (``node``) __consumer_offsets has offsets.topic.num.partitions (Kafka's default,
+    50, unless set) and is created at the first FindCoordinator."""
     settings = config.group_settings
     kwargs: dict[str, Any] = {}
     for prop, name in (
@@ -332,9 +338,36 @@ async def _start_coordinator(
     # Kafka's rule (consumer-protocol members commit with OffsetCommit v9+) applies once v9
     # is served; until then their member epoch comes in the v8 generation field.
     kwargs["consumer_commit_min_version"] = 9 if SUPPORTED[OFFSET_COMMIT][1] >= 9 else 0
+    if node is not None:
+        kwargs.setdefault("offsets_topic_partitions", CLUSTER_OFFSETS_PARTITIONS)
+        kwargs["create_offsets_topic"] = _offsets_topic_creator(config, store, node)
     coord = GroupCoordinator(store, flush=commit.flush, **kwargs)
     await coord.start()
     return coord
+
+
+#: offsets.topic.num.partitions in a cluster when not set (Kafka's default).
+CLUSTER_OFFSETS_PARTITIONS = 50
+
+
+def _offsets_topic_creator(
+    config: BrokerConfig, store: Store, node: ClusterNode
+) -> Callable[[int], None]:
+    """Creates __consumer_offsets in ZooKeeper (blocking): compacted, with replication factor
+    offsets.topic.replication.factor or the number of live brokers if fewer, placed as any
+    topic is (rack-aware, leaders spread). TopicExistsError when another broker was first."""
+
+    def create(partitions: int) -> None:
+        registry = store.registry
+        assert isinstance(registry, ClusterTopicRegistry)
+        live = len(node.cache.snapshot.brokers)
+        replication = max(1, min(config.offsets_topic_replication_factor, live))
+        topic_config = store.validate_topic_config({"cleanup.policy": "compact"})
+        registry.create_assigned(
+            OFFSETS_TOPIC, registry.place(partitions, replication), topic_config
+        )
+
+    return create
 
 
 #: Kafka's consumer-protocol timers: property and default, then its min and max bounds.

@@ -86,7 +86,11 @@ class Partition:
     def high_watermark(self) -> int:
         """The offset below which records are committed: on one node the log end, or, after
         the disk failed an fsync, the last offset it made durable (nothing the failed fsync
-        covered is ever served: its producers were told it failed)."""
+        covered is ever served: its producers were told it failed). In a cluster, the
+        smallest log end offset of the ISR as the leader last learnt it (never above what
+        this log can serve)."""
+        if self.replicated:
+            return min(self._hw, self.log.readable_end_offset)
         return self.log.readable_end_offset
 
     @property

@@ -28,6 +28,7 @@ from ..storage import INTERNAL_TOPICS
 from .assignors import assignors_from
 from .consumer_group import ConsumerGroup, ConsumerGroups
 from .consumer_records import Replay, delete_records, group_records
+from .leadership import OffsetsLeadership
 from .membership import Membership
 from .offsets import (
     OFFSETS_TOPIC,
@@ -75,6 +76,7 @@ class GroupCoordinator:
         consumer_assignors: tuple[str, ...] = ("uniform", "range"),
         consumer_max_size: int = 2**31 - 1,
         consumer_commit_min_version: int = 9,
+        create_offsets_topic: Callable[[int], None] | None = None,
     ) -> None:
         self._store = store
         self.offsets = OffsetStore(store, offsets_topic_partitions, flush)
@@ -102,12 +104,29 @@ class GroupCoordinator:
         self._metadata_max_bytes = offset_metadata_max_bytes
         self._tick_s = tick_interval_ms / 1000.0
         self._reaper: asyncio.Task[None] | None = None
+        # In a cluster (``create_offsets_topic`` given) this broker coordinates the groups of
+        # the offsets partitions it leads (:mod:`.leadership`); on one node, every group.
+        self.leadership: OffsetsLeadership | None = None
+        if create_offsets_topic is not None:
+            self.leadership = OffsetsLeadership(
+                self.offsets,
+                self.membership,
+                self.consumer,
+                now,
+                lambda: self._store.topics().get(OFFSETS_TOPIC),
+                create_offsets_topic,
+            )
 
     # ------------------------------------------------------------------ lifecycle
 
     async def start(self) -> None:
         """Open (creating if needed) ``__consumer_offsets``, replay it (off the event loop:
-        it reads the whole topic), start the reaper."""
+        it reads the whole topic), start the reaper. In a cluster the topic is created at
+        the first FindCoordinator and each partition is replayed when this broker comes to
+        lead it (:meth:`.OffsetsLeadership.changed`)."""
+        if self.leadership is not None:
+            self._reaper = asyncio.create_task(self._reap(), name="edplog-group-reaper")
+            return
         replay = Replay()
         self.offsets.record_sink = replay.apply
         try:
@@ -130,7 +149,21 @@ class GroupCoordinator:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._reaper
             self._reaper = None
+        if self.leadership is not None:
+            await self.leadership.close()
         self.membership.fail_all(ErrorCode.NOT_COORDINATOR)
+
+    def _serve(self, group_id: str) -> None:
+        """In a cluster, raise NOT_COORDINATOR (or COORDINATOR_LOAD_IN_PROGRESS) for a group
+        this broker does not coordinate now: the API answers in its own error shape."""
+        if self.leadership is not None:
+            self.leadership.check(group_id)
+
+    def _group_error(self, group_id: str) -> int:
+        """For APIs with an error per group: the same as :meth:`_serve`, as a code."""
+        if self.leadership is None or not group_id:
+            return ErrorCode.NONE
+        return self.leadership.error_for(group_id)
 
     async def _reap(self) -> None:
         while True:
@@ -192,6 +225,7 @@ class GroupCoordinator:
     ) -> Body:
         """JoinGroup; ``client_id`` and ``client_host`` (from the request header and the
         socket) are only reported by DescribeGroups and seed new member ids."""
+        self._serve(req["group_id"])
         consumer = self.consumer.groups.get(req["group_id"])
         if consumer is not None:
             if consumer.members:
@@ -204,12 +238,15 @@ class GroupCoordinator:
         )
 
     async def sync_group(self, req: Body, version: int) -> Body:
+        self._serve(req["group_id"])
         return await self.membership.sync_group(req, version)
 
     async def heartbeat(self, req: Body, version: int) -> Body:
+        self._serve(req["group_id"])
         return self.membership.heartbeat(req, version)
 
     async def leave_group(self, req: Body, version: int) -> Body:
+        self._serve(req["group_id"])
         return self.membership.leave_group(req, version)
 
     # ------------------------------------------------------------------ consumer protocol
@@ -218,6 +255,7 @@ class GroupCoordinator:
         self, req: Body, version: int, *, client_id: str = "", client_host: str = ""
     ) -> Body:
         """ConsumerGroupHeartbeat (KIP-848); a non-empty classic group of that id refuses it."""
+        self._serve(req["group_id"] or "")
         classic = self.membership.groups.get(req["group_id"])
         if classic is not None and classic.state is not GroupState.DEAD:
             if classic.members or classic.pending_members or classic.state is not GroupState.EMPTY:
@@ -237,10 +275,13 @@ class GroupCoordinator:
         groups = []
         for group_id in req["group_ids"]:
             group = self.consumer.groups.get(group_id)
-            if group is None:
+            not_here = self._group_error(group_id)
+            if group is None or not_here:
                 body: Body = {
-                    "error_code": ErrorCode.GROUP_ID_NOT_FOUND,
-                    "error_message": f"group {group_id} is not a consumer group",
+                    "error_code": not_here or ErrorCode.GROUP_ID_NOT_FOUND,
+                    "error_message": None
+                    if not_here
+                    else f"group {group_id} is not a consumer group",
                     "group_id": group_id,
                     "group_state": "",
                     "group_epoch": 0,
@@ -262,6 +303,7 @@ class GroupCoordinator:
         """OffsetCommit: fenced by generation, validated per partition, flushed before the
         answer."""
         group_id: str = req["group_id"]
+        self._serve(group_id)
         generation, member_id, instance_id = -1, "", None
         if version >= 1:
             generation = int(req.get("generation_id_or_member_epoch", req.get("generation_id", -1)))
@@ -354,7 +396,10 @@ class GroupCoordinator:
         if version >= 8:
             groups = []
             for g in req["groups"]:
-                if self.unavailable(g["group_id"]) is not None:
+                not_here = self._group_error(g["group_id"])
+                if not_here:
+                    error, topics = not_here, []
+                elif self.unavailable(g["group_id"]) is not None:
                     error, topics = ErrorCode.COORDINATOR_NOT_AVAILABLE, []
                 else:
                     error, topics = self._fetch_group(
@@ -371,6 +416,7 @@ class GroupCoordinator:
                 "topics": [],
                 "groups": groups,
             }
+        self._serve(req["group_id"])
         error, topics = self._fetch_group(req["group_id"], req.get("topics"))
         return {"throttle_time_ms": 0, "error_code": error, "topics": topics, "groups": []}
 
@@ -442,6 +488,7 @@ class GroupCoordinator:
         other listed partition is tombstoned in the offsets topic, committed or not.
         """
         group_id: str = req["group_id"]
+        self._serve(group_id)
         group = self.membership.groups.get(group_id) if group_id else None
         group_error: int = ErrorCode.NONE
         if not group_id:
@@ -511,7 +558,10 @@ class GroupCoordinator:
                     "group_type": "consumer",
                 }
             )
-        return {"throttle_time_ms": 0, "error_code": ErrorCode.NONE, "groups": groups}
+        # A coordinator still loading a partition lists what it has, saying it is not all.
+        loading = self.leadership is not None and self.leadership.loading
+        error = ErrorCode.COORDINATOR_LOAD_IN_PROGRESS if loading else ErrorCode.NONE
+        return {"throttle_time_ms": 0, "error_code": error, "groups": groups}
 
     async def describe_groups(self, req: Body, version: int) -> Body:
         """DescribeGroups; an unknown group is reported Dead, or GROUP_ID_NOT_FOUND from v6."""
@@ -519,7 +569,11 @@ class GroupCoordinator:
         described = []
         for group_id in req["groups"]:
             group = self.membership.groups.get(group_id)
-            if group is not None and group.state is not GroupState.DEAD:
+            not_here = self._group_error(group_id)
+            if not_here:
+                body = Group(group_id).describe()
+                body["error_code"] = not_here
+            elif group is not None and group.state is not GroupState.DEAD:
                 body = group.describe()
             else:
                 body = Group(group_id).describe()
@@ -542,6 +596,8 @@ class GroupCoordinator:
     async def _delete_group(self, group_id: str) -> int:
         if not group_id:
             return ErrorCode.INVALID_GROUP_ID
+        if self._group_error(group_id):
+            return self._group_error(group_id)
         consumer = self.consumer.groups.get(group_id)
         if consumer is not None:
             if consumer.members:

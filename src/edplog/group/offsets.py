@@ -20,14 +20,16 @@ takes, and values of an unknown version, are skipped (logged).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import struct
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from ..errors import EdplogError, TopicExistsError
+from ..errors import EdplogError, ErrorCode, KafkaError, TopicExistsError
 from ..storage.topic_registry import OFFSETS_TOPIC
+from .replicated import Flush, OffsetsPartition, Record, replicated_append
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +43,11 @@ _VALUE_HEAD = struct.Struct(">hqi")  # version, offset, leader epoch
 _I64 = struct.Struct(">q")
 
 TopicPartition = tuple[str, int]
+#: Committed offsets by group, then by (topic, partition).
+Table = dict[str, dict[TopicPartition, "CommittedOffset"]]
+#: Takes (key, value) of a replayed record that is not an offset commit; returns whether it
+#: knew the record.
+RecordSink = Callable[[bytes, bytes | None], bool]
 
 
 class StoreLike(Protocol):
@@ -130,7 +137,59 @@ def java_string_hash(text: str) -> int:
     return h - (1 << 32) if h >= 1 << 31 else h
 
 
-Flush = Callable[[list[Any]], Awaitable[None]]
+def replay_log(plog: Any, partition: int, table: Table, sink: RecordSink | None) -> None:
+    """Replay one partition's log, in offset order, into ``table`` (and other records into
+    ``sink``)."""
+    offset, end = plog.log_start_offset, plog.log_end_offset
+    while offset < end:
+        records = plog.read(offset, max_records=_REPLAY_CHUNK)
+        if not records:
+            break
+        for record in records:
+            _apply(table, sink, record.key, record.value, partition, record.offset)
+        offset = records[-1].offset + 1
+
+
+def _apply(
+    table: Table, sink: RecordSink | None, key: Any, value: Any, partition: int, offset: int
+) -> None:
+    try:
+        decoded = decode_key(bytes(key)) if key is not None else None
+        if decoded is None:
+            if key is not None and sink is not None:
+                sink(bytes(key), bytes(value) if value is not None else None)
+            return
+        group, topic, tp_partition = decoded
+        committed = decode_value(bytes(value)) if value is not None else None
+    except (struct.error, ValueError, UnicodeDecodeError, IndexError) as exc:
+        log.error(
+            "%s-%d offset %d: skipping undecodable record: %s",
+            OFFSETS_TOPIC,
+            partition,
+            offset,
+            exc,
+        )
+        return
+    if value is not None and committed is None:
+        log.warning(
+            "%s-%d offset %d: skipping value of unknown version",
+            OFFSETS_TOPIC,
+            partition,
+            offset,
+        )
+        return
+    offsets = table.setdefault(group, {})
+    if committed is None:
+        offsets.pop((topic, tp_partition), None)
+        if not offsets:
+            del table[group]
+    else:
+        offsets[(topic, tp_partition)] = committed
+
+
+def partition_for(group: str, partitions: int) -> int:
+    """The partition of the offsets topic that holds ``group`` (Kafka's placement)."""
+    return (java_string_hash(group) & 0x7FFFFFFF) % partitions
 
 
 async def _flush_here(logs: list[Any]) -> None:
@@ -159,7 +218,10 @@ class OffsetStore:
         self._unavailable: dict[int, str] = {}
         #: Takes (key, value) of records that are not offset commits during replay; returns
         #: whether it knew the record.
-        self.record_sink: Callable[[bytes, bytes | None], bool] | None = None
+        self.record_sink: RecordSink | None = None
+        #: In a cluster: the partitions this broker leads and has loaded (writes go through
+        #: them); None on a single node, which writes to the store's logs directly.
+        self.leaders: dict[int, OffsetsPartition] | None = None
 
     def open(self) -> None:
         """Create the offsets topic if missing (an existing one keeps its partition count),
@@ -188,51 +250,10 @@ class OffsetStore:
 
     def _replay(self, partition: int) -> None:
         plog = self._store.log(OFFSETS_TOPIC, partition)
-        offset, end = plog.log_start_offset, plog.log_end_offset
-        while offset < end:
-            records = plog.read(offset, max_records=_REPLAY_CHUNK)
-            if not records:
-                break
-            for record in records:
-                self._apply(record.key, record.value, partition, record.offset)
-            offset = records[-1].offset + 1
-
-    def _apply(self, key: Any, value: Any, partition: int, offset: int) -> None:
-        try:
-            decoded = decode_key(bytes(key)) if key is not None else None
-            if decoded is None:
-                if key is not None and self.record_sink is not None:
-                    self.record_sink(bytes(key), bytes(value) if value is not None else None)
-                return
-            group, topic, tp_partition = decoded
-            committed = decode_value(bytes(value)) if value is not None else None
-        except (struct.error, ValueError, UnicodeDecodeError, IndexError) as exc:
-            log.error(
-                "%s-%d offset %d: skipping undecodable record: %s",
-                OFFSETS_TOPIC,
-                partition,
-                offset,
-                exc,
-            )
-            return
-        if value is not None and committed is None:
-            log.warning(
-                "%s-%d offset %d: skipping value of unknown version",
-                OFFSETS_TOPIC,
-                partition,
-                offset,
-            )
-            return
-        table = self._offsets.setdefault(group, {})
-        if committed is None:
-            table.pop((topic, tp_partition), None)
-            if not table:
-                del self._offsets[group]
-        else:
-            table[(topic, tp_partition)] = committed
+        replay_log(plog, partition, self._offsets, self.record_sink)
 
     def partition_for(self, group: str) -> int:
-        return (java_string_hash(group) & 0x7FFFFFFF) % self.partitions
+        return partition_for(group, self.partitions)
 
     def unavailable(self, group: str) -> str | None:
         """Why the group's offsets partition is offline, or None when it is served."""
@@ -249,10 +270,11 @@ class OffsetStore:
         """Persist ``entries`` (flushed) and then make them visible."""
         if not entries:
             return
-        plog = self._store.log(OFFSETS_TOPIC, self.partition_for(group))
-        for (topic, partition), committed in entries.items():
-            plog.append(encode_value(committed), key=encode_key(group, topic, partition))
-        await self._flush([plog])
+        records = [
+            (encode_key(group, topic, partition), encode_value(committed))
+            for (topic, partition), committed in entries.items()
+        ]
+        await self._write({self.partition_for(group): records})
         self._offsets.setdefault(group, {}).update(entries)
 
     async def append_records(self, group: str, records: list[tuple[bytes, bytes | None]]) -> None:
@@ -260,20 +282,15 @@ class OffsetStore:
         partition of the offsets topic, flushed before returning."""
         if not records:
             return
-        plog = self._store.log(OFFSETS_TOPIC, self.partition_for(group))
-        for key, value in records:
-            plog.append(value, key=key)
-        await self._flush([plog])
+        await self._write({self.partition_for(group): list(records)})
 
     async def delete_group(self, group: str) -> None:
         """Tombstone every committed partition of ``group`` (flushed) and forget them."""
         table = self._offsets.get(group)
         if not table:
             return
-        plog = self._store.log(OFFSETS_TOPIC, self.partition_for(group))
-        for topic, partition in table:
-            plog.append(None, key=encode_key(group, topic, partition))
-        await self._flush([plog])
+        records: list[Record] = [(encode_key(group, topic, p), None) for topic, p in table]
+        await self._write({self.partition_for(group): records})
         self._offsets.pop(group, None)
 
     async def delete_offsets(self, group: str, partitions: list[TopicPartition]) -> None:
@@ -283,10 +300,8 @@ class OffsetStore:
         doomed = [tp for tp in dict.fromkeys(partitions) if tp in table]
         if not doomed:
             return
-        plog = self._store.log(OFFSETS_TOPIC, self.partition_for(group))
-        for tp in doomed:
-            plog.append(None, key=encode_key(group, *tp))
-        await self._flush([plog])
+        records: list[Record] = [(encode_key(group, *tp), None) for tp in doomed]
+        await self._write({self.partition_for(group): records})
         for tp in doomed:
             table.pop(tp, None)
         if not table:
@@ -296,24 +311,62 @@ class OffsetStore:
         """Tombstone every group's committed offsets for ``topic`` (the topic was deleted).
 
         A topic re-created under the same name starts at offset 0 again, so positions
-        committed against the old one would be wrong, not merely stale.
+        committed against the old one would be wrong, not merely stale. In a cluster this
+        covers the groups this broker coordinates (the ones it has in memory).
         """
-        touched = []
+        writes: dict[int, list[Record]] = {}
         doomed_by_group: dict[str, list[TopicPartition]] = {}
         for group in list(self._offsets):
             doomed = [tp for tp in self._offsets[group] if tp[0] == topic]
             if not doomed or self.unavailable(group):
                 continue
-            plog = self._store.log(OFFSETS_TOPIC, self.partition_for(group))
-            for tp in doomed:
-                plog.append(None, key=encode_key(group, *tp))
-            touched.append(plog)
+            records = writes.setdefault(self.partition_for(group), [])
+            records += [(encode_key(group, *tp), None) for tp in doomed]
             doomed_by_group[group] = doomed
-        if touched:
-            await self._flush(touched)
+        if writes:
+            await self._write(writes)
         for group, doomed in doomed_by_group.items():
             table = self._offsets.get(group, {})
             for tp in doomed:
                 table.pop(tp, None)
             if not table:
                 self._offsets.pop(group, None)
+
+    async def _write(self, records: dict[int, list[Record]]) -> None:
+        """Append records to their partitions of the offsets topic and make them durable: on
+        one node, flushed; in a cluster (``leaders``), one batch per partition through its
+        leader, replicated to the ISR (a partition not led here: NOT_COORDINATOR)."""
+        if self.leaders is None:
+            touched = []
+            for partition, items in records.items():
+                plog = self._store.log(OFFSETS_TOPIC, partition)
+                for key, value in items:
+                    plog.append(value, key=key)
+                touched.append(plog)
+            await self._flush(touched)
+            return
+        writes = []
+        for partition, items in records.items():
+            leader = self.leaders.get(partition)
+            if leader is None:
+                raise KafkaError(ErrorCode.NOT_COORDINATOR, message=f"{OFFSETS_TOPIC}-{partition}")
+            writes.append(replicated_append(leader, items, self._flush))
+        results = await asyncio.gather(*writes, return_exceptions=True)
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+
+    # ---- a cluster: partitions come and go with their leadership -------------------------
+
+    def merge(self, table: Table) -> None:
+        """Take the groups replayed from a partition this broker now leads."""
+        self._offsets.update(table)
+
+    def forget_partition(self, partition: int) -> None:
+        """Drop what memory holds of the groups of ``partition`` (no longer led here)."""
+        self._unavailable.pop(partition, None)
+        for group in [g for g in self._offsets if self.partition_for(g) == partition]:
+            del self._offsets[group]
+
+    def mark_unavailable(self, partition: int, reason: str) -> None:
+        self._unavailable[partition] = reason

@@ -13,6 +13,8 @@ import logging
 import uuid
 from typing import Any
 
+from ...group import OFFSETS_TOPIC
+from ...group.offsets import partition_for
 from ...protocol import SUPPORTED
 from ...security import Resource, authorized_operations
 from ..context import INTERNAL_TOPICS, ErrorCode, RequestContext, Services, code_for
@@ -224,15 +226,41 @@ def _coordinator_error(
     if key_type != GROUP_KEY:
         return ErrorCode.INVALID_REQUEST, f"unknown coordinator key type {key_type}"
     groups = services.groups
+    if services.cluster is not None:
+        ok = groups is not None and bool(key)
+        return (ErrorCode.NONE if ok else ErrorCode.COORDINATOR_NOT_AVAILABLE), None
     if groups is None or not groups.find_coordinator_key_ok(key or "", key_type):
         return ErrorCode.COORDINATOR_NOT_AVAILABLE, None
     return ErrorCode.NONE, None
+
+
+def _coordinator_in_cluster(services: Services, key: str) -> tuple[int, str, int] | None:
+    """The leader of the group's partition of __consumer_offsets: (node id, host, port), or
+    None while there is none (the topic is created here at the first ask, as Kafka does)."""
+    assert services.cluster is not None and services.groups is not None
+    snap = services.cluster.cache.snapshot
+    assignment = snap.topics.get(OFFSETS_TOPIC)
+    if assignment is None:
+        if services.groups.leadership is not None:
+            services.groups.leadership.request_topic()
+        return None
+    state = snap.states.get((OFFSETS_TOPIC, partition_for(key, len(assignment.partitions))))
+    leader = snap.brokers.get(state.leader) if state is not None else None
+    if leader is None:
+        return None
+    return leader.broker_id, leader.host, leader.port
 
 
 def _coordinator(services: Services, key: str, key_type: int) -> Body:
     code, message = _coordinator_error(services, key, key_type)
     host, port = services.config.advertised
     node = services.config.node_id
+    if code == ErrorCode.NONE and services.cluster is not None:
+        found = _coordinator_in_cluster(services, key)
+        if found is None:
+            code = ErrorCode.COORDINATOR_NOT_AVAILABLE
+        else:
+            node, host, port = found
     if code != ErrorCode.NONE:
         node, host, port = -1, "", -1
     return {
