@@ -403,7 +403,6 @@ ZOMBIE = textwrap.dedent(
     import sys, time
     from kazoo.exceptions import KazooException
     from edplog.cluster.controller import Controller
-from edplog.cluster.partition_state import assign_replicas, reconcile
     from edplog.cluster.zk import ControllerMovedError, PartitionState, ZkClient
 
     zk = ZkClient(sys.argv[1], session_timeout_ms=2000)
@@ -458,7 +457,11 @@ def test_zombie_controller_writes_are_rejected(cluster):
     )
     try:
         assert zombie.stdout is not None and zombie.stdin is not None
-        assert zombie.stdout.readline().split() == ["ready", "1"]
+        ready = zombie.stdout.readline()
+        if not ready:
+            zombie.wait(30)
+            raise AssertionError(f"the zombie exited early: {zombie.stderr.read()}")
+        assert ready.split() == ["ready", "1"]
         t1_before = cluster.wait_state("t", 1, 3, (3,))
         heir = cluster.controller(9)
         os.kill(zombie.pid, signal.SIGSTOP)
