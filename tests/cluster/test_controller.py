@@ -5,6 +5,7 @@ registration znode; a broker's session ending is that client stopping."""
 from __future__ import annotations
 
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -16,6 +17,7 @@ import pytest
 from kazoo.client import KazooClient
 
 from edplog.cluster.controller import Controller
+from edplog.cluster.partition_state import assign_replicas, reconcile
 from edplog.cluster.zk import BrokerRegistration, PartitionState, ZkClient
 
 SESSION_MS = 3000
@@ -336,6 +338,66 @@ def test_controller_whose_session_expires_resigns_and_campaigns_again(cluster):
     assert cluster.wait_state("t", 0, 2, (2,)).controller_epoch == 2
 
 
+def test_activation_handles_what_happened_while_there_was_no_controller(cluster):
+    """With no controller running, broker 1 (leader of t-0) dies and broker 3 marks itself
+    shutting down while leading t-1: the next controller, on activation, elects 2 for t-0
+    and moves t-1's leadership to 2."""
+    for b in (1, 2, 3):
+        cluster.start_broker(b)
+    first = cluster.active()
+    cluster.admin.create_topic("t", {0: (1, 2), 1: (3, 2)}, {})
+    cluster.wait_state("t", 0, 1, (1, 2))
+    cluster.wait_state("t", 1, 3, (3, 2))
+    first.stop()
+    assert cluster.admin.controller_id() is None
+    cluster.stop_broker(1)
+    cluster.brokers[3].begin_controlled_shutdown(3)
+    second = cluster.active()
+    assert second.epoch == 2
+    cluster.wait_state("t", 0, 2, (2,))
+    cluster.wait_state("t", 1, 2, (2,))
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_states_converge_to_the_rules_after_random_failures_and_restarts(cluster, seed):
+    """Twenty random broker stops and starts over four brokers (at least one left running),
+    with six partitions of three replicas: once the controller has caught up, every state is
+    what the rules want for the brokers then live (nothing more to decide), every leader is
+    live, assigned and in its ISR, and ISRs only hold assigned replicas."""
+    rng = random.Random(seed)
+    for b in (1, 2, 3, 4):
+        cluster.start_broker(b)
+    ctl = cluster.active()
+    assignment = assign_replicas({b: None for b in (1, 2, 3, 4)}, 6, 3, start_index=0)
+    cluster.admin.create_topic("t", assignment, {})
+    for p in assignment:
+        cluster.wait_state("t", p, assignment[p][0], assignment[p])
+    for _ in range(20):
+        broker = rng.choice((1, 2, 3, 4))
+        if broker in cluster.brokers and len(cluster.brokers) > 1:
+            cluster.stop_broker(broker)
+        elif broker not in cluster.brokers:
+            cluster.start_broker(broker)
+        time.sleep(rng.choice((0, 0.01, 0.05)))
+    live = set(cluster.brokers)
+
+    def settled() -> bool:
+        if set(cluster.admin.live_brokers()) != live:
+            return False
+        for p, replicas in assignment.items():
+            st = cluster.state("t", p)
+            if st is None or reconcile(st, replicas, live, ctl.epoch) is not None:
+                return False
+        return True
+
+    wait_for("states settled", settled)
+    for p, replicas in assignment.items():
+        st = cluster.state("t", p)
+        assert set(st.isr) <= set(replicas) and st.isr
+        if st.leader != -1:
+            assert st.leader in live and st.leader in st.isr and st.leader in replicas
+
+
 ZOMBIE = textwrap.dedent(
     """
     import sys, time
@@ -395,7 +457,11 @@ def test_zombie_controller_writes_are_rejected(cluster):
     )
     try:
         assert zombie.stdout is not None and zombie.stdin is not None
-        assert zombie.stdout.readline().split() == ["ready", "1"]
+        ready = zombie.stdout.readline()
+        if not ready:
+            zombie.wait(30)
+            raise AssertionError(f"the zombie exited early: {zombie.stderr.read()}")
+        assert ready.split() == ["ready", "1"]
         t1_before = cluster.wait_state("t", 1, 3, (3,))
         heir = cluster.controller(9)
         os.kill(zombie.pid, signal.SIGSTOP)

@@ -180,9 +180,16 @@ class Controller:
                     self._resync = False
                     self._full_sync()
                 elif not self._active:
-                    self._handle("ControllerChange", self.zk.controller_id())
+                    self._handle("ControllerChange", None)
             return
         if kind == "ControllerChange":
+            # The watch's value may be older than what is there now: read it again.
+            arg = self.zk.controller_id()
+            if arg == self.broker_id and not self._active:
+                # Ours, but the reply to our election was lost: give it up and run again
+                # (deleting it brings the watch back here with None).
+                self.zk.resign_controller()
+                return
             if arg is None or (self._active and arg != self.broker_id):
                 if self._active:
                     self._resign("/controller changed", delete=False)

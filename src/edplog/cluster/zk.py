@@ -364,7 +364,7 @@ class ZkClient:
         self._states: queue.Queue[str | None] = queue.Queue()
         self._dispatcher: threading.Thread | None = None
         self._lost = False
-        self._on_new_session: list[Callable[[], None]] = []
+        self._on_new_session: list[tuple[WatchHandle, Callable[[], None]]] = []
         self._lock = threading.Lock()
 
     # ---- lifecycle ----
@@ -417,7 +417,8 @@ class ZkClient:
                 self._lost = True
             elif state == KazooState.CONNECTED and self._lost:
                 self._lost = False
-                for refresh in list(self._on_new_session):
+                self._on_new_session = [(h, f) for h, f in self._on_new_session if not h.cancelled]
+                for _, refresh in list(self._on_new_session):
                     _safe(refresh)
             for cb in list(self._listeners):
                 _safe(cb, state)
@@ -493,7 +494,7 @@ class ZkClient:
             deliver()
             return None
 
-        self._on_new_session.append(deliver)
+        self._on_new_session.append((handle, deliver))
         self.kazoo.ChildrenWatch(BROKER_IDS, on_children)
         return handle
 
