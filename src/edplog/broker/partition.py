@@ -212,16 +212,20 @@ class Partition:
             self._advance()
 
     def maybe_change_isr(
-        self, now_ms: int, lag_time_max_ms: int, live_epochs: dict[int, int]
+        self,
+        now_ms: int,
+        lag_time_max_ms: int,
+        live_epochs: dict[int, int],
+        barred: frozenset[int] = frozenset(),
     ) -> list[int] | None:
         """The ISR this leader should have now (laggards out, caught-up followers in), or None
-        when it is right as it is."""
+        when it is right as it is. ``barred`` brokers (shutting down) never join."""
         tracker = self.tracker
         if tracker is None or self.role is not Role.LEADER:
             return None
         out = set(tracker.lagging(now_ms, lag_time_max_ms))
         out |= {r for r in self.isr if r != self.node_id and r not in live_epochs}
-        joining = tracker.joinable(live_epochs)
+        joining = [r for r in tracker.joinable(live_epochs) if r not in barred]
         if not out and not joining:
             return None
         return [r for r in self.replicas if (r in self.isr and r not in out) or r in joining]

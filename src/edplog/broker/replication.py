@@ -294,11 +294,12 @@ class ReplicationManager:
             if not self.session_ok:
                 continue
             epochs = self.node.cache.broker_epochs()
+            barred = self.node.cache.snapshot.shutting_down
             now_ms = int(time.time() * 1000)
             for tp, partition in list(self.replicas.hosted.items()):
                 if partition.isr_change_pending:
                     continue
-                wanted = partition.maybe_change_isr(now_ms, lag_ms, epochs)
+                wanted = partition.maybe_change_isr(now_ms, lag_ms, epochs, barred)
                 if wanted is not None and wanted != partition.isr and wanted:
                     partition.isr_change_pending = True
                     asyncio.get_running_loop().create_task(self._write_isr(tp, partition, wanted))

@@ -17,7 +17,13 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
-from .zk import BrokerRegistration, PartitionState, TopicAssignment, ZkClient
+from .zk import (
+    CONTROLLED_SHUTDOWN,
+    BrokerRegistration,
+    PartitionState,
+    TopicAssignment,
+    ZkClient,
+)
 
 log = logging.getLogger("edplog.cluster")
 
@@ -47,6 +53,8 @@ class Snapshot:
     topics: dict[str, TopicAssignment] = field(default_factory=dict)
     configs: dict[str, dict[str, str]] = field(default_factory=dict)
     states: dict[TopicPartition, PartitionState] = field(default_factory=dict)
+    # Brokers in a controlled shutdown: they may not join an ISR (KIP-841).
+    shutting_down: frozenset[int] = frozenset()
 
     def replicas(self, topic: str, partition: int) -> tuple[int, ...]:
         """Every replica of the partition, those being added by a reassignment included."""
@@ -78,6 +86,7 @@ class MetadataCache:
         self.zk.watch_brokers(self._brokers_changed)
         self.zk.watch_controller(self._controller_changed)
         self.zk.watch_topics(self._topics_changed)
+        self.zk.watch_children(CONTROLLED_SHUTDOWN, self._shutdowns_changed)
         self._started.set()
 
     # ---- watch callbacks (kazoo threads) ----------------------------------------------------
@@ -94,6 +103,14 @@ class MetadataCache:
             if brokers == self.snapshot.brokers:
                 return
             self.snapshot = replace(self.snapshot, brokers=dict(brokers))
+        self._publish(Change(brokers=True))
+
+    def _shutdowns_changed(self, children: list[str]) -> None:
+        ids = frozenset(int(c) for c in children if c.isdigit())
+        with self._lock:
+            if ids == self.snapshot.shutting_down:
+                return
+            self.snapshot = replace(self.snapshot, shutting_down=ids)
         self._publish(Change(brokers=True))
 
     def _controller_changed(self, controller_id: int | None) -> None:

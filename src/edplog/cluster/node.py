@@ -20,7 +20,7 @@ from dataclasses import dataclass, replace
 
 from .controller import Controller
 from .metadata_cache import Change, MetadataCache
-from .zk import BrokerIdInUseError, BrokerRegistration, ZkClient
+from .zk import BROKER_IDS, BrokerIdInUseError, BrokerRegistration, ZkClient
 
 log = logging.getLogger("edplog.cluster")
 
@@ -122,7 +122,7 @@ class ClusterNode:
         if state == "CONNECTED":
             if not self._registered.is_set():
                 return
-            if not self.zk._owned(f"/brokers/ids/{self.broker_id}"):
+            if not self.zk.owns(f"{BROKER_IDS}/{self.broker_id}"):
                 log.warning(
                     "broker %d: ZooKeeper session was lost; registering again", self.broker_id
                 )

@@ -443,6 +443,11 @@ class ZkClient:
             out.extend(self.subtree(f"{path}/{child}"))
         return out
 
+    def owns(self, path: str) -> bool:
+        """Whether ``path`` is an ephemeral znode of this session (a broker checks its
+        registration survived a reconnection)."""
+        return self._owned(path)
+
     def _owned(self, path: str) -> bool:
         stat = self.kazoo.exists(path)
         return stat is not None and stat.ephemeralOwner == self.session_id
