@@ -260,3 +260,20 @@ def test_a_returning_leader_truncates_what_it_alone_had_by_leader_epoch(zookeepe
         assert c.local_log(lead, "div", 0).read_batches(0, 1 << 24) == image
         values = [v for _, v in read_all(c, "div")]
         assert values == [*first, *later]
+
+
+def test_brokers_talk_to_zookeeper_and_to_leaders_from_their_own_address(cluster):
+    """Each broker's ZooKeeper session and its replica fetchers' connections leave from its
+    own loopback address, so a firewall rule between two addresses cuts exactly that link
+    (the partition faults rely on it)."""
+    create(cluster, "src", partitions=3)
+    produce(cluster, "src", [b"x"] * 30)
+    for b, background in cluster.brokers.items():
+        broker = background.broker
+        zk_socket = broker.node.zk.kazoo._connection._socket
+        assert zk_socket.getsockname()[0] == cluster.host(b)
+        fetchers = broker.replication.fetchers.values()
+        assert fetchers, f"broker {b} follows something"
+        for fetcher in fetchers:
+            client = wait_for(lambda f=fetcher: f._client, what="a fetcher connection")
+            assert client._sock.getsockname()[0] == cluster.host(b)

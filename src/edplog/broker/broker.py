@@ -202,6 +202,7 @@ class Broker:
                 auto_leader_rebalance=config.auto_leader_rebalance_enable,
                 leader_imbalance_check_interval_s=config.leader_imbalance_check_interval_seconds,
                 leader_imbalance_percentage=config.leader_imbalance_per_broker_percentage,
+                source_host=config.host if config.host not in ("", "0.0.0.0", "::") else None,
             ),
             on_change=lambda change: (
                 self.replication.changed(change) if self.replication is not None else None

@@ -38,6 +38,8 @@ class NodeSettings:
     auto_leader_rebalance: bool = True
     leader_imbalance_check_interval_s: int = 300
     leader_imbalance_percentage: int = 10
+    # The local address ZooKeeper connections are made from (the listener's), or None.
+    source_host: str | None = None
 
 
 class ClusterNode:
@@ -55,6 +57,7 @@ class ClusterNode:
             settings.zookeeper_connect,
             session_timeout_ms=settings.session_timeout_ms,
             connect_timeout_s=settings.connection_timeout_ms / 1000,
+            source_host=settings.source_host,
         )
         self.cache = MetadataCache(self.zk, on_change)
         self.controller = Controller(

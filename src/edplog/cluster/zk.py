@@ -20,6 +20,7 @@ import base64
 import json
 import logging
 import queue
+import socket
 import threading
 import time
 import uuid
@@ -36,6 +37,7 @@ from kazoo.exceptions import (
     RolledBackError,
     RuntimeInconsistency,
 )
+from kazoo.handlers.threading import SequentialThreadingHandler
 from kazoo.protocol.states import KazooState
 
 from ..errors import EdplogError, TopicExistsError, UnknownTopicError
@@ -349,17 +351,42 @@ class FencedOps:
 # ---- the client ----------------------------------------------------------------------------
 
 
+class _BoundHandler(SequentialThreadingHandler):  # type: ignore[misc]
+    """kazoo's threading handler with connections made from one local address."""
+
+    def __init__(self, source_host: str) -> None:
+        super().__init__()
+        self.source_host = source_host
+
+    def create_connection(self, *args: Any, **kwargs: Any) -> socket.socket:
+        if kwargs.get("use_ssl"):
+            raise EdplogError("TLS to ZooKeeper is not implemented")
+        host, port = kwargs["address"] if "address" in kwargs else args[0]
+        timeout = kwargs.get("timeout")
+        return socket.create_connection((host, port), timeout, source_address=(self.source_host, 0))
+
+
 class ZkClient:
     """One ZooKeeper session (kazoo), with edplog's paths and encodings. Thread-safe."""
 
     def __init__(
-        self, connect: str, session_timeout_ms: int = 18000, connect_timeout_s: float = 10
+        self,
+        connect: str,
+        session_timeout_ms: int = 18000,
+        connect_timeout_s: float = 10,
+        source_host: str | None = None,
     ) -> None:
         self.connect = connect
         self.hosts, self.chroot = _split_chroot(connect)
         self.session_timeout_ms = session_timeout_ms
         self.connect_timeout_s = connect_timeout_s
-        self.kazoo = KazooClient(hosts=connect, timeout=session_timeout_ms / 1000)
+        # ``source_host``: connect from this address (a broker's own), so that the network
+        # between it and ZooKeeper is the path its session takes.
+        self.kazoo = KazooClient(
+            hosts=connect,
+            timeout=session_timeout_ms / 1000,
+            handler=_BoundHandler(source_host) if source_host else None,
+        )
         self._listeners: list[Callable[[str], None]] = []
         self._states: queue.Queue[str | None] = queue.Queue()
         self._dispatcher: threading.Thread | None = None
