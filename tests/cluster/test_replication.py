@@ -3,6 +3,7 @@ a real ZooKeeper, real clients (confluent-kafka) and edplog's own client for raw
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 
@@ -277,3 +278,32 @@ def test_brokers_talk_to_zookeeper_and_to_leaders_from_their_own_address(cluster
         for fetcher in fetchers:
             client = wait_for(lambda f=fetcher: f._client, what="a fetcher connection")
             assert client._sock.getsockname()[0] == cluster.host(b)
+
+
+def test_acks_all_waits_for_a_silent_follower_until_the_isr_drops_it(cluster):
+    """One follower stops fetching (its replica fetchers are stopped; the broker stays up):
+    an acks=all produce cannot be answered before the ISR drops it — with a 1 s request
+    timeout it is answered REQUEST_TIMED_OUT (7) — and once replica.lag.time.max.ms has
+    passed the ISR shrinks to two, which min.insync.replicas=2 accepts. The silent broker
+    restarted fetches again and rejoins the ISR."""
+    create(cluster, "slow")
+    state = cluster.partition("slow", 0)
+    silent = next(b for b in state.replicas if b != state.leader_id)
+    background = cluster.brokers[silent]
+    replication = background.broker.replication
+
+    async def stop_fetching():
+        for fetcher in list(replication.fetchers.values()):
+            await fetcher.stop()
+
+    asyncio.run_coroutine_threadsafe(stop_fetching(), background._loop).result(10)
+    with Client(cluster.brokers[state.leader_id].bootstrap) as client:
+        with pytest.raises(KafkaError) as info:
+            client.produce("slow", 0, build_batch([(None, b"t")]), acks=-1, timeout_ms=1000)
+        assert info.value.error_code == 7
+        shrunk = cluster.wait_isr("slow", 0, 2)
+        assert silent not in shrunk.isr
+        assert client.produce("slow", 0, build_batch([(None, b"u")]), acks=-1) >= 0
+    cluster.stop(silent)
+    cluster.start(silent)
+    assert silent in cluster.wait_isr("slow", 0, 3).isr
