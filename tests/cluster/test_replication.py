@@ -227,7 +227,7 @@ def test_controlled_shutdown_moves_leadership_before_the_broker_stops(cluster):
 def test_a_returning_leader_truncates_what_it_alone_had_by_leader_epoch(zookeeper, tmp_path):
     """KIP-101: broker L leads alone (its follower F stopped) and takes 5 acks=1 records; L
     stops; F comes back and, by unclean election (enabled here), leads at a new epoch and
-    takes 3 records; L comes back as a follower. L must truncate its 5 records by leader
+    takes 3 records (the topic's override enables it); L comes back as a follower. L must truncate its 5 records by leader
     epoch (not by high watermark) and end up byte-identical to F: the acks=1 records are
     lost, as unclean election documents, and no offset holds two values."""
     with InProcessCluster(
@@ -236,9 +236,8 @@ def test_a_returning_leader_truncates_what_it_alone_had_by_leader_epoch(zookeepe
         2,
         default_replication_factor="2",
         min_insync_replicas="1",
-        unclean_leader_election_enable="true",
     ) as c:
-        create(c, "div", rf=2)
+        create(c, "div", rf=2, unclean_leader_election_enable="true")  # a topic override
         first, errors = produce(c, "div", [f"a{i}".encode() for i in range(10)])
         assert not errors
         lead = c.partition("div", 0).leader_id

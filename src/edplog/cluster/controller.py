@@ -295,6 +295,14 @@ class Controller:
         ta = self._assignments.get(tp[0])
         return ta.partitions.get(tp[1], ()) if ta is not None else ()
 
+    def _unclean_for(self, topic: str) -> bool:
+        """unclean.leader.election.enable for ``topic``: its override in ZooKeeper, else the
+        broker's setting (read at each election: elections are rare, configs may change)."""
+        value = self.zk.topic_config(topic).get("unclean.leader.election.enable")
+        if value is None:
+            return self.unclean
+        return value.strip().lower() == "true"
+
     def _partitions(self, brokers: set[int] | None = None) -> list[TP]:
         """Every known partition, or those with a replica (or one being added) in brokers."""
         out = []
@@ -309,9 +317,8 @@ class Controller:
 
         def transform(tp: TP) -> Transform:
             replicas = self._replicas(tp)
-            return lambda st: rules.reconcile(
-                st, replicas, live, self._epoch, shutting, self.unclean
-            )
+            unclean = self._unclean_for(tp[0])
+            return lambda st: rules.reconcile(st, replicas, live, self._epoch, shutting, unclean)
 
         states = self.zk.partition_states(partitions)
         for tp in partitions:
@@ -350,17 +357,22 @@ class Controller:
         live, shutting = set(now), self._shutting
         affected = self._partitions(dead | started | bounced)
         states = self.zk.partition_states(affected)
+        unclean_of: dict[str, bool] = {}
         for tp in affected:
             replicas = self._replicas(tp)
+            if tp[0] not in unclean_of:
+                unclean_of[tp[0]] = self._unclean_for(tp[0])
+            unclean = unclean_of[tp[0]]
 
-            def transform(st: PartitionState, replicas: tuple[int, ...] = replicas) -> Any:
+            def transform(
+                st: PartitionState, replicas: tuple[int, ...] = replicas, unclean: bool = unclean
+            ) -> Any:
                 first = rules.reconcile(
-                    st, replicas, live - bounced, self._epoch, shutting, self.unclean
+                    st, replicas, live - bounced, self._epoch, shutting, unclean
                 )
                 base = first or st
                 return (
-                    rules.reconcile(base, replicas, live, self._epoch, shutting, self.unclean)
-                    or first
+                    rules.reconcile(base, replicas, live, self._epoch, shutting, unclean) or first
                 )
 
             if states[tp] is not None:
