@@ -21,8 +21,9 @@ import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from edplog.client import Client, ClientError, ClusterMetadata
+from edplog.client import Client, ClusterMetadata
 from edplog.cluster.launcher import LocalCluster
+from edplog.errors import EdplogError
 
 
 def iptables_available() -> bool:
@@ -77,7 +78,7 @@ class Nemesis:
                     self.cluster.address(broker_id), timeout_s=3, connect_timeout_s=2
                 ) as client:
                     return client.metadata(None if topics is None else list(topics))
-            except (ClientError, OSError):
+            except (EdplogError, OSError):
                 continue
         return None
 
@@ -111,7 +112,7 @@ class Nemesis:
             try:
                 if predicate():
                     return True
-            except (ClientError, OSError):
+            except (EdplogError, OSError):
                 pass
             time.sleep(0.2)
         return False
@@ -149,7 +150,7 @@ class Nemesis:
             ids = set(broker_ids)
             try:
                 affected = {p for p, v in self.partitions().items() if v.leader in ids}
-            except (ClientError, OSError):
+            except (EdplogError, OSError):
                 affected = set()
         log = getattr(self.history, "event", None)
         if log is not None:

@@ -153,3 +153,24 @@ def test_unexpected_exit_is_reported_with_the_log(kafka_cluster):
     assert cluster.exited() == [2]
     with pytest.raises(ClusterError, match="broker 2"):
         cluster.check()
+
+
+def _docs_page():
+    # The section lives in docs/cluster-chaos.md until it is merged into docs/cluster.md.
+    from docs_examples import ROOT
+
+    for name in ("cluster.md", "cluster-chaos.md"):
+        path = ROOT / "docs" / name
+        if path.exists() and "def test_survives_a_broker" in path.read_text():
+            return path
+    raise AssertionError("no docs page holds the kafka_cluster example")
+
+
+@needs_zookeeper
+@needs_cluster_mode
+def test_docs_fixture_example_runs(tmp_path):
+    """The kafka_cluster example of the docs, run by pytest through the installed plugin:
+    acks=all sends succeed before and after one of the three brokers is SIGKILLed."""
+    from docs_examples import example, run_as_pytest
+
+    run_as_pytest(example(_docs_page(), "def test_survives_a_broker"), tmp_path)

@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
 
-from ..client import Client, ClientError
+from ..client import Client
 from ..errors import EdplogError
 from .zookeeper_server import ZooKeeperServer, free_port
 
@@ -387,7 +387,7 @@ class LocalCluster:
                 self.address(broker_id), connect_timeout_s=timeout_s, timeout_s=timeout_s
             ) as client:
                 meta = client.metadata([])
-        except (ClientError, OSError):
+        except (EdplogError, OSError):
             return None
         return {b.node_id for b in meta.brokers}
 
