@@ -143,30 +143,37 @@ class Nemesis:
 
     # ---- process faults -------------------------------------------------------------------
 
-    def _event(self, kind: str, broker_ids: Iterable[int], **details: object) -> None:
+    def _event(
+        self,
+        kind: str,
+        broker_ids: Iterable[int],
+        inject: Callable[[], object],
+        **details: object,
+    ) -> None:
+        """Note which partitions ``broker_ids`` lead, inject the fault, then log it: logged
+        after the fault took effect, so an acknowledgement already on its way when it struck
+        does not count as a failover."""
         self.counts[kind] = self.counts.get(kind, 0) + 1
+        ids = set(broker_ids)
         affected: set[int] = set()
         if self.topic is not None:
-            ids = set(broker_ids)
             try:
                 affected = {p for p, v in self.partitions().items() if v.leader in ids}
             except (EdplogError, OSError):
                 affected = set()
+        inject()
         log = getattr(self.history, "event", None)
         if log is not None:
-            log(kind, partitions=affected, brokers=sorted(set(broker_ids)), **details)
+            log(kind, partitions=affected, brokers=sorted(ids), **details)
 
     def kill(self, broker_id: int) -> None:
-        self._event("kill", [broker_id])
-        self.cluster.kill(broker_id)
+        self._event("kill", [broker_id], lambda: self.cluster.kill(broker_id))
 
     def terminate(self, broker_id: int) -> None:
-        self._event("terminate", [broker_id])
-        self.cluster.terminate(broker_id)
+        self._event("terminate", [broker_id], lambda: self.cluster.terminate(broker_id))
 
     def pause(self, broker_id: int) -> None:
-        self._event("pause", [broker_id])
-        self.cluster.pause(broker_id)
+        self._event("pause", [broker_id], lambda: self.cluster.pause(broker_id))
 
     def resume(self, broker_id: int) -> None:
         self.cluster.resume(broker_id)
@@ -175,14 +182,15 @@ class Nemesis:
         self.cluster.start_broker(broker_id, timeout_s=timeout_s)
 
     def restart(self, broker_id: int, *, clean: bool = True) -> None:
-        self._event("restart" if clean else "restart-unclean", [broker_id])
-        self.cluster.restart(broker_id, clean=clean)
+        """SIGTERM (``clean``) or SIGKILL the broker, then start it again and wait for it."""
+        stop = self.cluster.terminate if clean else self.cluster.kill
+        self._event("restart" if clean else "restart-unclean", [broker_id], lambda: stop(broker_id))
+        self.cluster.start_broker(broker_id)
 
     def restart_zookeeper(self) -> None:
         server = self.cluster.zookeeper
         assert server is not None, "the cluster runs an external ZooKeeper"
-        self._event("zk-restart", self.cluster.broker_ids)
-        server.restart()
+        self._event("zk-restart", self.cluster.broker_ids, server.restart)
 
     # ---- network faults -------------------------------------------------------------------
 
@@ -208,17 +216,26 @@ class Nemesis:
     ) -> None:
         """Cut ``broker_id`` from the other brokers (not from ZooKeeper)."""
         peers = [b for b in (others or self.cluster.broker_ids) if b != broker_id]
-        self._event("partition-brokers", [broker_id], peers=peers, both=both)
-        self.cut([self.cluster.host(broker_id)], [self.cluster.host(b) for b in peers], both=both)
+        host, hosts = self.cluster.host(broker_id), [self.cluster.host(b) for b in peers]
+        self._event(
+            "partition-brokers",
+            [broker_id],
+            lambda: self.cut([host], hosts, both=both),
+            peers=peers,
+            both=both,
+        )
 
     def isolate_from_zookeeper(self, broker_id: int) -> None:
         """Cut ``broker_id`` from ZooKeeper's port (not from the other brokers)."""
         server = self.cluster.zookeeper
         assert server is not None, "the cluster runs an external ZooKeeper"
-        self._event("partition-zk", [broker_id])
         host, port = self.cluster.host(broker_id), str(server.port)
-        self._drop("-s", host, "-d", server.host, "-p", "tcp", "--dport", port)
-        self._drop("-s", server.host, "-d", host, "-p", "tcp", "--sport", port)
+
+        def cut() -> None:
+            self._drop("-s", host, "-d", server.host, "-p", "tcp", "--dport", port)
+            self._drop("-s", server.host, "-d", host, "-p", "tcp", "--sport", port)
+
+        self._event("partition-zk", [broker_id], cut)
 
     def heal(self) -> int:
         """Delete every iptables rule carrying this nemesis's tag (also ones a crashed earlier

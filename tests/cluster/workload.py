@@ -52,6 +52,8 @@ PRODUCER_CONFIG = {
     "reconnect.backoff.ms": 50,
     "reconnect.backoff.max.ms": 500,
     "topic.metadata.refresh.interval.ms": 1000,
+    # Reconnect failures during a fault are expected; the history records what matters.
+    "log_level": 2,
 }
 
 
@@ -237,6 +239,7 @@ class _PollerThread(threading.Thread):
                 # A reset would hide a truncation below our position: report it instead.
                 "auto.offset.reset": "error",
                 "topic.metadata.refresh.interval.ms": 1000,
+                "log_level": 2,
             }
         )
         try:
@@ -347,6 +350,7 @@ def final_read(
             "enable.auto.commit": False,
             "auto.offset.reset": "error",
             "enable.partition.eof": True,
+            "log_level": 2,
         }
     )
     deadline = time.monotonic() + timeout_s
