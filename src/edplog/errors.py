@@ -260,6 +260,13 @@ class PartitionOfflineError(StorageError):
 # ---- idempotent producers -----------------------------------------------------------------
 
 
+class NotLeaderError(EdplogError):
+    """This broker does not lead the partition (in a cluster: another broker does, or none
+    does right now); clients refresh their metadata and retry."""
+
+    kafka_code = ErrorCode.NOT_LEADER_OR_FOLLOWER
+
+
 class DuplicateSequenceError(EdplogError):
     """The batch was appended before; the client is told its original offsets."""
 
@@ -315,6 +322,19 @@ class InvalidPartitionsError(EdplogError):
     """A partition count that is not positive, or that would shrink a topic."""
 
     kafka_code = ErrorCode.INVALID_PARTITIONS
+
+
+class InvalidReplicationFactorError(EdplogError):
+    """A replication factor that is not positive or exceeds the brokers available."""
+
+    kafka_code = ErrorCode.INVALID_REPLICATION_FACTOR
+
+
+class InvalidReplicaAssignmentError(EdplogError):
+    """An explicit replica assignment that names a broker twice, an unknown broker, or
+    partitions of different replication factors."""
+
+    kafka_code = ErrorCode.INVALID_REPLICA_ASSIGNMENT
 
 
 class InvalidRequestError(EdplogError):

@@ -1,4 +1,4 @@
-"""The private ZooKeeper that development clusters and tests run (edplog.cluster.zookeeper_server)."""
+"""The private ZooKeeper that development clusters and tests run."""
 
 from __future__ import annotations
 

@@ -16,6 +16,8 @@ import logging
 import os
 from typing import Any
 
+from ..cluster.node import ClusterNode, NodeSettings
+from ..cluster.registry import ClusterTopicRegistry
 from ..errors import InvalidConfigError
 from ..group import GroupCoordinator
 from ..metrics import BrokerMetrics
@@ -33,6 +35,7 @@ from .housekeeping import run_housekeeping
 from .producer_ids import ProducerIdManager
 from .quotas import ClientQuotas, CredentialStore, QuotaManager
 from .replica_manager import ReplicaManager
+from .replication import ReplicationManager
 from .server import Server
 
 log = logging.getLogger("edplog.broker")
@@ -53,6 +56,9 @@ class Broker:
         self.server: Server | None = None
         self._housekeeping: asyncio.Task[None] | None = None
         self._stopped = False
+        # Cluster mode (zookeeper.connect): membership and this broker's replication.
+        self.node: ClusterNode | None = None
+        self.replication: ReplicationManager | None = None
         # Set when every log dir has failed: whoever runs the broker stops it (Kafka does).
         self.fatal = asyncio.Event()
 
@@ -60,12 +66,19 @@ class Broker:
         config = self.config
         loop = asyncio.get_running_loop()
         properties.warn_unknown(config.unknown_properties)
+        registry = None
+        if config.clustered:
+            self.node = await loop.run_in_executor(None, self._connect_cluster)
+            registry = ClusterTopicRegistry(
+                self.node.zk, self.node.cache, config.node_id, config.default_replication_factor
+            )
         offline_dirs = await loop.run_in_executor(None, prepare_log_dirs, config)
         store = await loop.run_in_executor(
             None,
             lambda: Store(
                 config.all_log_dirs,
                 defaults=config.store_defaults(),
+                registry=registry,
                 accept_gaps=config.accept_missing_segments,
                 offline_dirs=offline_dirs,
                 move_bytes_per_second=config.replica_alter_log_dirs_io_max_bytes_per_second,
@@ -83,7 +96,13 @@ class Broker:
             validate_compressed_records=config.validate_compressed_records,
         )
         self.replicas.on_all_dirs_offline = self.fatal.set
-        self.coordinator = await _start_coordinator(config, store, self.commit)
+        node = self.node
+        if node is None:
+            self.coordinator = await _start_coordinator(config, store, self.commit)
+        else:
+            # Replicated consumer groups (a leader-led __consumer_offsets) are not served yet:
+            # FindCoordinator answers COORDINATOR_NOT_AVAILABLE in a cluster.
+            self.replication = ReplicationManager(node, self.replicas, store, config)
         quotas = ClientQuotas(config.data_dir)
         credentials = CredentialStore(config.data_dir)
         await loop.run_in_executor(None, quotas.load)
@@ -93,7 +112,9 @@ class Broker:
             store=store,
             replicas=self.replicas,
             groups=self.coordinator,
-            producer_ids=ProducerIdManager(config.data_dir),
+            producer_ids=ProducerIdManager(
+                config.data_dir, None if node is None else _producer_id_blocks(node)
+            ),
             authorizer=AllowAll(),
             metrics=self.metrics,
             quotas=QuotaManager(
@@ -109,6 +130,7 @@ class Broker:
                 store,
                 self.metrics,
             ),
+            cluster=node,
         )
         self.metrics.watch_logs(
             lambda: ((t, p, lg) for (t, p), lg in store.logs().items() if not lg.closed),
@@ -116,7 +138,61 @@ class Broker:
         )
         self._housekeeping = loop.create_task(run_housekeeping(store, config))
         self.server = Server(config, Dispatcher(self.services), self.metrics)
-        return await self.server.start()
+        bound = await self.server.start()
+        if node is not None and self.replication is not None:
+            host = config.advertised_host or bound[0]
+            if host in ("0.0.0.0", "::", ""):
+                host = "127.0.0.1"
+            port = config.advertised_port or bound[1]
+            await loop.run_in_executor(None, node.join, host, port)
+            self.replication.start()
+        return bound
+
+    def _connect_cluster(self) -> ClusterNode:
+        """Connect to ZooKeeper and read the cluster's metadata (blocking). The cluster id is
+        ZooKeeper's (the first broker's); log dirs that record another one refuse to start."""
+        config = self.config
+        stored = None
+        for path in config.all_log_dirs:
+            meta = read_meta(path) if os.path.isdir(path) else None
+            if meta and meta.get("cluster.id"):
+                stored = meta["cluster.id"]
+                break
+        proposed = stored or config.cluster_id
+        if config.cluster_id_configured:
+            proposed = config.cluster_id
+        node = ClusterNode(
+            NodeSettings(
+                broker_id=config.node_id,
+                host=config.advertised[0],
+                port=config.advertised[1],
+                rack=config.broker_rack,
+                zookeeper_connect=config.zookeeper_connect or "",
+                session_timeout_ms=config.zookeeper_session_timeout_ms,
+                connection_timeout_ms=config.zookeeper_connection_timeout_ms,
+                unclean_leader_election=config.unclean_leader_election_enable,
+                auto_leader_rebalance=config.auto_leader_rebalance_enable,
+                leader_imbalance_check_interval_s=config.leader_imbalance_check_interval_seconds,
+                leader_imbalance_percentage=config.leader_imbalance_per_broker_percentage,
+            ),
+            on_change=lambda change: (
+                self.replication.changed(change) if self.replication is not None else None
+            ),
+            on_session=lambda ok: (
+                self.replication.session(ok) if self.replication is not None else None
+            ),
+        )
+        agreed = node.connect(proposed)
+        if stored is not None and agreed != stored:
+            node.stop()
+            raise InvalidConfigError(
+                f"the log dirs belong to cluster {stored}, but ZooKeeper "
+                f"({config.zookeeper_connect}) holds cluster {agreed}: is zookeeper.connect "
+                "(and its chroot) right?"
+            )
+        config.cluster_id = agreed
+        config.cluster_id_configured = True
+        return node
 
     @property
     def closing(self) -> bool:
@@ -131,6 +207,10 @@ class Broker:
             self.replicas.begin_shutdown()
         if self.server is not None:
             await self.server.stop()
+        if self.replication is not None:
+            await self.replication.stop()
+        if self.node is not None:
+            await asyncio.get_running_loop().run_in_executor(None, self.node.stop)
         if self._housekeeping is not None:
             self._housekeeping.cancel()
         if self.coordinator is not None:
@@ -182,6 +262,16 @@ def prepare_log_dirs(config: BrokerConfig) -> dict[str, str]:
     for path, reason in offline.items():
         log.error("log dir %s is unusable at start, starting without it: %s", path, reason)
     return offline
+
+
+def _producer_id_blocks(node: ClusterNode) -> Any:
+    """Producer id blocks reserved in ZooKeeper: (first, end) with end exclusive."""
+
+    def reserve() -> tuple[int, int]:
+        first, last = node.zk.allocate_producer_ids(node.broker_id)
+        return first, last + 1
+
+    return reserve
 
 
 def _close_store(store: Store) -> None:

@@ -139,6 +139,26 @@ class BrokerConfig:
     # Client quotas are measured over quota.window.num samples of quota.window.size.seconds.
     quota_window_num: int = 11
     quota_window_size_seconds: int = 1
+    # Cluster mode (docs/cluster.md): on when zookeeper.connect is set. Kafka's names and
+    # defaults, except the ZooKeeper session (6 s here, 18 s in Kafka: a smaller failover).
+    zookeeper_connect: str | None = None
+    zookeeper_session_timeout_ms: int = 6_000
+    zookeeper_connection_timeout_ms: int = 10_000
+    broker_rack: str | None = None
+    unclean_leader_election_enable: bool = False
+    replica_lag_time_max_ms: int = 30_000
+    replica_fetch_max_bytes: int = 1_048_576
+    replica_fetch_response_max_bytes: int = 10_485_760
+    replica_fetch_wait_max_ms: int = 500
+    replica_fetch_min_bytes: int = 1
+    replica_fetch_backoff_ms: int = 1_000
+    replica_socket_timeout_ms: int = 30_000
+    controlled_shutdown_enable: bool = True
+    controlled_shutdown_timeout_ms: int = 30_000
+    auto_leader_rebalance_enable: bool = True
+    leader_imbalance_check_interval_seconds: int = 300
+    leader_imbalance_per_broker_percentage: int = 10
+    offsets_topic_replication_factor: int = 3
     # Property names this broker does not know (warned about at start).
     unknown_properties: list[str] = field(default_factory=list)
     topic_defaults: dict[str, str] = field(default_factory=dict)
@@ -198,6 +218,8 @@ class BrokerConfig:
             elif key == "cluster.id":
                 self.cluster_id = value
                 self.cluster_id_configured = True
+            elif key in _CLUSTER_PROPERTIES:
+                self._apply_cluster_property(key, value)
             elif key == "num.partitions":
                 self.num_partitions = _integer(key, value, 1)
             elif key == "default.replication.factor":
@@ -294,6 +316,24 @@ class BrokerConfig:
                     self.topic_defaults[target] = str(ms)
                     break
 
+    def _apply_cluster_property(self, key: str, value: str) -> None:
+        """Read one cluster property (docs/cluster.md)."""
+        if key == "zookeeper.connect":
+            if not value.strip():
+                raise InvalidConfigError("zookeeper.connect is empty")
+            self.zookeeper_connect = value.strip()
+        elif key == "broker.rack":
+            self.broker_rack = value.strip() or None
+        elif key in _CLUSTER_BOOLEANS:
+            setattr(self, _CLUSTER_BOOLEANS[key], _boolean(key, value))
+        else:
+            minimum = 0 if key == "replica.fetch.wait.max.ms" else 1
+            setattr(self, _CLUSTER_PROPERTIES[key], _integer(key, value, minimum))
+
+    @property
+    def clustered(self) -> bool:
+        return self.zookeeper_connect is not None
+
     def _apply_connection_property(self, key: str, value: str) -> None:
         """Read one connection property; a value this broker cannot honour is refused."""
         if key == "max.connections.per.ip.overrides":
@@ -327,6 +367,32 @@ class BrokerConfig:
             raise InvalidConfigError(f"{' / '.join(names) or 'a log default'}: {exc}") from None
         return defaults
 
+
+#: Cluster properties -> BrokerConfig attributes.
+_CLUSTER_PROPERTIES = {
+    "zookeeper.connect": "zookeeper_connect",
+    "zookeeper.session.timeout.ms": "zookeeper_session_timeout_ms",
+    "zookeeper.connection.timeout.ms": "zookeeper_connection_timeout_ms",
+    "broker.rack": "broker_rack",
+    "unclean.leader.election.enable": "unclean_leader_election_enable",
+    "replica.lag.time.max.ms": "replica_lag_time_max_ms",
+    "replica.fetch.max.bytes": "replica_fetch_max_bytes",
+    "replica.fetch.response.max.bytes": "replica_fetch_response_max_bytes",
+    "replica.fetch.wait.max.ms": "replica_fetch_wait_max_ms",
+    "replica.fetch.min.bytes": "replica_fetch_min_bytes",
+    "replica.fetch.backoff.ms": "replica_fetch_backoff_ms",
+    "replica.socket.timeout.ms": "replica_socket_timeout_ms",
+    "controlled.shutdown.enable": "controlled_shutdown_enable",
+    "auto.leader.rebalance.enable": "auto_leader_rebalance_enable",
+    "leader.imbalance.check.interval.seconds": "leader_imbalance_check_interval_seconds",
+    "leader.imbalance.per.broker.percentage": "leader_imbalance_per_broker_percentage",
+    "offsets.topic.replication.factor": "offsets_topic_replication_factor",
+}
+_CLUSTER_BOOLEANS = {
+    "unclean.leader.election.enable": "unclean_leader_election_enable",
+    "controlled.shutdown.enable": "controlled_shutdown_enable",
+    "auto.leader.rebalance.enable": "auto_leader_rebalance_enable",
+}
 
 _CONNECTION_PROPERTIES = frozenset(
     {

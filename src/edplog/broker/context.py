@@ -23,6 +23,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..cluster.node import ClusterNode
 from ..errors import EdplogError, ErrorCode, kafka_code_of
 from ..group import GroupCoordinator
 from ..protocol import RequestHeader
@@ -112,6 +113,8 @@ class Services:
     credentials: CredentialStore | None = None
     # KIP-227 sessions; made on the first Fetch from ``config`` if the broker gave none.
     fetch_sessions: FetchSessionCache | None = None
+    # This broker's membership of a cluster (None: a single node).
+    cluster: ClusterNode | None = None
 
     @property
     def closing(self) -> bool:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+from collections.abc import Callable
 
 from ..storage.checkpoint import write_atomically
 
@@ -22,11 +23,16 @@ BLOCK_SIZE = 1000
 
 
 class ProducerIdManager:
-    """Allocates producer ids from blocks reserved in ``<data dir>/producer-ids``."""
+    """Allocates producer ids from blocks reserved in ``<data dir>/producer-ids``, or, in a
+    cluster, by ``reserve_block()`` (a compare-and-set in ZooKeeper: blocking, run off the
+    event loop) returning a (first, end) range no other broker gets."""
 
-    def __init__(self, data_dir: str) -> None:
+    def __init__(
+        self, data_dir: str, reserve_block: Callable[[], tuple[int, int]] | None = None
+    ) -> None:
         self.path = os.path.join(data_dir, FILE_NAME)
-        self._next = self._read()
+        self.reserve_block = reserve_block
+        self._next = self._read() if reserve_block is None else 0
         self._block_end = self._next
         self._lock = asyncio.Lock()
 
@@ -48,8 +54,13 @@ class ProducerIdManager:
         if self._next >= self._block_end:
             async with self._lock:
                 if self._next >= self._block_end:
-                    end = self._next + BLOCK_SIZE
-                    await asyncio.get_running_loop().run_in_executor(None, self._reserve, end)
+                    loop = asyncio.get_running_loop()
+                    if self.reserve_block is not None:
+                        first, end = await loop.run_in_executor(None, self.reserve_block)
+                        self._next = first
+                    else:
+                        end = self._next + BLOCK_SIZE
+                        await loop.run_in_executor(None, self._reserve, end)
                     self._block_end = end
         pid = self._next
         self._next += 1

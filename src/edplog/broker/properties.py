@@ -78,6 +78,24 @@ HONOURED = frozenset(
         "inter.broker.listener.name",
         "listener.security.protocol.map",
         "security.inter.broker.protocol",
+        # Clusters (docs/cluster.md).
+        "zookeeper.connect",
+        "zookeeper.session.timeout.ms",
+        "zookeeper.connection.timeout.ms",
+        "broker.rack",
+        "unclean.leader.election.enable",
+        "replica.lag.time.max.ms",
+        "replica.fetch.max.bytes",
+        "replica.fetch.response.max.bytes",
+        "replica.fetch.wait.max.ms",
+        "replica.fetch.min.bytes",
+        "replica.fetch.backoff.ms",
+        "replica.socket.timeout.ms",
+        "controlled.shutdown.enable",
+        "auto.leader.rebalance.enable",
+        "leader.imbalance.check.interval.seconds",
+        "leader.imbalance.per.broker.percentage",
+        "offsets.topic.replication.factor",
     }
 )
 
@@ -103,7 +121,6 @@ NO_EFFECT = frozenset(
         "log.flush.scheduler.interval.ms",
         "log.flush.start.offset.checkpoint.interval.ms",
         "log.segment.delete.delay.ms",
-        "offsets.topic.replication.factor",
         "offsets.topic.segment.bytes",
         "offsets.load.buffer.size",
         "offsets.commit.timeout.ms",
@@ -118,8 +135,15 @@ NO_EFFECT = frozenset(
         "metadata.log.segment.bytes",
         "metadata.max.retention.bytes",
         "request.timeout.ms",
-        # One replica: an unclean election can never happen.
-        "unclean.leader.election.enable",
+        # Replication machinery: one fetcher connection per leader carries every partition
+        # (num.replica.fetchers); the high watermark is not checkpointed (a new leader
+        # starts it from what its followers report, within one fetch).
+        "num.replica.fetchers",
+        "replica.socket.receive.buffer.bytes",
+        "replica.high.watermark.checkpoint.interval.ms",
+        "controlled.shutdown.max.retries",
+        "controlled.shutdown.retry.backoff.ms",
+        "zookeeper.max.in.flight.requests",
     }
 )
 
@@ -129,7 +153,6 @@ _REFUSED_EXACT = {
     "authorizer.class.name": "authorization (ACLs) is not implemented yet",
     "super.users": "authorization (ACLs) is not implemented yet",
     "allow.everyone.if.no.acl.found": "authorization (ACLs) is not implemented yet",
-    "zookeeper.connect": "clusters (ZooKeeper) are not implemented yet; edplog runs one node",
     "connections.max.reauth.ms": "SASL is not implemented yet",
     "principal.builder.class": "authentication is not implemented yet",
     "delegation.token.secret.key": "delegation tokens are not implemented",
@@ -141,9 +164,8 @@ _REFUSED_PREFIXES = {
     "ssl.": "TLS listeners are not implemented yet",
     "sasl.": "SASL is not implemented yet",
     "listener.name.": "per-listener settings (TLS, SASL) are not implemented yet",
-    "zookeeper.": "clusters (ZooKeeper) are not implemented yet; edplog runs one node",
-    "replica.": "replication is not implemented yet",
-    "num.replica.": "replication is not implemented yet",
+    "zookeeper.": "this ZooKeeper setting (TLS, SASL or ACLs towards ZooKeeper) is not implemented",
+    "replica.": "this replication setting is not implemented",
     "transactional.id.": "transactions are not implemented yet",
     "remote.log.": "tiered storage is not implemented",
     "confluent.": "Confluent Platform features are not implemented",

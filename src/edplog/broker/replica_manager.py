@@ -20,6 +20,7 @@ from ..errors import (
     EdplogError,
     ErrorCode,
     InvalidTopicError,
+    NotLeaderError,
     UnknownTopicError,
 )
 from ..protocol import FileRegion
@@ -27,7 +28,7 @@ from ..storage import INTERNAL_TOPICS, Store
 from ..storage.log_dirs import is_dir_failure
 from ..storage.log_move import MoveAbandoned
 from .group_commit import GroupCommit
-from .partition import Partition
+from .partition import Partition, Role
 
 READ_COMMITTED = 1
 INT32_MAX = 0x7FFFFFFF
@@ -46,6 +47,9 @@ class AppendResult:
     log_append_time_ms: int = -1
     log_start_offset: int = -1
     message: str | None = None
+    # Replicated partitions: the partition and the offset its records end before.
+    partition: Partition | None = None
+    end_offset: int = -1
 
 
 @dataclass(slots=True)
@@ -85,12 +89,21 @@ class ReplicaManager:
         self._moves: dict[tuple[str, int], tuple[str, asyncio.Task[None]]] = {}
         # Called (on the event loop) when the last online log dir fails: the broker stops.
         self.on_all_dirs_offline: Callable[[], None] | None = None
+        # Cluster mode: the partitions this broker hosts (leads or follows) are set by the
+        # replication manager from the cluster's metadata; nothing is opened on first use.
+        self.cluster = False
+        self.hosted: dict[tuple[str, int], Partition] = {}
 
     # ---- partitions ------------------------------------------------------------------------
 
     def partitions(self, topic: str) -> list[Partition] | None:
         """The partitions of ``topic`` (opened on first use), or None if it does not exist.
-        An offline partition raises PartitionOfflineError when it is asked for by index."""
+        An offline partition raises PartitionOfflineError when it is asked for by index.
+        In a cluster: the partitions of it this broker hosts."""
+        if self.cluster:
+            if topic not in self.store.topics():
+                return None
+            return [p for (t, _), p in sorted(self.hosted.items()) if t == topic]
         parts = self._partitions.get(topic)
         if parts is not None:
             return parts
@@ -109,7 +122,17 @@ class ReplicaManager:
 
     def partition(self, topic: str, index: int) -> Partition | None:
         """The partition, None when it does not exist; PartitionOfflineError when it exists
-        but could not be opened."""
+        but could not be opened; in a cluster, NotLeaderError unless this broker leads it."""
+        if self.cluster:
+            found = self.hosted.get((topic, index))
+            if found is not None and found.role is Role.LEADER:
+                return found
+            count = self.store.topics().get(topic)
+            if count is None or not 0 <= index < count:
+                return None
+            if found is not None:
+                raise NotLeaderError(f"broker {self.node_id} does not lead {topic}-{index}")
+            raise NotLeaderError(f"broker {self.node_id} has no replica of {topic}-{index}")
         parts = self.partitions(topic)
         if parts is not None and 0 <= index < len(parts):
             return parts[index]
@@ -156,6 +179,8 @@ class ReplicaManager:
                 partition.refresh_config()
 
     def all_partitions(self) -> list[Partition]:
+        if self.cluster:
+            return list(self.hosted.values())
         return [p for parts in self._partitions.values() for p in parts] + list(
             self._loose.values()
         )
@@ -204,6 +229,10 @@ class ReplicaManager:
         if len(records) > partition.max_message_bytes:
             result.error = ErrorCode.MESSAGE_TOO_LARGE
             return result, None
+        if partition.role is not Role.LEADER:
+            result.error = ErrorCode.NOT_LEADER_OR_FOLLOWER
+            result.message = f"broker {self.node_id} does not lead {topic}-{index}"
+            return result, None
         if acks == -1 and len(partition.isr) < partition.min_insync_replicas:
             result.error = ErrorCode.NOT_ENOUGH_REPLICAS
             result.message = (
@@ -215,7 +244,7 @@ class ReplicaManager:
             self.maybe_revive(partition)
         append_time = now_ms if partition.log_append_time else None
         try:
-            base, _ = partition.append(records, append_time)
+            base, last = partition.append(records, append_time)
         except EdplogError as exc:
             result.error, result.message = exc.kafka_code, str(exc)
             base_offset = getattr(exc, "base_offset", None)
@@ -232,13 +261,55 @@ class ReplicaManager:
         result.base_offset = base
         result.log_append_time_ms = append_time if append_time is not None else -1
         result.log_start_offset = partition.log_start_offset
+        if partition.replicated:
+            result.partition, result.end_offset = partition, last + 1
         return result, partition.log
 
-    async def wait_durable(self, pending: list[tuple[Any, AppendResult]]) -> None:
-        """acks=-1: answer once the logs are flushed; a failed flush fails every result
-        that waited on it with KAFKA_STORAGE_ERROR (its records are never served)."""
-        if not self.flush_on_acks_all or not pending:
+    def must_wait(self, pending: list[tuple[Any, AppendResult]]) -> bool:
+        """Whether acks=-1 results wait: for a flush, or for the ISR (in a cluster)."""
+        return bool(pending) and (self.flush_on_acks_all or self.cluster)
+
+    async def wait_durable(
+        self, pending: list[tuple[Any, AppendResult]], timeout_ms: int = 30_000
+    ) -> None:
+        """acks=-1: answer once the logs are flushed (when flush.on.acks.all holds) and, in a
+        cluster, once every in-sync replica has the records (the high watermark passed them);
+        a failed flush fails every result that waited on it with KAFKA_STORAGE_ERROR (its
+        records are never served); the ISR not catching up within ``timeout_ms`` gives
+        REQUEST_TIMED_OUT."""
+        if not pending:
             return
+        if self.flush_on_acks_all:
+            await self._flush(pending)
+        replicated = [(r, r.partition) for _, r in pending if r.partition is not None]
+        if not replicated:
+            return
+        waits = {
+            id(r): p.wait_replicated(r.end_offset)
+            for r, p in replicated
+            if r.error == ErrorCode.NONE
+        }
+        if not waits:
+            return
+        await asyncio.wait(list(waits.values()), timeout=max(0, timeout_ms) / 1000.0)
+        for r, p in replicated:
+            fut = waits.get(id(r))
+            if fut is None:
+                continue
+            if not fut.done():
+                fut.cancel()
+                r.error = ErrorCode.REQUEST_TIMED_OUT
+                r.message = (
+                    f"the in-sync replicas of {p.topic}-{p.index} did not reach offset "
+                    f"{r.end_offset} within {timeout_ms} ms"
+                )
+            elif fut.result() != ErrorCode.NONE:
+                r.error = fut.result()
+                r.message = f"{p.topic}-{p.index}: {r.error.name} (isr {p.isr})"
+            if r.error not in (ErrorCode.NONE, ErrorCode.NOT_ENOUGH_REPLICAS_AFTER_APPEND):
+                r.base_offset = -1
+
+    async def _flush(self, pending: list[tuple[Any, AppendResult]]) -> None:
         try:
             await self.commit.flush([log for log, _ in pending])
         except Exception as exc:
@@ -258,7 +329,11 @@ class ReplicaManager:
     # ---- fetch -----------------------------------------------------------------------------
 
     def read(
-        self, req: dict[str, Any], replica_id: int, results: list[list[dict[str, Any]]]
+        self,
+        req: dict[str, Any],
+        replica_id: int,
+        results: list[list[dict[str, Any]]],
+        replica_epoch: int = -1,
     ) -> FetchRead:
         """One pass over a Fetch's partitions, filling ``results`` (per topic, per partition,
         the response dicts) with file regions and offsets. Kafka's KIP-74 rule: the first
@@ -288,6 +363,12 @@ class ReplicaManager:
                     continue
                 seen.append(partition)
                 code = partition.leader_epoch_error(preq.get("current_leader_epoch", -1))
+                if partition.role is not Role.LEADER:
+                    code = code or ErrorCode.NOT_LEADER_OR_FOLLOWER
+                elif replica_id >= 0 and not code and partition.replicated:
+                    partition.follower_fetched(
+                        replica_id, preq["fetch_offset"], replica_epoch, int(time.time() * 1000)
+                    )
                 hw = partition.high_watermark
                 result["error_code"] = code
                 result["high_watermark"] = hw

@@ -57,8 +57,12 @@ class AsyncClient:
         timeout_s: float = DEFAULT_TIMEOUT_S,
         max_versions: Mapping[int | str, int] | None = None,
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+        local_host: str | None = None,
     ) -> None:
         self.bootstrap = bootstrap
+        # The address outgoing connections are bound to (a broker's own, so that the network
+        # between two brokers' addresses is the path their replication takes).
+        self.local_host = local_host
         self.timeout_s = timeout_s
         self.max_versions = dict(max_versions or {})
         self.max_response_bytes = max_response_bytes
@@ -81,14 +85,17 @@ class AsyncClient:
         max_versions: Mapping[int | str, int] | None = None,
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
         negotiate: bool = True,
+        local_host: str | None = None,
     ) -> AsyncClient:
-        """Connect and (unless ``negotiate`` is False) run ApiVersions."""
+        """Connect (from ``local_host`` when given) and, unless ``negotiate`` is False, run
+        ApiVersions."""
         self = cls(
             bootstrap,
             client_id=client_id,
             timeout_s=timeout_s,
             max_versions=max_versions,
             max_response_bytes=max_response_bytes,
+            local_host=local_host,
         )
         try:
             await asyncio.wait_for(self._open(), connect_timeout_s)
@@ -112,6 +119,8 @@ class AsyncClient:
             sock = socket.socket(family, kind, proto)
             sock.setblocking(False)
             try:
+                if self.local_host:
+                    sock.bind((self.local_host, 0))
                 await loop.sock_connect(sock, addr)
             except OSError as exc:
                 sock.close()

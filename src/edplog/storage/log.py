@@ -525,6 +525,26 @@ class Log:
                 self._reload_producers(end)
         self.write_checkpoint()
 
+    def reset_to(self, offset: int) -> None:
+        """Drop every record and start over, empty, at ``offset`` (a follower whose leader's
+        log now starts past this log's end: retention ran there). The leader-epoch cache
+        and the producer state are cleared with the records."""
+        core = self._core
+        with self._writer_locked():
+            core.seal_held()
+            for seg in list(core.segments):
+                seg.close()
+                seg_files.delete_files(self.path, seg.base_offset)
+            fresh = seg_files.open_segment(self.path, offset, self.config)
+            core.replace_segments_held([fresh], True)
+            core.log_start_offset = offset
+            core.lower_durable_offset_held(offset)
+            self.leader_epochs.clear()
+            with self._producer_lock:
+                self.producer_state.truncate_snapshots(0)
+                self.producer_state.clear()
+        self.write_checkpoint()
+
     def delete_records_before(self, offset: int) -> int:
         """Make offset the new log start offset; whole segments below it are deleted.
 

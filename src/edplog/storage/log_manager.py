@@ -290,11 +290,14 @@ class LogManager:
         """Partitions that could not be opened, with the reason."""
         return dict(self._offline)
 
-    def delete_logs(self, topic: str, partitions: int, topic_id: uuid.UUID) -> None:
-        """Close and remove the directories of a topic's partitions (those on an offline
-        log dir are left there: removed on a start that finds them with no topic)."""
+    def delete_logs(
+        self, topic: str, partitions: int, topic_id: uuid.UUID, only: int | None = None
+    ) -> None:
+        """Close and remove the directories of a topic's partitions, or of partition ``only``
+        (those on an offline log dir are left there: removed on a start that finds them with
+        no topic)."""
         doomed = []
-        for p in range(partitions):
+        for p in range(partitions) if only is None else (only,):
             moving = self._moves.get((topic, p))
             if moving is not None:
                 moving.abandoned = True  # its copier stops and removes the -future dir

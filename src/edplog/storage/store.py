@@ -84,7 +84,8 @@ class Store:
             self.registry.adopt(topic, partition + 1)
         for topic, info in self.registry.topics().items():
             for p in range(info.partitions):
-                self.manager.open_log(topic, p, info.config, create=False)
+                if self.registry.hosts(topic, p):
+                    self.manager.open_log(topic, p, info.config, create=False)
 
     def _check_open(self) -> None:
         if self._closed:
@@ -103,7 +104,14 @@ class Store:
             self._check_open()
             info = self.registry.create(name, partitions, overrides)
             for p in range(info.partitions):
-                self.manager.open_log(name, p, overrides)
+                if self.registry.hosts(name, p):
+                    self.manager.open_log(name, p, overrides)
+
+    def validate_topic_config(self, config: Mapping[str, Any] | None) -> dict[str, str]:
+        """The overrides, normalised; InvalidConfigError for a bad one or combination."""
+        overrides = normalize(config)
+        LogConfig(overrides, self.defaults)
+        return overrides
 
     def delete_topic(self, name: str) -> None:
         """Delete a topic and all its data."""
@@ -120,7 +128,32 @@ class Store:
             old = self.registry.get(name).partitions
             info = self.registry.add_partitions(name, total)
             for p in range(old, total):
-                self.manager.open_log(name, p, info.config)
+                if self.registry.hosts(name, p):
+                    self.manager.open_log(name, p, info.config)
+
+    def open_partition(self, name: str, partition: int) -> Log:
+        """Open (creating it if needed) the log of one partition of a known topic: in a
+        cluster, one this node has just become a replica of. PartitionOfflineError if it
+        cannot be opened."""
+        with self._lock:
+            self._check_open()
+            info = self.registry.get(name)
+            self.manager.open_log(name, partition, info.config)
+            return self.manager.get(name, partition)
+
+    def drop_partition(self, name: str, partition: int) -> None:
+        """Close and delete one partition's log (in a cluster: this node is no longer one of
+        its replicas)."""
+        with self._lock:
+            self._check_open()
+            self.manager.delete_logs(name, partition + 1, uuid.uuid4(), only=partition)
+
+    def forget_topic(self, name: str, partitions: int, topic_id: uuid.UUID) -> None:
+        """Close and delete the local logs of a topic that no longer exists (in a cluster:
+        deleted through another node; the registry already forgot it)."""
+        with self._lock:
+            self._check_open()
+            self.manager.delete_logs(name, partitions, topic_id)
 
     def topics(self) -> dict[str, int]:
         """Topic name -> partition count. Takes no lock (a snapshot of the registry), so an

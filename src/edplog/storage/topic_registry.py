@@ -82,6 +82,11 @@ class TopicRegistry(Protocol):
 
     def adopt(self, name: str, partitions: int) -> TopicInfo: ...
 
+    def hosts(self, name: str, partition: int) -> bool:
+        """Whether this node keeps a replica of the partition (a cluster's registry says;
+        every partition is local otherwise)."""
+        ...
+
 
 class LocalTopicRegistry:
     """Topics of one data directory, in ``topics.json`` (see the module docstring).
@@ -181,6 +186,9 @@ class LocalTopicRegistry:
         info.config = dict(config)
         self._save()
         return info
+
+    def hosts(self, name: str, partition: int) -> bool:
+        return True
 
     def adopt(self, name: str, partitions: int) -> TopicInfo:
         """Make sure ``name`` has at least ``partitions`` (a partition directory found on

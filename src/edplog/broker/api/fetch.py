@@ -27,6 +27,14 @@ Body = dict[str, Any]
 READ_COMMITTED = 1
 
 
+def replica_epoch_of(req: Body) -> int:
+    """The fetching follower's broker epoch (KIP-903, ``replica_state`` from v15), or -1."""
+    state = req.get("replica_state")
+    if isinstance(state, dict):
+        return int(state.get("replica_epoch", -1))
+    return -1
+
+
 def replica_id_of(req: Body) -> int:
     """The fetching replica: -1 for a consumer (``replica_state`` from v15, else the field)."""
     state = req.get("replica_state")
@@ -135,6 +143,7 @@ def fetch(ctx: RequestContext, services: Services, req: Body) -> Body | Coroutin
     min_bytes = req.get("min_bytes", 1) or 0
     deadline = loop.time() + max_wait_s
     replica_id = replica_id_of(req)
+    replica_epoch = replica_epoch_of(req)
     uses_ids = ctx.api_version >= 13
     sessions = _sessions(services)
     name_of = sessions.topic_ids.resolver() if uses_ids else None
@@ -163,7 +172,9 @@ def fetch(ctx: RequestContext, services: Services, req: Body) -> Body | Coroutin
 
     def read_once() -> tuple[Body, Any]:
         body = fetch_error(read_req, ErrorCode.NONE)
-        read = replicas.read(read_req, replica_id, [t["partitions"] for t in body["responses"]])
+        read = replicas.read(
+            read_req, replica_id, [t["partitions"] for t in body["responses"]], replica_epoch
+        )
         if uses_ids:
             for t in body["responses"]:
                 if t["topic"] is None:

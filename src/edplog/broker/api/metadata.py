@@ -42,11 +42,44 @@ async def api_versions(ctx: RequestContext, services: Services, req: Body) -> Bo
 
 
 def _broker_list(services: Services) -> list[Body]:
+    if services.cluster is not None:
+        return [
+            {"node_id": b, "host": reg.host, "port": reg.port, "rack": reg.rack}
+            for b, reg in sorted(services.cluster.cache.snapshot.brokers.items())
+        ]
     host, port = services.config.advertised
     return [{"node_id": services.config.node_id, "host": host, "port": port, "rack": None}]
 
 
+def _controller_id(services: Services) -> int:
+    if services.cluster is not None:
+        found = services.cluster.cache.snapshot.controller_id
+        return -1 if found is None else found
+    return services.config.node_id
+
+
+def _cluster_partition_entry(services: Services, name: str, index: int) -> Body:
+    """A partition as the cluster's state has it: LEADER_NOT_AVAILABLE while it has no
+    leader; replicas whose broker is not live are listed as offline."""
+    assert services.cluster is not None
+    snap = services.cluster.cache.snapshot
+    replicas = list(snap.replicas(name, index))
+    state = snap.states.get((name, index))
+    leader = state.leader if state is not None else -1
+    return {
+        "error_code": ErrorCode.NONE if leader >= 0 else ErrorCode.LEADER_NOT_AVAILABLE,
+        "partition_index": index,
+        "leader_id": leader,
+        "leader_epoch": state.leader_epoch if state is not None else -1,
+        "replica_nodes": replicas,
+        "isr_nodes": list(state.isr) if state is not None else [],
+        "offline_replicas": [r for r in replicas if r not in snap.brokers],
+    }
+
+
 def _partition_entry(services: Services, name: str, index: int) -> Body:
+    if services.cluster is not None:
+        return _cluster_partition_entry(services, name, index)
     node = services.config.node_id
     entry: Body = {
         "error_code": ErrorCode.NONE,
@@ -159,7 +192,7 @@ async def metadata(ctx: RequestContext, services: Services, req: Body) -> Body:
         "throttle_time_ms": 0,
         "brokers": _broker_list(services),
         "cluster_id": services.config.cluster_id,
-        "controller_id": services.config.node_id,
+        "controller_id": _controller_id(services),
         "topics": topics,
         "cluster_authorized_operations": cluster_ops,
         "error_code": ErrorCode.NONE,
@@ -268,15 +301,16 @@ async def describe_cluster(ctx: RequestContext, services: Services, req: Body) -
         "error_message": None,
         "endpoint_type": BROKER_ENDPOINTS,
         "cluster_id": services.config.cluster_id,
-        "controller_id": services.config.node_id,
+        "controller_id": _controller_id(services),
         "brokers": [
             {
-                "broker_id": services.config.node_id,
-                "host": host,
-                "port": port,
-                "rack": None,
+                "broker_id": b["node_id"],
+                "host": b["host"],
+                "port": b["port"],
+                "rack": b["rack"],
                 "is_fenced": False,
             }
+            for b in _broker_list(services)
         ],
         "cluster_authorized_operations": cluster_ops,
     }

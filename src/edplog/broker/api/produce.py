@@ -111,8 +111,8 @@ def produce(
     response = {"responses": responses, "throttle_time_ms": 0}
     if moved:
         _point_to_leaders(services, response, moved)
-    if durable and replicas.flush_on_acks_all:
-        return _after_flush(services, response, results, durable)
+    if replicas.must_wait(durable):
+        return _after_flush(services, response, results, durable, req.get("timeout_ms", 30_000))
     _fill(results)
     return response
 
@@ -135,6 +135,9 @@ def _point_to_leaders(
 ) -> None:
     """current_leader of each partition refused for leadership, and node_endpoints."""
     leaders = set()
+    if services.cluster is not None:
+        _point_to_cluster_leaders(services, response, moved)
+        return
     for body, name, index in moved:
         try:
             partition = services.replicas.partition(name, index)
@@ -153,6 +156,30 @@ def _point_to_leaders(
         response["node_endpoints"] = [{"node_id": node, "host": host, "port": port, "rack": None}]
 
 
+def _point_to_cluster_leaders(
+    services: Services, response: Body, moved: list[tuple[Body, str, int]]
+) -> None:
+    """KIP-951 in a cluster: the leader the cluster's state names, and its endpoint."""
+    assert services.cluster is not None
+    snap = services.cluster.cache.snapshot
+    endpoints = {}
+    for body, name, index in moved:
+        state = snap.states.get((name, index))
+        if state is None or state.leader < 0:
+            continue
+        body["current_leader"] = {"leader_id": state.leader, "leader_epoch": state.leader_epoch}
+        reg = snap.brokers.get(state.leader)
+        if reg is not None:
+            endpoints[state.leader] = {
+                "node_id": state.leader,
+                "host": reg.host,
+                "port": reg.port,
+                "rack": reg.rack,
+            }
+    if endpoints:
+        response["node_endpoints"] = [endpoints[b] for b in sorted(endpoints)]
+
+
 def _fill(results: list[tuple[Body, Any]]) -> None:
     for body, result in results:
         body["error_code"] = result.error
@@ -167,8 +194,9 @@ async def _after_flush(
     response: Body,
     results: list[tuple[Body, Any]],
     durable: list[tuple[Any, Any]],
+    timeout_ms: int,
 ) -> Body:
-    await services.replicas.wait_durable(durable)
+    await services.replicas.wait_durable(durable, timeout_ms)
     for _, result in durable:
         if result.error != ErrorCode.NONE:
             services.metrics.produce_error(result.error)

@@ -11,6 +11,8 @@ import asyncio
 import logging
 from typing import Any
 
+from ...cluster.registry import ClusterTopicRegistry
+from ...errors import InvalidReplicaAssignmentError
 from ..context import INTERNAL_TOPICS, ErrorCode, RequestContext, Services, code_for, message_for
 from .configs import configs_of
 from .registry import ApiSpec
@@ -61,7 +63,15 @@ async def create_topics(ctx: RequestContext, services: Services, req: Body) -> B
         if replication == -1:
             replication = config.default_replication_factor
         configs = {c["name"]: c["value"] for c in topic.get("configs") or ()}
-        if replication != 1:
+        assignment = None
+        if services.cluster is not None:
+            assignment, refusal = _cluster_assignment(services, topic, count, replication)
+            if refusal is not None:
+                result["error_code"], result["error_message"] = refusal
+                continue
+            assert assignment is not None
+            replication = len(next(iter(assignment.values())))
+        elif replication != 1:
             result["error_code"] = ErrorCode.INVALID_REPLICATION_FACTOR
             result["error_message"] = f"replication factor {replication} > 1 broker available"
             continue
@@ -78,11 +88,18 @@ async def create_topics(ctx: RequestContext, services: Services, req: Body) -> B
                 result["error_code"] = ErrorCode.TOPIC_ALREADY_EXISTS
                 result["error_message"] = f"topic {name!r} already exists"
         else:
+            overrides = {k: v for k, v in configs.items() if v}
             try:
-                # Creating directories and preallocating indexes is disk work: off the loop.
-                await asyncio.get_running_loop().run_in_executor(
-                    None, store.create_topic, name, count, {k: v for k, v in configs.items() if v}
-                )
+                # Creating directories and preallocating indexes is disk work: off the loop
+                # (and in a cluster, ZooKeeper writes: blocking calls).
+                if assignment is not None:
+                    await asyncio.get_running_loop().run_in_executor(
+                        None, _create_in_cluster, store, name, assignment, overrides
+                    )
+                else:
+                    await asyncio.get_running_loop().run_in_executor(
+                        None, store.create_topic, name, count, overrides
+                    )
             except Exception as exc:
                 result["error_code"], result["error_message"] = code_for(exc), message_for(exc)
                 continue
@@ -92,6 +109,88 @@ async def create_topics(ctx: RequestContext, services: Services, req: Body) -> B
                 result["topic_id"] = store.topic_id(name)
                 result["configs"] = configs_of(services, name)
     return {"throttle_time_ms": 0, "topics": results}
+
+
+def _cluster_assignment(
+    services: Services, topic: Body, count: int, replication: int
+) -> tuple[dict[int, tuple[int, ...]] | None, tuple[ErrorCode, str] | None]:
+    """The replica lists of a new topic in a cluster: the request's own (checked as Kafka
+    checks them) or a rack-aware placement over the live brokers."""
+    assert services.cluster is not None
+    live = services.cluster.cache.snapshot.brokers
+    explicit = topic.get("assignments")
+    if explicit:
+        if topic["num_partitions"] != -1 or topic["replication_factor"] != -1:
+            return None, (
+                ErrorCode.INVALID_REQUEST,
+                "give either assignments or num_partitions/replication_factor, not both",
+            )
+        out: dict[int, tuple[int, ...]] = {}
+        sizes = set()
+        for item in explicit:
+            index, brokers = item["partition_index"], tuple(item["broker_ids"])
+            if index in out or not 0 <= index < len(explicit):
+                return None, (
+                    ErrorCode.INVALID_REPLICA_ASSIGNMENT,
+                    f"partition indexes must be 0..{len(explicit) - 1}, each once",
+                )
+            if not brokers or len(set(brokers)) != len(brokers):
+                return None, (
+                    ErrorCode.INVALID_REPLICA_ASSIGNMENT,
+                    f"partition {index}: replicas {list(brokers)} are empty or repeat a broker",
+                )
+            unknown = [b for b in brokers if b not in live]
+            if unknown:
+                return None, (
+                    ErrorCode.INVALID_REPLICA_ASSIGNMENT,
+                    f"partition {index}: brokers {unknown} are not live",
+                )
+            sizes.add(len(brokers))
+            out[index] = brokers
+        if len(sizes) != 1:
+            return None, (
+                ErrorCode.INVALID_REPLICA_ASSIGNMENT,
+                "every partition must have the same number of replicas",
+            )
+        return out, None
+    if replication < 1 or replication > len(live):
+        return None, (
+            ErrorCode.INVALID_REPLICATION_FACTOR,
+            f"replication factor {replication}: {len(live)} live broker(s)",
+        )
+    if count <= 0:
+        return None, (ErrorCode.INVALID_PARTITIONS, f"{count} partitions")
+    registry = services.store.registry
+    assert isinstance(registry, ClusterTopicRegistry)
+    return registry.place(count, replication), None
+
+
+def _create_in_cluster(
+    store: Any, name: str, assignment: dict[int, tuple[int, ...]], config: dict[str, str]
+) -> None:
+    registry = store.registry
+    assert isinstance(registry, ClusterTopicRegistry)
+    store.validate_topic_config(config)
+    registry.create_assigned(name, assignment, config)
+
+
+def _add_assigned(services: Services, name: str, added: int, given: list[Body]) -> None:
+    """CreatePartitions with explicit replica lists (a cluster): one list per new partition,
+    of live brokers, as long as the topic's replication factor."""
+    registry = services.store.registry
+    assert isinstance(registry, ClusterTopicRegistry) and services.cluster is not None
+    snap = services.cluster.cache.snapshot
+    lists = [tuple(a["broker_ids"]) for a in given]
+    topic = snap.topics.get(name)
+    rf = len(next(iter(topic.partitions.values()))) if topic is not None else 0
+    if len(lists) != added:
+        raise InvalidReplicaAssignmentError(f"{added} new partitions but {len(lists)} assignments")
+    for reps in lists:
+        if len(reps) != rf or len(set(reps)) != rf or any(b not in snap.brokers for b in reps):
+            raise InvalidReplicaAssignmentError(
+                f"replicas {list(reps)}: need {rf} distinct live brokers"
+            )
+    registry.add_assigned(name, lists)
 
 
 def _names(req: Body) -> list[str]:
@@ -158,10 +257,20 @@ async def create_partitions(ctx: RequestContext, services: Services, req: Body) 
             continue
         if req.get("validate_only"):
             continue
+        given = topic.get("assignments")
+        if given and services.cluster is None:
+            result["error_code"] = ErrorCode.INVALID_REPLICA_ASSIGNMENT
+            result["error_message"] = "a single node places every partition on itself"
+            continue
         try:
-            await asyncio.get_running_loop().run_in_executor(
-                None, services.store.add_partitions, name, topic["count"]
-            )
+            if given:
+                await asyncio.get_running_loop().run_in_executor(
+                    None, _add_assigned, services, name, topic["count"] - current, given
+                )
+            else:
+                await asyncio.get_running_loop().run_in_executor(
+                    None, services.store.add_partitions, name, topic["count"]
+                )
         except Exception as exc:
             result["error_code"], result["error_message"] = code_for(exc), message_for(exc)
             continue

@@ -1,0 +1,650 @@
+"""The controller: one broker at a time elects partition leaders and keeps the ISR rules.
+
+Every broker runs a Controller; the one that creates /controller (and increments
+/controller_epoch in the same multi-op) is active. Its work runs on one event thread that
+takes events in order, as Kafka's controller event queue does: watches and session changes
+only enqueue. Each handler re-reads what it acts on from ZooKeeper (a watch says *that*
+something changed; the data it carried may be older than the next event's), decides with
+the pure rules of partition_state.py, and writes through ``zk.fenced(epoch_zk_version)``:
+once another controller has incremented the epoch, nothing this one writes is applied.
+
+Brokers learn every decision from their watches on the state znodes; there is no
+LeaderAndIsr request. A state write that fails with BadVersion (a leader changed the ISR
+meanwhile) is re-read and decided again, a bounded number of times.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from kazoo.exceptions import KazooException
+
+from . import partition_state as rules
+from .zk import (
+    CONTROLLED_SHUTDOWN,
+    DELETE_TOPICS,
+    PREFERRED_ELECTION,
+    REASSIGN_PARTITIONS,
+    BadVersionError,
+    ControllerMovedError,
+    NoNodeError,
+    PartitionState,
+    TopicAssignment,
+    WatchHandle,
+    ZkClient,
+)
+
+log = logging.getLogger("edplog.cluster.controller")
+
+#: How often a state write is re-decided after losing a race with a leader's ISR change.
+WRITE_ATTEMPTS = 5
+#: While a reassignment waits for its target replicas to join the ISR.
+REASSIGNMENT_POLL_S = 0.5
+
+TP = tuple[str, int]
+Transform = Callable[[PartitionState], PartitionState | None]
+
+
+def _isr(isr: Iterable[int]) -> str:
+    return "[" + ",".join(str(b) for b in isr) + "]"
+
+
+class Controller:
+    """Campaigns for the controller role on ``zk`` as ``broker_id`` and, while active,
+    applies the cluster's rules. start() / stop(); ``active`` and ``epoch`` say where it is."""
+
+    def __init__(
+        self,
+        zk: ZkClient,
+        broker_id: int,
+        *,
+        unclean_leader_election: bool = False,
+        auto_leader_rebalance: bool = True,
+        leader_imbalance_check_interval_s: float = 300,
+        leader_imbalance_percentage: float = 10,
+    ) -> None:
+        self.zk = zk
+        self.broker_id = broker_id
+        self.unclean = unclean_leader_election
+        self.auto_leader_rebalance = auto_leader_rebalance
+        self.imbalance_interval_s = leader_imbalance_check_interval_s
+        self.imbalance_percentage = leader_imbalance_percentage
+        self._events: queue.Queue[tuple[str, int, Any]] = queue.Queue()
+        self._thread: threading.Thread | None = None
+        self._campaign: WatchHandle | None = None
+        self._stopped = False
+        self._active = False
+        self._epoch = 0
+        self._epoch_zk_version = -1
+        # Bumped at each activation and resignation: events of an older one are dropped.
+        self._generation = 0
+        self._watches: list[WatchHandle] = []
+        self._topic_watches: dict[str, WatchHandle] = {}
+        self._live: dict[int, int] = {}  # broker id -> broker epoch
+        self._shutting: set[int] = set()
+        self._assignments: dict[str, TopicAssignment] = {}
+        self._reassigning = False
+        self._resync = False
+        self._next_rebalance = 0.0
+
+    # ---- public ----
+
+    @property
+    def active(self) -> bool:
+        return self._active
+
+    @property
+    def epoch(self) -> int:
+        """The controller epoch this controller won (0 before it was ever active)."""
+        return self._epoch
+
+    @property
+    def epoch_zk_version(self) -> int:
+        """The zk version of /controller_epoch its fenced writes check."""
+        return self._epoch_zk_version
+
+    def start(self) -> None:
+        self._thread = threading.Thread(
+            target=self._run, name=f"controller-{self.broker_id}", daemon=True
+        )
+        self._thread.start()
+        self.zk.add_state_listener(lambda state: self._put("ZkState", state, generation=-1))
+        self._campaign = self.zk.watch_controller(
+            lambda cid: self._put("ControllerChange", cid, generation=-1)
+        )
+
+    def stop(self, timeout_s: float = 10) -> None:
+        """Resign (delete /controller when it is ours) and end the event thread."""
+        if self._campaign is not None:
+            self._campaign.cancel()
+        self._put("Stop", None, generation=-1)
+        if self._thread is not None:
+            self._thread.join(timeout_s)
+
+    def elect_preferred_leaders(self, partitions: list[TP]) -> None:
+        """Queue a preferred election for these partitions (what the admin request does)."""
+        self.zk.request_preferred_election(partitions)
+
+    # ---- the event thread ----
+
+    def _put(self, kind: str, arg: Any, generation: int | None = None) -> None:
+        if not self._stopped:
+            self._events.put((kind, self._generation if generation is None else generation, arg))
+
+    def _timeout(self) -> float | None:
+        if not self._active:
+            return None
+        waits = []
+        if self._reassigning:
+            waits.append(REASSIGNMENT_POLL_S)
+        if self.auto_leader_rebalance:
+            waits.append(max(0.0, self._next_rebalance - time.monotonic()))
+        return min(waits) if waits else None
+
+    def _run(self) -> None:
+        while True:
+            try:
+                kind, generation, arg = self._events.get(timeout=self._timeout())
+            except queue.Empty:
+                kind, generation, arg = "Tick", self._generation, None
+            if kind == "Stop":
+                self._stopped = True
+                self._resign("stopping", delete=True)
+                return
+            if generation not in (-1, self._generation):
+                continue  # queued by watches of an earlier activation
+            try:
+                self._handle(kind, arg)
+            except ControllerMovedError:
+                self._resign("another controller took over", delete=True)
+            except KazooException as exc:
+                # Connection loss or session expiry: redo everything once connected again.
+                log.warning("controller %d: %s failed (%r); resyncing", self.broker_id, kind, exc)
+                self._resync = self._active
+            except Exception:
+                log.exception("controller %d: %s failed; resyncing", self.broker_id, kind)
+                self._resync = self._active
+
+    def _handle(self, kind: str, arg: Any) -> None:
+        if kind == "ZkState":
+            if arg == "LOST":
+                self._resign("the ZooKeeper session expired", delete=False)
+            elif arg == "CONNECTED":
+                if self._active and self._resync:
+                    self._resync = False
+                    self._full_sync()
+                elif not self._active:
+                    self._handle("ControllerChange", self.zk.controller_id())
+            return
+        if kind == "ControllerChange":
+            if arg is None or (self._active and arg != self.broker_id):
+                if self._active:
+                    self._resign("/controller changed", delete=False)
+                if arg is None:
+                    self._try_activate()
+            return
+        if not self._active:
+            return
+        handler = getattr(self, f"_on_{kind}")
+        handler(arg)
+
+    # ---- election of the controller ----
+
+    def _try_activate(self) -> None:
+        won = self.zk.try_become_controller(self.broker_id)
+        if won is None:
+            return
+        self._epoch, self._epoch_zk_version = won
+        self._active = True
+        self._generation += 1
+        log.info("broker %d is the controller, epoch %d", self.broker_id, self._epoch)
+        put = self._put
+        self._watches = [
+            self.zk.watch_brokers(lambda _: put("BrokerChange", None)),
+            self.zk.watch_topics(lambda _: put("TopicChange", None)),
+            self.zk.watch_children(DELETE_TOPICS, lambda _: put("TopicDeletion", None)),
+            self.zk.watch_path(PREFERRED_ELECTION, lambda _: put("PreferredElection", None)),
+            self.zk.watch_path(REASSIGN_PARTITIONS, lambda _: put("Reassignment", None)),
+            self.zk.watch_children(CONTROLLED_SHUTDOWN, lambda _: put("ControlledShutdown", None)),
+        ]
+        self._next_rebalance = time.monotonic() + self.imbalance_interval_s
+        self._full_sync()
+
+    def _resign(self, why: str, *, delete: bool) -> None:
+        was_active = self._active
+        self._active = False
+        self._generation += 1
+        for handle in [*self._watches, *self._topic_watches.values()]:
+            handle.cancel()
+        self._watches, self._topic_watches = [], {}
+        self._assignments, self._live, self._shutting = {}, {}, set()
+        self._reassigning = self._resync = False
+        if delete:
+            try:
+                self.zk.resign_controller()
+            except KazooException as exc:
+                log.warning("controller %d: could not delete /controller: %r", self.broker_id, exc)
+        if was_active:
+            log.info(
+                "broker %d resigns as controller (epoch %d): %s", self.broker_id, self._epoch, why
+            )
+
+    def _full_sync(self) -> None:
+        """Read everything and bring every partition to what the rules want: used on
+        activation and after an error that may have lost events."""
+        self._live = {b: r.epoch for b, r in self.zk.live_brokers().items()}
+        self._shutting = self.zk.shutting_down_brokers() & set(self._live)
+        self._on_TopicChange(None, reconcile_all=True)
+        self._on_TopicDeletion(None)
+        self._on_ControlledShutdown(None, every=True)
+        self._on_PreferredElection(None)
+        self._on_Reassignment(None)
+
+    # ---- writes ----
+
+    def _update(self, tp: TP, transform: Transform, state: PartitionState | None = None) -> None:
+        """Decide and write one partition's state; re-read and decide again on BadVersion."""
+        topic, partition = tp
+        for _ in range(WRITE_ATTEMPTS):
+            if state is None:
+                state = self.zk.partition_state(topic, partition)
+                if state is None:
+                    return
+            new = transform(state)
+            if new is None:
+                return
+            new = PartitionState(new.leader, new.leader_epoch, new.isr, self._epoch)
+            try:
+                self.zk.fenced(self._epoch_zk_version).set_state(
+                    topic, partition, new, state.version
+                ).commit()
+            except (BadVersionError, NoNodeError):
+                state = None
+                continue
+            self._log_change(tp, state, new)
+            return
+        log.warning("partition %s-%d: state kept changing; left for the next event", *tp)
+
+    def _log_change(self, tp: TP, old: PartitionState, new: PartitionState) -> None:
+        log.info(
+            "partition %s-%d: leader %d -> %d, epoch %d -> %d, isr %s -> %s",
+            tp[0],
+            tp[1],
+            old.leader,
+            new.leader,
+            old.leader_epoch,
+            new.leader_epoch,
+            _isr(old.isr),
+            _isr(new.isr),
+        )
+
+    def _replicas(self, tp: TP) -> tuple[int, ...]:
+        ta = self._assignments.get(tp[0])
+        return ta.partitions.get(tp[1], ()) if ta is not None else ()
+
+    def _partitions(self, brokers: set[int] | None = None) -> list[TP]:
+        """Every known partition, or those with a replica (or one being added) in brokers."""
+        out = []
+        for topic, ta in self._assignments.items():
+            for p, replicas in ta.partitions.items():
+                if brokers is None or brokers & set(replicas):
+                    out.append((topic, p))
+        return out
+
+    def _reconcile(self, partitions: list[TP]) -> None:
+        live, shutting = set(self._live), self._shutting
+
+        def transform(tp: TP) -> Transform:
+            replicas = self._replicas(tp)
+            return lambda st: rules.reconcile(
+                st, replicas, live, self._epoch, shutting, self.unclean
+            )
+
+        states = self.zk.partition_states(partitions)
+        for tp in partitions:
+            if states[tp] is not None:
+                self._update(tp, transform(tp), states[tp])
+
+    # ---- events ----
+
+    def _on_Tick(self, _: None) -> None:
+        if self._reassigning:
+            self._on_Reassignment(None)
+        if self.auto_leader_rebalance and time.monotonic() >= self._next_rebalance:
+            self._next_rebalance = time.monotonic() + self.imbalance_interval_s
+            self._rebalance()
+
+    def _on_BrokerChange(self, _: None) -> None:
+        now = {b: r.epoch for b, r in self.zk.live_brokers().items()}
+        old = self._live
+        dead = set(old) - set(now)
+        started = set(now) - set(old)
+        # Same id, new registration: the broker restarted between two looks. Kafka treats it
+        # as a failure followed by a startup, so that leadership it held moves first.
+        bounced = {b for b in set(now) & set(old) if now[b] != old[b]}
+        if not (dead or started or bounced):
+            return
+        log.info(
+            "controller %d: brokers live %s (dead %s, new %s, restarted %s)",
+            self.broker_id,
+            sorted(now),
+            sorted(dead),
+            sorted(started),
+            sorted(bounced),
+        )
+        self._live = now
+        self._shutting -= dead
+        live, shutting = set(now), self._shutting
+        affected = self._partitions(dead | started | bounced)
+        states = self.zk.partition_states(affected)
+        for tp in affected:
+            replicas = self._replicas(tp)
+
+            def transform(st: PartitionState, replicas: tuple[int, ...] = replicas) -> Any:
+                first = rules.reconcile(
+                    st, replicas, live - bounced, self._epoch, shutting, self.unclean
+                )
+                base = first or st
+                return (
+                    rules.reconcile(base, replicas, live, self._epoch, shutting, self.unclean)
+                    or first
+                )
+
+            if states[tp] is not None:
+                self._update(tp, transform, states[tp])
+
+    def _on_TopicChange(self, _: None, reconcile_all: bool = False) -> None:
+        names = set(self.zk.topic_names())
+        for gone in set(self._assignments) - names:
+            self._assignments.pop(gone, None)
+            handle = self._topic_watches.pop(gone, None)
+            if handle is not None:
+                handle.cancel()
+        # A topic deleted and created again between two looks has a watch that ended.
+        watched = {t for t, h in self._topic_watches.items() if not h.cancelled}
+        for topic in sorted(names - watched):
+            self._topic_watches[topic] = self.zk.watch_assignment(
+                topic, self._assignment_watcher(topic)
+            )
+        for topic in sorted(names):
+            if reconcile_all or topic not in self._assignments:
+                self._on_AssignmentChange(topic, reconcile=reconcile_all)
+
+    def _assignment_watcher(self, topic: str) -> Callable[[Any], None]:
+        generation = self._generation
+        return lambda _: self._put("AssignmentChange", topic, generation)
+
+    def _on_AssignmentChange(self, topic: str, reconcile: bool = False) -> None:
+        ta = self.zk.assignment(topic)
+        if ta is None:
+            self._assignments.pop(topic, None)
+            return
+        self._assignments[topic] = ta
+        partitions = [(topic, p) for p in sorted(ta.partitions)]
+        states = self.zk.partition_states(partitions)
+        missing = [tp for tp in partitions if states[tp] is None]
+        if missing:
+            self._create_states(ta, missing)
+        if reconcile:
+            self._reconcile([tp for tp in partitions if states[tp] is not None])
+
+    def _create_states(self, ta: TopicAssignment, partitions: list[TP]) -> None:
+        live = set(self._live)
+        ops = self.zk.fenced(self._epoch_zk_version)
+        created = []
+        for tp in partitions:
+            st = rules.initial_state(ta.partitions[tp[1]], live, self._epoch, self._shutting)
+            ops.create_state(tp[0], tp[1], st)
+            created.append((tp, st))
+        try:
+            ops.commit()
+        except KazooException as exc:
+            # Created meanwhile (by our previous term) or the topic went away: decide again.
+            log.info("topic %s: creating states failed (%r); re-reading", ta.topic, exc)
+            for tp in partitions:
+                single = self.zk.fenced(self._epoch_zk_version)
+                if self.zk.partition_state(*tp) is None and self.zk.assignment(tp[0]) is not None:
+                    st = rules.initial_state(
+                        ta.partitions[tp[1]], live, self._epoch, self._shutting
+                    )
+                    single.create_state(tp[0], tp[1], st).commit()
+            return
+        for tp, st in created:
+            log.info(
+                "partition %s-%d: created, leader %d, epoch %d, isr %s",
+                tp[0],
+                tp[1],
+                st.leader,
+                st.leader_epoch,
+                _isr(st.isr),
+            )
+
+    def _on_TopicDeletion(self, _: None) -> None:
+        for topic in sorted(self.zk.kazoo.get_children(DELETE_TOPICS)):
+            ops = self.zk.fenced(self._epoch_zk_version)
+            if self.zk.assignment(topic) is not None:
+                ops.delete_topic(topic)
+            else:
+                ops.delete(f"{DELETE_TOPICS}/{topic}")
+            try:
+                ops.commit()
+            except KazooException as exc:
+                log.info("topic %s: deletion raced (%r); retried on the next event", topic, exc)
+                continue
+            log.info("topic %s: deleted", topic)
+            self._assignments.pop(topic, None)
+
+    def _on_ControlledShutdown(self, _: None, every: bool = False) -> None:
+        shutting = self.zk.shutting_down_brokers() & set(self._live)
+        new = shutting if every else shutting - self._shutting
+        self._shutting = shutting
+        if not new:
+            return
+        log.info("controller %d: brokers %s shutting down", self.broker_id, sorted(new))
+        live = set(self._live)
+        affected = self._partitions(new)
+        states = self.zk.partition_states(affected)
+        for tp in affected:
+            replicas = self._replicas(tp)
+            if states[tp] is not None:
+                self._update(
+                    tp,
+                    functools.partial(
+                        rules.controlled_shutdown,
+                        assignment=replicas,
+                        live=live,
+                        controller_epoch=self._epoch,
+                        shutting_down=shutting,
+                    ),
+                    states[tp],
+                )
+
+    def _on_PreferredElection(self, _: None) -> None:
+        for _attempt in range(WRITE_ATTEMPTS):
+            requested, version = self.zk.preferred_election_requests()
+            if version < 0:
+                return
+            self._elect_preferred([tp for tp in requested if tp[0] in self._assignments])
+            try:
+                self.zk.fenced(self._epoch_zk_version).delete(PREFERRED_ELECTION, version).commit()
+                return
+            except (BadVersionError, NoNodeError):
+                continue  # more partitions were requested meanwhile
+
+    def _elect_preferred(self, partitions: list[TP]) -> None:
+        live, shutting = set(self._live), self._shutting
+        states = self.zk.partition_states(partitions)
+        for tp in partitions:
+            replicas = self._replicas(tp)
+            if states[tp] is not None:
+                self._update(
+                    tp,
+                    functools.partial(
+                        rules.preferred_election,
+                        assignment=replicas,
+                        live=live,
+                        controller_epoch=self._epoch,
+                        shutting_down=shutting,
+                    ),
+                    states[tp],
+                )
+
+    def _rebalance(self) -> None:
+        partitions = self._partitions()
+        states = self.zk.partition_states(partitions)
+        leaders = {tp: st.leader for tp, st in states.items() if st is not None}
+        assignments = {tp: self._replicas(tp) for tp in partitions}
+        imbalance = rules.leader_imbalance(leaders, assignments)
+        over = {b for b, pct in imbalance.items() if pct > self.imbalance_percentage}
+        if not over:
+            return
+        log.info(
+            "controller %d: leader imbalance %s; preferred elections", self.broker_id, imbalance
+        )
+        self._elect_preferred(
+            [
+                tp
+                for tp in partitions
+                if assignments[tp]
+                and assignments[tp][0] in over
+                and leaders.get(tp) != assignments[tp][0]
+            ]
+        )
+
+    # ---- reassignment (KIP-455) ----
+
+    def _on_Reassignment(self, _: None) -> None:
+        requests, version = self.zk.reassignment_requests()
+        if version < 0:
+            self._reassigning = False
+            return
+        remaining = dict(requests)
+        for tp, target in sorted(requests.items(), key=lambda kv: kv[0]):
+            if self._reassign(tp, target):
+                remaining.pop(tp)
+        self._reassigning = bool(remaining)
+        if remaining == requests:
+            return
+        ops = self.zk.fenced(self._epoch_zk_version)
+        if remaining:
+            entries = [
+                {"topic": t, "partition": p, "replicas": None if rs is None else list(rs)}
+                for (t, p), rs in remaining.items()
+            ]
+            ops.set_json(REASSIGN_PARTITIONS, {"version": 1, "partitions": entries}, version)
+        else:
+            ops.delete(REASSIGN_PARTITIONS, version)
+        try:
+            ops.commit()
+        except (BadVersionError, NoNodeError):
+            self._reassigning = True  # changed meanwhile: the next poll reads it again
+
+    def _reassign(self, tp: TP, target: tuple[int, ...] | None) -> bool:
+        """One step of one partition's reassignment; True when its request is done."""
+        topic, partition = tp
+        ta = self.zk.assignment(topic)
+        if ta is None or partition not in ta.partitions:
+            log.info("reassignment of %s-%d dropped: no such partition", topic, partition)
+            return True
+        replicas = ta.partitions[partition]
+        adding, removing = ta.adding.get(partition, ()), ta.removing.get(partition, ())
+        in_progress = bool(adding or removing)
+        live, shutting = set(self._live), self._shutting
+        if target is None:
+            if in_progress:
+                original = rules.original_replicas(replicas, adding)
+                self._finish(ta, tp, original, live, shutting, "cancelled")
+            return True
+        if not target or len(set(target)) != len(target) or not set(target) <= live:
+            log.warning(
+                "reassignment of %s-%d to %s refused: needs distinct live brokers",
+                topic,
+                partition,
+                list(target),
+            )
+            return True
+        full, add, remove = rules.start_reassignment(replicas, adding, target)
+        if (full, add, remove) != (replicas, adding, removing):
+            new_ta = _with_partition(ta, partition, full, add, remove)
+            self.zk.fenced(self._epoch_zk_version).set_assignment(new_ta, ta.version).commit()
+            log.info(
+                "partition %s-%d: reassigning %s -> %s (adding %s, removing %s)",
+                topic,
+                partition,
+                _isr(rules.original_replicas(replicas, adding)),
+                _isr(target),
+                _isr(add),
+                _isr(remove),
+            )
+            self._assignments[topic] = ta = _with_partition(
+                ta, partition, full, add, remove, version=ta.version + 1
+            )
+        state = self.zk.partition_state(topic, partition)
+        if state is None or not rules.reassignment_complete(target, state.isr):
+            return False
+        return self._finish(ta, tp, tuple(target), live, shutting, "completed", state)
+
+    def _finish(
+        self,
+        ta: TopicAssignment,
+        tp: TP,
+        replicas: tuple[int, ...],
+        live: set[int],
+        shutting: set[int],
+        what: str,
+        state: PartitionState | None = None,
+    ) -> bool:
+        """The assignment becomes ``replicas`` and the state shrinks into it, in one write."""
+        topic, partition = tp
+        state = state or self.zk.partition_state(topic, partition)
+        if state is None:
+            return True
+        new = rules.finish_reassignment(state, replicas, live, self._epoch, shutting)
+        ops = self.zk.fenced(self._epoch_zk_version)
+        ops.set_assignment(_with_partition(ta, partition, replicas, (), ()), ta.version)
+        if new is not None:
+            new = PartitionState(new.leader, new.leader_epoch, new.isr, self._epoch)
+            ops.set_state(topic, partition, new, state.version)
+        try:
+            ops.commit()
+        except (BadVersionError, NoNodeError):
+            return False  # the state or assignment moved: the next poll decides again
+        log.info(
+            "partition %s-%d: reassignment %s, replicas %s", topic, partition, what, _isr(replicas)
+        )
+        if new is not None:
+            self._log_change(tp, state, new)
+        self._assignments[topic] = _with_partition(
+            ta, partition, replicas, (), (), version=ta.version + 1
+        )
+        return True
+
+
+def _with_partition(
+    ta: TopicAssignment,
+    partition: int,
+    replicas: tuple[int, ...],
+    adding: tuple[int, ...],
+    removing: tuple[int, ...],
+    version: int | None = None,
+) -> TopicAssignment:
+    def put(m: dict[int, tuple[int, ...]], value: tuple[int, ...]) -> dict[int, tuple[int, ...]]:
+        out = {p: rs for p, rs in m.items() if p != partition}
+        if value:
+            out[partition] = value
+        return out
+
+    return TopicAssignment(
+        ta.topic,
+        ta.topic_id,
+        put(ta.partitions, replicas),
+        put(ta.adding, adding),
+        put(ta.removing, removing),
+        ta.version if version is None else version,
+    )
