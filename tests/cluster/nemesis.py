@@ -41,6 +41,23 @@ def _iptables(*args: str) -> None:
     subprocess.run(["iptables", "-w", "5", *args], check=True, capture_output=True, timeout=30)
 
 
+def _zookeeper_connections(pid: int, zk_port: int) -> list[int]:
+    """Local ports of ``pid``'s established TCP connections to ``zk_port``."""
+    out = subprocess.run(
+        ["ss", "-Htnp", "state", "established", f"( dport = :{zk_port} )"],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    ).stdout
+    ports = []
+    for line in out.splitlines():
+        if f"pid={pid}," in line:
+            local = line.split()[2]  # Recv-Q Send-Q Local Peer Process (no State column)
+            ports.append(int(local.rsplit(":", 1)[1]))
+    return ports
+
+
 @dataclass(frozen=True)
 class PartitionView:
     leader: int
@@ -226,14 +243,28 @@ class Nemesis:
         )
 
     def isolate_from_zookeeper(self, broker_id: int) -> None:
-        """Cut ``broker_id`` from ZooKeeper's port (not from the other brokers)."""
+        """Cut ``broker_id`` from ZooKeeper's port (not from the other brokers).
+
+        Rules by address (the broker's alias to ZooKeeper's) cut a ZooKeeper client that
+        binds its socket to the alias. A client that connects from 127.0.0.1 (kazoo's
+        default) is cut by its connection instead: its established connections (found by
+        the broker's pid with ``ss``) are dropped by local port, and new connections to
+        ZooKeeper's port are refused while the cut lasts, so that it cannot reconnect (the
+        other brokers keep the sessions they have)."""
         server = self.cluster.zookeeper
         assert server is not None, "the cluster runs an external ZooKeeper"
         host, port = self.cluster.host(broker_id), str(server.port)
+        pid = self.cluster.pid(broker_id)
 
         def cut() -> None:
             self._drop("-s", host, "-d", server.host, "-p", "tcp", "--dport", port)
             self._drop("-s", server.host, "-d", host, "-p", "tcp", "--sport", port)
+            local_ports = _zookeeper_connections(pid, server.port) if pid else []
+            if local_ports:
+                self._drop("-d", server.host, "-p", "tcp", "--syn", "--dport", port)
+            for local in local_ports:
+                self._drop("-p", "tcp", "--sport", str(local), "--dport", port)
+                self._drop("-p", "tcp", "--sport", port, "--dport", str(local))
 
         self._event("partition-zk", [broker_id], cut)
 

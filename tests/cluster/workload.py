@@ -23,7 +23,14 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, TopicPartition
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Producer,
+    TopicPartition,
+)
 from confluent_kafka.admin import AdminClient, NewTopic
 
 #: Delivery errors after which the broker has definitely not stored the record: refused
@@ -185,6 +192,29 @@ class _ProducerThread(threading.Thread):
                 )
 
         sent = 0
+        try:
+            sent = self._send(producer, report)
+        except KafkaException as exc:  # a fatal producer error (librdkafka raises it in poll)
+            self.fatal = str(exc)
+            history.log(process=self.index, type="info", f="client-error", value=str(exc))
+        # Deliver (or time out) everything in flight: reports arrive within message.timeout.ms.
+        try:
+            remaining = producer.flush(work.flush_timeout_s)
+        except KafkaException as exc:
+            remaining = len(producer)
+            history.log(process=self.index, type="info", f="client-error", value=str(exc))
+        if remaining:
+            history.log(
+                process=self.index,
+                type="info",
+                f="client-error",
+                value=f"{remaining} messages undelivered at the end",
+            )
+        work.sent[self.index] = sent
+
+    def _send(self, producer: Producer, report: Any) -> int:
+        work, history = self.work, self.work.history
+        sent = 0
         interval = 1.0 / work.rate_per_producer if work.rate_per_producer else 0.0
         next_send = time.monotonic()
         for seq in range(work.max_sends):
@@ -210,16 +240,7 @@ class _ProducerThread(threading.Thread):
                 pause = next_send - time.monotonic()
                 if pause > 0:
                     producer.poll(pause)
-        # Deliver (or time out) everything in flight: reports arrive within message.timeout.ms.
-        remaining = producer.flush(work.flush_timeout_s)
-        if remaining:
-            history.log(
-                process=self.index,
-                type="info",
-                f="client-error",
-                value=f"{remaining} messages undelivered at the end",
-            )
-        work.sent[self.index] = sent
+        return sent
 
 
 class _PollerThread(threading.Thread):
