@@ -145,20 +145,36 @@ def _outcome(err: KafkaError) -> str:
     return "fail" if err.code() in DEFINITE_FAILURES else "info"
 
 
+#: Fresh producers (new producer ids) a producer thread may start after fatal errors.
+MAX_PRODUCER_RESTARTS = 20
+
+
 class _ProducerThread(threading.Thread):
+    """Producer ``index``: values ``p<index>-<seq>``. A fatal error (librdkafka gives up on
+    its idempotent state) is recorded and a fresh producer carries on with the next values,
+    so one broker bug does not end the workload."""
+
     def __init__(self, work: Workload, index: int) -> None:
         super().__init__(name=f"producer-{index}", daemon=True)
         self.work = work
         self.index = index
-        self.fatal: str | None = None
+        self.fatal_errors: list[str] = []
+        self._fatal = False
+        self.next_seq = 0
 
     def run(self) -> None:
+        for _ in range(MAX_PRODUCER_RESTARTS + 1):
+            self._fatal = False
+            self._incarnation()
+            if not self._fatal:
+                return
+
+    def _incarnation(self) -> None:
         work, history = self.work, self.work.history
 
         def on_error(err: KafkaError) -> None:
             if err.fatal():
-                self.fatal = str(err)
-                history.log(process=self.index, type="info", f="client-error", value=str(err))
+                self._note_fatal(str(err))
 
         producer = Producer(
             {
@@ -191,18 +207,17 @@ class _ProducerThread(threading.Thread):
                     error=err.name(),
                 )
 
-        sent = 0
         try:
-            sent = self._send(producer, report)
+            self._send(producer, report)
         except KafkaException as exc:  # a fatal producer error (librdkafka raises it in poll)
-            self.fatal = str(exc)
-            history.log(process=self.index, type="info", f="client-error", value=str(exc))
-        # Deliver (or time out) everything in flight: reports arrive within message.timeout.ms.
+            self._note_fatal(str(exc))
+        # Deliver (or time out) everything in flight: reports arrive within message.timeout.ms
+        # (after a fatal error, at once: librdkafka fails them all).
         try:
             remaining = producer.flush(work.flush_timeout_s)
         except KafkaException as exc:
             remaining = len(producer)
-            history.log(process=self.index, type="info", f="client-error", value=str(exc))
+            self._note_fatal(str(exc))
         if remaining:
             history.log(
                 process=self.index,
@@ -210,16 +225,22 @@ class _ProducerThread(threading.Thread):
                 f="client-error",
                 value=f"{remaining} messages undelivered at the end",
             )
-        work.sent[self.index] = sent
 
-    def _send(self, producer: Producer, report: Any) -> int:
+    def _note_fatal(self, error: str) -> None:
+        if not self._fatal:
+            self._fatal = True
+            self.fatal_errors.append(error)
+            self.work.history.log(process=self.index, type="info", f="client-error", value=error)
+
+    def _send(self, producer: Producer, report: Any) -> None:
         work, history = self.work, self.work.history
-        sent = 0
         interval = 1.0 / work.rate_per_producer if work.rate_per_producer else 0.0
         next_send = time.monotonic()
-        for seq in range(work.max_sends):
-            if work.stopping.is_set() or time.monotonic() > work.deadline or self.fatal:
+        while self.next_seq < work.max_sends:
+            if work.stopping.is_set() or time.monotonic() > work.deadline or self._fatal:
                 break
+            seq = self.next_seq
+            self.next_seq += 1
             partition = (seq + self.index) % work.partitions
             value = f"p{self.index}-{seq}"
             history.log(
@@ -233,14 +254,13 @@ class _ProducerThread(threading.Thread):
                     break
                 except BufferError:
                     producer.poll(0.05)
-            sent += 1
             producer.poll(0)
             if interval:
                 next_send += interval
                 pause = next_send - time.monotonic()
                 if pause > 0:
                     producer.poll(pause)
-        return sent
+        work.sent[self.index] = self.next_seq
 
 
 class _PollerThread(threading.Thread):
@@ -354,7 +374,8 @@ class Workload:
         return not any(t.is_alive() for t in self._producers + self._pollers)
 
     def fatal_errors(self) -> list[str]:
-        return [t.fatal for t in self._producers if t.fatal]
+        """Every fatal producer error, in producer order."""
+        return [error for t in self._producers for error in t.fatal_errors]
 
 
 def final_read(
