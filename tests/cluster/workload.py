@@ -209,13 +209,15 @@ class _ProducerThread(threading.Thread):
 
         try:
             self._send(producer, report)
-        except KafkaException as exc:  # a fatal producer error (librdkafka raises it in poll)
+        # A fatal producer error: librdkafka raises it in poll, and confluent-kafka may then
+        # surface it as a SystemError from the next call a delivery callback makes.
+        except (KafkaException, SystemError) as exc:
             self._note_fatal(str(exc))
         # Deliver (or time out) everything in flight: reports arrive within message.timeout.ms
         # (after a fatal error, at once: librdkafka fails them all).
         try:
             remaining = producer.flush(work.flush_timeout_s)
-        except KafkaException as exc:
+        except (KafkaException, SystemError) as exc:
             remaining = len(producer)
             self._note_fatal(str(exc))
         if remaining:
