@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import re
 import signal
@@ -18,10 +17,6 @@ from edplog.cluster.zookeeper_server import ruok
 
 needs_zookeeper = pytest.mark.skipif(
     not zookeeper_server.available(), reason="ZooKeeper is not installed"
-)
-needs_cluster_mode = pytest.mark.skipif(
-    importlib.util.find_spec("edplog.cluster.node") is None,
-    reason="needs the broker's cluster mode (edplog.cluster.node)",
 )
 
 
@@ -75,7 +70,6 @@ def test_broker_refusing_its_config_fails_the_start_and_stops_zookeeper(tmp_path
 
 
 @needs_zookeeper
-@needs_cluster_mode
 def test_up_serves_until_sigint_then_stops_everything(tmp_path):
     """Started with 3 brokers, the command prints each broker's address, pid and log and the
     bootstrap servers; a client sees all three brokers there. After SIGINT it exits 0 and no

@@ -1,4 +1,4 @@
-"""The safety checker of the fault campaign (docs/cluster-chaos.md, reliability.md §3.6).
+"""The safety checker of the fault campaign (docs/cluster.md, reliability.md §3.6).
 
 A history is a sequence of JSON records, one per line in a file::
 

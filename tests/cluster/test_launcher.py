@@ -3,7 +3,6 @@ started, faulted by PID and stopped."""
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import signal
 
@@ -16,12 +15,6 @@ from edplog.cluster.zookeeper_server import ruok
 
 needs_zookeeper = pytest.mark.skipif(
     not zookeeper_server.available(), reason="ZooKeeper is not installed"
-)
-# The broker side of clustering (edplog.cluster.node) is what makes a broker accept
-# zookeeper.connect; until it is there, only the start-failure path can run.
-needs_cluster_mode = pytest.mark.skipif(
-    importlib.util.find_spec("edplog.cluster.node") is None,
-    reason="needs the broker's cluster mode (edplog.cluster.node)",
 )
 
 
@@ -93,7 +86,6 @@ def test_log_tail_keeps_the_last_lines(tmp_path):
 
 
 @needs_zookeeper
-@needs_cluster_mode
 def test_cluster_starts_and_every_broker_lists_all(tmp_path):
     """Started, every broker answers Metadata on its own alias listing all three; stop()
     ends every broker process and ZooKeeper."""
@@ -109,7 +101,6 @@ def test_cluster_starts_and_every_broker_lists_all(tmp_path):
 
 
 @needs_zookeeper
-@needs_cluster_mode
 def test_kill_pause_terminate_and_restart_by_pid(kafka_cluster):
     """SIGKILL of broker 3: it is down, not reported as an unexpected exit, and the others
     stop listing it; restarted on the same address it is listed again. SIGSTOP pauses
@@ -141,7 +132,6 @@ def test_kill_pause_terminate_and_restart_by_pid(kafka_cluster):
 
 
 @needs_zookeeper
-@needs_cluster_mode
 def test_unexpected_exit_is_reported_with_the_log(kafka_cluster):
     """A broker killed behind the launcher's back (SIGKILL from outside) is an unexpected
     exit: check() raises naming it and quoting its log."""
@@ -156,18 +146,12 @@ def test_unexpected_exit_is_reported_with_the_log(kafka_cluster):
 
 
 def _docs_page():
-    # The section lives in docs/cluster-chaos.md until it is merged into docs/cluster.md.
     from docs_examples import ROOT
 
-    for name in ("cluster.md", "cluster-chaos.md"):
-        path = ROOT / "docs" / name
-        if path.exists() and "def test_survives_a_broker" in path.read_text():
-            return path
-    raise AssertionError("no docs page holds the kafka_cluster example")
+    return ROOT / "docs" / "cluster.md"
 
 
 @needs_zookeeper
-@needs_cluster_mode
 def test_docs_fixture_example_runs(tmp_path):
     """The kafka_cluster example of the docs, run by pytest through the installed plugin:
     acks=all sends succeed before and after one of the three brokers is SIGKILLed."""
