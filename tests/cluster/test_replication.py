@@ -228,8 +228,8 @@ def test_a_returning_leader_truncates_what_it_alone_had_by_leader_epoch(zookeepe
     """KIP-101: broker L leads alone (its follower F stopped) and takes 5 acks=1 records; L
     stops; F comes back and, by unclean election (the topic's override enables it), leads at
     a new epoch and takes 3 records; L comes back as a follower. L must truncate its 5
-    records by leader epoch (not by high watermark) and end up byte-identical to F: the acks=1 records are
-    lost, as unclean election documents, and no offset holds two values."""
+    records by leader epoch (not by high watermark) and end up byte-identical to F: the
+    acks=1 records are lost, as unclean election documents, and no offset holds two values."""
     with InProcessCluster(
         zookeeper,
         tmp_path,
