@@ -158,12 +158,18 @@ class Broker:
         broker leads has another live in-sync replica to move to, or
         controlled.shutdown.timeout.ms."""
         node = self.node
-        assert node is not None
+        assert node is not None and self.replication is not None
+        if not self.replication.session_ok:
+            log.warning("controlled shutdown skipped: no ZooKeeper session")
+            return
         loop = asyncio.get_running_loop()
-        await loop.run_in_executor(None, node.begin_controlled_shutdown)
-        deadline = loop.time() + self.config.controlled_shutdown_timeout_ms / 1000
+        timeout_s = self.config.controlled_shutdown_timeout_ms / 1000
+        deadline = loop.time() + timeout_s
+        await asyncio.wait_for(
+            loop.run_in_executor(None, node.begin_controlled_shutdown), timeout_s
+        )
         me = self.config.node_id
-        while loop.time() < deadline:
+        while loop.time() < deadline and self.replication.session_ok:
             snap = node.cache.snapshot
             movable = [
                 tp
