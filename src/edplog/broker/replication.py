@@ -116,9 +116,9 @@ class ReplicationManager:
             if ta is not None:
                 dirty |= {(topic, p) for p in ta.partitions}
         if change.brokers:
-            # A leader's address may have changed; partitions led by a broker that is gone
-            # wait for the controller's new state, but their fetcher must stop trying.
-            dirty |= set(self._followed_on)
+            # A leader registered (a follower may have waited for its address), changed
+            # address, or went away: every hosted partition looks again.
+            dirty |= set(self.replicas.hosted)
         for topic in change.topics_removed:
             dirty |= {tp for tp in self.replicas.hosted if tp[0] == topic}
         for topic in change.configs:
