@@ -205,11 +205,16 @@ class ReplicationManager:
             partition.zk_state = state
             return
         partition.zk_state = state
+        leader = snap.brokers.get(state.leader)
+        address = f"{leader.host}:{leader.port}" if leader is not None else None
+        fetcher = self.fetchers.get(state.leader)
         if (
             partition.role is Role.FOLLOWER
             and partition.leader_id == state.leader
             and partition.leader_epoch == state.leader_epoch
             and self._followed_on.get(tp) == state.leader
+            and fetcher is not None
+            and fetcher.leader_address == address
         ):
             partition.isr = isr
             partition.state_version = state.version
@@ -217,10 +222,9 @@ class ReplicationManager:
         partition.make_follower(state.leader, state.leader_epoch, replicas, isr, state.version)
         partition.zk_state = state
         self._unfollow(tp)
-        leader = snap.brokers.get(state.leader)
-        if leader is None:
+        if address is None:
             return  # the leader is not registered (yet): the next change brings it
-        self._fetcher(state.leader, f"{leader.host}:{leader.port}").add(partition)
+        self._fetcher(state.leader, address).add(partition)
         self._followed_on[tp] = state.leader
         log.info("%s-%d: following %d at epoch %d", topic, index, state.leader, state.leader_epoch)
 
