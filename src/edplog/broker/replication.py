@@ -23,6 +23,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import replace
+from typing import Any
 
 from ..cluster.metadata_cache import Change, TopicPartition
 from ..cluster.node import ClusterNode
@@ -230,8 +231,10 @@ class ReplicationManager:
 
     def _fetcher(self, leader_id: int, address: str) -> ReplicaFetcher:
         fetcher = self.fetchers.get(leader_id)
+        moved: list[Any] = []
         if fetcher is not None and fetcher.leader_address != address:
             assert self._loop is not None
+            moved = fetcher.followed()  # they follow the leader at its new address
             self._loop.create_task(fetcher.stop())
             fetcher = None
         if fetcher is None:
@@ -244,6 +247,8 @@ class ReplicationManager:
                 local_host=self.config.host if self.config.host not in ("", "0.0.0.0") else None,
             )
             self.fetchers[leader_id] = fetcher
+            for partition in moved:
+                fetcher.add(partition)
         return fetcher
 
     def _unfollow(self, tp: TopicPartition) -> None:

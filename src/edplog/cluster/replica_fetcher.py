@@ -117,6 +117,9 @@ class ReplicaFetcher:
     def partitions(self) -> list[tuple[str, int]]:
         return list(self._followed)
 
+    def followed(self) -> list[FollowedPartition]:
+        return [f.partition for f in self._followed.values()]
+
     async def stop(self) -> None:
         self._stopping = True
         task, self._task = self._task, None
