@@ -20,6 +20,7 @@ from ..errors import (
     EdplogError,
     ErrorCode,
     InvalidTopicError,
+    DuplicateSequenceError,
     NotLeaderError,
     UnknownTopicError,
 )
@@ -245,11 +246,15 @@ class ReplicaManager:
         append_time = now_ms if partition.log_append_time else None
         try:
             base, last = partition.append(records, append_time)
+        except DuplicateSequenceError as exc:
+            # A retry of a batch already stored: answered as Kafka does, success with the
+            # original offsets — and for acks=-1 only once the original is as durable (and,
+            # in a cluster, as replicated) as a first append would have to be.
+            base, last = exc.base_offset, exc.last_offset
+            if last < base:
+                last = base
         except EdplogError as exc:
             result.error, result.message = exc.kafka_code, str(exc)
-            base_offset = getattr(exc, "base_offset", None)
-            if base_offset is not None:  # a duplicate: the client learns where it went
-                result.base_offset = base_offset
             return result, None
         except OSError as exc:
             if not is_dir_failure(exc):
