@@ -20,9 +20,19 @@ from kio.serial import entity_reader, entity_writer
 from kio.static.primitive import i8, i16, i32, i32Timedelta, i64
 
 #: API key -> kio's module name, for the APIs this oracle covers.
-MODULES = {16: "list_groups", 68: "consumer_group_heartbeat", 69: "consumer_group_describe"}
+MODULES = {
+    16: "list_groups",
+    43: "elect_leaders",
+    45: "alter_partition_reassignments",
+    46: "list_partition_reassignments",
+    68: "consumer_group_heartbeat",
+    69: "consumer_group_describe",
+}
 _CLASS_NAMES = {
     16: "ListGroups",
+    43: "ElectLeaders",
+    45: "AlterPartitionReassignments",
+    46: "ListPartitionReassignments",
     68: "ConsumerGroupHeartbeat",
     69: "ConsumerGroupDescribe",
 }

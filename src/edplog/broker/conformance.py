@@ -180,7 +180,11 @@ SERVED_NOTES: dict[int, str] = {
     35: "",
     37: "",
     42: "",
+    43: "UNCLEAN: an offline partition whose live replicas are all out of sync is refused "
+    "(POLICY_VIOLATION) unless the controller runs with unclean.leader.election.enable=true",
     44: "",
+    45: "the copy to new replicas is not throttled (no *.replication.throttled.* settings)",
+    46: "",
     47: "",
     48: "",
     49: "controller_mutation_rate is refused",

@@ -9,6 +9,7 @@ place. Handlers import only :mod:`edplog.broker.context` from the broker.
 from __future__ import annotations
 
 from . import (
+    cluster_admin,
     configs,
     consumer_groups,
     fetch,
@@ -40,6 +41,7 @@ ALL_APIS: dict[int, ApiSpec] = {
         consumer_groups,
         quotas,
         scram,
+        cluster_admin,
     )
     for spec in module.APIS
 }

@@ -321,3 +321,62 @@ response
     total_bytes int64 v4+ =-1
     usable_bytes int64 v4+ =-1
 """
+
+# Cluster administration over the controller: leader elections and KIP-455 reassignments.
+TEXT += """
+api 43 ElectLeaders 0-2 flex 2
+request
+  election_type int8 v1+
+  topic_partitions [] null0+
+    topic string
+    partitions []int32
+  timeout_ms int32 =60000
+response
+  throttle_time_ms int32
+  error_code int16 v1+
+  replica_election_results []
+    topic string
+    partition_result []
+      partition_id int32
+      error_code int16
+      error_message string null0+
+
+api 45 AlterPartitionReassignments 0-1 flex 0
+request
+  timeout_ms int32 =60000
+  allow_replication_factor_change bool v1+ =true
+  topics []
+    name string
+    partitions []
+      partition_index int32
+      replicas []int32 null0+ =null
+response
+  throttle_time_ms int32
+  allow_replication_factor_change bool v1+ =true
+  error_code int16
+  error_message string null0+
+  responses []
+    name string
+    partitions []
+      partition_index int32
+      error_code int16
+      error_message string null0+
+
+api 46 ListPartitionReassignments 0-0 flex 0
+request
+  timeout_ms int32 =60000
+  topics [] null0+ =null
+    name string
+    partition_indexes []int32
+response
+  throttle_time_ms int32
+  error_code int16
+  error_message string null0+
+  topics []
+    name string
+    partitions []
+      partition_index int32
+      replicas []int32
+      adding_replicas []int32
+      removing_replicas []int32
+"""
