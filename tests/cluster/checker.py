@@ -158,7 +158,10 @@ def check(history: Iterable[dict[str, Any]]) -> CheckResult:
             if kind == "ok":
                 part = parts[int(record["partition"])]
                 part.acked.append(record)
-                part.see(int(record["offset"]), value)
+                # An acknowledgement without an offset (a client told "duplicate" without
+                # one) still counts for loss, not for offsets.
+                if _known_offset(record):
+                    part.see(int(record["offset"]), value)
         elif f in ("poll", "final-read") and kind == "ok":
             value, offset = str(record["value"]), int(record["offset"])
             part = parts[int(record["partition"])]
@@ -214,12 +217,17 @@ def _check_partition(
     _check_polls(result, partition, part)
 
 
+def _known_offset(record: dict[str, Any]) -> bool:
+    offset = record.get("offset")
+    return offset is not None and int(offset) >= 0
+
+
 def _check_send_order(result: CheckResult, partition: int, part: _Partition) -> None:
     # Idempotence keeps one producer's records to a partition in its send order.
     by_producer: dict[str, list[tuple[int, int, str]]] = defaultdict(list)
     for record in part.acked:
         parsed = _sequence(str(record["value"]))
-        if parsed is not None:
+        if parsed is not None and _known_offset(record):
             by_producer[parsed[0]].append((parsed[1], int(record["offset"]), str(record["value"])))
     for producer, acks in by_producer.items():
         acks.sort()

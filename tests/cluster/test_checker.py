@@ -222,3 +222,44 @@ def test_incomplete_final_read_is_not_valid():
     result = checker.check(history)
     assert result.incomplete_final_read == [1]
     assert not result.valid
+
+
+def test_an_acknowledgement_without_an_offset_counts_for_loss_only():
+    """A send acknowledged with no offset (a client told the batch was a duplicate, without
+    where it went) is lost when the final read lacks it, and takes no part in the offset
+    checks."""
+    history = [
+        {"time": 0, "process": 0, "type": "invoke", "f": "send", "partition": 0, "value": "p0-0"},
+        {
+            "time": 1,
+            "process": 0,
+            "type": "ok",
+            "f": "send",
+            "partition": 0,
+            "value": "p0-0",
+            "offset": None,
+        },
+        {"time": 2, "process": 0, "type": "invoke", "f": "send", "partition": 0, "value": "p0-1"},
+        {
+            "time": 3,
+            "process": 0,
+            "type": "ok",
+            "f": "send",
+            "partition": 0,
+            "value": "p0-1",
+            "offset": None,
+        },
+        {"time": 4, "process": 9, "type": "invoke", "f": "final-read", "partition": 0},
+        {
+            "time": 5,
+            "process": 9,
+            "type": "ok",
+            "f": "final-read",
+            "partition": 0,
+            "value": "p0-0",
+            "offset": 0,
+        },
+    ]
+    result = checker.check(history)
+    assert result.counts["lost"] == 1
+    assert result.counts["inconsistent"] == 0 and result.counts["nonmonotonic_send"] == 0

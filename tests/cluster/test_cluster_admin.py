@@ -358,14 +358,6 @@ def test_reassignment_copies_the_log_to_the_new_replica(zookeeper, tmp_path):
 
 @needs_zookeeper
 @needs_iptables
-@pytest.mark.xfail(
-    strict=False,
-    reason="replication, not the admin APIs: when the reassignment moves leadership from "
-    "broker 1 to 2 under a running idempotent producer, records broker 1 acknowledged "
-    "(acks=all) can be missing from 2, 3 and 4, and the producer then fails with "
-    "OUT_OF_ORDER_SEQUENCE_NUMBER; one cause found: ReplicaManager.append answers a "
-    "duplicate batch DUPLICATE_SEQUENCE_NUMBER at once, without waiting for acks=all",
-)
 def test_reassignment_completes_under_a_running_producer(zookeeper, tmp_path):
     """Tried on four brokers: the move of test_reassignment_copies_the_log_to_the_new_replica
     with an idempotent acks=all producer running throughout (before, while held, during the
