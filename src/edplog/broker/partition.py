@@ -239,12 +239,21 @@ class Partition:
             self.notify()
         self._complete_acks()
 
-    def wait_replicated(self, end_offset: int) -> asyncio.Future[ErrorCode]:
+    def wait_replicated(
+        self, end_offset: int, leader_epoch: int | None = None
+    ) -> asyncio.Future[ErrorCode]:
         """acks=-1: a future completed with NONE once the high watermark reaches
         ``end_offset`` with at least min.insync.replicas in the ISR, with
         NOT_ENOUGH_REPLICAS_AFTER_APPEND when it got there with fewer (Kafka's rule), or with
-        NOT_LEADER_OR_FOLLOWER when this broker stops leading first."""
+        NOT_LEADER_OR_FOLLOWER when this broker stops leading first — or had already stopped,
+        or leads at another epoch than ``leader_epoch`` (the one the records were appended
+        at), when the wait begins (after a flush, say)."""
         fut: asyncio.Future[ErrorCode] = asyncio.get_running_loop().create_future()
+        if self.role is not Role.LEADER or (
+            leader_epoch is not None and leader_epoch != self.leader_epoch
+        ):
+            fut.set_result(ErrorCode.NOT_LEADER_OR_FOLLOWER)
+            return fut
         self._acks.append((end_offset, fut))
         self._complete_acks()
         return fut

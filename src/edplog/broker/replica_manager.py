@@ -17,10 +17,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import (
+    DuplicateSequenceError,
     EdplogError,
     ErrorCode,
     InvalidTopicError,
-    DuplicateSequenceError,
     NotLeaderError,
     UnknownTopicError,
 )
@@ -51,6 +51,7 @@ class AppendResult:
     # Replicated partitions: the partition and the offset its records end before.
     partition: Partition | None = None
     end_offset: int = -1
+    leader_epoch: int = -1
 
 
 @dataclass(slots=True)
@@ -268,6 +269,7 @@ class ReplicaManager:
         result.log_start_offset = partition.log_start_offset
         if partition.replicated:
             result.partition, result.end_offset = partition, last + 1
+            result.leader_epoch = partition.leader_epoch
         return result, partition.log
 
     def must_wait(self, pending: list[tuple[Any, AppendResult]]) -> bool:
@@ -290,7 +292,7 @@ class ReplicaManager:
         if not replicated:
             return
         waits = {
-            id(r): p.wait_replicated(r.end_offset)
+            id(r): p.wait_replicated(r.end_offset, r.leader_epoch)
             for r, p in replicated
             if r.error == ErrorCode.NONE
         }
