@@ -101,3 +101,71 @@ def zookeeper(zookeeper_server: Any, request: pytest.FixtureRequest) -> str:
     import uuid
 
     return f"{zookeeper_server.connect_string}/edplog-test-{uuid.uuid4().hex[:12]}"
+
+
+# ---- a local cluster: ZooKeeper and broker processes ---------------------------------------
+
+#: What ``kafka_cluster`` runs: Kafka's canonical safe settings (RF=3, min ISR 2, acks=all
+#: tolerates one failure) with short timeouts so that failovers happen within a test.
+CLUSTER_TEST_PROPERTIES = {
+    "default.replication.factor": "3",
+    "min.insync.replicas": "2",
+    "offsets.topic.replication.factor": "3",
+    "unclean.leader.election.enable": "false",
+    "replica.lag.time.max.ms": "5000",
+    "group.initial.rebalance.delay.ms": "0",
+}
+CLUSTER_TEST_SESSION_TIMEOUT_MS = 6000
+
+
+@pytest.fixture
+def kafka_cluster_factory(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Callable[..., Any]]:
+    """Start local clusters on demand: ``factory(brokers=3, session_timeout_ms=6000,
+    **properties)`` (Kafka property names with dots spelled as underscores, over
+    ``CLUSTER_TEST_PROPERTIES``) returns a started
+    :class:`edplog.cluster.launcher.LocalCluster` with its own private ZooKeeper; all are
+    stopped at the end of the test. Skips where ZooKeeper is not installed."""
+    from .cluster import zookeeper_server
+
+    if not zookeeper_server.available():
+        pytest.skip("ZooKeeper is not installed (apt-get install -y zookeeper)")
+    from .cluster.launcher import LocalCluster
+
+    started: list[LocalCluster] = []
+
+    def factory(
+        brokers: int = 3,
+        *,
+        session_timeout_ms: int = CLUSTER_TEST_SESSION_TIMEOUT_MS,
+        timeout_s: float = 120.0,
+        **properties: Any,
+    ) -> LocalCluster:
+        props = {**CLUSTER_TEST_PROPERTIES}
+        rf = str(min(3, brokers))
+        props["default.replication.factor"] = props["offsets.topic.replication.factor"] = rf
+        props["min.insync.replicas"] = str(min(2, brokers))
+        props.update({k.replace("_", "."): str(v) for k, v in properties.items()})
+        cluster = LocalCluster(
+            tmp_path_factory.mktemp("edplog-cluster"),
+            brokers,
+            properties=props,
+            session_timeout_ms=session_timeout_ms,
+        )
+        started.append(cluster)
+        cluster.start(timeout_s=timeout_s)
+        return cluster
+
+    try:
+        yield factory
+    finally:
+        for cluster in reversed(started):
+            cluster.stop()
+
+
+@pytest.fixture
+def kafka_cluster(kafka_cluster_factory: Callable[..., Any]) -> Any:
+    """A started 3-broker :class:`edplog.cluster.launcher.LocalCluster` (RF=3, min ISR 2,
+    6 s sessions); ``.bootstrap`` is its ``bootstrap.servers``. Stopped at the end."""
+    return kafka_cluster_factory()

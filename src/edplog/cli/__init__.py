@@ -18,6 +18,7 @@ COMMAND_MODULES = [
     "edplog.cli.storage",  # dump, verify
     "edplog.cli.broker",  # broker, and (through edplog.cli.clients) topics, produce, ...
     "edplog.cli.perf",  # perf log, perf compare, perf produce, perf consume
+    "edplog.cli.cluster",  # cluster up
 ]
 
 
