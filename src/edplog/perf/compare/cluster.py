@@ -321,7 +321,8 @@ class _Run:
         if replicas is None:
             new = NewTopic(topic, 1, BROKERS)
         else:
-            new = NewTopic(topic, replica_assignment=[list(replicas)])
+            # librdkafka wants the partition count with an assignment (and no replication factor)
+            new = NewTopic(topic, 1, replica_assignment=[list(replicas)])
         admin.create_topics([new], operation_timeout=20)[topic].result(30)
         self.wait_isr(topic, BROKERS)
 
