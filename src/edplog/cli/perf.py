@@ -12,7 +12,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-FAMILY_NAMES = "limits, embedded, redis, nats, broker"
+FAMILY_NAMES = "limits, embedded, redis, nats, broker, cluster"
 DEFAULT_BOOTSTRAP = "127.0.0.1:9092"
 
 
