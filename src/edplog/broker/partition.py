@@ -10,15 +10,15 @@ In a cluster (``replicated``) a partition is the leader, a follower, or neither 
 is not known yet, or this broker's ZooKeeper session is suspended): only a leader takes
 produces and consumer fetches. The leader tracks its followers (:class:`ReplicaTracker`),
 keeps the high watermark at the smallest log end offset of the ISR, and completes acks=-1
-produces once it passes their records. ISR changes are asked for through ``on_isr_change``
-(a versioned write to ZooKeeper, made by the caller) and take effect when it succeeds.
+produces once it passes their records. The ISR it should have is ``maybe_change_isr``'s
+answer; the replication manager writes it to ZooKeeper (a versioned write) and
+``isr_updated`` applies it once that succeeded.
 """
 
 from __future__ import annotations
 
 import asyncio
 import enum
-from collections.abc import Callable
 
 from ..cluster.isr import ReplicaTracker
 from ..cluster.zk import PartitionState
@@ -57,7 +57,6 @@ class Partition:
         self.state_version = -1
         self.tracker: ReplicaTracker | None = None
         self._acks: list[tuple[int, asyncio.Future[ErrorCode]]] = []
-        self.on_isr_change: Callable[[Partition, list[int]], None] | None = None
         self.isr_change_pending = False
         # The state znode as last applied (what an ISR change is written against).
         self.zk_state: PartitionState | None = None

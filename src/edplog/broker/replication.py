@@ -267,7 +267,6 @@ class ReplicationManager:
         partition = Partition(tp[0], tp[1], log_, self.broker_id, log_.leader_epoch)
         partition.replicated = True
         partition.role = Role.NONE
-        partition.on_isr_change = None
         self.replicas.hosted[tp] = partition
         return partition
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import functools
 import logging
 import threading
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
@@ -64,10 +63,6 @@ class Snapshot:
         base = ta.partitions.get(partition, ())
         adding = tuple(r for r in ta.adding.get(partition, ()) if r not in base)
         return base + adding
-
-    def topic_id(self, topic: str) -> uuid.UUID | None:
-        ta = self.topics.get(topic)
-        return ta.topic_id if ta is not None else None
 
 
 class MetadataCache:

@@ -99,7 +99,6 @@ class ReplicaFetcher:
         self._wake = asyncio.Event()
         self._client: AsyncClient | None = None
         self._stopping = False
-        self.fetched_bytes = 0
 
     # ---- partitions -------------------------------------------------------------------------
 
@@ -113,9 +112,6 @@ class ReplicaFetcher:
 
     def remove(self, topic: str, index: int) -> None:
         self._followed.pop((topic, index), None)
-
-    def partitions(self) -> list[tuple[str, int]]:
-        return list(self._followed)
 
     def followed(self) -> list[FollowedPartition]:
         return [f.partition for f in self._followed.values()]
@@ -271,7 +267,6 @@ class ReplicaFetcher:
             if res.fetch_offset != lg.log_end_offset:
                 return  # a truncation ran meanwhile: fetch again from the new end
             lg.append_as_follower(res.records)
-            self.fetched_bytes += len(res.records)
         if res.log_start_offset > lg.log_start_offset and res.log_start_offset <= lg.log_end_offset:
             lg.delete_records_before(res.log_start_offset)
         p.follower_high_watermark(res.high_watermark)
