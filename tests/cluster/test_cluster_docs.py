@@ -1,4 +1,5 @@
-"""docs/cluster.md says what the broker does with each cluster property."""
+"""docs/cluster.md says what the broker does with each cluster property, and its admin
+examples run."""
 
 from __future__ import annotations
 
@@ -6,9 +7,13 @@ import re
 from pathlib import Path
 
 import pytest
+from cluster_helpers import InProcessCluster, wait_for
+from confluent_kafka.admin import AdminClient, NewTopic
+from docs_examples import example, run_example
 
 from edplog.broker.config import BrokerConfig
 from edplog.broker.properties import HONOURED, NO_EFFECT
+from edplog.cluster import zookeeper_server
 from edplog.config import BROKER_DEFAULTS
 from edplog.errors import InvalidConfigError
 
@@ -56,3 +61,27 @@ def test_documented_defaults_are_the_broker_defaults():
     assert config.offsets_topic_replication_factor == 3
     assert config.clustered
     assert not BrokerConfig.from_properties({}).clustered
+
+
+@pytest.mark.skipif(not zookeeper_server.available(), reason="ZooKeeper is not installed")
+def test_the_admin_examples_run_against_a_four_broker_cluster(zookeeper, tmp_path):
+    """docs/cluster.md's ElectLeaders and reassignment examples, run as written but for the
+    bootstrap address, against four brokers with `orders` on brokers 1-3: the preferred
+    election answers (ELECTION_NOT_NEEDED is a documented answer), and the reassignment to
+    [2, 3, 4] is carried out (Metadata shows it and broker 4 joins the ISR)."""
+    elect = example("cluster.md", "elect_leaders")
+    reassign = example("cluster.md", "c.call(45")
+    with InProcessCluster(zookeeper, tmp_path, 4) as c:
+        admin = AdminClient({"bootstrap.servers": c.bootstrap})
+        admin.create_topics([NewTopic("orders", 1, replica_assignment=[[1, 2, 3]])])[
+            "orders"
+        ].result(30)
+        c.wait_isr("orders", 0, 3)
+        run_example(elect.replace("127.0.0.2:9092", c.bootstrap), "docs/cluster.md")
+        run_example(reassign.replace("127.0.0.2:9092", c.any_bootstrap()), "docs/cluster.md")
+        wait_for(
+            lambda: sorted(c.partition("orders", 0).replicas) == [2, 3, 4],
+            timeout_s=60,
+            what="the reassignment to [2, 3, 4]",
+        )
+        assert 4 in c.wait_isr("orders", 0, 3, timeout_s=60).isr

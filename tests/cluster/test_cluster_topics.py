@@ -24,16 +24,6 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-@pytest.fixture
-def cluster(zookeeper, tmp_path):
-    c = InProcessCluster(zookeeper, tmp_path, 3)
-    c.start_all()
-    try:
-        yield c
-    finally:
-        c.stop_all()
-
-
 def admin(cluster):
     return AdminClient({"bootstrap.servers": cluster.bootstrap})
 

@@ -22,16 +22,6 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-@pytest.fixture
-def cluster(zookeeper, tmp_path):
-    c = InProcessCluster(zookeeper, tmp_path, 3)
-    c.start_all()
-    try:
-        yield c
-    finally:
-        c.stop_all()
-
-
 def create(cluster, name, partitions=1, rf=3, **config):
     admin = AdminClient({"bootstrap.servers": cluster.bootstrap})
     futures = admin.create_topics(
