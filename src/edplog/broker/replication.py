@@ -47,6 +47,11 @@ class ReplicationManager:
     ) -> None:
         self.node = node
         self.replicas = replicas
+        # Cluster answers from the moment the listener opens: until this broker has joined and
+        # applied the partition states, it leads nothing (NOT_LEADER_OR_FOLLOWER). A restarted
+        # broker waiting for its old session to expire must not serve its local logs as a
+        # single node would (it acknowledged produces and served reads later truncated).
+        replicas.cluster = True
         self.store = store
         self.config = config
         self.broker_id = config.node_id
@@ -77,7 +82,6 @@ class ReplicationManager:
 
     def start(self) -> None:
         self._loop = asyncio.get_running_loop()
-        self.replicas.cluster = True
         snap = self.node.cache.snapshot
         self._dirty |= {(t, p) for t, ta in snap.topics.items() for p in ta.partitions}
         self._worker = self._loop.create_task(self._work())
