@@ -142,8 +142,9 @@ class TlsSettings:
     def from_properties(cls, listener: str, props: Mapping[str, str]) -> TlsSettings:
         """Check a listener's ``ssl.*`` settings (from :func:`listener_properties`)."""
 
-        def where(key: str) -> str:
-            return f"{key} (listener {listener})"
+        def where(key: str, value: str | None = None) -> str:
+            shown = key if value is None else f"{key}={value}"
+            return f"{shown} (listener {listener})"
 
         def get(key: str) -> str | None:
             value = props.get(key)
@@ -172,7 +173,7 @@ class TlsSettings:
             keystore_type = keystore_type or "PEM"
             if keystore_type != "PEM":
                 raise InvalidConfigError(
-                    f"{where('ssl.keystore.type')}={keystore_type}: an inline key is PEM"
+                    f"{where('ssl.keystore.type', keystore_type)}: an inline key is PEM"
                 )
         if not keystore_type:
             raise InvalidConfigError(
@@ -181,7 +182,7 @@ class TlsSettings:
             )
         if keystore_type not in _STORE_TYPES:
             raise InvalidConfigError(
-                f"{where('ssl.keystore.type')}={keystore_type} is not supported (PEM or PKCS12; "
+                f"{where('ssl.keystore.type', keystore_type)} is not supported (PEM or PKCS12; "
                 "keytool -importkeystore -deststoretype PKCS12 converts a JKS store)"
             )
         if keystore_type == "PEM" and props.get("ssl.keystore.password"):
@@ -201,7 +202,7 @@ class TlsSettings:
             truststore_type = truststore_type or "PEM"
             if truststore_type != "PEM":
                 raise InvalidConfigError(
-                    f"{where('ssl.truststore.type')}={truststore_type}: inline certificates are PEM"
+                    f"{where('ssl.truststore.type', truststore_type)}: inline certificates are PEM"
                 )
         if trust_location is not None and not truststore_type:
             raise InvalidConfigError(
@@ -210,16 +211,16 @@ class TlsSettings:
             )
         if truststore_type and truststore_type not in _STORE_TYPES:
             raise InvalidConfigError(
-                f"{where('ssl.truststore.type')}={truststore_type} is not supported (PEM or PKCS12)"
+                f"{where('ssl.truststore.type', truststore_type)} is not supported (PEM or PKCS12)"
             )
         client_auth = (get("ssl.client.auth") or "none").lower()
         if client_auth not in _CLIENT_AUTH:
             raise InvalidConfigError(
-                f"{where('ssl.client.auth')}={client_auth}: expected required, requested or none"
+                f"{where('ssl.client.auth', client_auth)}: expected required, requested or none"
             )
         if client_auth != "none" and trust_location is None and trust_inline is None:
             raise InvalidConfigError(
-                f"{where('ssl.client.auth')}={client_auth} needs the authorities to check "
+                f"{where('ssl.client.auth', client_auth)} needs the authorities to check "
                 "client certificates against: set ssl.truststore.location or "
                 "ssl.truststore.certificates"
             )
@@ -227,7 +228,7 @@ class TlsSettings:
         algorithm = (props.get("ssl.endpoint.identification.algorithm") or "").strip().lower()
         if algorithm not in ("", "https"):
             raise InvalidConfigError(
-                f"{where('ssl.endpoint.identification.algorithm')}={algorithm}: expected "
+                f"{where('ssl.endpoint.identification.algorithm', algorithm)}: expected "
                 "https or empty"
             )
         return cls(
