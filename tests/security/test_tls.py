@@ -121,6 +121,7 @@ def test_pkcs12_key_store_and_trust_store(tmp_path: Path, ca: CA) -> None:
         ({"ssl.protocol": "TLSv1.1"}, "ssl.protocol=TLSv1.1"),
         ({"ssl.protocol": "SSL"}, "ssl.protocol=SSL"),
         ({"ssl.client.auth": "always"}, "ssl.client.auth"),
+        ({"ssl.truststore.password": "x"}, "ssl.truststore.password"),
         ({"ssl.keystore.type": "JKS"}, "ssl.keystore.type=JKS"),
         ({"ssl.truststore.type": "JKS"}, "ssl.truststore.type=JKS"),
         ({"ssl.cipher.suites": "TLS_AES_128_GCM_SHA256"}, "ssl.cipher.suites.*TLS 1.3"),

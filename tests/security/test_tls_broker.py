@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 from confluent_kafka import Consumer, KafkaException, Producer
-from confluent_kafka.admin import AdminClient
+from confluent_kafka.admin import AdminClient, ConfigResource
 from cryptography import x509
 from tls_certs import CA, Files, make_files, write_pem_keystore
 
@@ -212,6 +212,22 @@ def test_mtls_required_refuses_no_certificate_and_another_cas(
     assert (
         "certificate" in caplog.text and "TLS handshake with 127.0.0.1 on SSL failed" in caplog.text
     )
+
+
+def test_key_passwords_are_answered_as_sensitive_by_describe_configs(
+    start: Any, files: Files, ca: CA
+) -> None:
+    write_pem_keystore(files.keystore, ca.issue(server=True, CN="localhost"), ca, "s3cret")
+    broker = start(
+        {"listeners": "SSL://127.0.0.1:0", **ssl_props(files, **{"ssl.key.password": "s3cret"})}
+    )
+    admin = AdminClient(client_conf(ssl_port(broker), files))
+    (future,) = admin.describe_configs([ConfigResource("BROKER", "0")]).values()
+    entries = future.result(10)
+    assert entries["ssl.key.password"].is_sensitive
+    assert entries["ssl.key.password"].value is None
+    assert entries["ssl.keystore.type"].value == "PEM"
+    assert not entries["ssl.keystore.type"].is_sensitive
 
 
 def test_requested_client_auth_names_anonymous_without_a_certificate(

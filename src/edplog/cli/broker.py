@@ -95,9 +95,13 @@ def run_broker(args: argparse.Namespace) -> int:
 
     def ready(host: str, port: int) -> None:
         adv_host, adv_port = config.advertised
+        others = "".join(
+            f"; {lc.name} ({lc.protocol}) on {':'.join(map(str, config.advertised_for(lc.name)))}"
+            for lc in config.client_listeners()[1:]
+        )
         print(
             f"edplog broker ready on {adv_host}:{adv_port} "
-            f"(listening {host}:{port}, data {config.data_dir}, node {config.node_id})",
+            f"(listening {host}:{port}, data {config.data_dir}, node {config.node_id}{others})",
             flush=True,
         )
 

@@ -204,6 +204,11 @@ class TlsSettings:
                 raise InvalidConfigError(
                     f"{where('ssl.truststore.type', truststore_type)}: inline certificates are PEM"
                 )
+        if truststore_type == "PEM" and props.get("ssl.truststore.password"):
+            raise InvalidConfigError(
+                f"{where('ssl.truststore.password')}: a PEM trust store has no password "
+                "(as in Kafka)"
+            )
         if trust_location is not None and not truststore_type:
             raise InvalidConfigError(
                 f"{where('ssl.truststore.type')} is not set: Kafka's default, JKS, is Java's "
