@@ -388,3 +388,21 @@ def test_a_large_fetch_over_tls_crosses_many_staging_buffers(start: Any, files: 
             got += 1
     consumer.close()
     assert got == 128
+
+
+def test_a_client_silent_in_the_handshake_is_closed_and_frees_its_slot(
+    start: Any, files: Files, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A TCP connection that never says hello holds a max.connections slot only until the
+    handshake timeout; then it is closed and a real client gets in."""
+    import edplog.broker.server as server
+
+    monkeypatch.setattr(server, "HANDSHAKE_TIMEOUT_S", 0.5)
+    broker = start({"listeners": "SSL://127.0.0.1:0", "max.connections": "1", **ssl_props(files)})
+    port = ssl_port(broker)
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as silent:
+        started = time.monotonic()
+        assert silent.recv(1) == b""  # closed by the broker
+        assert time.monotonic() - started < 5
+    with connect(port, tls_client(files)) as sock:
+        assert api_versions_over(sock) == 7

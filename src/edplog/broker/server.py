@@ -243,6 +243,16 @@ class Server:
         self, listener: Listener, tls: ServerTls, sock: socket.socket, peer: Any
     ) -> None:
         """The TLS handshake of a new connection, then the connection (or a close)."""
+        try:
+            await self._handshake_then_open(listener, tls, sock, peer)
+        finally:
+            # Here, not in a done callback: the accept loop, woken by a freed slot, must
+            # not count this handshake any more.
+            self._handshakes.discard(asyncio.current_task())
+
+    async def _handshake_then_open(
+        self, listener: Listener, tls: ServerTls, sock: socket.socket, peer: Any
+    ) -> None:
         host = str(peer[0])
         tls_sock: ssl.SSLSocket | None = None
         try:
