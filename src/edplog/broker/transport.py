@@ -70,6 +70,10 @@ class Transport(ABC):
         the descriptor's readability would not announce. The plain socket holds none."""
         return False
 
+    #: Whether a receive shorter than the buffer means the socket is drained. True for a
+    #: plain socket; a TLS receive returns one record (16 KiB at most) however much waits.
+    short_read_drains = True
+
     @abstractmethod
     def send_now(self, parts: list[Any]) -> list[Any] | None:
         """Send what the socket takes without waiting; None when all of it went, else the
@@ -410,6 +414,8 @@ class TlsTransport(Transport):
 
     def buffered(self) -> bool:
         return self.sock.pending() > 0
+
+    short_read_drains = False
 
     # ---- sending ---------------------------------------------------------------------------
 
