@@ -1,5 +1,5 @@
-"""SSL listeners of a real broker with real clients: confluent-kafka (librdkafka) and kcat
-produce and consume over TLS; mTLS refuses a client without a certificate and one from
+"""SSL listeners of a real broker with real clients: confluent-kafka (librdkafka), kcat,
+kafka-python and aiokafka produce and consume over TLS; mTLS refuses a client without a certificate and one from
 another CA, and names a certified client by its mapped subject (seen by the broker's
 authorizer hook and in its log); TLS 1.1 and plaintext on the TLS port are refused without
 harm; PLAINTEXT and SSL listeners serve one broker side by side, each advertised to its own
@@ -406,3 +406,78 @@ def test_a_client_silent_in_the_handshake_is_closed_and_frees_its_slot(
         assert time.monotonic() - started < 5
     with connect(port, tls_client(files)) as sock:
         assert api_versions_over(sock) == 7
+
+
+def test_kafka_python_over_mtls_is_its_mapped_principal(start: Any, files: Files) -> None:
+    from kafka import KafkaConsumer, KafkaProducer
+
+    broker = start(
+        {"listeners": "SSL://127.0.0.1:0", **ssl_props(files, **{"ssl.client.auth": "required"})}
+    )
+    assert broker.broker is not None and broker.broker.services is not None
+    recording = Recording()
+    broker.broker.services.authorizer = recording
+    tls = {
+        "bootstrap_servers": f"127.0.0.1:{ssl_port(broker)}",
+        "security_protocol": "SSL",
+        "ssl_cafile": str(files.ca),
+        "ssl_certfile": str(files.client_cert),
+        "ssl_keyfile": str(files.client_key),
+        "request_timeout_ms": 10000,
+    }
+    producer = KafkaProducer(**tls)
+    for i in range(20):
+        producer.send("kp-tls", value=b"k%d" % i).get(timeout=15)
+    producer.close(timeout=10)
+    consumer = KafkaConsumer(
+        "kp-tls", group_id="kp-tls", auto_offset_reset="earliest", fetch_max_wait_ms=100, **tls
+    )
+    got = []
+    deadline = time.monotonic() + 30
+    while len(got) < 20 and time.monotonic() < deadline:
+        for records in consumer.poll(timeout_ms=200).values():
+            got.extend(r.value for r in records)
+    consumer.close()
+    assert got == [b"k%d" % i for i in range(20)]
+    assert recording.principals == {Principal("User", "alice")}
+
+
+def test_aiokafka_over_mtls(start: Any, files: Files) -> None:
+    import asyncio
+
+    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+    from aiokafka.helpers import create_ssl_context
+
+    broker = start(
+        {"listeners": "SSL://127.0.0.1:0", **ssl_props(files, **{"ssl.client.auth": "required"})}
+    )
+    bootstrap = f"127.0.0.1:{ssl_port(broker)}"
+
+    async def main() -> list[bytes]:
+        context = create_ssl_context(
+            cafile=str(files.ca), certfile=str(files.client_cert), keyfile=str(files.client_key)
+        )
+        tls = {"bootstrap_servers": bootstrap, "security_protocol": "SSL", "ssl_context": context}
+        producer = AIOKafkaProducer(**tls, acks="all", request_timeout_ms=10000)
+        await producer.start()
+        try:
+            for i in range(10):
+                await producer.send_and_wait("aio-tls", value=b"a%d" % i)
+        finally:
+            await producer.stop()
+        consumer = AIOKafkaConsumer(
+            "aio-tls", **tls, group_id="aio-tls", auto_offset_reset="earliest"
+        )
+        await consumer.start()
+        got: list[bytes] = []
+        try:
+            async with asyncio.timeout(30):
+                async for msg in consumer:
+                    got.append(msg.value)
+                    if len(got) == 10:
+                        break
+        finally:
+            await consumer.stop()
+        return got
+
+    assert asyncio.run(main()) == [b"a%d" % i for i in range(10)]
