@@ -8,7 +8,11 @@ decoded) given a plain socket or an ``ssl.SSLSocket``, so the only difference be
 sides is TLS: the broker encrypting (and the client decrypting) every byte. Runs alternate
 side by side so that machine noise hits both; the ratio is of run pairs.
 
-A third line is the TLS limit of this machine and this Python: a thread ``sendall``-ing one
+Beside the throughput, the broker process's CPU time (``/proc/<pid>/stat``) per GB served:
+on a shared machine it says what each side costs the broker even when the client, not the
+broker, sets the pace.
+
+A further line is the TLS limit of this machine and this Python: a thread ``sendall``-ing one
 256 KiB buffer through an ``ssl.SSLSocket`` to the same kind of client over loopback, no
 broker, no disk. The broker's SSL figure is to be read against it.
 
@@ -98,6 +102,13 @@ def connect(port: int, tls: ssl.SSLContext | None) -> socket.socket:
     sock = socket.create_connection(("127.0.0.1", port), timeout=10)
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     return tls.wrap_socket(sock, server_hostname="127.0.0.1") if tls is not None else sock
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def fetch_run(port: int, tls: ssl.SSLContext | None, chunk: int, seconds: float) -> float:
@@ -191,9 +202,17 @@ def main() -> int:
                 assert isinstance(probe, ssl.SSLSocket)
                 session = f"{probe.version()} {(probe.cipher() or ('?',))[0]}"
             plain, over_tls, limit = [], [], []
+            plain_cpu, tls_cpu = [], []
             for _ in range(args.runs):
-                plain.append(fetch_run(plain_port, None, args.chunk, args.seconds))
-                over_tls.append(fetch_run(tls_port, tls, args.chunk, args.seconds))
+                for side, cpu, port, context in (
+                    (plain, plain_cpu, plain_port, None),
+                    (over_tls, tls_cpu, tls_port, tls),
+                ):
+                    start_cpu, started = cpu_seconds(proc.pid), time.perf_counter()
+                    rate = fetch_run(port, context, args.chunk, args.seconds)
+                    elapsed = time.perf_counter() - started
+                    side.append(rate)
+                    cpu.append((cpu_seconds(proc.pid) - start_cpu) / (rate * elapsed / 1e9))
                 limit.append(tls_limit_run(keystore, tls, args.chunk, args.seconds))
         finally:
             proc.terminate()
@@ -206,19 +225,22 @@ def main() -> int:
         f"records {args.size} B, log {args.mib} MiB, {args.chunk >> 20} MiB per fetch, "
         f"{session}, {ssl.OPENSSL_VERSION}"
     )
-    for label, runs in (
-        ("PLAINTEXT (sendfile)", plain),
-        ("SSL (preadv+OpenSSL)", over_tls),
-        ("Python ssl limit", limit),
+    for label, runs, cpu in (
+        ("PLAINTEXT (sendfile)", plain, plain_cpu),
+        ("SSL (preadv+OpenSSL)", over_tls, tls_cpu),
+        ("Python ssl limit", limit, None),
     ):
+        cost = f", broker {statistics.median(cpu):.2f} CPU-s/GB" if cpu else ""
         print(
             f"{label:21}: {statistics.median(runs) / 1e9:.2f} GB/s "
-            f"({min(runs) / 1e9:.2f}-{max(runs) / 1e9:.2f})"
+            f"({min(runs) / 1e9:.2f}-{max(runs) / 1e9:.2f}){cost}"
         )
     print(
         f"ratio SSL/PLAINTEXT  : {statistics.median(ratios):.2f}x "
         f"({min(ratios):.2f}-{max(ratios):.2f}), goal >= 0.5x"
     )
+    cost_ratio = statistics.median(tls_cpu) / statistics.median(plain_cpu)
+    print(f"broker CPU per GB    : SSL {cost_ratio:.2f}x PLAINTEXT's")
     of_limit = [t / lim for t, lim in zip(over_tls, limit, strict=True)]
     print(
         f"SSL / Python ssl limit: {statistics.median(of_limit):.2f}x "
