@@ -4,7 +4,8 @@ certificate and one from another CA, and names a certified client by its mapped 
 (seen by the broker's authorizer hook and in its log); TLS 1.1 and plaintext on the TLS port
 are refused without harm; PLAINTEXT and SSL listeners serve one broker side by side, each
 advertised to its own clients; a replaced server certificate is served to new connections
-while old ones go on; a client silent in its handshake is closed."""
+while old ones go on; a client silent in its handshake is closed; an expired client
+certificate and TLS sent to the plaintext port are refused."""
 
 from __future__ import annotations
 
@@ -486,3 +487,42 @@ def test_aiokafka_over_mtls(start: Any, files: Files) -> None:
         return got
 
     assert asyncio.run(main()) == [b"a%d" % i for i in range(10)]
+
+
+def test_an_expired_client_certificate_is_refused(
+    start: Any, files: Files, ca: CA, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="edplog.broker")
+    broker = start(
+        {"listeners": "SSL://127.0.0.1:0", **ssl_props(files, **{"ssl.client.auth": "required"})}
+    )
+    old = ca.issue(server=False, expired=True, CN="alice", OU="eng", O="Acme")
+    (tmp_path / "old.key").write_bytes(old.key_pem())
+    (tmp_path / "old.pem").write_bytes(old.cert_pem())
+    with pytest.raises((ssl.SSLError, ConnectionError)):
+        client = tls_client(files, cert=tmp_path / "old.pem", key=tmp_path / "old.key")
+        with connect(ssl_port(broker), client) as sock:
+            api_versions_over(sock)
+    deadline = time.monotonic() + 5
+    while "certificate has expired" not in caplog.text:
+        assert time.monotonic() < deadline, caplog.text
+        time.sleep(0.05)
+
+
+def test_tls_sent_to_the_plaintext_port_is_closed_and_the_broker_serves_on(
+    start: Any, files: Files
+) -> None:
+    """The ClientHello read as a frame size is far over socket.request.max.bytes: closed."""
+    broker = start(
+        {
+            "listeners": "PLAINTEXT://127.0.0.1:0,SSL://127.0.0.1:0",
+            **ssl_props(files),
+        }
+    )
+    plain_port = int(broker.bootstrap.split(":")[1])
+    with pytest.raises((ssl.SSLError, ConnectionError, OSError)):
+        connect(plain_port, tls_client(files))
+    with socket.create_connection(("127.0.0.1", plain_port), timeout=10) as plain:
+        assert api_versions_over(plain) == 7
+    with connect(ssl_port(broker), tls_client(files)) as sock:
+        assert api_versions_over(sock) == 7

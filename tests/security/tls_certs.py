@@ -69,9 +69,11 @@ class CA:
     def cert_pem(self) -> bytes:
         return self.cert.public_bytes(serialization.Encoding.PEM)
 
-    def issue(self, *, server: bool, **subject: str) -> Issued:
+    def issue(self, *, server: bool, expired: bool = False, **subject: str) -> Issued:
         key = ec.generate_private_key(ec.SECP256R1())
         now = datetime.datetime.now(datetime.UTC)
+        if expired:  # valid for a day that ended a day ago
+            now -= datetime.timedelta(days=2)
         builder = (
             x509.CertificateBuilder()
             .subject_name(_name(**subject))
