@@ -266,7 +266,7 @@ class Controller:
             new = transform(state)
             if new is None:
                 return
-            new = PartitionState(new.leader, new.leader_epoch, new.isr, self._epoch)
+            new = self._stamped(new)
             try:
                 self.zk.fenced(self._epoch_zk_version).set_state(
                     topic, partition, new, state.version
@@ -277,6 +277,35 @@ class Controller:
             self._log_change(tp, state, new)
             return
         log.warning("partition %s-%d: state kept changing; left for the next event", *tp)
+
+    def _stamped(self, st: PartitionState) -> PartitionState:
+        """``st`` as this controller writes it: with its controller epoch (the zk version
+        comes from the write)."""
+        return PartitionState(st.leader, st.leader_epoch, st.isr, self._epoch)
+
+    def _elect(
+        self, partitions: list[TP], rule: Callable[[TP, tuple[int, ...]], Transform]
+    ) -> None:
+        """Apply ``rule(tp, replicas)``'s transform to each partition that has a state, read
+        for all of them in one pipelined request, and write what it decides (:meth:`_update`)."""
+        states = self.zk.partition_states(partitions)
+        for tp in partitions:
+            state = states[tp]
+            if state is not None:
+                self._update(tp, rule(tp, self._replicas(tp)), state)
+
+    def _placed(
+        self, rule: Callable[..., PartitionState | None], live: set[int], shutting: set[int]
+    ) -> Callable[[TP, tuple[int, ...]], Transform]:
+        """For :meth:`_elect`: a rule of partition_state.py that takes the assignment, the live
+        and the shutting-down brokers, bound to them and to this controller's epoch."""
+        return lambda _tp, replicas: functools.partial(
+            rule,
+            assignment=replicas,
+            live=live,
+            controller_epoch=self._epoch,
+            shutting_down=shutting,
+        )
 
     def _log_change(self, tp: TP, old: PartitionState, new: PartitionState) -> None:
         log.info(
@@ -315,15 +344,11 @@ class Controller:
     def _reconcile(self, partitions: list[TP]) -> None:
         live, shutting = set(self._live), self._shutting
 
-        def transform(tp: TP) -> Transform:
-            replicas = self._replicas(tp)
+        def rule(tp: TP, replicas: tuple[int, ...]) -> Transform:
             unclean = self._unclean_for(tp[0])
             return lambda st: rules.reconcile(st, replicas, live, self._epoch, shutting, unclean)
 
-        states = self.zk.partition_states(partitions)
-        for tp in partitions:
-            if states[tp] is not None:
-                self._update(tp, transform(tp), states[tp])
+        self._elect(partitions, rule)
 
     # ---- events ----
 
@@ -355,18 +380,14 @@ class Controller:
         self._live = now
         self._shutting -= dead
         live, shutting = set(now), self._shutting
-        affected = self._partitions(dead | started | bounced)
-        states = self.zk.partition_states(affected)
         unclean_of: dict[str, bool] = {}
-        for tp in affected:
-            replicas = self._replicas(tp)
+
+        def rule(tp: TP, replicas: tuple[int, ...]) -> Transform:
             if tp[0] not in unclean_of:
                 unclean_of[tp[0]] = self._unclean_for(tp[0])
             unclean = unclean_of[tp[0]]
 
-            def transform(
-                st: PartitionState, replicas: tuple[int, ...] = replicas, unclean: bool = unclean
-            ) -> Any:
+            def transform(st: PartitionState) -> PartitionState | None:
                 first = rules.reconcile(
                     st, replicas, live - bounced, self._epoch, shutting, unclean
                 )
@@ -375,8 +396,9 @@ class Controller:
                     rules.reconcile(base, replicas, live, self._epoch, shutting, unclean) or first
                 )
 
-            if states[tp] is not None:
-                self._update(tp, transform, states[tp])
+            return transform
+
+        self._elect(self._partitions(dead | started | bounced), rule)
 
     def _on_TopicChange(self, _: None, reconcile_all: bool = False) -> None:
         names = set(self.zk.topic_names())
@@ -467,22 +489,7 @@ class Controller:
             return
         log.info("controller %d: brokers %s shutting down", self.broker_id, sorted(new))
         live = set(self._live)
-        affected = self._partitions(new)
-        states = self.zk.partition_states(affected)
-        for tp in affected:
-            replicas = self._replicas(tp)
-            if states[tp] is not None:
-                self._update(
-                    tp,
-                    functools.partial(
-                        rules.controlled_shutdown,
-                        assignment=replicas,
-                        live=live,
-                        controller_epoch=self._epoch,
-                        shutting_down=shutting,
-                    ),
-                    states[tp],
-                )
+        self._elect(self._partitions(new), self._placed(rules.controlled_shutdown, live, shutting))
 
     def _on_PreferredElection(self, _: None) -> None:
         for _attempt in range(WRITE_ATTEMPTS):
@@ -498,21 +505,7 @@ class Controller:
 
     def _elect_preferred(self, partitions: list[TP]) -> None:
         live, shutting = set(self._live), self._shutting
-        states = self.zk.partition_states(partitions)
-        for tp in partitions:
-            replicas = self._replicas(tp)
-            if states[tp] is not None:
-                self._update(
-                    tp,
-                    functools.partial(
-                        rules.preferred_election,
-                        assignment=replicas,
-                        live=live,
-                        controller_epoch=self._epoch,
-                        shutting_down=shutting,
-                    ),
-                    states[tp],
-                )
+        self._elect(partitions, self._placed(rules.preferred_election, live, shutting))
 
     def _rebalance(self) -> None:
         partitions = self._partitions()
@@ -628,7 +621,7 @@ class Controller:
         ops = self.zk.fenced(self._epoch_zk_version)
         ops.set_assignment(_with_partition(ta, partition, replicas, (), ()), ta.version)
         if new is not None:
-            new = PartitionState(new.leader, new.leader_epoch, new.isr, self._epoch)
+            new = self._stamped(new)
             ops.set_state(topic, partition, new, state.version)
         try:
             ops.commit()
