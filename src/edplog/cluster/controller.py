@@ -33,12 +33,12 @@ from .zk import (
     DELETE_TOPICS,
     PREFERRED_ELECTION,
     REASSIGN_PARTITIONS,
-    ControllerMovedError,
     PartitionState,
     TopicAssignment,
-    WatchHandle,
     ZkClient,
 )
+from .zk_fenced import ControllerMovedError
+from .zk_session import WatchHandle
 
 log = logging.getLogger("edplog.cluster.controller")
 
