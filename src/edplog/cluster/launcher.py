@@ -25,6 +25,7 @@ from types import TracebackType
 
 from ..client import Client
 from ..errors import EdplogError
+from .waiting import wait_until
 from .zookeeper_server import ZooKeeperServer, free_port
 
 #: The chroot a private ZooKeeper's cluster lives under.
@@ -394,25 +395,21 @@ class LocalCluster:
     def wait_ready(self, broker_ids: list[int] | None = None, *, timeout_s: float = 60.0) -> None:
         """Wait until each of ``broker_ids`` (default: all) answers Metadata listing every
         broker that should run. Raises :class:`ClusterError` on an exit or the timeout."""
-        targets = list(self._brokers) if broker_ids is None else list(broker_ids)
-        deadline = time.monotonic() + timeout_s
-        pending = set(targets)
-        while True:
+        pending = set(self._brokers) if broker_ids is None else set(broker_ids)
+
+        def ready() -> bool:
             self.check()
             wanted = {b for b, p in self._brokers.items() if p.expected_up}
             for broker_id in sorted(pending):
                 listed = self.metadata_brokers(broker_id)
                 if listed is not None and wanted <= listed:
                     pending.discard(broker_id)
-            if not pending:
-                return
-            if time.monotonic() > deadline:
-                details = "\n\n".join(
-                    f"broker {b} ({self.address(b)}) is not ready; last lines of "
-                    f"{self.log_path(b)}:\n{log_tail(self.log_path(b), 15)}"
-                    for b in sorted(pending)
-                )
-                raise ClusterError(
-                    f"the cluster was not ready within {timeout_s:.0f} s:\n{details}"
-                )
-            time.sleep(0.2)
+            return not pending
+
+        if not wait_until(ready, timeout_s, 0.2):
+            details = "\n\n".join(
+                f"broker {b} ({self.address(b)}) is not ready; last lines of "
+                f"{self.log_path(b)}:\n{log_tail(self.log_path(b), 15)}"
+                for b in sorted(pending)
+            )
+            raise ClusterError(f"the cluster was not ready within {timeout_s:.0f} s:\n{details}")
