@@ -19,12 +19,13 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 
 from ..client import Client
 from ..errors import EdplogError
+from .processes import spawn
 from .waiting import wait_until
 from .zookeeper_server import ZooKeeperServer, free_port
 
@@ -43,6 +44,21 @@ def broker_host(broker_id: int) -> str:
     if not 1 <= broker_id <= 253:
         raise ValueError(f"broker ids of a local cluster are 1..253, not {broker_id}")
     return f"127.0.0.{broker_id + 1}"
+
+
+def broker_command(config_path: Path, python_options: Sequence[str] = ()) -> list[str]:
+    """The command line of a broker process reading ``config_path``."""
+    return [
+        sys.executable,
+        *python_options,
+        "-m",
+        "edplog",
+        "broker",
+        "--config",
+        str(config_path),
+        "--log-level",
+        "INFO",
+    ]
 
 
 def log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
@@ -70,6 +86,9 @@ class BrokerProcess:
         #: False while the broker is down on purpose (killed, terminated, stopped).
         self.expected_up = False
         self.paused = False
+        #: Interpreter options before ``-m edplog`` (perf compare profiles a broker with
+        #: ``-m cProfile -o FILE``).
+        self.python_options: tuple[str, ...] = ()
 
     @property
     def address(self) -> str:
@@ -97,26 +116,10 @@ class BrokerProcess:
         self.config_path.write_text(text, encoding="utf-8")
 
     def spawn(self) -> None:
-        command = [
-            sys.executable,
-            "-m",
-            "edplog",
-            "broker",
-            "--config",
-            str(self.config_path),
-            "--log-level",
-            "INFO",
-        ]
         with open(self.log_path, "ab") as out:
             out.write(f"---- launcher: starting broker {self.broker_id} ----\n".encode())
             out.flush()
-            self.process = subprocess.Popen(
-                command,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-            )
+            self.process = spawn(broker_command(self.config_path, self.python_options), out)
         self.expected_up = True
         self.paused = False
 

@@ -15,6 +15,7 @@ import subprocess
 from pathlib import Path
 
 from ..errors import EdplogError
+from .processes import spawn
 from .waiting import wait_until
 
 #: Where Debian's package puts the server and its logging bridge; the server jar's manifest
@@ -130,7 +131,7 @@ class ZooKeeperServer:
             )
         config = self._write_config()
         with open(self.log_path, "ab") as out:
-            self.process = subprocess.Popen(
+            self.process = spawn(
                 [
                     java,
                     "-Xms32m",
@@ -142,10 +143,7 @@ class ZooKeeperServer:
                     MAIN_CLASS,
                     str(config),
                 ],
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
+                out,
             )
         process = self.process
 

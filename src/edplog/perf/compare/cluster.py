@@ -28,7 +28,6 @@ import os
 import pstats
 import shutil
 import struct
-import subprocess
 import sys
 import threading
 import time
@@ -60,36 +59,21 @@ PROFILE_TOP = 12
 class ProfiledCluster:
     """A :class:`LocalCluster` whose chosen brokers run under ``python -m cProfile``.
 
-    The launcher starts ``python -m edplog broker``; this wrapper replaces the spawn of the
-    chosen brokers only, so the rest of the cluster's lifetime (signals by PID, readiness,
-    stop order) stays the launcher's. A broker writes its profile when it exits from SIGTERM
-    (the broker returns from its serve loop; cProfile then dumps the stats).
+    The launcher starts ``python -m edplog broker``; the chosen brokers get the interpreter
+    options ``-m cProfile -o FILE`` before it, and the rest of the cluster's lifetime (signals
+    by PID, readiness, stop order) stays the launcher's. A broker writes its profile when it
+    exits from SIGTERM (the broker returns from its serve loop; cProfile then dumps the stats).
     """
 
     def __init__(self, base_dir: Path, profiled: dict[int, Path] | None = None) -> None:
-        from ...cluster.launcher import BrokerProcess, LocalCluster
+        from ...cluster.launcher import LocalCluster
 
         self.cluster = LocalCluster(
             base_dir, BROKERS, properties=PROPERTIES, session_timeout_ms=SESSION_TIMEOUT_MS
         )
         for broker_id, out in (profiled or {}).items():
             proc = self.cluster._brokers[broker_id]  # noqa: SLF001 - the launcher is not ours
-
-            def spawn(proc: BrokerProcess = proc, out: Path = out) -> None:
-                command = [sys.executable, "-m", "cProfile", "-o", str(out), "-m", "edplog"]
-                command += ["broker", "--config", str(proc.config_path), "--log-level", "INFO"]
-                with open(proc.log_path, "ab") as log:
-                    proc.process = subprocess.Popen(
-                        command,
-                        stdout=log,
-                        stderr=subprocess.STDOUT,
-                        stdin=subprocess.DEVNULL,
-                        start_new_session=True,
-                    )
-                proc.expected_up = True
-                proc.paused = False
-
-            proc.spawn = spawn  # type: ignore[method-assign]
+            proc.python_options = ("-m", "cProfile", "-o", str(out))
 
 
 def _log_bytes(data_dir: Path, topic: str) -> int:
