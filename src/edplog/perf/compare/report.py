@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from .cluster import SESSION_TIMEOUT_MS
+from .cluster_run import SESSION_TIMEOUT_MS
 from .model import Context, Figure, human_rate
 
 
