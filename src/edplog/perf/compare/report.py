@@ -128,6 +128,14 @@ GOALS = (
         0.5,
         (1024,),
     ),
+    Goal(
+        "follower catch-up >= 0.5x os.write of the same bytes to a new file (its own floor)",
+        "cluster.catch_up",
+        "cluster.write",
+        "bytes",
+        0.5,
+        (1024,),
+    ),
 )
 
 
