@@ -6,6 +6,9 @@ Two switches of ``BrokerConfig`` exist for this measurement only:
 - ``validate``: ``validate_compressed_records``, the walk of every record of a compressed
   batch before a produce is acknowledged. Produce at acks=1, lz4 and zstd, 100 B and 1 KiB
   JSON-ish values (the payloads of ``edplog perf compare``), linger.ms 5, batch.size 1 MiB.
+- ``acls``: ``authorizer_enabled``, ACLs on (``authorizer.class.name``): the broker with it
+  starts with 1,004 ACLs, four that allow the benchmark's client everything on its topics and
+  the cluster and 1,000 for other users on other topics; the same cases as ``metrics``.
 - ``metrics``: ``metrics_enabled``, the per-request metrics. Produce of 100 B values (lz4)
   at acks=1 and acks=-1 (the broker fsyncs before it acknowledges), and raw Fetch v4 of the
   acks=1 topic with :mod:`edplog.client` (one request in flight, 8 MiB per partition, records
@@ -55,7 +58,14 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-SWITCHES = {"validate": "validate_compressed_records", "metrics": "metrics_enabled"}
+SWITCHES = {
+    "validate": "validate_compressed_records",
+    "metrics": "metrics_enabled",
+    "acls": "authorizer_enabled",
+}
+#: ACLs of the broker with ``authorizer_enabled``: what its clients need (everything on the
+#: benchmark's topics and the cluster, for User:ANONYMOUS) among unrelated ones for others.
+OTHER_ACLS = 1000
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 READY = re.compile(r"ready on (127\.0\.0\.1):(\d+)")
 WARMUP_FRACTION = 0.25
@@ -96,6 +106,8 @@ def start_broker(data_dir: str, switches: dict[str, bool]) -> Any:
         if attr not in SWITCHES.values():
             raise ValueError(f"not a switch: {attr}")
         setattr(config, attr, on)
+    if config.authorizer_enabled:
+        write_acls(data_dir)
     broker = BackgroundBroker(config).start()
     if broker.broker is None:
         raise RuntimeError("the broker did not start")
@@ -112,6 +124,58 @@ def start_broker(data_dir: str, switches: dict[str, bool]) -> Any:
     return broker
 
 
+def write_acls(data_dir: str) -> None:
+    """acls.json for the broker with ACLs on (read when it starts)."""
+    from edplog.security.acl import (
+        OPERATION_ALL,
+        AclBinding,
+        PatternType,
+        Permission,
+        ResourceType,
+    )
+
+    me = "User:ANONYMOUS"
+    acls = [
+        AclBinding(
+            ResourceType.TOPIC,
+            prefix,
+            PatternType.PREFIXED,
+            me,
+            "*",
+            OPERATION_ALL,
+            Permission.ALLOW,
+        )
+        for prefix in ("m-", "v-", "switch-")
+    ]
+    acls.append(
+        AclBinding(
+            ResourceType.CLUSTER,
+            "kafka-cluster",
+            PatternType.LITERAL,
+            me,
+            "*",
+            OPERATION_ALL,
+            Permission.ALLOW,
+        )
+    )
+    acls += [
+        AclBinding(
+            ResourceType.TOPIC,
+            f"team-{i}",
+            PatternType.LITERAL,
+            f"User:u{i}",
+            "*",
+            4,
+            Permission.ALLOW,
+        )
+        for i in range(OTHER_ACLS)
+    ]
+    os.makedirs(data_dir, exist_ok=True)
+    document = {"version": 0, "acls": [a.to_json() for a in acls]}
+    with open(os.path.join(data_dir, "acls.json"), "w", encoding="utf-8") as f:
+        json.dump(document, f)
+
+
 def status(broker: Any) -> dict[str, Any]:
     """What the switches did: the walk setting of every open partition, and the requests
     the metrics recorded."""
@@ -124,7 +188,12 @@ def status(broker: Any) -> dict[str, Any]:
         if sample.name == "edplog_requests_total"
     )
     walks = sorted({p.log.check_compressed_records for p in inner.replicas.all_partitions()})
-    return {"walk": walks, "requests_recorded": recorded}
+    acls = inner.services.acls
+    return {
+        "walk": walks,
+        "requests_recorded": recorded,
+        "acls": 0 if acls is None else len(acls.authorizer.acls),
+    }
 
 
 def probe_walk(bootstrap: str) -> bool:
@@ -372,7 +441,7 @@ def cases_for(switch: str, sizes: list[int], codecs: list[str]) -> list[Case]:
             for codec in codecs
             for size in sizes
         ]
-    return [
+    return [  # metrics and acls
         Case("produce 100 B acks=1", "produce", 100, "lz4", "1", "m-acks1"),
         Case("produce 100 B acks=-1", "produce", 100, "lz4", "all", "m-acksall"),
         Case("raw fetch 100 B", "fetch", 100, topic="m-acks1"),
@@ -510,6 +579,8 @@ def switch_not_in_effect(switch: str, both: dict[bool, Any]) -> str:
         recording = got["requests_recorded"] > 0
         if recording != (on or switch != "metrics"):
             return f"the broker with the switch {on} recorded {got['requests_recorded']} requests"
+        if (got["acls"] > 0) != (on and switch == "acls"):
+            return f"the broker with the switch {on} had {got['acls']} ACLs"
     return ""
 
 

@@ -121,7 +121,7 @@ from edplog.errors import InvalidConfigError  # noqa: E402
         ({"sasl.enabled.mechanisms": "PLAIN"}, "sasl.enabled.mechanisms"),
         ({"ssl.keymanager.algorithm": "SunX509"}, "ssl.keymanager.algorithm"),
         ({"listener.name.ssl.ssl.provider": "SunJSSE"}, "listener.name.ssl.ssl.provider"),
-        ({"authorizer.class.name": "kafka.security.authorizer.AclAuthorizer"}, "authorizer"),
+        ({"authorizer.class.name": "com.example.CustomAuthorizer"}, "authorizer"),
         ({"zookeeper.ssl.client.enable": "true"}, "zookeeper.ssl.client.enable"),
         ({"replica.selector.class": "x.RackAwareReplicaSelector"}, "replica.selector.class"),
         ({"security.inter.broker.protocol": "SSL"}, "security.inter.broker.protocol"),

@@ -429,6 +429,28 @@ def test_fetch_into_a_receive_buffer_reuses_it_and_grows_it(kafka_broker: str) -
         assert again.next_offset() == 4
 
 
+def test_async_fetch_into_a_receive_buffer_reuses_it(kafka_broker: str) -> None:
+    """The asyncio client reads a fetch response into the buffer given: the records are views
+    into it, the next fetch reuses it, and calls without a buffer in between get their own."""
+
+    async def main() -> None:
+        buf = ReceiveBuffer(64)
+        async with await AsyncClient.connect(kafka_broker, timeout_s=IO_TIMEOUT_S) as c:
+            await c.metadata(["abuf"], allow_auto_topic_creation=True)
+            await c.produce("abuf", 0, build_batch([(None, b"y" * 1000)] * 4))
+            part = (await c.fetch([("abuf", 0, 0)], max_wait_ms=0, buffer=buf))[0]
+            grown = buf.data
+            assert len(grown) > 4000 and part.records.obj is grown
+            assert _values(part.records) == [b"y" * 1000] * 4
+            own = (await c.fetch([("abuf", 0, 0)], max_wait_ms=0))[0]
+            assert own.records.obj is not grown and _values(own.records) == _values(part.records)
+            again = (await c.fetch([("abuf", 0, 3)], max_wait_ms=0, buffer=buf))[0]
+            assert buf.data is grown and again.records.obj is grown
+            assert again.next_offset() == 4
+
+    asyncio.run(main())
+
+
 def test_scan_records_leaves_out_a_partial_tail_batch() -> None:
     data = build_batch([(None, b"a")] * 3) + build_batch([(None, b"b")] * 2, base_offset=3)
     whole = scan_records(data)

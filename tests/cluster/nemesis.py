@@ -87,9 +87,14 @@ class Nemesis:
 
     # ---- cluster facts --------------------------------------------------------------------
 
-    def metadata(self, topics: Iterable[str] | None = None) -> ClusterMetadata | None:
-        """Metadata from the first live broker that answers (None when none does)."""
-        for broker_id in self.cluster.live_brokers():
+    def metadata(
+        self, topics: Iterable[str] | None = None, *, avoid: Iterable[int] = ()
+    ) -> ClusterMetadata | None:
+        """Metadata from the first live broker that answers (None when none does); brokers
+        in ``avoid`` (a faulted one, whose view may be stale) are asked last."""
+        shunned = set(avoid)
+        live = self.cluster.live_brokers()
+        for broker_id in [b for b in live if b not in shunned] + [b for b in live if b in shunned]:
             try:
                 with Client(
                     self.cluster.address(broker_id), timeout_s=3, connect_timeout_s=2
@@ -99,10 +104,12 @@ class Nemesis:
                 continue
         return None
 
-    def partitions(self, topic: str | None = None) -> dict[int, PartitionView]:
+    def partitions(
+        self, topic: str | None = None, *, avoid: Iterable[int] = ()
+    ) -> dict[int, PartitionView]:
         topic = topic or self.topic
         assert topic is not None, "a topic is needed"
-        meta = self.metadata([topic])
+        meta = self.metadata([topic], avoid=avoid)
         if meta is None or topic not in meta.topics:
             return {}
         return {
@@ -135,12 +142,14 @@ class Nemesis:
         return False
 
     def wait_new_leader(self, partition: int, old: int, timeout_s: float = 60.0) -> int:
-        """Wait until a live broker other than ``old`` leads ``partition``; its id, or -1."""
+        """Wait until a live broker other than ``old`` leads ``partition``; its id, or -1.
+        ``old`` is asked last: cut from ZooKeeper, it still tells what it last knew."""
         found = -1
 
         def moved() -> bool:
             nonlocal found
-            leader = self.leader(partition)
+            view = self.partitions(avoid=(old,)).get(partition)
+            leader = view.leader if view is not None else -1
             if leader >= 0 and leader != old and leader in self.cluster.live_brokers():
                 found = leader
                 return True

@@ -1,5 +1,6 @@
-"""docs/security.md runs as written: its openssl commands make the certificates, and its
-Python example starts a broker with an mTLS listener and reads over it with them."""
+"""docs/security.md runs as written: its openssl commands make the certificates, its Python
+example starts a broker with an mTLS listener and reads over it with them, and its ACL
+example grants, lists and deletes."""
 
 from __future__ import annotations
 
@@ -33,3 +34,9 @@ def test_openssl_commands_and_the_mtls_example_run(
     run_example(example("security.md", "BackgroundBroker"), "docs/security.md")
     # The log line the page shows, with the principal its mapping rule makes.
     assert "principal User:alice (subject CN=alice,OU=eng,O=Acme,C=GB)" in caplog.text
+
+
+def test_the_acl_example_grants_lists_and_deletes() -> None:
+    """The ACL example: a super user creates a prefixed ALLOW and a literal DENY, lists both
+    and deletes both (its own assertions)."""
+    run_example(example("security.md", "create_acls"), "docs/security.md")

@@ -27,6 +27,7 @@ from ..security import AllowAll
 from ..storage import Store
 from ..storage.log_dirs import check_meta, read_meta, split_log_dirs, write_meta
 from . import properties
+from .acl_store import AclStore
 from .config import BrokerConfig
 from .context import Services
 from .dispatch import Dispatcher
@@ -111,6 +112,9 @@ class Broker:
         credentials = CredentialStore(config.data_dir)
         await loop.run_in_executor(None, quotas.load)
         await loop.run_in_executor(None, credentials.load)
+        acls = AclStore(config) if config.authorizer_enabled else None
+        if acls is not None:
+            await loop.run_in_executor(None, acls.load)
         self.services = Services(
             config=config,
             store=store,
@@ -119,7 +123,8 @@ class Broker:
             producer_ids=ProducerIdManager(
                 config.data_dir, None if node is None else _producer_id_blocks(node)
             ),
-            authorizer=AllowAll(),
+            authorizer=AllowAll() if acls is None else acls.authorizer,
+            acls=acls,
             metrics=self.metrics,
             quotas=QuotaManager(
                 quotas,

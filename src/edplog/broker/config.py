@@ -16,6 +16,7 @@ from pathlib import Path
 
 from ..config import BROKER_DEFAULTS, LogConfig
 from ..errors import InvalidConfigError
+from ..security.acl import AUTHORIZER_CLASS_NAMES, parse_super_users
 from ..security.tls import TlsSettings, listener_properties
 from . import properties
 
@@ -143,6 +144,10 @@ class BrokerConfig:
     fetch_session_eviction_ms: int = 120_000
     # Open a partition whose offsets have a hole (a segment file lost) instead of refusing it.
     accept_missing_segments: bool = False
+    # ACLs (security/acl.py): on with authorizer.class.name, Kafka's names and defaults.
+    authorizer_enabled: bool = False
+    super_users: frozenset[str] = frozenset()
+    allow_everyone_if_no_acl_found: bool = False
     # Bytes per second a move between log dirs (AlterReplicaLogDirs) may copy; 0: no limit.
     replica_alter_log_dirs_io_max_bytes_per_second: int = 0
     # acks=-1 is answered only after the log is flushed to disk (group commit).
@@ -267,6 +272,15 @@ class BrokerConfig:
                 self.default_replication_factor = _integer(key, value, 1)
             elif key == "auto.create.topics.enable":
                 self.auto_create_topics = _boolean(key, value)
+            elif key == "authorizer.class.name":
+                self.authorizer_enabled = _authorizer(key, value)
+            elif key == "super.users":
+                try:
+                    self.super_users = parse_super_users(value)
+                except ValueError as exc:
+                    raise InvalidConfigError(f"{key}: {exc}") from None
+            elif key == "allow.everyone.if.no.acl.found":
+                self.allow_everyone_if_no_acl_found = _boolean(key, value)
             elif key == "socket.request.max.bytes":
                 self.socket_request_max_bytes = _integer(key, value, 1)
             elif key == "transaction.max.timeout.ms":
@@ -358,6 +372,11 @@ class BrokerConfig:
                     break
         if "listeners" in props:
             self._apply_listeners(props)
+        if self.authorizer_enabled and self.zookeeper_connect is not None:
+            raise InvalidConfigError(
+                "authorizer.class.name: ACLs in a ZooKeeper cluster are not implemented yet "
+                "(they are kept per broker, in its data dir): use them on a single node"
+            )
 
     def _apply_cluster_property(self, key: str, value: str) -> None:
         """Read one cluster property (docs/cluster.md)."""
@@ -495,6 +514,17 @@ def _integer(key: str, value: str, minimum: int | None = None) -> int:
     if minimum is not None and number < minimum:
         raise InvalidConfigError(f"{key}={value}: must be {minimum} or more")
     return number
+
+
+def _authorizer(key: str, value: str) -> bool:
+    """authorizer.class.name: empty is none; edplog's or Kafka's ACL authorizer is ours."""
+    name = value.strip()
+    if not name:
+        return False
+    if name not in AUTHORIZER_CLASS_NAMES:
+        known = ", ".join(sorted(AUTHORIZER_CLASS_NAMES))
+        raise InvalidConfigError(f"{key}={value!r}: not an authorizer edplog has (one of {known})")
+    return True
 
 
 def _boolean(key: str, value: str) -> bool:

@@ -28,7 +28,9 @@ from ..errors import EdplogError, ErrorCode, kafka_code_of
 from ..group import GroupCoordinator
 from ..protocol import RequestHeader
 from ..security import ANONYMOUS, Authorizer, Principal
+from ..security.authorizer import Operation, Resource
 from ..storage import INTERNAL_TOPICS, Store
+from .acl_store import AclStore
 from .config import BrokerConfig
 from .fetch_session import CachedPartition, FetchContext, FetchSessionCache, Key
 from .producer_ids import ProducerIdManager
@@ -52,8 +54,12 @@ __all__ = [
     "ErrorCode",
     "Handler",
     "InlineHandler",
+    "AclStore",
+    "Operation",
     "Principal",
     "RequestContext",
+    "Resource",
+    "authorized",
     "Services",
     "code_for",
     "message_for",
@@ -111,6 +117,8 @@ class Services:
     # Client quotas (configuration and enforcement) and SCRAM credentials.
     quotas: QuotaManager | None = None
     credentials: CredentialStore | None = None
+    # The ACLs (None: no authorizer.class.name, everything is allowed).
+    acls: AclStore | None = None
     # KIP-227 sessions; made on the first Fetch from ``config`` if the broker gave none.
     fetch_sessions: FetchSessionCache | None = None
     # This broker's membership of a cluster (None: a single node).
@@ -119,6 +127,19 @@ class Services:
     @property
     def closing(self) -> bool:
         return self.replicas.closing
+
+
+def authorized(
+    ctx: RequestContext, services: Services, operation: Operation, resource_type: str, name: str
+) -> bool:
+    """Whether the request's principal may do ``operation`` on the resource (always, without
+    ``authorizer.class.name``); decisions are cached by the authorizer."""
+    acls = services.acls
+    if acls is None:
+        return True
+    return acls.authorizer.authorize(
+        ctx.principal, ctx.client_host, operation, Resource(resource_type, name)
+    )
 
 
 Handler = Callable[[RequestContext, Services, Body], Awaitable[Body | None]]

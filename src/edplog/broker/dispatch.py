@@ -27,6 +27,7 @@ from ..protocol import (
     decode_request,
     read_request_header,
 )
+from . import authz
 from .api import ALL_APIS, ApiSpec
 from .context import ErrorCode, RequestContext, Services, code_for
 from .quotas import (
@@ -131,6 +132,11 @@ class Dispatcher:
             return self._answer(
                 ctx, spec, spec.error_body(req, ErrorCode.CLUSTER_AUTHORIZATION_FAILED), req
             )
+        acls = services.acls
+        if acls is not None:
+            refused = authz.refusal(acls.authorizer, services.store.topic_name, ctx, key, req)
+            if refused is not None:
+                return self._answer(ctx, spec, spec.error_body(req, refused), req)
         quotas = services.quotas
         if quotas is not None and quotas.active and key == FETCH_API:
             _bound_fetch(quotas, ctx, req)

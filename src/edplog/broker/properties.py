@@ -97,6 +97,10 @@ HONOURED = frozenset(
         "leader.imbalance.check.interval.seconds",
         "leader.imbalance.per.broker.percentage",
         "offsets.topic.replication.factor",
+        # ACLs (docs/security.md).
+        "authorizer.class.name",
+        "super.users",
+        "allow.everyone.if.no.acl.found",
     }
 )
 
@@ -151,9 +155,6 @@ NO_EFFECT = frozenset(
 #: Properties of features edplog does not serve yet: refusing them is the only safe answer
 #: (a broker that ignored them would run plaintext, unauthenticated, or alone).
 _REFUSED_EXACT = {
-    "authorizer.class.name": "authorization (ACLs) is not implemented yet",
-    "super.users": "authorization (ACLs) is not implemented yet",
-    "allow.everyone.if.no.acl.found": "authorization (ACLs) is not implemented yet",
     "connections.max.reauth.ms": "SASL is not implemented yet",
     "principal.builder.class": "authentication is not implemented yet",
     "delegation.token.secret.key": "delegation tokens are not implemented",

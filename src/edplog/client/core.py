@@ -146,6 +146,8 @@ class Pending:
     deadline: float = 0.0
     #: The future the asyncio client's reader completes with the frame.
     future: Any = None
+    #: A :class:`~edplog.client.ReceiveBuffer` the response is read into (asyncio client).
+    buffer: Any = None
 
 
 @dataclass(slots=True)

@@ -9,53 +9,44 @@ the pure rules of partition_state.py, and writes through ``zk.fenced(epoch_zk_ve
 once another controller has incremented the epoch, nothing this one writes is applied.
 
 Brokers learn every decision from their watches on the state znodes; there is no
-LeaderAndIsr request. A state write that fails with BadVersion (a leader changed the ISR
-meanwhile) is re-read and decided again, a bounded number of times.
+LeaderAndIsr request. This module holds the campaign, the event thread and the event
+handlers; how a partition's new state is decided and written is in controller_writes.py,
+the steps of a reassignment in controller_reassignment.py.
 """
 
 from __future__ import annotations
 
-import functools
 import logging
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any
 
-from kazoo.exceptions import KazooException
+from kazoo.exceptions import BadVersionError, KazooException, NoNodeError
 
 from . import partition_state as rules
+from .controller_reassignment import Reassignments
+from .controller_writes import TP, WRITE_ATTEMPTS, Transform, isr_str
 from .zk import (
     CONTROLLED_SHUTDOWN,
     DELETE_TOPICS,
     PREFERRED_ELECTION,
     REASSIGN_PARTITIONS,
-    BadVersionError,
-    ControllerMovedError,
-    NoNodeError,
     PartitionState,
     TopicAssignment,
-    WatchHandle,
     ZkClient,
 )
+from .zk_fenced import ControllerMovedError
+from .zk_session import WatchHandle
 
 log = logging.getLogger("edplog.cluster.controller")
 
-#: How often a state write is re-decided after losing a race with a leader's ISR change.
-WRITE_ATTEMPTS = 5
 #: While a reassignment waits for its target replicas to join the ISR.
 REASSIGNMENT_POLL_S = 0.5
 
-TP = tuple[str, int]
-Transform = Callable[[PartitionState], PartitionState | None]
 
-
-def _isr(isr: Iterable[int]) -> str:
-    return "[" + ",".join(str(b) for b in isr) + "]"
-
-
-class Controller:
+class Controller(Reassignments):
     """Campaigns for the controller role on ``zk`` as ``broker_id`` and, while active,
     applies the cluster's rules. start() / stop(); ``active`` and ``epoch`` say where it is."""
 
@@ -253,78 +244,6 @@ class Controller:
         self._on_PreferredElection(None)
         self._on_Reassignment(None)
 
-    # ---- writes ----
-
-    def _update(self, tp: TP, transform: Transform, state: PartitionState | None = None) -> None:
-        """Decide and write one partition's state; re-read and decide again on BadVersion."""
-        topic, partition = tp
-        for _ in range(WRITE_ATTEMPTS):
-            if state is None:
-                state = self.zk.partition_state(topic, partition)
-                if state is None:
-                    return
-            new = transform(state)
-            if new is None:
-                return
-            new = PartitionState(new.leader, new.leader_epoch, new.isr, self._epoch)
-            try:
-                self.zk.fenced(self._epoch_zk_version).set_state(
-                    topic, partition, new, state.version
-                ).commit()
-            except (BadVersionError, NoNodeError):
-                state = None
-                continue
-            self._log_change(tp, state, new)
-            return
-        log.warning("partition %s-%d: state kept changing; left for the next event", *tp)
-
-    def _log_change(self, tp: TP, old: PartitionState, new: PartitionState) -> None:
-        log.info(
-            "partition %s-%d: leader %d -> %d, epoch %d -> %d, isr %s -> %s",
-            tp[0],
-            tp[1],
-            old.leader,
-            new.leader,
-            old.leader_epoch,
-            new.leader_epoch,
-            _isr(old.isr),
-            _isr(new.isr),
-        )
-
-    def _replicas(self, tp: TP) -> tuple[int, ...]:
-        ta = self._assignments.get(tp[0])
-        return ta.partitions.get(tp[1], ()) if ta is not None else ()
-
-    def _unclean_for(self, topic: str) -> bool:
-        """unclean.leader.election.enable for ``topic``: its override in ZooKeeper, else the
-        broker's setting (read at each election: elections are rare, configs may change)."""
-        value = self.zk.topic_config(topic).get("unclean.leader.election.enable")
-        if value is None:
-            return self.unclean
-        return value.strip().lower() == "true"
-
-    def _partitions(self, brokers: set[int] | None = None) -> list[TP]:
-        """Every known partition, or those with a replica (or one being added) in brokers."""
-        out = []
-        for topic, ta in self._assignments.items():
-            for p, replicas in ta.partitions.items():
-                if brokers is None or brokers & set(replicas):
-                    out.append((topic, p))
-        return out
-
-    def _reconcile(self, partitions: list[TP]) -> None:
-        live, shutting = set(self._live), self._shutting
-
-        def transform(tp: TP) -> Transform:
-            replicas = self._replicas(tp)
-            unclean = self._unclean_for(tp[0])
-            return lambda st: rules.reconcile(st, replicas, live, self._epoch, shutting, unclean)
-
-        states = self.zk.partition_states(partitions)
-        for tp in partitions:
-            if states[tp] is not None:
-                self._update(tp, transform(tp), states[tp])
-
     # ---- events ----
 
     def _on_Tick(self, _: None) -> None:
@@ -355,18 +274,14 @@ class Controller:
         self._live = now
         self._shutting -= dead
         live, shutting = set(now), self._shutting
-        affected = self._partitions(dead | started | bounced)
-        states = self.zk.partition_states(affected)
         unclean_of: dict[str, bool] = {}
-        for tp in affected:
-            replicas = self._replicas(tp)
+
+        def rule(tp: TP, replicas: tuple[int, ...]) -> Transform:
             if tp[0] not in unclean_of:
                 unclean_of[tp[0]] = self._unclean_for(tp[0])
             unclean = unclean_of[tp[0]]
 
-            def transform(
-                st: PartitionState, replicas: tuple[int, ...] = replicas, unclean: bool = unclean
-            ) -> Any:
+            def transform(st: PartitionState) -> PartitionState | None:
                 first = rules.reconcile(
                     st, replicas, live - bounced, self._epoch, shutting, unclean
                 )
@@ -375,8 +290,9 @@ class Controller:
                     rules.reconcile(base, replicas, live, self._epoch, shutting, unclean) or first
                 )
 
-            if states[tp] is not None:
-                self._update(tp, transform, states[tp])
+            return transform
+
+        self._elect(self._partitions(dead | started | bounced), rule)
 
     def _on_TopicChange(self, _: None, reconcile_all: bool = False) -> None:
         names = set(self.zk.topic_names())
@@ -441,7 +357,7 @@ class Controller:
                 tp[1],
                 st.leader,
                 st.leader_epoch,
-                _isr(st.isr),
+                isr_str(st.isr),
             )
 
     def _on_TopicDeletion(self, _: None) -> None:
@@ -467,22 +383,7 @@ class Controller:
             return
         log.info("controller %d: brokers %s shutting down", self.broker_id, sorted(new))
         live = set(self._live)
-        affected = self._partitions(new)
-        states = self.zk.partition_states(affected)
-        for tp in affected:
-            replicas = self._replicas(tp)
-            if states[tp] is not None:
-                self._update(
-                    tp,
-                    functools.partial(
-                        rules.controlled_shutdown,
-                        assignment=replicas,
-                        live=live,
-                        controller_epoch=self._epoch,
-                        shutting_down=shutting,
-                    ),
-                    states[tp],
-                )
+        self._elect(self._partitions(new), self._placed(rules.controlled_shutdown, live, shutting))
 
     def _on_PreferredElection(self, _: None) -> None:
         for _attempt in range(WRITE_ATTEMPTS):
@@ -498,21 +399,7 @@ class Controller:
 
     def _elect_preferred(self, partitions: list[TP]) -> None:
         live, shutting = set(self._live), self._shutting
-        states = self.zk.partition_states(partitions)
-        for tp in partitions:
-            replicas = self._replicas(tp)
-            if states[tp] is not None:
-                self._update(
-                    tp,
-                    functools.partial(
-                        rules.preferred_election,
-                        assignment=replicas,
-                        live=live,
-                        controller_epoch=self._epoch,
-                        shutting_down=shutting,
-                    ),
-                    states[tp],
-                )
+        self._elect(partitions, self._placed(rules.preferred_election, live, shutting))
 
     def _rebalance(self) -> None:
         partitions = self._partitions()
@@ -535,135 +422,3 @@ class Controller:
                 and leaders.get(tp) != assignments[tp][0]
             ]
         )
-
-    # ---- reassignment (KIP-455) ----
-
-    def _on_Reassignment(self, _: None) -> None:
-        requests, version = self.zk.reassignment_requests()
-        if version < 0:
-            self._reassigning = False
-            return
-        remaining = dict(requests)
-        for tp, target in sorted(requests.items(), key=lambda kv: kv[0]):
-            if self._reassign(tp, target):
-                remaining.pop(tp)
-        self._reassigning = bool(remaining)
-        if remaining == requests:
-            return
-        ops = self.zk.fenced(self._epoch_zk_version)
-        if remaining:
-            entries = [
-                {"topic": t, "partition": p, "replicas": None if rs is None else list(rs)}
-                for (t, p), rs in remaining.items()
-            ]
-            ops.set_json(REASSIGN_PARTITIONS, {"version": 1, "partitions": entries}, version)
-        else:
-            ops.delete(REASSIGN_PARTITIONS, version)
-        try:
-            ops.commit()
-        except (BadVersionError, NoNodeError):
-            self._reassigning = True  # changed meanwhile: the next poll reads it again
-
-    def _reassign(self, tp: TP, target: tuple[int, ...] | None) -> bool:
-        """One step of one partition's reassignment; True when its request is done."""
-        topic, partition = tp
-        ta = self.zk.assignment(topic)
-        if ta is None or partition not in ta.partitions:
-            log.info("reassignment of %s-%d dropped: no such partition", topic, partition)
-            return True
-        replicas = ta.partitions[partition]
-        adding, removing = ta.adding.get(partition, ()), ta.removing.get(partition, ())
-        in_progress = bool(adding or removing)
-        live, shutting = set(self._live), self._shutting
-        if target is None:
-            if in_progress:
-                original = rules.original_replicas(replicas, adding)
-                self._finish(ta, tp, original, live, shutting, "cancelled")
-            return True
-        if not target or len(set(target)) != len(target) or not set(target) <= live:
-            log.warning(
-                "reassignment of %s-%d to %s refused: needs distinct live brokers",
-                topic,
-                partition,
-                list(target),
-            )
-            return True
-        full, add, remove = rules.start_reassignment(replicas, adding, target)
-        if (full, add, remove) != (replicas, adding, removing):
-            new_ta = _with_partition(ta, partition, full, add, remove)
-            self.zk.fenced(self._epoch_zk_version).set_assignment(new_ta, ta.version).commit()
-            log.info(
-                "partition %s-%d: reassigning %s -> %s (adding %s, removing %s)",
-                topic,
-                partition,
-                _isr(rules.original_replicas(replicas, adding)),
-                _isr(target),
-                _isr(add),
-                _isr(remove),
-            )
-            self._assignments[topic] = ta = _with_partition(
-                ta, partition, full, add, remove, version=ta.version + 1
-            )
-        state = self.zk.partition_state(topic, partition)
-        if state is None or not rules.reassignment_complete(target, state.isr):
-            return False
-        return self._finish(ta, tp, tuple(target), live, shutting, "completed", state)
-
-    def _finish(
-        self,
-        ta: TopicAssignment,
-        tp: TP,
-        replicas: tuple[int, ...],
-        live: set[int],
-        shutting: set[int],
-        what: str,
-        state: PartitionState | None = None,
-    ) -> bool:
-        """The assignment becomes ``replicas`` and the state shrinks into it, in one write."""
-        topic, partition = tp
-        state = state or self.zk.partition_state(topic, partition)
-        if state is None:
-            return True
-        new = rules.finish_reassignment(state, replicas, live, self._epoch, shutting)
-        ops = self.zk.fenced(self._epoch_zk_version)
-        ops.set_assignment(_with_partition(ta, partition, replicas, (), ()), ta.version)
-        if new is not None:
-            new = PartitionState(new.leader, new.leader_epoch, new.isr, self._epoch)
-            ops.set_state(topic, partition, new, state.version)
-        try:
-            ops.commit()
-        except (BadVersionError, NoNodeError):
-            return False  # the state or assignment moved: the next poll decides again
-        log.info(
-            "partition %s-%d: reassignment %s, replicas %s", topic, partition, what, _isr(replicas)
-        )
-        if new is not None:
-            self._log_change(tp, state, new)
-        self._assignments[topic] = _with_partition(
-            ta, partition, replicas, (), (), version=ta.version + 1
-        )
-        return True
-
-
-def _with_partition(
-    ta: TopicAssignment,
-    partition: int,
-    replicas: tuple[int, ...],
-    adding: tuple[int, ...],
-    removing: tuple[int, ...],
-    version: int | None = None,
-) -> TopicAssignment:
-    def put(m: dict[int, tuple[int, ...]], value: tuple[int, ...]) -> dict[int, tuple[int, ...]]:
-        out = {p: rs for p, rs in m.items() if p != partition}
-        if value:
-            out[partition] = value
-        return out
-
-    return TopicAssignment(
-        ta.topic,
-        ta.topic_id,
-        put(ta.partitions, replicas),
-        put(ta.adding, adding),
-        put(ta.removing, removing),
-        ta.version if version is None else version,
-    )

@@ -19,12 +19,14 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 
 from ..client import Client
 from ..errors import EdplogError
+from .processes import spawn
+from .waiting import wait_until
 from .zookeeper_server import ZooKeeperServer, free_port
 
 #: The chroot a private ZooKeeper's cluster lives under.
@@ -42,6 +44,21 @@ def broker_host(broker_id: int) -> str:
     if not 1 <= broker_id <= 253:
         raise ValueError(f"broker ids of a local cluster are 1..253, not {broker_id}")
     return f"127.0.0.{broker_id + 1}"
+
+
+def broker_command(config_path: Path, python_options: Sequence[str] = ()) -> list[str]:
+    """The command line of a broker process reading ``config_path``."""
+    return [
+        sys.executable,
+        *python_options,
+        "-m",
+        "edplog",
+        "broker",
+        "--config",
+        str(config_path),
+        "--log-level",
+        "INFO",
+    ]
 
 
 def log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
@@ -69,6 +86,9 @@ class BrokerProcess:
         #: False while the broker is down on purpose (killed, terminated, stopped).
         self.expected_up = False
         self.paused = False
+        #: Interpreter options before ``-m edplog`` (perf compare profiles a broker with
+        #: ``-m cProfile -o FILE``).
+        self.python_options: tuple[str, ...] = ()
 
     @property
     def address(self) -> str:
@@ -96,26 +116,10 @@ class BrokerProcess:
         self.config_path.write_text(text, encoding="utf-8")
 
     def spawn(self) -> None:
-        command = [
-            sys.executable,
-            "-m",
-            "edplog",
-            "broker",
-            "--config",
-            str(self.config_path),
-            "--log-level",
-            "INFO",
-        ]
         with open(self.log_path, "ab") as out:
             out.write(f"---- launcher: starting broker {self.broker_id} ----\n".encode())
             out.flush()
-            self.process = subprocess.Popen(
-                command,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-            )
+            self.process = spawn(broker_command(self.config_path, self.python_options), out)
         self.expected_up = True
         self.paused = False
 
@@ -394,25 +398,21 @@ class LocalCluster:
     def wait_ready(self, broker_ids: list[int] | None = None, *, timeout_s: float = 60.0) -> None:
         """Wait until each of ``broker_ids`` (default: all) answers Metadata listing every
         broker that should run. Raises :class:`ClusterError` on an exit or the timeout."""
-        targets = list(self._brokers) if broker_ids is None else list(broker_ids)
-        deadline = time.monotonic() + timeout_s
-        pending = set(targets)
-        while True:
+        pending = set(self._brokers) if broker_ids is None else set(broker_ids)
+
+        def ready() -> bool:
             self.check()
             wanted = {b for b, p in self._brokers.items() if p.expected_up}
             for broker_id in sorted(pending):
                 listed = self.metadata_brokers(broker_id)
                 if listed is not None and wanted <= listed:
                     pending.discard(broker_id)
-            if not pending:
-                return
-            if time.monotonic() > deadline:
-                details = "\n\n".join(
-                    f"broker {b} ({self.address(b)}) is not ready; last lines of "
-                    f"{self.log_path(b)}:\n{log_tail(self.log_path(b), 15)}"
-                    for b in sorted(pending)
-                )
-                raise ClusterError(
-                    f"the cluster was not ready within {timeout_s:.0f} s:\n{details}"
-                )
-            time.sleep(0.2)
+            return not pending
+
+        if not wait_until(ready, timeout_s, 0.2):
+            details = "\n\n".join(
+                f"broker {b} ({self.address(b)}) is not ready; last lines of "
+                f"{self.log_path(b)}:\n{log_tail(self.log_path(b), 15)}"
+                for b in sorted(pending)
+            )
+            raise ClusterError(f"the cluster was not ready within {timeout_s:.0f} s:\n{details}")

@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from .controller import Controller
 from .metadata_cache import Change, MetadataCache
+from .waiting import wait_until
 from .zk import BROKER_IDS, BrokerIdInUseError, BrokerRegistration, ZkClient
 
 log = logging.getLogger("edplog.cluster")
@@ -102,20 +102,25 @@ class ClusterNode:
     def _register(self) -> None:
         """Register, waiting (up to two session timeouts) for a previous incarnation's
         registration to expire."""
-        deadline = time.monotonic() + 2 * self.settings.session_timeout_ms / 1000 + 5
-        while True:
+        refused: list[BrokerIdInUseError] = []
+
+        def registered() -> bool:
             try:
                 self.broker_epoch = self.zk.register_broker(self.registration())
-                break
-            except BrokerIdInUseError:
-                if time.monotonic() > deadline:
-                    raise
-                log.info(
-                    "broker id %d is still registered by a previous session; waiting for it "
-                    "to expire",
-                    self.broker_id,
-                )
-                time.sleep(0.5)
+            except BrokerIdInUseError as exc:
+                refused[:] = [exc]
+                return False
+            return True
+
+        def waiting() -> None:
+            log.info(
+                "broker id %d is still registered by a previous session; waiting for it to expire",
+                self.broker_id,
+            )
+
+        timeout_s = 2 * self.settings.session_timeout_ms / 1000 + 5
+        if not wait_until(registered, timeout_s, 0.5, on_wait=waiting):
+            raise refused[0]
         self._registered.set()
         log.info("broker %d registered (broker epoch %d)", self.broker_id, self.broker_epoch)
 

@@ -12,7 +12,6 @@ sees it in its next Metadata request, as with Kafka.
 from __future__ import annotations
 
 import logging
-import time
 import uuid
 from collections.abc import Callable, Mapping
 
@@ -20,6 +19,7 @@ from ..errors import EdplogError, InvalidPartitionsError, UnknownTopicError
 from ..storage.topic_registry import TopicInfo, validate_topic_name
 from .metadata_cache import MetadataCache, Snapshot
 from .partition_state import assign_replicas
+from .waiting import wait_until
 from .zk import ZkClient
 
 log = logging.getLogger("edplog.cluster")
@@ -149,8 +149,5 @@ class ClusterTopicRegistry:
         return info
 
     def _await(self, done: Callable[[Snapshot], bool], what: str) -> None:
-        deadline = time.monotonic() + PROPAGATION_TIMEOUT_S
-        while not done(self.cache.snapshot):
-            if time.monotonic() > deadline:
-                raise EdplogError(f"timed out waiting for {what}")
-            time.sleep(0.01)
+        if not wait_until(lambda: done(self.cache.snapshot), PROPAGATION_TIMEOUT_S, 0.01):
+            raise EdplogError(f"timed out waiting for {what}")

@@ -3,28 +3,24 @@
 Everything here is a blocking kazoo call: callers on an asyncio loop use run_in_executor.
 The layout is Kafka's ZooKeeper-era one (docs/cluster-internals.md). Two kinds of write exist:
 
-- the controller's, collected in a :class:`FencedOps` and committed as one multi-op that
+- the controller's, collected in a :class:`.zk_fenced.FencedOps` and committed as one multi-op that
   starts with ``check(/controller_epoch, version)``, so a controller that lost its session
   (a zombie) cannot change anything once another controller incremented the epoch;
 - a partition leader's ISR change (:meth:`ZkClient.update_isr`), a compare-and-set on the
   state znode's version: a leader that lost its leadership holds a stale version.
 
-Watch callbacks run on kazoo's callback thread; state listener callbacks on a thread of this
-client (they may call ZooKeeper). Watches are kazoo's DataWatch / ChildrenWatch recipes, which
-re-register themselves after a session expiry, so a watcher sees the latest data again.
+The session and the watch recipes are in zk_session.py (:class:`ZkSession`, which this
+client extends), the controller's multi-ops in zk_fenced.py, the paths and encodings in
+zk_codec.py; the names other modules use are re-exported here.
 """
 
 from __future__ import annotations
 
-import logging
-import queue
-import socket
 import threading
 import uuid
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from kazoo.client import KazooClient
 from kazoo.exceptions import (
     BadVersionError,
     NodeExistsError,
@@ -33,12 +29,9 @@ from kazoo.exceptions import (
     RolledBackError,
     RuntimeInconsistency,
 )
-from kazoo.handlers.threading import SequentialThreadingHandler
-from kazoo.protocol.states import KazooState
 
 from ..errors import EdplogError, TopicExistsError, UnknownTopicError
 from .zk_codec import (
-    BASE_PATHS,
     BROKER_IDS,
     BROKER_TOPICS,
     CAS_ATTEMPTS,
@@ -56,7 +49,6 @@ from .zk_codec import (
     _json,
     _load,
     _now_ms,
-    _split_chroot,
     config_path,
     decode_assignment,
     decode_registration,
@@ -69,6 +61,8 @@ from .zk_codec import (
     state_path,
     topic_path,
 )
+from .zk_fenced import ControllerMovedError, FencedOps
+from .zk_session import WatchHandle, ZkSession, run_watcher
 
 __all__ = [
     "BROKER_IDS",
@@ -91,6 +85,7 @@ __all__ = [
     "TopicAssignment",
     "WatchHandle",
     "ZkClient",
+    "ZkSession",
     "config_path",
     "decode_topic_id",
     "encode_topic_id",
@@ -98,245 +93,13 @@ __all__ = [
     "topic_path",
 ]
 
-log = logging.getLogger("edplog.cluster")
-
-
-class ControllerMovedError(EdplogError):
-    """A fenced write's controller-epoch check failed: another controller took over."""
-
 
 class BrokerIdInUseError(EdplogError):
     """Another live session holds /brokers/ids/<id>."""
 
 
-# ---- watches -------------------------------------------------------------------------------
-
-
-class WatchHandle:
-    """A registered watch; cancel() stops it at its next notification (kazoo's recipes stop
-    when their function returns False). ``cancelled`` is also set when a watch ended by
-    itself (its znode was deleted)."""
-
-    def __init__(self) -> None:
-        self.cancelled = False
-
-    def cancel(self) -> None:
-        self.cancelled = True
-
-
-def _safe(cb: Callable[..., None], *args: Any) -> None:
-    # An exception in a watcher must not stop kazoo's callback thread or the recipe.
-    try:
-        cb(*args)
-    except Exception:
-        log.exception("zookeeper watch callback failed")
-
-
-# ---- fenced multi-ops ----------------------------------------------------------------------
-
-
-class FencedOps:
-    """Controller writes collected for one multi-op that first checks /controller_epoch."""
-
-    def __init__(self, zk: ZkClient, epoch_zk_version: int) -> None:
-        self._zk = zk
-        self._txn = zk.kazoo.transaction()
-        self._txn.check(CONTROLLER_EPOCH, epoch_zk_version)
-        self._count = 0
-        self._created: set[str] = set()
-
-    def __len__(self) -> int:
-        return self._count
-
-    def create_state(self, topic: str, partition: int, st: PartitionState) -> FencedOps:
-        # The parents are created in the same multi-op (not before it): a zombie must not be
-        # able to leave empty znodes under a deleted topic. A missing topic znode fails it.
-        partitions = f"{topic_path(topic)}/partitions"
-        for path in (partitions, f"{partitions}/{partition}"):
-            if path not in self._created and self._zk.kazoo.exists(path) is None:
-                self._txn.create(path, b"")
-                self._created.add(path)
-        self._txn.create(state_path(topic, partition), encode_state(st))
-        self._count += 1
-        return self
-
-    def set_state(self, topic: str, partition: int, st: PartitionState, version: int) -> FencedOps:
-        self._txn.set_data(state_path(topic, partition), encode_state(st), version)
-        self._count += 1
-        return self
-
-    def set_assignment(self, ta: TopicAssignment, version: int) -> FencedOps:
-        self._txn.set_data(topic_path(ta.topic), encode_assignment(ta), version)
-        self._count += 1
-        return self
-
-    def set_json(self, path: str, obj: object, version: int) -> FencedOps:
-        """Any znode's JSON (the controller's edits of /admin requests)."""
-        self._txn.set_data(path, _json(obj), version)
-        self._count += 1
-        return self
-
-    def delete(self, path: str, version: int = -1) -> FencedOps:
-        self._txn.delete(path, version)
-        self._count += 1
-        return self
-
-    def delete_topic(self, topic: str) -> FencedOps:
-        """The topic's state znodes, partitions, assignment, config and deletion marker. The
-        tree is listed now; a znode created under it before commit() fails the multi-op."""
-        for path in reversed(self._zk.subtree(topic_path(topic))):
-            self._txn.delete(path)
-        for path in (config_path(topic), f"{DELETE_TOPICS}/{topic}"):
-            if self._zk.kazoo.exists(path) is not None:
-                self._txn.delete(path)
-        self._count += 1
-        return self
-
-    def commit(self) -> None:
-        """Run the multi-op. ControllerMovedError when the epoch check failed (nothing was
-        written); BadVersionError / NoNodeError / NodeExistsError / NotEmptyError when another
-        operation failed (nothing was written either: re-read and retry)."""
-        results = self._txn.commit()
-        first = results[0] if results else True
-        if isinstance(first, (BadVersionError, NoNodeError)):
-            raise ControllerMovedError("the controller epoch changed: another controller is active")
-        for result in results[1:]:
-            if isinstance(result, Exception) and not isinstance(
-                result, (RolledBackError, RuntimeInconsistency)
-            ):
-                raise result
-
-
-# ---- the client ----------------------------------------------------------------------------
-
-
-class _BoundHandler(SequentialThreadingHandler):  # type: ignore[misc]
-    """kazoo's threading handler with connections made from one local address."""
-
-    def __init__(self, source_host: str) -> None:
-        super().__init__()
-        self.source_host = source_host
-
-    def create_connection(self, *args: Any, **kwargs: Any) -> socket.socket:
-        if kwargs.get("use_ssl"):
-            raise EdplogError("TLS to ZooKeeper is not implemented")
-        host, port = kwargs["address"] if "address" in kwargs else args[0]
-        timeout = kwargs.get("timeout")
-        return socket.create_connection((host, port), timeout, source_address=(self.source_host, 0))
-
-
-class ZkClient:
+class ZkClient(ZkSession):
     """One ZooKeeper session (kazoo), with edplog's paths and encodings. Thread-safe."""
-
-    def __init__(
-        self,
-        connect: str,
-        session_timeout_ms: int = 18000,
-        connect_timeout_s: float = 10,
-        source_host: str | None = None,
-    ) -> None:
-        self.connect = connect
-        self.hosts, self.chroot = _split_chroot(connect)
-        self.session_timeout_ms = session_timeout_ms
-        self.connect_timeout_s = connect_timeout_s
-        # ``source_host``: connect from this address (a broker's own), so that the network
-        # between it and ZooKeeper is the path its session takes.
-        self.kazoo = KazooClient(
-            hosts=connect,
-            timeout=session_timeout_ms / 1000,
-            handler=_BoundHandler(source_host) if source_host else None,
-        )
-        self._listeners: list[Callable[[str], None]] = []
-        self._states: queue.Queue[str | None] = queue.Queue()
-        self._dispatcher: threading.Thread | None = None
-        self._lost = False
-        self._on_new_session: list[tuple[WatchHandle, Callable[[], None]]] = []
-        self._lock = threading.Lock()
-
-    # ---- lifecycle ----
-
-    def start(self) -> None:
-        """Connect; create the chroot (with a client without chroot) and the base paths."""
-        if self.chroot:
-            bootstrap = KazooClient(hosts=self.hosts, timeout=self.session_timeout_ms / 1000)
-            bootstrap.start(timeout=self.connect_timeout_s)
-            try:
-                bootstrap.ensure_path(self.chroot)
-            finally:
-                bootstrap.stop()
-                bootstrap.close()
-        self._dispatcher = threading.Thread(
-            target=self._dispatch_states, name="zk-state", daemon=True
-        )
-        self._dispatcher.start()
-        self.kazoo.add_listener(self._kazoo_state)
-        self.kazoo.start(timeout=self.connect_timeout_s)
-        for path in BASE_PATHS:
-            self.kazoo.ensure_path(path)
-        try:
-            self.kazoo.create(CONTROLLER_EPOCH, b"0")
-        except NodeExistsError:
-            pass
-
-    def stop(self) -> None:
-        self.kazoo.stop()
-        self.kazoo.close()
-        self._states.put(None)
-        if self._dispatcher is not None and self._dispatcher is not threading.current_thread():
-            self._dispatcher.join(10)
-
-    def add_state_listener(self, cb: Callable[[str], None]) -> None:
-        """cb("CONNECTED" | "SUSPENDED" | "LOST") on each change, in order, on a thread of this
-        client (it may call ZooKeeper; kazoo's own listeners may not)."""
-        self._listeners.append(cb)
-
-    def _kazoo_state(self, state: str) -> None:
-        # Runs on kazoo's connection thread: hand over, never block here.
-        self._states.put(str(state))
-
-    def _dispatch_states(self) -> None:
-        while True:
-            state = self._states.get()
-            if state is None:
-                return
-            if state == KazooState.LOST:
-                self._lost = True
-            elif state == KazooState.CONNECTED and self._lost:
-                self._lost = False
-                self._on_new_session = [(h, f) for h, f in self._on_new_session if not h.cancelled]
-                for _, refresh in list(self._on_new_session):
-                    _safe(refresh)
-            for cb in list(self._listeners):
-                _safe(cb, state)
-
-    @property
-    def session_id(self) -> int:
-        client_id = self.kazoo.client_id
-        return int(client_id[0]) if client_id else 0
-
-    @property
-    def connected(self) -> bool:
-        return bool(self.kazoo.connected)
-
-    def subtree(self, path: str) -> list[str]:
-        """path and every znode under it, parents before children."""
-        out = [path]
-        try:
-            children = self.kazoo.get_children(path)
-        except NoNodeError:
-            return []
-        for child in sorted(children):
-            out.extend(self.subtree(f"{path}/{child}"))
-        return out
-
-    def owns(self, path: str) -> bool:
-        """Whether ``path`` is an ephemeral znode of this session (a broker checks its
-        registration survived a reconnection)."""
-        return self._owned(path)
-
-    def _owned(self, path: str) -> bool:
-        stat = self.kazoo.exists(path)
-        return stat is not None and stat.ephemeralOwner == self.session_id
 
     # ---- brokers ----
 
@@ -377,7 +140,7 @@ class ZkClient:
             # Read inside the lock: deliveries from two threads are never out of order.
             with lock:
                 if not handle.cancelled:
-                    _safe(cb, self.live_brokers())
+                    run_watcher(cb, self.live_brokers())
 
         def on_children(_children: list[str]) -> bool | None:
             if handle.cancelled:
@@ -484,30 +247,6 @@ class ZkClient:
         except NoNodeError:
             return None
         return decode_assignment(topic, data, stat.version)
-
-    def _watch_data(
-        self, path: str, decode: Callable[[bytes, Any], Any], cb: Callable[[Any], None]
-    ) -> WatchHandle:
-        """cb(decoded | None) now and on each change; stops after the znode is deleted (cb(None)
-        last). A znode that does not exist yet is waited for."""
-        handle = WatchHandle()
-        seen = [False]
-
-        def on_data(data: bytes | None, stat: Any) -> bool | None:
-            if handle.cancelled:
-                return False
-            if data is None or stat is None:
-                _safe(cb, None)
-                if seen[0]:
-                    handle.cancel()  # ended by itself: the znode is gone
-                    return False
-                return None
-            seen[0] = True
-            _safe(cb, decode(data, stat))
-            return None
-
-        self.kazoo.DataWatch(path, on_data)
-        return handle
 
     def watch_assignment(
         self, topic: str, cb: Callable[[TopicAssignment | None], None]
@@ -671,32 +410,6 @@ class ZkClient:
             rs = e.get("replicas")
             out[(e["topic"], int(e["partition"]))] = None if rs is None else tuple(rs)
         return out, int(stat.version)
-
-    def watch_path(self, path: str, cb: Callable[[bytes | None], None]) -> WatchHandle:
-        """cb(data | None) now and on each change of any znode, until cancelled."""
-        handle = WatchHandle()
-
-        def on_data(data: bytes | None, _stat: Any) -> bool | None:
-            if handle.cancelled:
-                return False
-            _safe(cb, data)
-            return None
-
-        self.kazoo.DataWatch(path, on_data)
-        return handle
-
-    def watch_children(self, path: str, cb: Callable[[list[str]], None]) -> WatchHandle:
-        """cb(sorted children) now and on each change of an existing znode, until cancelled."""
-        handle = WatchHandle()
-
-        def on_children(children: list[str]) -> bool | None:
-            if handle.cancelled:
-                return False
-            _safe(cb, sorted(children))
-            return None
-
-        self.kazoo.ChildrenWatch(path, on_children)
-        return handle
 
     def begin_controlled_shutdown(self, broker_id: int) -> None:
         """The ephemeral marker /admin/controlled_shutdown/<id>: the controller moves

@@ -12,10 +12,11 @@ import os
 import signal
 import socket
 import subprocess
-import time
 from pathlib import Path
 
 from ..errors import EdplogError
+from .processes import spawn
+from .waiting import wait_until
 
 #: Where Debian's package puts the server and its logging bridge; the server jar's manifest
 #: lists the rest of its class path.
@@ -130,7 +131,7 @@ class ZooKeeperServer:
             )
         config = self._write_config()
         with open(self.log_path, "ab") as out:
-            self.process = subprocess.Popen(
+            self.process = spawn(
                 [
                     java,
                     "-Xms32m",
@@ -142,23 +143,24 @@ class ZooKeeperServer:
                     MAIN_CLASS,
                     str(config),
                 ],
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
+                out,
             )
-        deadline = time.monotonic() + timeout_s
-        while not ruok(self.host, self.port):
-            if self.process.poll() is not None:
+        process = self.process
+
+        def answering() -> bool:
+            if ruok(self.host, self.port):
+                return True
+            if process.poll() is not None:
                 raise ZooKeeperUnavailable(
-                    f"ZooKeeper exited with {self.process.returncode}: see {self.log_path}"
+                    f"ZooKeeper exited with {process.returncode}: see {self.log_path}"
                 )
-            if time.monotonic() > deadline:
-                self.kill()
-                raise ZooKeeperUnavailable(
-                    f"ZooKeeper did not answer within {timeout_s:.0f} s: see {self.log_path}"
-                )
-            time.sleep(0.05)
+            return False
+
+        if not wait_until(answering, timeout_s, 0.05):
+            self.kill()
+            raise ZooKeeperUnavailable(
+                f"ZooKeeper did not answer within {timeout_s:.0f} s: see {self.log_path}"
+            )
         return self.connect_string
 
     def stop(self, timeout_s: float = 10.0) -> None:

@@ -3,10 +3,11 @@
 ``Log`` is the policy around a native writer (``edplog._native.LogCore``), which owns the
 hot paths: the open batch that ``append`` fills one record per call, validation and offset
 assignment for ``append_batches``, rolling, and the durability accounting. This module owns
-the rest: configuration, recovery on open (:mod:`.recovery`), truncation, deletion, retention
-(:mod:`.retention`), compaction (:mod:`.cleaner`), the checkpoint files, the leader-epoch
-cache (:mod:`.leader_epoch`) and the idempotent-producer state (:mod:`.producer_state`).
-Reads are in :mod:`.reader`.
+the rest: configuration, recovery on open (:mod:`.recovery`), appends as leader and as
+follower, truncation, the leader-epoch cache (:mod:`.leader_epoch`) and the idempotent-producer
+state (:mod:`.producer_state`). Rolls, flushes and the checkpoint files are in
+:mod:`.log_durability`; deletion from the start, retention (:mod:`.retention`) and compaction
+(:mod:`.cleaner`) in :mod:`.log_housekeeping`. Reads are in :mod:`.reader`.
 
 Offsets and positions: an *offset* is a record's logical number; a *position* is a byte in a
 segment file. The log start offset is the first offset still readable; the log end offset is
@@ -18,38 +19,29 @@ from __future__ import annotations
 import logging
 import os
 import threading
-import time
 import weakref
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
 from typing import Any
 
 from .. import _native
 from ..config import LONG_MAX, LogConfig, normalize
 from ..errors import (
     InvalidRecordError,
-    LogClosedError,
-    OffsetOutOfRangeError,
 )
-from . import checkpoint, cleaner, recovery, retention
+from . import checkpoint, cleaner, recovery
 from . import segments as seg_files
 from .flusher import FLUSH_MS, ROLL_FLUSHER
 from .leader_epoch import LeaderEpochCache
+from .log_housekeeping import LogHousekeeping
 from .producer_state import ProducerStateManager
 from .reader import LogReader, RecordColumns
 
 log = logging.getLogger("edplog.storage")
 
 _CODEC_FOR_APPEND = {"gzip": 1, "snappy": 2, "lz4": 3, "zstd": 4}
-# The recovery-point checkpoint is rewritten at most this often by flushes (it only bounds
-# how much a crash recovery re-validates; rolls and closes write it at once).
-_CHECKPOINT_INTERVAL_S = 1.0
-# The free space a log whose disk filled waits for before it takes writes again: room for a
-# few batches, so that the first append does not fail again at once.
-_REVIVE_HEADROOM_BYTES = 256 << 10
 
 
-class Log:
+class Log(LogHousekeeping):
     """One partition log in ``path`` (created if missing, recovered if it crashed).
 
     ``config`` maps Kafka topic property names to values (``segment.bytes``,
@@ -155,20 +147,7 @@ class Log:
             epochs.truncate_from_start(start)
         self._reload_producers(end)
 
-    def _reload_producers(self, end: int) -> None:
-        """Producer state from the newest snapshot, then the batches after it."""
-        state = self.producer_state
-        snap = state.load(end)
-        start = max(snap, self._core.log_start_offset)
-        if start < end:
-            state.apply(self._reader.scan_headers(start, producers_only=True))
-        state.remove_before(self._core.log_start_offset)
-
     # ---- writing ------------------------------------------------------------------------
-
-    def _check_open(self) -> None:
-        if self._closed:
-            raise LogClosedError(f"{self.path}: the log is closed", path=self.path)
 
     def append_batches(
         self, data: Any, leader_epoch: int = -1, log_append_time_ms: int | None = None
@@ -238,102 +217,6 @@ class Log:
             self._core.leader_epoch = epoch
             if epoch > self.leader_epochs.latest_epoch:
                 self.leader_epochs.assign(epoch, self._core.log_end_offset)
-
-    @contextmanager
-    def _writer_locked(self) -> Iterator[None]:
-        with self._producer_lock:
-            self._core.acquire()
-            try:
-                self._check_open()
-                yield
-            finally:
-                self._core.release()
-
-    def roll(self) -> None:
-        """Start a new segment now (the open batch is written first).
-
-        Unlike the rolls appends trigger, this waits until the rolled segment is fsynced and
-        the checkpoint says so."""
-        with self._writer_locked():
-            rolled = self._core.roll_held()
-        if rolled is not None:
-            self.finish_roll(rolled)
-
-    def finish_roll(self, segment: Any) -> None:
-        """Complete a roll: fsync the rolled segment (if no flush did already), snapshot the
-        producer state and rewrite the checkpoint. The roll flusher calls this in the
-        background for rolls that appends trigger."""
-        if self._closed:
-            return
-        try:
-            self._core.flush_rolled(segment)
-        except LogClosedError:
-            return
-        except OSError:
-            log.exception(
-                "%s: fsync of rolled segment %s failed; the log refuses writes",
-                self.path,
-                segment.path,
-            )
-            return
-        self._snapshot_producers()
-        self.write_checkpoint()
-
-    def _snapshot_producers(self) -> None:
-        """A producer-state snapshot at the written end (best effort, like the checkpoint: a
-        missing snapshot only means a longer replay of batch headers on the next open)."""
-        with self._producer_lock:
-            if self._closed or (
-                not len(self.producer_state) and self.producer_state.last_snapshot_offset < 0
-            ):
-                return
-            try:
-                self.producer_state.take_snapshot(self._core.written_end_offset)
-            except OSError as exc:
-                self._metadata_write_failed("a producer snapshot", exc)
-
-    def flush(self) -> None:
-        """Make every record appended so far durable (fdatasync).
-
-        Group commit: callers that arrive while a flush is running wait for it and return
-        at once if it covered their records.
-        """
-        self._check_open()
-        before = self._core.recovery_point
-        self._core.flush()
-        if self._core.recovery_point != before:
-            self._maybe_checkpoint()
-
-    def _maybe_checkpoint(self) -> None:
-        if time.monotonic() - self._last_checkpoint >= _CHECKPOINT_INTERVAL_S:
-            self.write_checkpoint()
-
-    def write_checkpoint(self) -> None:
-        """Rewrite ``log.checkpoint`` with the current recovery point and log start offset
-        (and the leader-epoch checkpoint, if an earlier write of it failed).
-
-        Best effort: these files only shorten a crash recovery, so a failure to write them (a
-        full disk) is logged, never raised, and never poisons the log; the next checkpoint
-        tries again. What the records are is decided by the segments alone."""
-        with self._checkpoint_lock:  # the roll flusher writes it too
-            if self._closed:
-                return
-            self._last_checkpoint = time.monotonic()
-            try:
-                checkpoint.write_checkpoint(
-                    self.path, self._core.recovery_point, self._core.log_start_offset
-                )
-                self.leader_epochs.retry_write()
-            except OSError as exc:
-                self._metadata_write_failed("log.checkpoint", exc)
-
-    def _metadata_write_failed(self, what: str, exc: OSError) -> None:
-        now = time.monotonic()
-        if now - self._last_metadata_warning >= 60:
-            self._last_metadata_warning = now
-            log.warning(
-                "%s: could not write %s (%s); it is written again later", self.path, what, exc
-            )
 
     # ---- reading (see .reader) ------------------------------------------------------------
 
@@ -405,50 +288,6 @@ class Log:
         waiting on that fsync were told it failed: they are never served)."""
         fenced = self._core.fenced_offset
         return int(fenced) if fenced >= 0 else int(self._core.log_end_offset)
-
-    def revive(self) -> bool:
-        """After a disk failure, once space is back: fsync what the log holds and take writes
-        again. Returns whether the log is writable now (False: the disk still fails; it stays
-        poisoned and nothing changed).
-
-        After a failed write alone, every batch written before it stays (the failed one was
-        cut back when it failed). After a failed flush the log is first cut to the fence, the
-        last durable offset: writers waiting on that flush were told it failed, and what they
-        wrote was never served."""
-        core = self._core
-        with self._writer_locked():
-            if not core.poisoned and core.fenced_offset < 0:
-                return True
-            # Only with room for at least one more batch: a disk that is still full would
-            # fail the next append at once.
-            stat = os.statvfs(self.path)
-            free = stat.f_bavail * stat.f_frsize
-            if free < _REVIVE_HEADROOM_BYTES:
-                return False
-            keep = core.fenced_offset if core.fenced_offset >= 0 else core.written_end_offset
-            segments = list(core.segments)
-            kept = [seg for seg in segments if seg.base_offset <= keep] or segments[:1]
-            last = kept[-1]
-            try:
-                last.revive(keep)
-            except OSError as exc:
-                log.warning("%s: still cannot write (%s); it stays refused", self.path, exc)
-                return False
-            for seg in segments[len(kept) :]:
-                seg.close()
-                seg_files.delete_files(self.path, seg.base_offset)
-            last.sealed = False
-            core.replace_segments_held(kept, True)
-            core.fenced_offset = -1
-            end = core.log_end_offset
-            core.lower_durable_offset_held(end)
-            self.leader_epochs.truncate_from_end(end)
-            with self._producer_lock:
-                self.producer_state.truncate_snapshots(end)
-                self._reload_producers(end)
-        log.warning("%s: writable again; the log now ends at offset %d", self.path, end)
-        self.write_checkpoint()
-        return True
 
     @property
     def leader_epoch(self) -> int:
@@ -544,107 +383,6 @@ class Log:
                 self.producer_state.truncate_snapshots(0)
                 self.producer_state.clear()
         self.write_checkpoint()
-
-    def delete_records_before(self, offset: int) -> int:
-        """Make offset the new log start offset; whole segments below it are deleted.
-
-        Returns the log start offset. Raises OffsetOutOfRangeError above the log end.
-        """
-        core = self._core
-        rolled = None
-        with self._writer_locked():
-            core.seal_held()
-            if offset > core.log_end_offset:
-                raise OffsetOutOfRangeError(
-                    f"offset {offset} is above the log end offset {core.log_end_offset}",
-                    offset=offset,
-                )
-            if offset <= core.log_start_offset:
-                return int(core.log_start_offset)
-            core.log_start_offset = offset
-            if core.active.next_offset <= offset and core.active.size:
-                rolled = core.roll_held()
-            segments = list(core.segments)
-            while len(segments) > 1 and segments[0].next_offset <= offset:
-                self._drop(segments.pop(0), "below the log start offset")
-            core.replace_segments_held(segments)
-            self._after_start_moved()
-        if rolled is not None:
-            self.finish_roll(rolled)
-        self.write_checkpoint()
-        return int(core.log_start_offset)
-
-    def _drop(self, seg: Any, why: str) -> None:
-        """Remove a segment's files (writer lock held). Readers that still hold it keep
-        reading through its open descriptors until they let go."""
-        seg_files.delete_files(self.path, seg.base_offset)
-        log.info("%s: deleted segment %020d (%s)", self.path, seg.base_offset, why)
-
-    def _after_start_moved(self) -> None:
-        core = self._core
-        core.log_start_offset = max(core.log_start_offset, core.segments[0].base_offset)
-        self.leader_epochs.truncate_from_start(core.log_start_offset)
-        with self._producer_lock:
-            self.producer_state.remove_before(core.log_start_offset)
-
-    def enforce_retention(self, now_ms: int | None = None) -> int:
-        """Delete whole old segments per retention.ms and retention.bytes (delete policy).
-
-        The active segment is never deleted. Returns the number of segments deleted.
-        """
-        if not self.config.delete:
-            return 0
-        now_ms = int(time.time() * 1000) if now_ms is None else now_ms
-        core = self._core
-        with self._writer_locked():
-            segments = list(core.segments)
-            doomed = retention.segments_to_delete(
-                segments, now_ms, self.config["retention.ms"], self.config["retention.bytes"]
-            )
-            if not doomed:
-                return 0
-            for seg, why in doomed:
-                self._drop(seg, why)
-            core.replace_segments_held(segments[len(doomed) :])
-            self._after_start_moved()
-        self.write_checkpoint()
-        return len(doomed)
-
-    def compact(
-        self, now_ms: int | None = None, dedupe_buffer_bytes: int = cleaner.DEDUPE_BUFFER_BYTES
-    ) -> int:
-        """Keep only the latest record per key in the sealed segments (compact policy).
-
-        The segments are cleaned off the writer lock and swapped in under it, so appends and
-        reads go on meanwhile. Returns the number of records removed (see .cleaner).
-        """
-        if not self.config.compact:
-            return 0
-        with self._writer_locked():
-            self._core.seal_held()
-            snapshot = list(self._core.segments)
-        result = cleaner.run_pass(
-            self.path, snapshot, self.config, now_ms, self.cleaner_state, dedupe_buffer_bytes
-        )
-        if not result.cleaned:
-            return result.removed
-        core = self._core
-        with self._writer_locked():
-            current = list(core.segments)
-            index = {id(s): i for i, s in enumerate(current)}
-            for done in result.cleaned:
-                i = index.get(id(done.old))
-                if i is None or i == len(current) - 1:
-                    cleaner.discard(done)  # deleted or truncated meanwhile
-                    continue
-                current[i] = cleaner.swap_in(self.path, done, self.config)
-            core.replace_segments_held(current)
-        return result.removed
-
-    def expire_producers(self, now_ms: int, expiration_ms: int) -> int:
-        """Forget idle producers (Kafka's ``producer.id.expiration.ms``); returns how many."""
-        with self._producer_lock:
-            return self.producer_state.remove_expired(now_ms, expiration_ms)
 
     # ---- closing ------------------------------------------------------------------------
 

@@ -9,6 +9,7 @@ place. Handlers import only :mod:`edplog.broker.context` from the broker.
 from __future__ import annotations
 
 from . import (
+    acls,
     cluster_admin,
     configs,
     consumer_groups,
@@ -41,6 +42,7 @@ ALL_APIS: dict[int, ApiSpec] = {
         consumer_groups,
         quotas,
         scram,
+        acls,
         cluster_admin,
     )
     for spec in module.APIS

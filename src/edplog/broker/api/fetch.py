@@ -18,8 +18,10 @@ from ..context import (
     FetchContext,
     FetchSessionCache,
     Key,
+    Operation,
     RequestContext,
     Services,
+    authorized,
 )
 from .registry import ApiSpec
 
@@ -172,9 +174,12 @@ def fetch(ctx: RequestContext, services: Services, req: Body) -> Body | Coroutin
 
     def read_once() -> tuple[Body, Any]:
         body = fetch_error(read_req, ErrorCode.NONE)
-        read = replicas.read(
-            read_req, replica_id, [t["partitions"] for t in body["responses"]], replica_epoch
-        )
+        if services.acls is None or replica_id >= 0:  # a replica was judged by the dispatch
+            read = replicas.read(
+                read_req, replica_id, [t["partitions"] for t in body["responses"]], replica_epoch
+            )
+        else:
+            read = _read_authorized(ctx, services, read_req, body, replica_id, replica_epoch)
         if uses_ids:
             for t in body["responses"]:
                 if t["topic"] is None:
@@ -228,6 +233,30 @@ def fetch(ctx: RequestContext, services: Services, req: Body) -> Body | Coroutin
     if satisfied(read) or max_wait_s <= 0 or not read.partitions or replicas.closing:
         return finish(body, read.total_bytes)
     return replicas.long_poll(read.partitions, deadline, again)
+
+
+def _read_authorized(
+    ctx: RequestContext,
+    services: Services,
+    read_req: Body,
+    body: Body,
+    replica_id: int,
+    replica_epoch: int,
+) -> Any:
+    """Read the topics the consumer may Read; the others answer TOPIC_AUTHORIZATION_FAILED
+    (checked on every fetch, so a session's partitions lose access as soon as an ACL goes)."""
+    allowed_topics, results = [], []
+    for topic, answer in zip(read_req["topics"], body["responses"], strict=True):
+        name = topic["topic"]
+        if name is None or authorized(ctx, services, Operation.READ, "Topic", name):
+            allowed_topics.append(topic)
+            results.append(answer["partitions"])
+        else:
+            for p in answer["partitions"]:
+                p["error_code"] = ErrorCode.TOPIC_AUTHORIZATION_FAILED
+    return services.replicas.read(
+        {**read_req, "topics": allowed_topics}, replica_id, results, replica_epoch
+    )
 
 
 def _chosen(body: Body, fctx: FetchContext, chosen: list[int], results: list[Body]) -> Body:

@@ -17,7 +17,15 @@ from ...group import OFFSETS_TOPIC
 from ...group.offsets import partition_for
 from ...protocol import SUPPORTED
 from ...security import Resource, authorized_operations
-from ..context import INTERNAL_TOPICS, ErrorCode, RequestContext, Services, code_for
+from ..context import (
+    INTERNAL_TOPICS,
+    ErrorCode,
+    Operation,
+    RequestContext,
+    Services,
+    authorized,
+    code_for,
+)
 from .registry import ApiSpec, top_level_error
 
 log = logging.getLogger(__name__)
@@ -159,6 +167,7 @@ async def metadata(ctx: RequestContext, services: Services, req: Body) -> Body:
         topics = [
             _topic_entry(ctx, services, name, with_operations=ops)
             for name in sorted(services.store.topics())
+            if authorized(ctx, services, Operation.DESCRIBE, "Topic", name)
         ]
     else:
         allow = (
@@ -176,12 +185,21 @@ async def metadata(ctx: RequestContext, services: Services, req: Body) -> Body:
                     entry["name"], entry["topic_id"] = None, topic_id
                     topics.append(entry)
                     continue
+            if not authorized(ctx, services, Operation.DESCRIBE, "Topic", name):
+                # Whether it exists stays unsaid.
+                refused = ErrorCode.TOPIC_AUTHORIZATION_FAILED
+                topics.append(_topic_entry(ctx, services, name, refused))
+                continue
             if name in known:
                 topics.append(_topic_entry(ctx, services, name, with_operations=ops))
                 continue
+            creates = allow and (
+                authorized(ctx, services, Operation.CREATE, "Cluster", CLUSTER.name)
+                or authorized(ctx, services, Operation.CREATE, "Topic", name)
+            )
             code = (
                 await _auto_create(services, name)
-                if allow
+                if creates
                 else ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
             )
             if code == ErrorCode.TOPIC_ALREADY_EXISTS:

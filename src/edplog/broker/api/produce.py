@@ -16,7 +16,7 @@ import time
 from collections.abc import Coroutine
 from typing import Any
 
-from ..context import ErrorCode, RequestContext, Services
+from ..context import ErrorCode, Operation, RequestContext, Services, authorized
 from .registry import ApiSpec, top_level_error
 
 Body = dict[str, Any]
@@ -77,6 +77,7 @@ def produce(
     results: list[tuple[Body, Any]] = []
     moved: list[tuple[Body, str, int]] | None = None  # made only on the leadership errors
     metrics = services.metrics
+    acls = services.acls
     for topic in req["topic_data"]:
         name = topic["name"]
         topic_id = None
@@ -86,6 +87,9 @@ def produce(
             if name is None:
                 responses.append(_unknown_id(ctx, topic))
                 continue
+        if acls is not None and not authorized(ctx, services, Operation.WRITE, "Topic", name):
+            responses.append(_refused(topic, name, ErrorCode.TOPIC_AUTHORIZATION_FAILED))
+            continue
         partition_responses = []
         for pdata in topic["partition_data"]:
             records = pdata["records"]
@@ -115,6 +119,19 @@ def produce(
         return _after_flush(services, response, results, durable, req.get("timeout_ms", 30_000))
     _fill(results)
     return response
+
+
+def _refused(topic: Body, name: str, code: ErrorCode) -> Body:
+    """``code`` for every partition of ``topic`` (nothing of it appended)."""
+    entry = {
+        "name": name,
+        "partition_responses": [
+            _partition_result(p["index"], code) for p in topic["partition_data"]
+        ],
+    }
+    if topic.get("topic_id") is not None:
+        entry["topic_id"] = topic["topic_id"]
+    return entry
 
 
 def _unknown_id(ctx: RequestContext, topic: Body) -> Body:

@@ -21,6 +21,8 @@ from collections import deque
 from collections.abc import Sequence
 from types import TracebackType
 
+from ...cluster.processes import spawn
+
 PEER_PACKAGES = {
     "redis-server": "redis-server",
     "redis-benchmark": "redis-tools",
@@ -101,14 +103,7 @@ class Server:
         return " | ".join(list(self.lines)[-n:])
 
     def __enter__(self) -> Server:
-        self.proc = subprocess.Popen(
-            self.argv,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            cwd=self.cwd,
-            start_new_session=True,
-        )
+        self.proc = spawn(self.argv, subprocess.PIPE, cwd=self.cwd)
         threading.Thread(target=self._pump, name=f"{self.name}-output", daemon=True).start()
         try:
             if self.ready_pattern is not None:

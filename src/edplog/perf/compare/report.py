@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from .cluster import SESSION_TIMEOUT_MS
+from .cluster_run import SESSION_TIMEOUT_MS
 from .model import Context, Figure, human_rate
 
 
@@ -124,6 +124,14 @@ GOALS = (
         "follower catch-up >= 0.5x raw sendfile of the same bytes",
         "cluster.catch_up",
         "cluster.sendfile",
+        "bytes",
+        0.5,
+        (1024,),
+    ),
+    Goal(
+        "follower catch-up >= 0.5x os.write of the same bytes to a new file (its own floor)",
+        "cluster.catch_up",
+        "cluster.write",
         "bytes",
         0.5,
         (1024,),

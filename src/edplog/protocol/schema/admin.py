@@ -1,5 +1,5 @@
 """Administration: topics, partitions, records, configs, cluster description, producer ids,
-leader-epoch lookups, log directories, SASL, client quotas and SCRAM credentials."""
+leader-epoch lookups, log directories, SASL, client quotas, SCRAM credentials and ACLs."""
 
 TEXT = """
 api 19 CreateTopics 0-7 flex 5
@@ -379,4 +379,68 @@ response
       replicas []int32
       adding_replicas []int32
       removing_replicas []int32
+api 29 DescribeAcls 0-3 flex 2
+request
+  resource_type_filter int8
+  resource_name_filter string null0+
+  pattern_type_filter int8 v1+ =3
+  principal_filter string null0+
+  host_filter string null0+
+  operation int8
+  permission_type int8
+response
+  throttle_time_ms int32
+  error_code int16
+  error_message string null0+
+  resources []
+    resource_type int8
+    resource_name string
+    pattern_type int8 v1+ =3
+    acls []
+      principal string
+      host string
+      operation int8
+      permission_type int8
+
+api 30 CreateAcls 0-3 flex 2
+request
+  creations []
+    resource_type int8
+    resource_name string
+    resource_pattern_type int8 v1+ =3
+    principal string
+    host string
+    operation int8
+    permission_type int8
+response
+  throttle_time_ms int32
+  results []
+    error_code int16
+    error_message string null0+
+
+api 31 DeleteAcls 0-3 flex 2
+request
+  filters []
+    resource_type_filter int8
+    resource_name_filter string null0+
+    pattern_type_filter int8 v1+ =3
+    principal_filter string null0+
+    host_filter string null0+
+    operation int8
+    permission_type int8
+response
+  throttle_time_ms int32
+  filter_results []
+    error_code int16
+    error_message string null0+
+    matching_acls []
+      error_code int16
+      error_message string null0+
+      resource_type int8
+      resource_name string
+      pattern_type int8 v1+ =3
+      principal string
+      host string
+      operation int8
+      permission_type int8
 """

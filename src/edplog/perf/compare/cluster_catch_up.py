@@ -1,0 +1,143 @@
+"""The follower catch-up figure of the cluster family.
+
+A follower is stopped, the leader gets N bytes at acks=1, the follower is started again; the
+rate is the bytes its log received over the time from its first new byte to its log holding as
+many bytes as the leader's (compared with ``os.sendfile`` of the same bytes, the limits
+family's measurement).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from . import data
+from .cluster_run import BROKERS, ISR_WAIT_S, PRODUCE_CAP_S, SIZE, ClusterRun
+from .model import Sample
+
+CATCH_UP_WAIT_S = 600.0
+
+
+def log_bytes(data_dir: Path, topic: str) -> int:
+    """Bytes of the .log segments of partition 0 of ``topic`` in one broker's data dir."""
+    total = 0
+    try:
+        with os.scandir(data_dir / f"{topic}-0") as entries:
+            for entry in entries:
+                if entry.name.endswith(".log"):
+                    try:
+                        total += entry.stat().st_size
+                    except FileNotFoundError:
+                        pass  # a segment removed between listing and stat
+    except FileNotFoundError:
+        return 0
+    return total
+
+
+def produce_plain(bootstrap: str, topic: str, nbytes: int) -> int:
+    """acks=1, no compression, until ``nbytes`` of payload are acknowledged; records sent."""
+    from confluent_kafka import Producer
+
+    failed: list[str] = []
+
+    def report(err: Any, msg: Any) -> None:
+        if err is not None:
+            failed.append(str(err))
+
+    producer = Producer(
+        {
+            "bootstrap.servers": bootstrap,
+            "acks": "1",
+            "compression.type": "none",
+            "linger.ms": 5,
+            "batch.size": 1 << 20,
+            "queue.buffering.max.kbytes": 1 << 20,
+            "delivery.report.only.error": True,
+            "on_delivery": report,
+        }
+    )
+    pool = data.payloads(SIZE)
+    count = max(1, nbytes // SIZE)
+    deadline = time.monotonic() + PRODUCE_CAP_S
+    for i in range(count):
+        while True:
+            try:
+                producer.produce(topic, pool[i & 4095])
+                break
+            except BufferError:
+                producer.poll(0.001)
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"produced {i} of {count} records in time") from None
+    left = producer.flush(120)
+    if left or failed:
+        raise RuntimeError(f"{left} undelivered, {len(failed)} failed ({failed[-1:]})")
+    return count
+
+
+def catch_up_once(run: ClusterRun, topic: str, nbytes: int) -> Sample:
+    """Stop a follower, give the leader ``nbytes``, start the follower, time its copy."""
+    run.create_topic(topic)
+    state = run.state(topic)
+    follower = next(b for b in state.isr if b != state.leader)
+    run.cluster.terminate(follower)
+    run.track()
+    run.wait_isr(topic, BROKERS - 1)
+    records = produce_plain(run.cluster.bootstrap, topic, nbytes)
+    run.wait_isr(topic, BROKERS - 1)
+    leader_dir = run.cluster.data_dir(state.leader)
+    target = log_bytes(leader_dir, topic)
+    follower_dir = run.cluster.data_dir(follower)
+    base = log_bytes(follower_dir, topic)
+    starter_error: list[BaseException] = []
+
+    def start() -> None:
+        try:
+            run.cluster.start_broker(follower)
+        except BaseException as exc:  # noqa: BLE001 - re-raised on the measuring thread
+            starter_error.append(exc)
+
+    spawned = time.monotonic()
+    starter = threading.Thread(target=start, name="cluster-follower-start", daemon=True)
+    starter.start()
+    first = caught = in_isr = 0.0
+    deadline = spawned + CATCH_UP_WAIT_S
+    next_zk = spawned
+    while not (caught and in_isr):
+        now = time.monotonic()
+        if in_isr and not caught and now > in_isr + 2.0:
+            caught = in_isr  # the ISR says caught up though the byte counts differ
+            break
+        if now > deadline or starter_error:
+            raise TimeoutError(
+                f"follower {follower} copied {log_bytes(follower_dir, topic) - base} of "
+                f"{target - base} bytes by the deadline ({starter_error[:1]})"
+            )
+        size = log_bytes(follower_dir, topic)
+        if not first and size > base:
+            first = now
+        if not caught and size >= target:
+            caught = now
+        if not in_isr and now >= next_zk:
+            next_zk = now + 0.02
+            if follower in run.state(topic).isr:
+                in_isr = now
+        time.sleep(0.002)
+    starter.join(ISR_WAIT_S)
+    run.track()
+    copied = target - base
+    seconds = max(caught - first, 1e-6)
+    sample = Sample(
+        records,
+        copied,
+        seconds,
+        latency_ms={
+            "catch-up": seconds * 1000,
+            "start_to_first_byte": (first - spawned) * 1000,
+            "start_to_isr": (in_isr - spawned) * 1000,
+        },
+    )
+    run.delete_topic(topic)
+    return sample
