@@ -5,7 +5,8 @@ certificate and one from another CA, and names a certified client by its mapped 
 are refused without harm; PLAINTEXT and SSL listeners serve one broker side by side, each
 advertised to its own clients; a replaced server certificate is served to new connections
 while old ones go on; a client silent in its handshake is closed; an expired client
-certificate and TLS sent to the plaintext port are refused."""
+certificate and TLS sent to the plaintext port are refused; ACLs judge the certificate's
+principal."""
 
 from __future__ import annotations
 
@@ -527,3 +528,63 @@ def test_tls_sent_to_the_plaintext_port_is_closed_and_the_broker_serves_on(
         assert api_versions_over(plain) == 7
     with connect(ssl_port(broker), tls_client(files)) as sock:
         assert api_versions_over(sock) == 7
+
+
+def test_acls_judge_the_certificate_principal(start: Any, files: Files, ca: CA) -> None:
+    """mTLS with ACLs on: the super user (by its certificate) creates a topic and lets alice
+    write to it; alice's records are appended, bob's (same CA, no ACL) are refused."""
+    from confluent_kafka import KafkaError
+    from confluent_kafka.admin import (
+        AclBinding,
+        AclOperation,
+        AclPermissionType,
+        NewTopic,
+        ResourcePatternType,
+        ResourceType,
+    )
+
+    broker = start(
+        {
+            "listeners": "SSL://127.0.0.1:0",
+            "authorizer.class.name": "kafka.security.authorizer.AclAuthorizer",
+            "super.users": "User:admin",
+            **ssl_props(files, **{"ssl.client.auth": "required"}),
+        }
+    )
+    port = ssl_port(broker)
+
+    def conf_for(cn: str) -> dict[str, Any]:
+        issued = ca.issue(server=False, CN=cn, OU="eng", O="Acme")
+        key, cert = files.ca.parent / f"{cn}.key", files.ca.parent / f"{cn}.pem"
+        key.write_bytes(issued.key_pem())
+        cert.write_bytes(issued.cert_pem())
+        conf = client_conf(port, files)
+        conf.update({"ssl.certificate.location": str(cert), "ssl.key.location": str(key)})
+        return conf
+
+    admin = AdminClient(conf_for("admin"))
+    for fut in admin.create_topics([NewTopic("paid", 1, 1)]).values():
+        fut.result(30)
+    allow = AclBinding(
+        ResourceType.TOPIC,
+        "paid",
+        ResourcePatternType.LITERAL,
+        "User:alice",
+        "*",
+        AclOperation.WRITE,
+        AclPermissionType.ALLOW,
+    )
+    for fut in admin.create_acls([allow]).values():
+        fut.result(30)
+
+    def produce_as(cn: str) -> KafkaError | None:
+        errors: list[KafkaError | None] = []
+        producer = Producer({**conf_for(cn), "message.timeout.ms": 10000})
+        producer.produce("paid", b"from " + cn.encode(), on_delivery=lambda e, m: errors.append(e))
+        producer.flush(20)
+        assert len(errors) == 1
+        return errors[0]
+
+    assert produce_as("alice") is None
+    refused = produce_as("bob")
+    assert refused is not None and refused.code() == KafkaError.TOPIC_AUTHORIZATION_FAILED
