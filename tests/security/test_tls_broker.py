@@ -17,6 +17,7 @@ import socket
 import ssl
 import struct
 import subprocess
+import sys
 import time
 import warnings
 from collections.abc import Iterator
@@ -588,3 +589,22 @@ def test_acls_judge_the_certificate_principal(start: Any, files: Files, ca: CA) 
     assert produce_as("alice") is None
     refused = produce_as("bob")
     assert refused is not None and refused.code() == KafkaError.TOPIC_AUTHORIZATION_FAILED
+
+
+def test_the_broker_command_refuses_a_key_store_that_does_not_load(tmp_path: Path) -> None:
+    """`edplog broker` with an SSL listener whose key store is missing: one line naming the
+    property, exit code 2, before anything starts."""
+    config = tmp_path / "server.properties"
+    config.write_text(
+        "listeners=SSL://127.0.0.1:0\n"
+        "ssl.keystore.type=PEM\n"
+        f"ssl.keystore.location={tmp_path / 'missing.pem'}\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-m", "edplog", "broker", "--config", str(config),
+         "--data-dir", str(tmp_path / "data")],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert out.returncode == 2, out.stderr
+    assert out.stderr.startswith("edplog broker: ssl.keystore.location=")
+    assert "missing.pem" in out.stderr and len(out.stderr.strip().splitlines()) == 1
