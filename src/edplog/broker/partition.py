@@ -185,6 +185,19 @@ class Partition:
         self._fail_acks(ErrorCode.NOT_LEADER_OR_FOLLOWER)
         self.notify()
 
+    def propose_isr(self, isr: list[int]) -> None:
+        """A change to ``isr`` is being written: until it ends, the high watermark waits for
+        every member it adds too (the maximal ISR, cluster/isr.py)."""
+        self.isr_change_pending = True
+        if self.tracker is not None:
+            self.tracker.proposed = list(isr)
+
+    def end_isr_proposal(self) -> None:
+        """The change in flight ended (written, refused or failed)."""
+        self.isr_change_pending = False
+        if self.tracker is not None:
+            self.tracker.proposed = None
+
     def isr_updated(self, isr: list[int], version: int) -> None:
         """The ISR change this leader asked for was written (at zk ``version``)."""
         self.isr = list(isr)

@@ -313,7 +313,7 @@ class ReplicationManager:
                     continue
                 wanted = partition.maybe_change_isr(now_ms, lag_ms, epochs, barred)
                 if wanted is not None and wanted != partition.isr and wanted:
-                    partition.isr_change_pending = True
+                    partition.propose_isr(wanted)
                     asyncio.get_running_loop().create_task(self._write_isr(tp, partition, wanted))
 
     async def _write_isr(self, tp: TopicPartition, partition: Partition, isr: list[int]) -> None:
@@ -334,7 +334,9 @@ class ReplicationManager:
             log.warning("%s-%d: ISR change to %s failed: %s", *tp, isr, exc)
             return
         finally:
-            partition.isr_change_pending = False
+            # No await until isr_updated below: the high watermark never sees neither the
+            # proposal nor the written ISR.
+            partition.end_isr_proposal()
         if written is None:
             log.info("%s-%d: ISR change to %s lost a race: the state changed", *tp, isr)
             return

@@ -12,6 +12,14 @@ registration (KIP-903: a restarted broker that lost unflushed data does not rejo
 strength of a fetch made before its crash). The high watermark is the smallest log end offset
 in the ISR, the leader's own included; it never moves back while this leader leads.
 
+While an ISR change is being written, the high watermark is held to the *maximal* ISR: the
+ISR as written plus every member the change adds (KIP-497's rule). A follower proposed for
+the ISR was caught up to the high watermark when it was proposed; once the write lands, the
+controller may elect it, so nothing may be acknowledged that it does not hold yet. (Counting
+only the old ISR while the write was in flight let acks=all acknowledge records the joining
+follower lacked; its election right after lost them.) A member the change removes still
+counts until the removal is written.
+
 Pure bookkeeping, no I/O: the partition feeds it fetches and asks it for decisions; the ISR
 changes themselves are versioned writes to ZooKeeper made by the caller.
 """
@@ -49,6 +57,8 @@ class ReplicaTracker:
     ) -> None:
         self.leader_id = leader_id
         self.isr = list(isr)
+        # The ISR a change being written proposes (None: no change in flight).
+        self.proposed: list[int] | None = None
         self.high_watermark = high_watermark
         self.epoch_start_offset = epoch_start_offset
         # Members of the ISR get the benefit of the doubt for one lag period: they were in
@@ -87,13 +97,15 @@ class ReplicaTracker:
         state.broker_epoch = broker_epoch
         state.last_fetch_ms = now_ms
         state.leader_end_at_last_fetch = leader_end_offset
-        return broker_id in self.isr
+        return broker_id in self.isr or (self.proposed is not None and broker_id in self.proposed)
 
     def advance_high_watermark(self, leader_end_offset: int) -> bool:
-        """Raise the high watermark to the smallest log end offset in the ISR; returns whether
-        it moved. A follower that has not fetched yet holds it where it is."""
+        """Raise the high watermark to the smallest log end offset in the maximal ISR (the
+        ISR and what a change in flight adds); returns whether it moved. A follower that has
+        not fetched yet holds it where it is."""
         lowest = leader_end_offset
-        for r in self.isr:
+        members = self.isr if not self.proposed else {*self.isr, *self.proposed}
+        for r in members:
             if r == self.leader_id:
                 continue
             state = self.followers.get(r)
