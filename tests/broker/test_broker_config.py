@@ -119,7 +119,8 @@ from edplog.errors import InvalidConfigError  # noqa: E402
             "SASL_SSL",
         ),
         ({"sasl.enabled.mechanisms": "PLAIN"}, "sasl.enabled.mechanisms"),
-        ({"ssl.keystore.location": "/k.jks"}, "ssl.keystore.location"),
+        ({"ssl.keymanager.algorithm": "SunX509"}, "ssl.keymanager.algorithm"),
+        ({"listener.name.ssl.ssl.provider": "SunJSSE"}, "listener.name.ssl.ssl.provider"),
         ({"authorizer.class.name": "com.example.CustomAuthorizer"}, "authorizer"),
         ({"zookeeper.ssl.client.enable": "true"}, "zookeeper.ssl.client.enable"),
         ({"replica.selector.class": "x.RackAwareReplicaSelector"}, "replica.selector.class"),
@@ -130,8 +131,9 @@ from edplog.errors import InvalidConfigError  # noqa: E402
             {
                 "listeners": "A://:1,B://:2",
                 "listener.security.protocol.map": "A:PLAINTEXT,B:PLAINTEXT",
+                "zookeeper.connect": "127.0.0.1:2181",
             },
-            "more than one",
+            "in a cluster",
         ),
     ],
 )

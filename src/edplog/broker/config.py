@@ -17,6 +17,7 @@ from pathlib import Path
 from ..config import BROKER_DEFAULTS, LogConfig
 from ..errors import InvalidConfigError
 from ..security.acl import AUTHORIZER_CLASS_NAMES, parse_super_users
+from ..security.tls import TlsSettings, listener_properties
 from . import properties
 
 # broker property -> topic-level property it provides the default for (Kafka's LogConfig);
@@ -92,6 +93,20 @@ def parse_listen_flag(value: str) -> tuple[str, int]:
 
 
 @dataclass
+class ListenerConfig:
+    """One client listener of ``listeners``: its name, security protocol and address, where
+    clients are told to connect to it (``advertised.listeners``), and its TLS settings."""
+
+    name: str
+    protocol: str  # PLAINTEXT or SSL
+    host: str
+    port: int
+    tls: TlsSettings | None = None
+    advertised_host: str | None = None
+    advertised_port: int | None = None
+
+
+@dataclass
 class BrokerConfig:
     """What one broker needs to start: where, as whom, and the limits it enforces."""
 
@@ -164,6 +179,11 @@ class BrokerConfig:
     leader_imbalance_check_interval_seconds: int = 300
     leader_imbalance_per_broker_percentage: int = 10
     offsets_topic_replication_factor: int = 3
+    # The client listeners of ``listeners`` (empty: one PLAINTEXT listener). The first one's
+    # address is always ``host``/``port`` above (which --listen and a bound port 0 update).
+    listeners: list[ListenerConfig] = field(default_factory=list)
+    # How often TLS listeners look for changed key and trust store files (docs/security.md).
+    tls_reload_interval_s: float = 5.0
     # Property names this broker does not know (warned about at start).
     unknown_properties: list[str] = field(default_factory=list)
     topic_defaults: dict[str, str] = field(default_factory=dict)
@@ -184,6 +204,27 @@ class BrokerConfig:
         if host in ("0.0.0.0", "::", ""):
             host = "127.0.0.1"
         return host, self.advertised_port or self.port
+
+    def client_listeners(self) -> list[ListenerConfig]:
+        """Every client listener, the first at ``host``/``port``."""
+        if not self.listeners:
+            first = ListenerConfig("PLAINTEXT", "PLAINTEXT", self.host, self.port)
+            return [first]
+        first = self.listeners[0]
+        first.host, first.port = self.host, self.port
+        first.advertised_host, first.advertised_port = self.advertised_host, self.advertised_port
+        return list(self.listeners)
+
+    def advertised_for(self, listener: str) -> tuple[str, int]:
+        """The (host, port) a client that came on ``listener`` is told to connect to: the
+        same listener's address (as Kafka answers Metadata)."""
+        for other in self.listeners[1:]:
+            if other.name == listener:
+                host = other.advertised_host or other.host
+                if host in ("0.0.0.0", "::", ""):
+                    host = "127.0.0.1"
+                return host, other.advertised_port or other.port
+        return self.advertised
 
     def max_connections_from(self, host: str) -> int:
         """``max.connections.per.ip`` for ``host``, after its override if it has one."""
@@ -329,6 +370,8 @@ class BrokerConfig:
                     ms = values[unit] if values[unit] < 0 else values[unit] * _UNIT_MS[unit]
                     self.topic_defaults[target] = str(ms)
                     break
+        if "listeners" in props:
+            self._apply_listeners(props)
         if self.authorizer_enabled and self.zookeeper_connect is not None:
             raise InvalidConfigError(
                 "authorizer.class.name: ACLs in a ZooKeeper cluster are not implemented yet "
@@ -371,6 +414,29 @@ class BrokerConfig:
             self.max_connections = number
         else:
             self.max_connections_per_ip = number
+
+    def _apply_listeners(self, props: dict[str, str]) -> None:
+        """Every client listener, each SSL one with its settings (properties.check has
+        refused the protocols that are not served)."""
+        listeners = []
+        seen: set[str] = set()
+        for name, protocol, (host, port) in _listener_items("listeners", props):
+            if name in seen:
+                raise InvalidConfigError(f"listeners: listener {name} is named twice")
+            seen.add(name)
+            tls = None
+            if protocol == "SSL":
+                tls = TlsSettings.from_properties(name, listener_properties(props, name))
+            listeners.append(ListenerConfig(name, protocol, host, port, tls))
+        advertised = {
+            name: address for name, _, address in _listener_items("advertised.listeners", props)
+        }
+        for listener in listeners:
+            if listener.name in advertised:
+                listener.advertised_host, listener.advertised_port = advertised[listener.name]
+        if listeners and listeners[0].name in advertised:
+            self.advertised_host, self.advertised_port = advertised[listeners[0].name]
+        self.listeners = listeners
 
     def store_defaults(self) -> dict[str, str]:
         """Topic-level defaults for the store, with ``max.message.bytes`` always set.
@@ -466,6 +532,22 @@ def _boolean(key: str, value: str) -> bool:
     if text not in ("true", "false"):
         raise InvalidConfigError(f"{key}={value!r}: expected true or false")
     return text == "true"
+
+
+def _listener_items(key: str, props: dict[str, str]) -> list[tuple[str, str, tuple[str, int]]]:
+    """The client listeners of ``listeners`` / ``advertised.listeners``: (name, protocol,
+    (host, port)), the controller listener of Kafka's KRaft settings left out."""
+    controller = {n.strip().upper() for n in props.get("controller.listener.names", "").split(",")}
+    mapping = properties.protocol_map(props)
+    out = []
+    for name, address in properties.listener_items(props.get(key, "")):
+        if name in controller:
+            continue
+        try:
+            out.append((name, mapping.get(name, ""), parse_listener(address)))
+        except ValueError as exc:
+            raise InvalidConfigError(f"{key}: {exc}") from None
+    return out
 
 
 def _client_listener(key: str, value: str, props: dict[str, str]) -> tuple[str, int]:

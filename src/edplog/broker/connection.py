@@ -275,7 +275,9 @@ class Connection:
                     log.info("closing %s: %s", self.peer, frames.refused)
                     self._finish(drop_unstarted=False)  # the frames before it are answered
                     return
-                if not self._reading or (n < offered and not transport.buffered()):
+                if not self._reading or (
+                    n < offered and transport.short_read_drains and not transport.buffered()
+                ):
                     return
         except (ConnectionError, OSError) as exc:
             log.debug("connection %s ended while reading: %s", self.peer, exc)

@@ -1,7 +1,7 @@
 """Which Kafka broker properties edplog honours, and what happens to the others.
 
 A ``server.properties`` written for Apache Kafka must never start a broker that silently does
-less than it says: a TLS listener, SASL, an authorizer or a ZooKeeper cluster that edplog does
+less than it says: SASL, an authorizer, a TLS setting or a ZooKeeper setting that edplog does
 not serve yet stops the start with a message naming the property (:class:`InvalidConfigError`);
 they are implemented by later work behind the same names. Properties that only tune Kafka's
 own threads and buffers, and have no effect on what a client sees, are accepted (listed in
@@ -16,6 +16,7 @@ from collections.abc import Mapping
 
 from ..config import BROKER_DEFAULTS
 from ..errors import InvalidConfigError
+from ..security.tls import SSL_PROPERTIES
 
 log = logging.getLogger("edplog.broker")
 
@@ -162,20 +163,33 @@ _REFUSED_EXACT = {
     "Kafka's built-in user/client-id quotas)",
 }
 _REFUSED_PREFIXES = {
-    "ssl.": "TLS listeners are not implemented yet",
+    "ssl.": "this TLS setting is not implemented (docs/security.md lists the ssl.* settings "
+    "that are)",
     "sasl.": "SASL is not implemented yet",
-    "listener.name.": "per-listener settings (TLS, SASL) are not implemented yet",
+    "listener.name.": "this per-listener setting is not implemented (only "
+    "listener.name.<listener>.ssl.* TLS settings are)",
     "zookeeper.": "this ZooKeeper setting (TLS, SASL or ACLs towards ZooKeeper) is not implemented",
     "replica.": "this replication setting is not implemented",
     "transactional.id.": "transactions are not implemented yet",
     "remote.log.": "tiered storage is not implemented",
     "confluent.": "Confluent Platform features are not implemented",
 }
-_SECURE_PROTOCOLS = ("SSL", "SASL_PLAINTEXT", "SASL_SSL")
+_SASL_PROTOCOLS = ("SASL_PLAINTEXT", "SASL_SSL")
+_SERVED_PROTOCOLS = ("PLAINTEXT", "SSL")
+
+
+def _tls_setting(name: str) -> bool:
+    """``ssl.*`` or ``listener.name.<listener>.ssl.*`` that security/tls.py reads."""
+    if name in SSL_PROPERTIES:
+        return True
+    if name.startswith("listener.name."):
+        _, _, rest = name[len("listener.name.") :].partition(".")
+        return rest in SSL_PROPERTIES
+    return False
 
 
 def _refusal(name: str) -> str | None:
-    if name in HONOURED:  # e.g. replica.alter.log.dirs.io.max.bytes.per.second (log dirs)
+    if name in HONOURED or _tls_setting(name):  # e.g. replica.alter.log.dirs.io.max...
         return None
     if name in _REFUSED_EXACT:
         return _REFUSED_EXACT[name]
@@ -185,7 +199,7 @@ def _refusal(name: str) -> str | None:
     return None
 
 
-def _listeners(value: str) -> list[tuple[str, str]]:
+def listener_items(value: str) -> list[tuple[str, str]]:
     """``NAME://host:port`` items as (listener name, address)."""
     out = []
     for item in value.split(","):
@@ -197,7 +211,8 @@ def _listeners(value: str) -> list[tuple[str, str]]:
     return out
 
 
-def _protocol_map(props: Mapping[str, str]) -> dict[str, str]:
+def protocol_map(props: Mapping[str, str]) -> dict[str, str]:
+    """Listener name -> security protocol (Kafka's four names map to themselves)."""
     mapping = {"PLAINTEXT": "PLAINTEXT", "SSL": "SSL", "SASL_PLAINTEXT": "SASL_PLAINTEXT"}
     mapping["SASL_SSL"] = "SASL_SSL"
     for item in props.get("listener.security.protocol.map", "").split(","):
@@ -214,7 +229,7 @@ def check(props: Mapping[str, str]) -> list[str]:
         why = _refusal(name)
         if why is not None:
             raise InvalidConfigError(f"{name}: {why}; remove it to start a broker without it")
-        if name in HONOURED or name in NO_EFFECT or name in BROKER_DEFAULTS:
+        if name in HONOURED or name in NO_EFFECT or name in BROKER_DEFAULTS or _tls_setting(name):
             continue
         unknown.append(name)
     _check_listeners(props)
@@ -223,11 +238,11 @@ def check(props: Mapping[str, str]) -> list[str]:
 
 
 def _check_listeners(props: Mapping[str, str]) -> None:
-    mapping = _protocol_map(props)
+    mapping = protocol_map(props)
     controller = {n.strip().upper() for n in props.get("controller.listener.names", "").split(",")}
-    serving = []
+    serving: dict[str, str] = {}
     for key in ("listeners", "advertised.listeners"):
-        for name, _ in _listeners(props.get(key, "")):
+        for name, _ in listener_items(props.get(key, "")):
             protocol = mapping.get(name)
             if protocol is None:
                 raise InvalidConfigError(
@@ -236,17 +251,24 @@ def _check_listeners(props: Mapping[str, str]) -> None:
                 )
             if name in controller:
                 continue  # a single node is its own controller: no controller traffic
-            if protocol in _SECURE_PROTOCOLS:
+            if protocol in _SASL_PROTOCOLS:
                 raise InvalidConfigError(
-                    f"{key}: listener {name} uses {protocol}, which is not implemented yet "
-                    "(only PLAINTEXT is served); remove it to start without it"
+                    f"{key}: listener {name} uses {protocol}; SASL is not implemented yet "
+                    "(PLAINTEXT and SSL are served); remove it to start without it"
+                )
+            if protocol not in _SERVED_PROTOCOLS:
+                raise InvalidConfigError(
+                    f"listener.security.protocol.map: {name}:{protocol} is not a security "
+                    "protocol (PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL)"
                 )
             if key == "listeners":
-                serving.append(name)
-    if len(serving) > 1:
+                serving[name] = protocol
+    if props.get("zookeeper.connect") and (len(serving) > 1 or "SSL" in serving.values()):
         raise InvalidConfigError(
-            f"listeners: {len(serving)} client listeners ({', '.join(serving)}); serving more "
-            "than one is not implemented yet"
+            f"listeners: {', '.join(f'{n} ({p})' for n, p in serving.items())} with "
+            "zookeeper.connect: in a cluster, one PLAINTEXT listener is served (brokers "
+            "register one endpoint and replicate over PLAINTEXT); SSL and more listeners in a "
+            "cluster are not implemented yet"
         )
     inter = props.get("security.inter.broker.protocol", "PLAINTEXT").strip().upper()
     if inter != "PLAINTEXT":
@@ -254,11 +276,18 @@ def _check_listeners(props: Mapping[str, str]) -> None:
             f"security.inter.broker.protocol={inter} is not implemented yet (only PLAINTEXT)"
         )
     inter_name = props.get("inter.broker.listener.name")
-    if inter_name is not None and serving and inter_name.strip().upper() not in serving:
-        raise InvalidConfigError(
-            f"inter.broker.listener.name={inter_name} is not a listener of this broker "
-            f"({serving[0]})"
-        )
+    if inter_name is not None and serving:
+        name = inter_name.strip().upper()
+        if name not in serving:
+            raise InvalidConfigError(
+                f"inter.broker.listener.name={inter_name} is not a listener of this broker "
+                f"({', '.join(serving)})"
+            )
+        if serving[name] != "PLAINTEXT":
+            raise InvalidConfigError(
+                f"inter.broker.listener.name={inter_name} is {serving[name]}: inter-broker "
+                "TLS is not implemented yet (only PLAINTEXT)"
+            )
 
 
 def _check_kraft(props: Mapping[str, str]) -> None:

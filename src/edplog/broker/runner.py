@@ -62,6 +62,14 @@ class BackgroundBroker:
         host, port = self.config.advertised
         return f"{host}:{port}"
 
+    def bootstrap_for(self, listener: str) -> str:
+        """The ``host:port`` of the listener named ``listener`` (``"SSL"``, say), once started."""
+        name = listener.upper()
+        if name not in [lc.name for lc in self.config.client_listeners()]:
+            raise KeyError(f"no listener {listener}")
+        host, port = self.config.advertised_for(name)
+        return f"{host}:{port}"
+
     def start(self, timeout_s: float = 30.0) -> BackgroundBroker:
         self._thread = threading.Thread(target=self._run, name="edplog-broker", daemon=True)
         self._thread.start()

@@ -1,11 +1,21 @@
-"""The listener: accepting connections, counting them and closing the idle ones.
+"""The listeners: accepting connections, counting them and closing the idle ones.
 
 Connections are in :mod:`edplog.broker.connection` (state machine, ordering),
 :mod:`edplog.broker.framing` (frames, request memory) and :mod:`edplog.broker.transport`
-(the socket); each hands its frames to the broker's dispatch. The server accepts them, counts
-them (``max.connections``, ``max.connections.per.ip``), closes the idle ones
-(``connections.max.idle.ms``) and, on shutdown, lets every connection answer what it already
-read before closing it.
+(the socket); each hands its frames to the broker's dispatch. The server listens on every
+client listener of ``listeners`` (PLAINTEXT and SSL side by side), accepts connections,
+counts them (``max.connections``, ``max.connections.per.ip``, a TLS handshake in progress
+included), closes the idle ones (``connections.max.idle.ms``) and, on shutdown, lets every
+connection answer what it already read before closing it.
+
+On an SSL listener the TLS handshake runs on the event loop before the connection exists
+(``HANDSHAKE_TIMEOUT_S``); a failed handshake (no client certificate under
+``ssl.client.auth=required``, an untrusted one, an old protocol, plaintext sent to the TLS
+port) closes the socket and is logged. The connection's principal is ``User:<name>`` from
+the client certificate's subject mapped by ``ssl.principal.mapping.rules``, or
+``User:ANONYMOUS`` without a certificate. Every ``tls_reload_interval_s`` the listeners'
+key and trust store files are checked (off the loop) and a changed one is loaded for the
+connections accepted after it (:class:`edplog.security.tls.ServerTls`).
 """
 
 from __future__ import annotations
@@ -14,15 +24,20 @@ import asyncio
 import itertools
 import logging
 import socket
+import ssl
 import time
 from collections import Counter
+from dataclasses import dataclass
 from typing import Any
 
-from .config import BrokerConfig
+from ..security import ANONYMOUS, Principal
+from ..security.ssl_principal import NoMatchingRule, subject_dn
+from ..security.tls import ServerTls
+from .config import BrokerConfig, ListenerConfig
 from .connection import Connection
 from .dispatch import Dispatcher
 from .framing import RequestMemory
-from .transport import PlainTransport, SenderPool
+from .transport import PlainTransport, SenderPool, StagingBuffers, TlsTransport, Transport
 
 log = logging.getLogger("edplog.broker")
 
@@ -40,6 +55,22 @@ SWEEP_MIN_S = 0.05
 
 # Connections held back by connection_creation_rate at once; beyond it they close at once.
 MAX_HELD_CONNECTIONS = 1000
+# A TLS client that has not finished its handshake in this long is closed.
+HANDSHAKE_TIMEOUT_S = 10.0
+
+
+@dataclass
+class Listener:
+    """One listening socket: its listener's settings and, for SSL, its TLS context."""
+
+    config: ListenerConfig
+    sock: socket.socket
+    tls: ServerTls | None = None
+    task: asyncio.Task[None] | None = None
+
+    @property
+    def name(self) -> str:
+        return self.config.name
 
 
 class Server:
@@ -51,12 +82,14 @@ class Server:
         self.metrics = metrics
         self.memory = RequestMemory(config.queued_max_request_bytes)
         self.senders = SenderPool()
+        self.staging = StagingBuffers()
         metrics.request_queue_bytes.set_function(lambda: self.memory.used_bytes)
         metrics.connections.set_function(lambda: len(self._connections))
         self.closing = False
-        self._listener: socket.socket | None = None
-        self._accept_task: asyncio.Task[None] | None = None
+        self.listeners: list[Listener] = []
         self._idle_sweep: asyncio.Task[None] | None = None
+        self._tls_watch: asyncio.Task[None] | None = None
+        self._handshakes: set[asyncio.Task[None]] = set()
         self._connections: set[Connection] = set()
         self._per_host: Counter[str] = Counter()
         self._slot_free: asyncio.Event | None = None
@@ -65,32 +98,53 @@ class Server:
         self._held: dict[socket.socket, asyncio.TimerHandle] = {}
 
     async def start(self) -> tuple[str, int]:
-        """Listen; returns the bound (host, port)."""
+        """Listen on every client listener; returns the first one's bound (host, port)."""
         loop = asyncio.get_running_loop()
         config = self.config
-        sock = socket.socket(socket.AF_INET6 if ":" in config.host else socket.AF_INET)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((config.host, config.port))
-        sock.listen(512)
-        sock.setblocking(False)
-        self._listener = sock
-        config.port = sock.getsockname()[1]
+        try:
+            for index, settings in enumerate(config.client_listeners()):
+                tls = None
+                if settings.protocol == "SSL":
+                    assert settings.tls is not None
+                    tls = ServerTls(settings.tls)  # InvalidConfigError names what failed
+                sock = _listen(settings.host, settings.port)
+                bound = sock.getsockname()[1]
+                settings.port = bound
+                if index == 0:
+                    config.port = bound
+                self.listeners.append(Listener(settings, sock, tls))
+        except BaseException:
+            for opened in self.listeners:
+                opened.sock.close()
+            self.listeners.clear()
+            raise
         self._slot_free = asyncio.Event()
-        self._accept_task = loop.create_task(self._accept_loop())
+        for listener in self.listeners:
+            listener.task = loop.create_task(self._accept_loop(listener))
         self._idle_sweep = loop.create_task(self._sweep_idle(config.connections_max_idle_ms))
+        if any(listener.tls is not None for listener in self.listeners):
+            self._tls_watch = loop.create_task(self._watch_tls(config.tls_reload_interval_s))
         return config.host, config.port
+
+    def bound(self, name: str) -> tuple[str, int]:
+        """The (host, port) the listener ``name`` listens on."""
+        for listener in self.listeners:
+            if listener.name == name:
+                return listener.config.host, listener.config.port
+        raise KeyError(name)
 
     async def stop(self) -> None:
         """Stop accepting, let every connection answer what it read, then close them."""
         if self.closing:
             return
         self.closing = True
-        if self._accept_task is not None:
-            self._accept_task.cancel()
-        if self._idle_sweep is not None:
-            self._idle_sweep.cancel()
-        if self._listener is not None:
-            self._listener.close()
+        for listener in self.listeners:
+            if listener.task is not None:
+                listener.task.cancel()
+            listener.sock.close()
+        for task in (self._idle_sweep, self._tls_watch, *self._handshakes):
+            if task is not None:
+                task.cancel()
         for held, timer in list(self._held.items()):
             timer.cancel()
             held.close()
@@ -109,19 +163,19 @@ class Server:
             await asyncio.wait(sending, timeout=SHUTDOWN_GRACE_S)
         self.senders.shutdown()
 
-    async def _accept_loop(self) -> None:
+    async def _accept_loop(self, listener: Listener) -> None:
         loop = asyncio.get_running_loop()
-        assert self._listener is not None and self._slot_free is not None
+        assert self._slot_free is not None
         config = self.config
         while not self.closing:
-            if len(self._connections) >= config.max_connections:
+            if len(self._connections) + len(self._handshakes) >= config.max_connections:
                 # As Kafka does for max.connections: stop accepting (new clients wait in the
                 # listen backlog) until a connection closes.
                 self._slot_free.clear()
                 await self._slot_free.wait()
                 continue
             try:
-                sock, peer = await loop.sock_accept(self._listener)
+                sock, peer = await loop.sock_accept(listener.sock)
             except asyncio.CancelledError:
                 raise
             except OSError as exc:  # EMFILE and friends: back off instead of spinning
@@ -150,16 +204,105 @@ class Server:
                 continue
             sock.setblocking(False)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            local = sock.getsockname()
-            conn = Connection(
-                self,
-                PlainTransport(sock, self.senders),
-                peer,
-                connection_id=f"{local[0]}:{local[1]}-{peer[0]}:{peer[1]}-{next(self._ids)}",
-            )
-            self._connections.add(conn)
             self._per_host[host] += 1
-            conn.start()
+            if listener.tls is None:
+                self._open(listener, PlainTransport(sock, self.senders), sock, peer, ANONYMOUS)
+                continue
+            task = loop.create_task(self._handshake(listener, listener.tls, sock, peer))
+            self._handshakes.add(task)
+            task.add_done_callback(self._handshakes.discard)
+
+    def _open(
+        self,
+        listener: Listener,
+        transport: Transport,
+        sock: socket.socket,
+        peer: Any,
+        principal: Principal,
+    ) -> None:
+        local = sock.getsockname()
+        conn = Connection(
+            self,
+            transport,
+            peer,
+            listener=listener.name,
+            connection_id=f"{local[0]}:{local[1]}-{peer[0]}:{peer[1]}-{next(self._ids)}",
+        )
+        conn.principal = principal
+        self._connections.add(conn)
+        conn.start()
+
+    def _host_gone(self, host: str) -> None:
+        self._per_host[host] -= 1
+        if self._per_host[host] <= 0:
+            del self._per_host[host]
+        if self._slot_free is not None:
+            self._slot_free.set()
+
+    async def _handshake(
+        self, listener: Listener, tls: ServerTls, sock: socket.socket, peer: Any
+    ) -> None:
+        """The TLS handshake of a new connection, then the connection (or a close)."""
+        try:
+            await self._handshake_then_open(listener, tls, sock, peer)
+        finally:
+            # Here, not in a done callback: the accept loop, woken by a freed slot, must
+            # not count this handshake any more.
+            self._handshakes.discard(asyncio.current_task())
+
+    async def _handshake_then_open(
+        self, listener: Listener, tls: ServerTls, sock: socket.socket, peer: Any
+    ) -> None:
+        host = str(peer[0])
+        tls_sock: ssl.SSLSocket | None = None
+        try:
+            tls_sock = tls.context.wrap_socket(
+                sock, server_side=True, do_handshake_on_connect=False
+            )
+            await asyncio.wait_for(_handshake(tls_sock), HANDSHAKE_TIMEOUT_S)
+            der = tls_sock.getpeercert(binary_form=True)
+            if der:
+                dn = subject_dn(der)
+                principal = Principal("User", tls.mapper.map(dn))
+            else:
+                dn, principal = "", ANONYMOUS
+        except (ssl.SSLError, OSError, TimeoutError, NoMatchingRule, ValueError) as exc:
+            why = "timed out" if isinstance(exc, TimeoutError) else str(exc)
+            log.info("TLS handshake with %s on %s failed: %s", host, listener.name, why)
+            (tls_sock or sock).close()
+            self._host_gone(host)
+            return
+        except asyncio.CancelledError:
+            (tls_sock or sock).close()
+            self._host_gone(host)
+            raise
+        if self.closing:
+            tls_sock.close()
+            self._host_gone(host)
+            return
+        log.info(
+            "TLS connection from %s on %s: %s %s, principal %s%s",
+            host,
+            listener.name,
+            tls_sock.version(),
+            (tls_sock.cipher() or ("?",))[0],
+            principal,
+            f" (subject {dn})" if dn else "",
+        )
+        self._open(listener, TlsTransport(tls_sock, self.staging), tls_sock, peer, principal)
+
+    async def _watch_tls(self, interval_s: float) -> None:
+        """Reload the TLS listeners whose key or trust store files changed (off the loop:
+        it reads the files)."""
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(interval_s)
+            for listener in self.listeners:
+                if listener.tls is not None:
+                    try:
+                        await loop.run_in_executor(None, listener.tls.reload_if_changed)
+                    except Exception:
+                        log.exception("TLS reload of listener %s failed", listener.name)
 
     def _release(self, sock: socket.socket) -> None:
         self._held.pop(sock, None)
@@ -169,12 +312,7 @@ class Server:
         if conn not in self._connections:
             return
         self._connections.discard(conn)
-        host = str(conn.peer[0])
-        self._per_host[host] -= 1
-        if self._per_host[host] <= 0:
-            del self._per_host[host]
-        if self._slot_free is not None:
-            self._slot_free.set()
+        self._host_gone(str(conn.peer[0]))
 
     async def _sweep_idle(self, idle_ms: int) -> None:
         """Close connections idle for ``connections.max.idle.ms`` (never when negative), and
@@ -204,3 +342,41 @@ class Server:
                         idle,
                     )
                     conn.close()
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(512)
+        sock.setblocking(False)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+async def _handshake(sock: ssl.SSLSocket) -> None:
+    """``do_handshake`` on a non-blocking socket, waiting on the loop as OpenSSL asks."""
+    loop = asyncio.get_running_loop()
+    fd = sock.fileno()
+    while True:
+        try:
+            sock.do_handshake()
+            return
+        except ssl.SSLWantReadError:
+            add, remove = loop.add_reader, loop.remove_reader
+        except ssl.SSLWantWriteError:
+            add, remove = loop.add_writer, loop.remove_writer
+        fut: asyncio.Future[None] = loop.create_future()
+        add(fd, _wake, fut)
+        try:
+            await fut
+        finally:
+            remove(fd)
+
+
+def _wake(fut: asyncio.Future[None]) -> None:
+    if not fut.done():
+        fut.set_result(None)

@@ -59,6 +59,7 @@ def run_broker(args: argparse.Namespace) -> int:
     from ..broker.config import BrokerConfig, parse_listen_flag, parse_properties
     from ..broker.runner import serve
     from ..errors import EdplogError
+    from ..security.tls import build_context
 
     logging.basicConfig(
         level=getattr(logging, str(args.log_level).upper(), logging.WARNING),
@@ -90,14 +91,21 @@ def run_broker(args: argparse.Namespace) -> int:
         elif "listeners" not in props:
             config.host, config.port = "127.0.0.1", 9092
         config.store_defaults()  # every log default is checked before anything starts
+        for listener in config.client_listeners():
+            if listener.tls is not None:
+                build_context(listener.tls)  # a key or trust store that does not load
     except (EdplogError, ValueError) as exc:
         return _usage_error(str(exc))
 
     def ready(host: str, port: int) -> None:
         adv_host, adv_port = config.advertised
+        others = "".join(
+            f"; {lc.name} ({lc.protocol}) on {':'.join(map(str, config.advertised_for(lc.name)))}"
+            for lc in config.client_listeners()[1:]
+        )
         print(
             f"edplog broker ready on {adv_host}:{adv_port} "
-            f"(listening {host}:{port}, data {config.data_dir}, node {config.node_id})",
+            f"(listening {host}:{port}, data {config.data_dir}, node {config.node_id}{others})",
             flush=True,
         )
 

@@ -22,6 +22,7 @@ from ...config import (
     to_string,
 )
 from ...errors import InvalidConfigError
+from ...security.tls import SENSITIVE
 from ..context import ErrorCode, RequestContext, Services, code_for, message_for
 from .registry import ApiSpec
 
@@ -79,6 +80,12 @@ def configs_of(services: Services, name: str) -> list[Body]:
     return out
 
 
+def _sensitive(name: str) -> bool:
+    """A secret: ``ssl.key.password`` and the like, also as ``listener.name.<l>.ssl.*``."""
+    _, ssl_prefix, rest = name.rpartition("ssl.")
+    return ssl_prefix + rest in SENSITIVE
+
+
 def _broker_configs(services: Services) -> list[Body]:
     cfg = services.config
     values = {
@@ -92,7 +99,10 @@ def _broker_configs(services: Services) -> list[Body]:
     }
     values.update(cfg.extra)
     out = []
-    for k, v in sorted(values.items()):
+    for k, value in sorted(values.items()):
+        # Passwords and keys are never answered (Kafka: value null, is_sensitive true).
+        sensitive = _sensitive(k)
+        v = None if sensitive else value
         prop = BROKER_PROPERTIES.get(k)
         config_type = (
             CONFIG_TYPES.get(prop.kind, CONFIG_TYPE_UNKNOWN) if prop else CONFIG_TYPE_UNKNOWN
@@ -103,7 +113,7 @@ def _broker_configs(services: Services) -> list[Body]:
                 "value": v,
                 "read_only": True,
                 "config_source": SOURCE_STATIC_BROKER,
-                "is_sensitive": False,
+                "is_sensitive": sensitive,
                 "synonyms": [{"name": k, "value": v, "source": SOURCE_STATIC_BROKER}],
                 "config_type": config_type,
                 "documentation": prop.doc if prop else None,

@@ -51,13 +51,13 @@ async def api_versions(ctx: RequestContext, services: Services, req: Body) -> Bo
     }
 
 
-def _broker_list(services: Services) -> list[Body]:
+def _broker_list(ctx: RequestContext, services: Services) -> list[Body]:
     if services.cluster is not None:
         return [
             {"node_id": b, "host": reg.host, "port": reg.port, "rack": reg.rack}
             for b, reg in sorted(services.cluster.cache.snapshot.brokers.items())
         ]
-    host, port = services.config.advertised
+    host, port = services.config.advertised_for(ctx.listener)
     return [{"node_id": services.config.node_id, "host": host, "port": port, "rack": None}]
 
 
@@ -210,7 +210,7 @@ async def metadata(ctx: RequestContext, services: Services, req: Body) -> Body:
         cluster_ops = operations_of(ctx, services, CLUSTER)
     return {
         "throttle_time_ms": 0,
-        "brokers": _broker_list(services),
+        "brokers": _broker_list(ctx, services),
         "cluster_id": services.config.cluster_id,
         "controller_id": _controller_id(services),
         "topics": topics,
@@ -269,9 +269,9 @@ def _coordinator_in_cluster(services: Services, key: str) -> tuple[int, str, int
     return leader.broker_id, leader.host, leader.port
 
 
-def _coordinator(services: Services, key: str, key_type: int) -> Body:
+def _coordinator(ctx: RequestContext, services: Services, key: str, key_type: int) -> Body:
     code, message = _coordinator_error(services, key, key_type)
-    host, port = services.config.advertised
+    host, port = services.config.advertised_for(ctx.listener)
     node = services.config.node_id
     if code == ErrorCode.NONE and services.cluster is not None:
         found = _coordinator_in_cluster(services, key)
@@ -302,9 +302,9 @@ async def find_coordinator(ctx: RequestContext, services: Services, req: Body) -
         keys = list(req.get("coordinator_keys") or ())
         return {
             "throttle_time_ms": 0,
-            "coordinators": [_coordinator(services, k, key_type) for k in keys],
+            "coordinators": [_coordinator(ctx, services, k, key_type) for k in keys],
         }
-    one = _coordinator(services, req.get("key") or "", key_type)
+    one = _coordinator(ctx, services, req.get("key") or "", key_type)
     return {
         "throttle_time_ms": 0,
         "error_code": one["error_code"],
@@ -320,7 +320,7 @@ async def describe_cluster(ctx: RequestContext, services: Services, req: Body) -
     """This broker (never fenced: it is the whole cluster). Asked for the controllers'
     endpoints (v1 endpoint_type 2), a broker answers MISMATCHED_ENDPOINT_TYPE, as Kafka's
     brokers do: controller endpoints are asked of a controller listener."""
-    host, port = services.config.advertised
+    host, port = services.config.advertised_for(ctx.listener)
     endpoint_type = req.get("endpoint_type", BROKER_ENDPOINTS)
     if endpoint_type != BROKER_ENDPOINTS:
         code = (
@@ -356,7 +356,7 @@ async def describe_cluster(ctx: RequestContext, services: Services, req: Body) -
                 "rack": b["rack"],
                 "is_fenced": False,
             }
-            for b in _broker_list(services)
+            for b in _broker_list(ctx, services)
         ],
         "cluster_authorized_operations": cluster_ops,
     }

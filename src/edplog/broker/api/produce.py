@@ -114,7 +114,7 @@ def produce(
         return None
     response = {"responses": responses, "throttle_time_ms": 0}
     if moved:
-        _point_to_leaders(services, response, moved)
+        _point_to_leaders(ctx, services, response, moved)
     if replicas.must_wait(durable):
         return _after_flush(services, response, results, durable, req.get("timeout_ms", 30_000))
     _fill(results)
@@ -148,7 +148,7 @@ def _unknown_id(ctx: RequestContext, topic: Body) -> Body:
 
 
 def _point_to_leaders(
-    services: Services, response: Body, moved: list[tuple[Body, str, int]]
+    ctx: RequestContext, services: Services, response: Body, moved: list[tuple[Body, str, int]]
 ) -> None:
     """current_leader of each partition refused for leadership, and node_endpoints."""
     leaders = set()
@@ -167,7 +167,7 @@ def _point_to_leaders(
             "leader_epoch": partition.leader_epoch,
         }
         leaders.add(partition.leader_id)
-    host, port = services.config.advertised
+    host, port = services.config.advertised_for(ctx.listener)
     node = services.config.node_id
     if node in leaders:
         response["node_endpoints"] = [{"node_id": node, "host": host, "port": port, "rack": None}]
