@@ -116,9 +116,12 @@ from edplog.errors import InvalidConfigError  # noqa: E402
         ({"listeners": "PLAINTEXT://:9092,SSL://:9093"}, "SSL"),
         (
             {"listeners": "CLIENT://:9092", "listener.security.protocol.map": "CLIENT:SASL_SSL"},
-            "SASL_SSL",
+            "CLIENT",
         ),
-        ({"sasl.enabled.mechanisms": "PLAIN"}, "sasl.enabled.mechanisms"),
+        (
+            {"listeners": "SASL_PLAINTEXT://:9092", "sasl.enabled.mechanisms": "GSSAPI"},
+            "GSSAPI",
+        ),
         ({"ssl.keymanager.algorithm": "SunX509"}, "ssl.keymanager.algorithm"),
         ({"listener.name.ssl.ssl.provider": "SunJSSE"}, "listener.name.ssl.ssl.provider"),
         ({"authorizer.class.name": "com.example.CustomAuthorizer"}, "authorizer"),

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from ..config import BROKER_DEFAULTS, LogConfig
 from ..errors import InvalidConfigError
+from ..security import sasl
 from ..security.acl import AUTHORIZER_CLASS_NAMES, parse_super_users
 from ..security.tls import TlsSettings, listener_properties
 from . import properties
@@ -98,12 +99,15 @@ class ListenerConfig:
     clients are told to connect to it (``advertised.listeners``), and its TLS settings."""
 
     name: str
-    protocol: str  # PLAINTEXT or SSL
+    protocol: str  # PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL
     host: str
     port: int
     tls: TlsSettings | None = None
     advertised_host: str | None = None
     advertised_port: int | None = None
+    # SASL listeners: the mechanisms enabled, and the PLAIN users of the listener's JAAS.
+    sasl_mechanisms: tuple[str, ...] = ()
+    plain_users: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -425,12 +429,24 @@ class BrokerConfig:
                 raise InvalidConfigError(f"listeners: listener {name} is named twice")
             seen.add(name)
             tls = None
-            if protocol == "SSL":
+            if protocol in ("SSL", "SASL_SSL"):
                 tls = TlsSettings.from_properties(name, listener_properties(props, name))
-            listeners.append(ListenerConfig(name, protocol, host, port, tls))
+            listener = ListenerConfig(name, protocol, host, port, tls)
+            if protocol.startswith("SASL_"):
+                listener.sasl_mechanisms, listener.plain_users = _sasl_settings(name, props)
+            listeners.append(listener)
         advertised = {
             name: address for name, _, address in _listener_items("advertised.listeners", props)
         }
+        sasl_names = {lc.name.lower() for lc in listeners if lc.protocol.startswith("SASL_")}
+        for key in props:
+            if key.startswith("listener.name.") and ".sasl." in key:
+                owner = key[len("listener.name.") :].partition(".")[0].lower()
+                if owner not in sasl_names:
+                    raise InvalidConfigError(
+                        f"{key}: listener {owner.upper()} is not a SASL listener "
+                        "(SASL_PLAINTEXT or SASL_SSL), so nothing would read this setting"
+                    )
         for listener in listeners:
             if listener.name in advertised:
                 listener.advertised_host, listener.advertised_port = advertised[listener.name]
@@ -532,6 +548,64 @@ def _boolean(key: str, value: str) -> bool:
     if text not in ("true", "false"):
         raise InvalidConfigError(f"{key}={value!r}: expected true or false")
     return text == "true"
+
+
+def _listener_setting(props: dict[str, str], listener: str, key: str) -> str | None:
+    """``listener.name.<listener>.<key>`` (the name in any case, as Kafka lower-cases it)."""
+    wanted = f"listener.name.{listener}.{key}".lower()
+    for name, value in props.items():
+        if name.lower() == wanted:
+            return value
+    return None
+
+
+def _sasl_settings(listener: str, props: dict[str, str]) -> tuple[tuple[str, ...], dict[str, str]]:
+    """A SASL listener's mechanisms and PLAIN users (docs/security.md)."""
+    text = _listener_setting(props, listener, "sasl.enabled.mechanisms")
+    key = f"listener.name.{listener.lower()}.sasl.enabled.mechanisms"
+    if text is None:
+        text, key = props.get("sasl.enabled.mechanisms"), "sasl.enabled.mechanisms"
+    if text is None:
+        raise InvalidConfigError(
+            f"listener {listener}: sasl.enabled.mechanisms is not set (Kafka's default, "
+            f"GSSAPI, is not implemented): name {', '.join(sasl.MECHANISMS)}"
+        )
+    mechanisms = tuple(dict.fromkeys(m.strip().upper() for m in text.split(",") if m.strip()))
+    unknown = [m for m in mechanisms if m not in sasl.MECHANISMS]
+    if unknown or not mechanisms:
+        raise InvalidConfigError(
+            f"{key}={text!r}: {', '.join(unknown) or 'nothing'} is not implemented (edplog "
+            f"serves {', '.join(sasl.MECHANISMS)})"
+        )
+    users: dict[str, str] = {}
+    if sasl.PLAIN in mechanisms:
+        jaas = _listener_setting(props, listener, "plain.sasl.jaas.config")
+        if jaas is None:
+            raise InvalidConfigError(
+                f"listener {listener}: PLAIN needs its users in "
+                f"listener.name.{listener.lower()}.plain.sasl.jaas.config "
+                f'({sasl.PLAIN_LOGIN_MODULE} required user_<name>="<password>";)'
+            )
+        try:
+            users = sasl.plain_users(jaas)
+        except sasl.SaslConfigError as exc:
+            raise InvalidConfigError(
+                f"listener.name.{listener.lower()}.plain.sasl.jaas.config: {exc}"
+            ) from None
+    for mechanism in sasl.SCRAM_MECHANISMS:
+        jaas = _listener_setting(props, listener, f"{mechanism.lower()}.sasl.jaas.config")
+        if jaas is None:
+            continue
+        try:
+            module, _, _ = sasl.parse_jaas(jaas)
+        except sasl.SaslConfigError as exc:
+            raise InvalidConfigError(f"{mechanism.lower()}.sasl.jaas.config: {exc}") from None
+        if module != sasl.SCRAM_LOGIN_MODULE:
+            raise InvalidConfigError(
+                f"{mechanism.lower()}.sasl.jaas.config: {mechanism} uses "
+                f"{sasl.SCRAM_LOGIN_MODULE}, not {module}"
+            )
+    return mechanisms, users
 
 
 def _listener_items(key: str, props: dict[str, str]) -> list[tuple[str, str, tuple[str, int]]]:

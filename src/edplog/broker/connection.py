@@ -53,6 +53,7 @@ from typing import Any, Protocol
 
 from ..protocol import ProtocolError, RequestHeader, encode_response
 from ..security import ANONYMOUS, Principal
+from ..security.sasl import SaslSession
 from .config import BrokerConfig
 from .context import RequestContext
 from .dispatch import CLOSE, Dispatcher, Pending
@@ -115,6 +116,7 @@ class Connection:
         "connection_id",
         "_muted",
         "_unmute_handle",
+        "sasl",
     )
 
     def __init__(
@@ -126,6 +128,7 @@ class Connection:
         *,
         listener: str = "PLAINTEXT",
         connection_id: str = "",
+        sasl: SaslSession | None = None,
     ) -> None:
         self.server = server
         self.transport = transport
@@ -150,6 +153,10 @@ class Connection:
         self._done: asyncio.Future[None] | None = None
         self._muted = False
         self._unmute_handle: asyncio.TimerHandle | None = None
+        # A SASL listener's exchange: the connection starts AUTHENTICATING with it.
+        self.sasl = sasl
+        if sasl is not None:
+            self.state = State.AUTHENTICATING
 
     def start(self) -> None:
         self._update_reading()
@@ -315,7 +322,27 @@ class Connection:
             self._submit(started)
             if self.closed:
                 return
+            if self.state is State.AUTHENTICATING and self._authenticated():
+                return
         self._update_reading()
+
+    def _authenticated(self) -> bool:
+        """After each request while AUTHENTICATING: READY once the SASL exchange has named a
+        principal; closing (after the failure's answer is written) once it failed. True when
+        the connection stops taking requests."""
+        sasl = self.sasl
+        if sasl is None:
+            return False
+        if sasl.principal is not None:
+            self.principal = sasl.principal
+            self.state = State.READY
+            log.info("%s authenticated as %s (%s)", self.peer, sasl.principal, sasl.mechanism)
+            return False
+        if sasl.failed:
+            log.info("%s failed SASL authentication (%s)", self.peer, sasl.mechanism)
+            self._finish(drop_unstarted=True)
+            return True
+        return False
 
     def _mute_after(self, pending: Pending) -> None:
         """Its response is sent: mute for the request's throttle time, if it has one."""
@@ -375,6 +402,7 @@ class Connection:
             listener=self.listener,
             connection_id=self.connection_id,
             principal=self.principal,
+            sasl=self.sasl,
         )
 
     # ---- writing ---------------------------------------------------------------------------

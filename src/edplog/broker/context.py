@@ -83,6 +83,8 @@ class RequestContext:
     throttle_ms: int = 0
     # The handler's own time when it handed a wait to a task (request_percentage counts it).
     handled_ns: int = 0
+    # The connection's SASL exchange (security.sasl.SaslSession) on a SASL listener.
+    sasl: Any = None
 
     @property
     def api_key(self) -> int:

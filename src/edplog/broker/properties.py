@@ -155,7 +155,7 @@ NO_EFFECT = frozenset(
 #: Properties of features edplog does not serve yet: refusing them is the only safe answer
 #: (a broker that ignored them would run plaintext, unauthenticated, or alone).
 _REFUSED_EXACT = {
-    "connections.max.reauth.ms": "SASL is not implemented yet",
+    "connections.max.reauth.ms": "SASL re-authentication (KIP-368) is not implemented",
     "principal.builder.class": "authentication is not implemented yet",
     "delegation.token.secret.key": "delegation tokens are not implemented",
     "delegation.token.master.key": "delegation tokens are not implemented",
@@ -165,17 +165,38 @@ _REFUSED_EXACT = {
 _REFUSED_PREFIXES = {
     "ssl.": "this TLS setting is not implemented (docs/security.md lists the ssl.* settings "
     "that are)",
-    "sasl.": "SASL is not implemented yet",
+    "sasl.": "this SASL setting is not implemented (docs/security.md lists the sasl.* "
+    "settings that are)",
     "listener.name.": "this per-listener setting is not implemented (only "
-    "listener.name.<listener>.ssl.* TLS settings are)",
+    "listener.name.<listener>.ssl.* TLS settings and the SASL settings of docs/security.md "
+    "are)",
     "zookeeper.": "this ZooKeeper setting (TLS, SASL or ACLs towards ZooKeeper) is not implemented",
     "replica.": "this replication setting is not implemented",
     "transactional.id.": "transactions are not implemented yet",
     "remote.log.": "tiered storage is not implemented",
     "confluent.": "Confluent Platform features are not implemented",
 }
-_SASL_PROTOCOLS = ("SASL_PLAINTEXT", "SASL_SSL")
-_SERVED_PROTOCOLS = ("PLAINTEXT", "SSL")
+_SERVED_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+#: The SASL settings a listener reads (security/sasl.py), broker-wide or per listener.
+_SASL_SETTINGS = frozenset(
+    {
+        "sasl.enabled.mechanisms",
+        "plain.sasl.jaas.config",
+        "scram-sha-256.sasl.jaas.config",
+        "scram-sha-512.sasl.jaas.config",
+    }
+)
+
+
+def _sasl_setting(name: str) -> bool:
+    """``sasl.enabled.mechanisms``, or one of the SASL settings per listener
+    (``listener.name.<listener>.<setting>``)."""
+    if name == "sasl.enabled.mechanisms":
+        return True
+    if name.startswith("listener.name."):
+        _, _, rest = name[len("listener.name.") :].partition(".")
+        return rest.lower() in _SASL_SETTINGS
+    return False
 
 
 def _tls_setting(name: str) -> bool:
@@ -189,8 +210,8 @@ def _tls_setting(name: str) -> bool:
 
 
 def _refusal(name: str) -> str | None:
-    if name in HONOURED or _tls_setting(name):  # e.g. replica.alter.log.dirs.io.max...
-        return None
+    if name in HONOURED or _tls_setting(name) or _sasl_setting(name):
+        return None  # e.g. replica.alter.log.dirs.io.max.bytes.per.second
     if name in _REFUSED_EXACT:
         return _REFUSED_EXACT[name]
     for prefix, why in _REFUSED_PREFIXES.items():
@@ -229,7 +250,13 @@ def check(props: Mapping[str, str]) -> list[str]:
         why = _refusal(name)
         if why is not None:
             raise InvalidConfigError(f"{name}: {why}; remove it to start a broker without it")
-        if name in HONOURED or name in NO_EFFECT or name in BROKER_DEFAULTS or _tls_setting(name):
+        if (
+            name in HONOURED
+            or name in NO_EFFECT
+            or name in BROKER_DEFAULTS
+            or _tls_setting(name)
+            or _sasl_setting(name)
+        ):
             continue
         unknown.append(name)
     _check_listeners(props)
@@ -251,11 +278,6 @@ def _check_listeners(props: Mapping[str, str]) -> None:
                 )
             if name in controller:
                 continue  # a single node is its own controller: no controller traffic
-            if protocol in _SASL_PROTOCOLS:
-                raise InvalidConfigError(
-                    f"{key}: listener {name} uses {protocol}; SASL is not implemented yet "
-                    "(PLAINTEXT and SSL are served); remove it to start without it"
-                )
             if protocol not in _SERVED_PROTOCOLS:
                 raise InvalidConfigError(
                     f"listener.security.protocol.map: {name}:{protocol} is not a security "
@@ -263,12 +285,14 @@ def _check_listeners(props: Mapping[str, str]) -> None:
                 )
             if key == "listeners":
                 serving[name] = protocol
-    if props.get("zookeeper.connect") and (len(serving) > 1 or "SSL" in serving.values()):
+    if props.get("zookeeper.connect") and (
+        len(serving) > 1 or set(serving.values()) - {"PLAINTEXT"}
+    ):
         raise InvalidConfigError(
             f"listeners: {', '.join(f'{n} ({p})' for n, p in serving.items())} with "
             "zookeeper.connect: in a cluster, one PLAINTEXT listener is served (brokers "
-            "register one endpoint and replicate over PLAINTEXT); SSL and more listeners in a "
-            "cluster are not implemented yet"
+            "register one endpoint and replicate over PLAINTEXT); SSL, SASL and more "
+            "listeners in a cluster are not implemented yet"
         )
     inter = props.get("security.inter.broker.protocol", "PLAINTEXT").strip().upper()
     if inter != "PLAINTEXT":

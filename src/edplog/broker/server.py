@@ -3,7 +3,8 @@
 Connections are in :mod:`edplog.broker.connection` (state machine, ordering),
 :mod:`edplog.broker.framing` (frames, request memory) and :mod:`edplog.broker.transport`
 (the socket); each hands its frames to the broker's dispatch. The server listens on every
-client listener of ``listeners`` (PLAINTEXT and SSL side by side), accepts connections,
+client listener of ``listeners`` (PLAINTEXT, SSL, SASL_PLAINTEXT and SASL_SSL side by
+side), accepts connections,
 counts them (``max.connections``, ``max.connections.per.ip``, a TLS handshake in progress
 included), closes the idle ones (``connections.max.idle.ms``) and, on shutdown, lets every
 connection answer what it already read before closing it.
@@ -16,6 +17,10 @@ the client certificate's subject mapped by ``ssl.principal.mapping.rules``, or
 ``User:ANONYMOUS`` without a certificate. Every ``tls_reload_interval_s`` the listeners'
 key and trust store files are checked (off the loop) and a changed one is loaded for the
 connections accepted after it (:class:`edplog.security.tls.ServerTls`).
+
+On a SASL listener (after the TLS handshake for SASL_SSL) each connection gets a
+:class:`edplog.security.sasl.SaslSession` and starts AUTHENTICATING: its principal is the
+one its SASL login names (SCRAM against the credentials in force when it logs in).
 """
 
 from __future__ import annotations
@@ -31,6 +36,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..security import ANONYMOUS, Principal
+from ..security.sasl import SaslSession, SaslSettings
+from ..security.scram import ScramCredentials
 from ..security.ssl_principal import NoMatchingRule, subject_dn
 from ..security.tls import ServerTls
 from .config import BrokerConfig, ListenerConfig
@@ -104,7 +111,7 @@ class Server:
         try:
             for index, settings in enumerate(config.client_listeners()):
                 tls = None
-                if settings.protocol == "SSL":
+                if settings.protocol in ("SSL", "SASL_SSL"):
                     assert settings.tls is not None
                     tls = ServerTls(settings.tls)  # InvalidConfigError names what failed
                 sock = _listen(settings.host, settings.port)
@@ -221,16 +228,28 @@ class Server:
         principal: Principal,
     ) -> None:
         local = sock.getsockname()
+        settings = listener.config
+        session = None
+        if settings.sasl_mechanisms:
+            session = SaslSession(
+                SaslSettings(settings.sasl_mechanisms, settings.plain_users, self._scram_table)
+            )
         conn = Connection(
             self,
             transport,
             peer,
             listener=listener.name,
             connection_id=f"{local[0]}:{local[1]}-{peer[0]}:{peer[1]}-{next(self._ids)}",
+            sasl=session,
         )
         conn.principal = principal
         self._connections.add(conn)
         conn.start()
+
+    def _scram_table(self) -> ScramCredentials:
+        """The SCRAM credentials in force (AlterUserScramCredentials replaces the table)."""
+        store = self.dispatcher.services.credentials
+        return store.credentials if store is not None else ScramCredentials()
 
     def _host_gone(self, host: str) -> None:
         self._per_host[host] -= 1

@@ -18,9 +18,9 @@ APIS: dict[int, Api] = parse(TEXT)
 API_KEYS: dict[str, int] = {api.name: key for key, api in APIS.items()}
 API_NAMES: dict[int, str] = {key: api.name for key, api in APIS.items()}
 
-#: Ranges advertised in ApiVersions. SASL is described but not served yet.
+#: Ranges advertised in ApiVersions.
 SUPPORTED: dict[int, tuple[int, int]] = {
-    key: (api.min_version, api.max_version) for key, api in APIS.items() if key not in (17, 36)
+    key: (api.min_version, api.max_version) for key, api in APIS.items()
 }
 
 #: Versions advertised only so that old librdkafka enables features (it tests for a specific

@@ -20,6 +20,7 @@ from . import (
     offsets,
     produce,
     quotas,
+    sasl,
     scram,
     topics,
 )
@@ -42,6 +43,7 @@ ALL_APIS: dict[int, ApiSpec] = {
         consumer_groups,
         quotas,
         scram,
+        sasl,
         acls,
         cluster_admin,
     )
