@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from edplog.broker.config import BrokerConfig, parse_listener, parse_properties
+from edplog.broker.config import BrokerConfig, parse_properties
+from edplog.broker.listeners import parse_listener
 
 
 def test_properties_syntax_comments_separators_continuations() -> None:

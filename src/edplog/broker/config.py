@@ -16,10 +16,13 @@ from pathlib import Path
 
 from ..config import BROKER_DEFAULTS, LogConfig
 from ..errors import InvalidConfigError
-from ..security import sasl
 from ..security.acl import AUTHORIZER_CLASS_NAMES, parse_super_users
-from ..security.tls import TlsSettings, listener_properties
 from . import properties
+from .listeners import (
+    ListenerConfig,
+    client_listener,
+    client_listeners,
+)
 
 # broker property -> topic-level property it provides the default for (Kafka's LogConfig);
 # the table is the store's, so both read server.properties alike.
@@ -63,51 +66,6 @@ def parse_properties(text: str) -> dict[str, str]:
             rest = rest[1:].lstrip()
         props[key] = rest
     return props
-
-
-def parse_listener(value: str) -> tuple[str, int]:
-    """``PLAINTEXT://host:port`` (the first of a comma list) or ``host:port`` -> (host, port).
-
-    An empty host means every interface, as in Kafka (``PLAINTEXT://:9092``)."""
-    first = value.split(",")[0].strip()
-    if "://" in first:
-        first = first.split("://", 1)[1]
-    host, sep, port = first.rpartition(":")
-    if not sep:
-        raise ValueError(f"listener {value!r} has no port")
-    host = host.strip("[]")
-    return (host or "0.0.0.0"), _port(port, value)
-
-
-def _port(text: str, where: str) -> int:
-    if not text.isdigit() or int(text) > 65535:
-        raise ValueError(f"listener {where!r}: port {text!r} is not a number from 0 to 65535")
-    return int(text)
-
-
-def parse_listen_flag(value: str) -> tuple[str, int]:
-    """``--listen``: ``HOST:PORT``, a listener URL, or a bare ``PORT`` (on 127.0.0.1; port 0
-    picks a free one)."""
-    if value.strip().isdigit():
-        return "127.0.0.1", _port(value.strip(), value)
-    return parse_listener(value)
-
-
-@dataclass
-class ListenerConfig:
-    """One client listener of ``listeners``: its name, security protocol and address, where
-    clients are told to connect to it (``advertised.listeners``), and its TLS settings."""
-
-    name: str
-    protocol: str  # PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL
-    host: str
-    port: int
-    tls: TlsSettings | None = None
-    advertised_host: str | None = None
-    advertised_port: int | None = None
-    # SASL listeners: the mechanisms enabled, and the PLAIN users of the listener's JAAS.
-    sasl_mechanisms: tuple[str, ...] = ()
-    plain_users: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -260,9 +218,9 @@ class BrokerConfig:
                     raise InvalidConfigError("log.dir names one directory: use log.dirs")
                 self.data_dir, self.log_dirs = dirs[0], dirs
             elif key == "listeners":
-                self.host, self.port = _client_listener(key, value, props)
+                self.host, self.port = client_listener(key, value, props)
             elif key == "advertised.listeners":
-                self.advertised_host, self.advertised_port = _client_listener(key, value, props)
+                self.advertised_host, self.advertised_port = client_listener(key, value, props)
             elif key in ("broker.id", "node.id"):
                 self.node_id = _integer(key, value, 0)
             elif key == "cluster.id":
@@ -420,39 +378,11 @@ class BrokerConfig:
             self.max_connections_per_ip = number
 
     def _apply_listeners(self, props: dict[str, str]) -> None:
-        """Every client listener, each SSL one with its settings (properties.check has
-        refused the protocols that are not served)."""
-        listeners = []
-        seen: set[str] = set()
-        for name, protocol, (host, port) in _listener_items("listeners", props):
-            if name in seen:
-                raise InvalidConfigError(f"listeners: listener {name} is named twice")
-            seen.add(name)
-            tls = None
-            if protocol in ("SSL", "SASL_SSL"):
-                tls = TlsSettings.from_properties(name, listener_properties(props, name))
-            listener = ListenerConfig(name, protocol, host, port, tls)
-            if protocol.startswith("SASL_"):
-                listener.sasl_mechanisms, listener.plain_users = _sasl_settings(name, props)
-            listeners.append(listener)
-        advertised = {
-            name: address for name, _, address in _listener_items("advertised.listeners", props)
-        }
-        sasl_names = {lc.name.lower() for lc in listeners if lc.protocol.startswith("SASL_")}
-        for key in props:
-            if key.startswith("listener.name.") and ".sasl." in key:
-                owner = key[len("listener.name.") :].partition(".")[0].lower()
-                if owner not in sasl_names:
-                    raise InvalidConfigError(
-                        f"{key}: listener {owner.upper()} is not a SASL listener "
-                        "(SASL_PLAINTEXT or SASL_SSL), so nothing would read this setting"
-                    )
-        for listener in listeners:
-            if listener.name in advertised:
-                listener.advertised_host, listener.advertised_port = advertised[listener.name]
-        if listeners and listeners[0].name in advertised:
-            self.advertised_host, self.advertised_port = advertised[listeners[0].name]
-        self.listeners = listeners
+        """Every client listener (broker/listeners.py), and the first one's advertised
+        address as the broker's."""
+        self.listeners, first_advertised = client_listeners(props)
+        if first_advertised is not None:
+            self.advertised_host, self.advertised_port = first_advertised
 
     def store_defaults(self) -> dict[str, str]:
         """Topic-level defaults for the store, with ``max.message.bytes`` always set.
@@ -548,95 +478,6 @@ def _boolean(key: str, value: str) -> bool:
     if text not in ("true", "false"):
         raise InvalidConfigError(f"{key}={value!r}: expected true or false")
     return text == "true"
-
-
-def _listener_setting(props: dict[str, str], listener: str, key: str) -> str | None:
-    """``listener.name.<listener>.<key>`` (the name in any case, as Kafka lower-cases it)."""
-    wanted = f"listener.name.{listener}.{key}".lower()
-    for name, value in props.items():
-        if name.lower() == wanted:
-            return value
-    return None
-
-
-def _sasl_settings(listener: str, props: dict[str, str]) -> tuple[tuple[str, ...], dict[str, str]]:
-    """A SASL listener's mechanisms and PLAIN users (docs/security.md)."""
-    text = _listener_setting(props, listener, "sasl.enabled.mechanisms")
-    key = f"listener.name.{listener.lower()}.sasl.enabled.mechanisms"
-    if text is None:
-        text, key = props.get("sasl.enabled.mechanisms"), "sasl.enabled.mechanisms"
-    if text is None:
-        raise InvalidConfigError(
-            f"listener {listener}: sasl.enabled.mechanisms is not set (Kafka's default, "
-            f"GSSAPI, is not implemented): name {', '.join(sasl.MECHANISMS)}"
-        )
-    mechanisms = tuple(dict.fromkeys(m.strip().upper() for m in text.split(",") if m.strip()))
-    unknown = [m for m in mechanisms if m not in sasl.MECHANISMS]
-    if unknown or not mechanisms:
-        raise InvalidConfigError(
-            f"{key}={text!r}: {', '.join(unknown) or 'nothing'} is not implemented (edplog "
-            f"serves {', '.join(sasl.MECHANISMS)})"
-        )
-    users: dict[str, str] = {}
-    if sasl.PLAIN in mechanisms:
-        jaas = _listener_setting(props, listener, "plain.sasl.jaas.config")
-        if jaas is None:
-            raise InvalidConfigError(
-                f"listener {listener}: PLAIN needs its users in "
-                f"listener.name.{listener.lower()}.plain.sasl.jaas.config "
-                f'({sasl.PLAIN_LOGIN_MODULE} required user_<name>="<password>";)'
-            )
-        try:
-            users = sasl.plain_users(jaas)
-        except sasl.SaslConfigError as exc:
-            raise InvalidConfigError(
-                f"listener.name.{listener.lower()}.plain.sasl.jaas.config: {exc}"
-            ) from None
-    for mechanism in sasl.SCRAM_MECHANISMS:
-        jaas = _listener_setting(props, listener, f"{mechanism.lower()}.sasl.jaas.config")
-        if jaas is None:
-            continue
-        try:
-            module, _, _ = sasl.parse_jaas(jaas)
-        except sasl.SaslConfigError as exc:
-            raise InvalidConfigError(f"{mechanism.lower()}.sasl.jaas.config: {exc}") from None
-        if module != sasl.SCRAM_LOGIN_MODULE:
-            raise InvalidConfigError(
-                f"{mechanism.lower()}.sasl.jaas.config: {mechanism} uses "
-                f"{sasl.SCRAM_LOGIN_MODULE}, not {module}"
-            )
-    return mechanisms, users
-
-
-def _listener_items(key: str, props: dict[str, str]) -> list[tuple[str, str, tuple[str, int]]]:
-    """The client listeners of ``listeners`` / ``advertised.listeners``: (name, protocol,
-    (host, port)), the controller listener of Kafka's KRaft settings left out."""
-    controller = {n.strip().upper() for n in props.get("controller.listener.names", "").split(",")}
-    mapping = properties.protocol_map(props)
-    out = []
-    for name, address in properties.listener_items(props.get(key, "")):
-        if name in controller:
-            continue
-        try:
-            out.append((name, mapping.get(name, ""), parse_listener(address)))
-        except ValueError as exc:
-            raise InvalidConfigError(f"{key}: {exc}") from None
-    return out
-
-
-def _client_listener(key: str, value: str, props: dict[str, str]) -> tuple[str, int]:
-    """The one client listener of ``listeners`` / ``advertised.listeners`` (a single node's
-    controller listener, when Kafka's KRaft settings name one, is left out)."""
-    controller = {n.strip().upper() for n in props.get("controller.listener.names", "").split(",")}
-    for item in value.split(","):
-        item = item.strip()
-        name = item.partition("://")[0].upper() if "://" in item else "PLAINTEXT"
-        if item and name not in controller:
-            try:
-                return parse_listener(item)
-            except ValueError as exc:
-                raise InvalidConfigError(f"{key}: {exc}") from None
-    raise InvalidConfigError(f"{key}={value!r}: no client listener")
 
 
 def _parse_ip_overrides(value: str) -> dict[str, int]:

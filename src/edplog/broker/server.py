@@ -40,10 +40,11 @@ from ..security.sasl import SaslSession, SaslSettings
 from ..security.scram import ScramCredentials
 from ..security.ssl_principal import NoMatchingRule, subject_dn
 from ..security.tls import ServerTls
-from .config import BrokerConfig, ListenerConfig
+from .config import BrokerConfig
 from .connection import Connection
 from .dispatch import Dispatcher
 from .framing import RequestMemory
+from .listeners import ListenerConfig
 from .transport import PlainTransport, SenderPool, StagingBuffers, TlsTransport, Transport
 
 log = logging.getLogger("edplog.broker")

@@ -56,7 +56,8 @@ def _usage_error(message: str) -> int:
 
 def run_broker(args: argparse.Namespace) -> int:
     """Start the broker and serve until SIGTERM/SIGINT; print one ready line."""
-    from ..broker.config import BrokerConfig, parse_listen_flag, parse_properties
+    from ..broker.config import BrokerConfig, parse_properties
+    from ..broker.listeners import parse_listen_flag
     from ..broker.runner import serve
     from ..errors import EdplogError
     from ..security.tls import build_context
