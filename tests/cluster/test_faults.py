@@ -411,28 +411,25 @@ def test_zookeeper_restart(kafka_cluster, tmp_path):
     run.finish()
 
 
-@pytest.mark.slow
-def test_chaos_campaign_short(tmp_path):
-    """scripts/chaos for 60 s (seeded): every scheduled fault is healed, and the report finds
-    0 lost, 0 divergent, 0 duplicates (exit status 0)."""
+def _chaos(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """scripts/chaos with a random seed and ``args``, in ``tmp_path``; it must exit 0."""
     script = Path(__file__).resolve().parents[2] / "scripts" / "chaos"
     seed = random.Random().randrange(1 << 16)
     done = subprocess.run(
-        [
-            sys.executable,
-            str(script),
-            "--seed",
-            str(seed),
-            "--duration",
-            "60",
-            "--data-dir",
-            str(tmp_path / "run"),
-        ],
+        [sys.executable, str(script), "--seed", str(seed), *args],
         capture_output=True,
         text=True,
         timeout=600,
     )
     assert done.returncode == 0, done.stdout[-5000:] + done.stderr[-5000:]
+    return done
+
+
+@pytest.mark.slow
+def test_chaos_campaign_short(tmp_path):
+    """scripts/chaos for 60 s (seeded): every scheduled fault is healed, and the report finds
+    0 lost, 0 divergent, 0 duplicates (exit status 0)."""
+    done = _chaos(tmp_path, "--duration", "60", "--data-dir", str(tmp_path / "run"))
     assert "  lost                0" in done.stdout
     assert "  divergent           0" in done.stdout
     assert "  duplicates          0" in done.stdout
@@ -444,28 +441,17 @@ def test_chaos_campaign_acks_one_measures_its_losses(tmp_path):
     lose what only a killed leader had — the report counts it — but what consumers read stays
     consistent (nothing read is later cut away, no poll goes backwards or skips), so the run
     passes; the report shows the acks setting and a lost count."""
-    script = Path(__file__).resolve().parents[2] / "scripts" / "chaos"
-    seed = random.Random().randrange(1 << 16)
-    done = subprocess.run(
-        [
-            sys.executable,
-            str(script),
-            "--seed",
-            str(seed),
-            "--duration",
-            "40",
-            "--nemesis",
-            "kill-leader",
-            "--acks",
-            "1",
-            "--data-dir",
-            str(tmp_path / "run"),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=600,
+    done = _chaos(
+        tmp_path,
+        "--duration",
+        "40",
+        "--nemesis",
+        "kill-leader",
+        "--acks",
+        "1",
+        "--data-dir",
+        str(tmp_path / "run"),
     )
-    assert done.returncode == 0, done.stdout[-5000:] + done.stderr[-5000:]
     assert "  producers' acks     1" in done.stdout
     assert re.search(r"^  lost                \d+$", done.stdout, flags=re.M)
     assert "  result              OK" in done.stdout

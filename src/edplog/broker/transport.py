@@ -100,6 +100,28 @@ class Transport(ABC):
     def close(self) -> None:
         """Close the stream; a send running off the loop is stopped first."""
 
+    # Both transports keep the socket's descriptor and whether they are closed.
+    _fd: int
+    _closed: bool
+
+    async def _writable(self) -> None:
+        """Wait until the socket takes more (raises once the transport is closed)."""
+        if self._closed:
+            raise ConnectionError("transport closed")
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[None] = loop.create_future()
+
+        def ready() -> None:
+            if not fut.done():
+                fut.set_result(None)
+
+        loop.add_writer(self._fd, ready)
+        try:
+            await fut
+        finally:
+            if not self._closed:  # close() unregistered it before the number could be reused
+                loop.remove_writer(self._fd)
+
 
 class SenderPool:
     """The threads that finish large file regions for every connection of a broker."""
@@ -272,23 +294,6 @@ class PlainTransport(Transport):
                     raise ConnectionError("segment file ended before the fetched region")
             region.pos += sent
             region.count -= sent
-
-    async def _writable(self) -> None:
-        if self._closed:
-            raise ConnectionError("transport closed")
-        loop = asyncio.get_running_loop()
-        fut: asyncio.Future[None] = loop.create_future()
-
-        def ready() -> None:
-            if not fut.done():
-                fut.set_result(None)
-
-        loop.add_writer(self._fd, ready)
-        try:
-            await fut
-        finally:
-            if not self._closed:  # close() unregistered it before the number could be reused
-                loop.remove_writer(self._fd)
 
     # ---- closing -------------------------------------------------------------------------
 
@@ -493,23 +498,6 @@ class TlsTransport(Transport):
                 else:
                     rest[0] = view[n:]
         self._staged = buf[:filled]
-
-    async def _writable(self) -> None:
-        if self._closed:
-            raise ConnectionError("transport closed")
-        loop = asyncio.get_running_loop()
-        fut: asyncio.Future[None] = loop.create_future()
-
-        def ready() -> None:
-            if not fut.done():
-                fut.set_result(None)
-
-        loop.add_writer(self._fd, ready)
-        try:
-            await fut
-        finally:
-            if not self._closed:
-                loop.remove_writer(self._fd)
 
     def close(self) -> None:
         if self._closed:
