@@ -320,8 +320,7 @@ def _held_then_completed(cluster: InProcessCluster, producer: BackgroundProducer
         assert listed(boot, {"ra": [1]}) == {}
     wait_for(lambda: listed(boot) == {}, 60, "the reassignment to complete")
 
-    # A broker's cache learns the new assignment and the new leader from two watches, so one
-    # Metadata answer may show the first without the second for a moment.
+    # The broker asked may learn the finished move a moment after the controller lists none.
     def settled() -> bool:
         p = cluster.partition("ra", 0)
         return p.replicas == [2, 3, 4] and p.leader_id in (2, 3, 4)

@@ -6,6 +6,14 @@ change replaces an immutable snapshot (readers on the event loop take no lock) a
 reported to ``on_change`` with what changed, which the broker marshals to its event loop.
 A watch that fires after a session loss re-reads the latest data, so a missed notification
 can delay a change but never reorder two.
+
+A partition's replicas (the topic's assignment znode) and its leader and ISR (its state
+znode) change together in one multi-op when a reassignment moves them, but reach a broker
+through two watches. So that no snapshot pairs a new assignment with an old leader, an
+assignment change re-reads the states of the topic's partitions and installs both at once,
+and a state naming a broker that is not yet among the partition's replicas re-reads the
+assignment with it; a notification older (by znode version) than what a re-read installed
+is then dropped.
 """
 
 from __future__ import annotations
@@ -27,6 +35,8 @@ from .zk import (
 log = logging.getLogger("edplog.cluster")
 
 TopicPartition = tuple[str, int]
+#: Reads of a topic's assignment and states until no write came between them.
+_CONSISTENT_READ_TRIES = 5
 
 
 @dataclass(frozen=True)
@@ -63,6 +73,18 @@ class Snapshot:
         base = ta.partitions.get(partition, ())
         adding = tuple(r for r in ta.adding.get(partition, ()) if r not in base)
         return base + adding
+
+
+def _older(new: PartitionState | TopicAssignment, old: object) -> bool:
+    """``new`` was read before ``old`` (same znode, lower data version). A topic deleted and
+    created again is another znode: its assignment carries another topic id."""
+    if isinstance(new, TopicAssignment):
+        return (
+            isinstance(old, TopicAssignment)
+            and old.topic_id == new.topic_id
+            and new.version < old.version
+        )
+    return isinstance(old, PartitionState) and new.version < old.version
 
 
 class MetadataCache:
@@ -145,14 +167,22 @@ class MetadataCache:
         if ta is None:
             self._topic_gone(name)
             return
+        read = self._read_together(name, ta)
+        if read is None:
+            return  # deleted meanwhile: the watch reports it next
+        ta, fresh_states = read
         with self._lock:
             snap = self.snapshot
             old = snap.topics.get(name)
-            if old == ta:
+            if old == ta or _older(ta, old):
                 return
             topics = dict(snap.topics)
             topics[name] = ta
-            self.snapshot = replace(snap, topics=topics)
+            states = dict(snap.states)
+            for tp, state in fresh_states.items():
+                if state is not None and not _older(state, states.get(tp)):
+                    states[tp] = state
+            self.snapshot = replace(snap, topics=topics, states=states)
             fresh = [(name, p) for p in ta.partitions if (name, p) not in self._watched_states]
             self._watched_states |= set(fresh)
         for topic, p in fresh:
@@ -162,6 +192,29 @@ class MetadataCache:
         changed = frozenset((name, p) for p in ta.partitions)
         added = frozenset({name}) if old is None else frozenset()
         self._publish(Change(partitions=changed, topics_added=added))
+
+    def _read_together(
+        self,
+        topic: str,
+        ta: TopicAssignment | None,
+        partitions: list[TopicPartition] | None = None,
+    ) -> tuple[TopicAssignment, dict[TopicPartition, PartitionState | None]] | None:
+        """The topic's assignment and its partitions' states as of one moment: states read
+        between two reads of the assignment that found the same version (no multi-op
+        changed the assignment meanwhile). A few tries, then the latest read."""
+        if ta is None:
+            ta = self.zk.assignment(topic)
+        states: dict[TopicPartition, PartitionState | None] = {}
+        for _ in range(_CONSISTENT_READ_TRIES):
+            if ta is None:
+                return None
+            wanted = partitions or [(topic, p) for p in ta.partitions]
+            states = self.zk.partition_states(wanted)
+            again = self.zk.assignment(topic)
+            if again is not None and again.version == ta.version:
+                return ta, states
+            ta = again
+        return (ta, states) if ta is not None else None
 
     def _config_changed(self, name: str, config: dict[str, str]) -> None:
         with self._lock:
@@ -174,9 +227,19 @@ class MetadataCache:
         self._publish(Change(configs=frozenset({name})))
 
     def _state_changed(self, tp: TopicPartition, state: PartitionState | None) -> None:
+        ta: TopicAssignment | None = None
+        if state is not None:
+            known = set(self.snapshot.replicas(*tp))
+            if not {state.leader, *state.isr} <= known | {-1}:
+                # Named by a reassignment whose assignment this cache has not seen yet.
+                read = self._read_together(tp[0], None, [tp])
+                if read is not None:
+                    ta, again = read
+                    state = again.get(tp) or state
         with self._lock:
             snap = self.snapshot
-            if snap.states.get(tp) == state:
+            current = snap.states.get(tp)
+            if current == state or (state is not None and _older(state, current)):
                 return  # (None for a state not created yet: its watch waits for it)
             states = dict(snap.states)
             if state is None:
@@ -184,8 +247,14 @@ class MetadataCache:
                 self._watched_states.discard(tp)  # a deleted znode's watch has ended
             else:
                 states[tp] = state
-            self.snapshot = replace(snap, states=states)
-        self._publish(Change(partitions=frozenset({tp})))
+            topics = snap.topics
+            if ta is not None and tp[0] in topics and not _older(ta, topics[tp[0]]):
+                topics = {**topics, tp[0]: ta}
+            self.snapshot = replace(snap, states=states, topics=topics)
+        changed = {tp}
+        if ta is not None:
+            changed |= {(tp[0], p) for p in ta.partitions}
+        self._publish(Change(partitions=frozenset(changed)))
 
     # ---- reads ----------------------------------------------------------------------------
 
