@@ -9,12 +9,16 @@ into it. A fetch loop that handles each response before it sends the next fetch 
 fetcher) passes one :class:`~edplog.client.ReceiveBuffer` to every :meth:`AsyncClient.fetch`:
 its responses then reuse the same memory instead of a fresh allocation each, whose first
 touch costs page faults that can take longer than the copy itself.
+
+A :class:`~edplog.client.secure.ClientSecurity` (``security=``) adds TLS and a SASL login
+(PLAIN, SCRAM) after the connect: how a broker reaches another broker's secured listener.
 """
 
 from __future__ import annotations
 
 import asyncio
 import socket
+import ssl
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
@@ -36,12 +40,14 @@ from .calls import (
     ListedOffset,
 )
 from .errors import (
+    AuthenticationError,
     BrokerConnectionError,
     ClientError,
     ConnectionClosedError,
     KafkaError,
     RequestTimeoutError,
 )
+from .secure import ClientSecurity, PlainChannel, TlsChannel, plain_message
 
 T = TypeVar("T")
 
@@ -62,8 +68,10 @@ class AsyncClient:
         max_versions: Mapping[int | str, int] | None = None,
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
         local_host: str | None = None,
+        security: ClientSecurity | None = None,
     ) -> None:
         self.bootstrap = bootstrap
+        self.security = security
         # The address outgoing connections are bound to (a broker's own, so that the network
         # between two brokers' addresses is the path their replication takes).
         self.local_host = local_host
@@ -73,6 +81,7 @@ class AsyncClient:
         self._wire = core.Wire(client_id)
         self._versions: core.Versions | None = None
         self._sock: socket.socket | None = None
+        self._channel: PlainChannel | TlsChannel | None = None
         self._reader: asyncio.Task[None] | None = None
         self._send_lock = asyncio.Lock()
         self._error: BrokerConnectionError | None = None
@@ -90,9 +99,11 @@ class AsyncClient:
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
         negotiate: bool = True,
         local_host: str | None = None,
+        security: ClientSecurity | None = None,
     ) -> AsyncClient:
-        """Connect (from ``local_host`` when given) and, unless ``negotiate`` is False, run
-        ApiVersions."""
+        """Connect (from ``local_host`` when given), with TLS when ``security`` has a context,
+        and, unless ``negotiate`` is False, run ApiVersions, then the SASL login ``security``
+        names (which needs ``negotiate``)."""
         self = cls(
             bootstrap,
             client_id=client_id,
@@ -100,15 +111,24 @@ class AsyncClient:
             max_versions=max_versions,
             max_response_bytes=max_response_bytes,
             local_host=local_host,
+            security=security,
         )
         try:
             await asyncio.wait_for(self._open(), connect_timeout_s)
+        except ssl.SSLError as exc:
+            await self.close()
+            raise AuthenticationError(f"TLS handshake with {bootstrap} failed: {exc}") from exc
         except OSError as exc:  # TimeoutError included
             await self.close()
             raise BrokerConnectionError(f"cannot connect to {bootstrap}: {exc!r}") from exc
+        except BaseException:
+            await self.close()
+            raise
         if negotiate:
             try:
                 await self.api_versions()
+                if security is not None and security.sasl_mechanism is not None:
+                    await self._sasl_login(security)
             except BaseException:
                 await self.close()
                 raise
@@ -135,13 +155,54 @@ class AsyncClient:
                 raise
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             self._sock = sock
-            self._reader = loop.create_task(self._read_loop(sock))
+            channel: PlainChannel | TlsChannel = PlainChannel(sock)
+            security = self.security
+            if security is not None and security.ssl_context is not None:
+                channel = TlsChannel(sock, security.ssl_context, security.server_hostname or host)
+                await channel.handshake(loop)
+            self._channel = channel
+            self._reader = loop.create_task(self._read_loop(channel))
             return
         raise last or OSError(f"no address for {self.bootstrap}")
 
     @property
     def closed(self) -> bool:
         return self._error is not None or self._sock is None
+
+    async def _sasl_login(self, security: ClientSecurity) -> None:
+        """SaslHandshake v1, then the mechanism's SaslAuthenticate messages (KIP-152)."""
+        mechanism = security.sasl_mechanism
+        assert mechanism is not None
+        shake = await self.call(core.SASL_HANDSHAKE, 1, {"mechanism": mechanism})
+        if shake["error_code"]:
+            raise AuthenticationError(
+                f"{self.bootstrap} refused SASL mechanism {mechanism} "
+                f"(error {shake['error_code']}; it offers {shake['mechanisms']})"
+            )
+        version = self.version_for(core.SASL_AUTHENTICATE)
+
+        async def step(message: bytes) -> bytes:
+            body = await self.call(core.SASL_AUTHENTICATE, version, {"auth_bytes": message})
+            if body["error_code"]:
+                raise AuthenticationError(
+                    f"{self.bootstrap} refused the {mechanism} login of "
+                    f"{security.sasl_username!r}: {body['error_message'] or body['error_code']}"
+                )
+            return bytes(body["auth_bytes"])
+
+        if mechanism == "PLAIN":
+            await step(plain_message(security.sasl_username, security.sasl_password))
+            return
+        from scramp import ScramClient, ScramException
+
+        scram = ScramClient([mechanism], security.sasl_username, security.sasl_password)
+        try:
+            server_first = await step(scram.get_client_first().encode())
+            scram.set_server_first(server_first.decode())
+            server_final = await step(scram.get_client_final().encode())
+            scram.set_server_final(server_final.decode())
+        except ScramException as exc:
+            raise AuthenticationError(f"{self.bootstrap}: SCRAM failed: {exc}") from None
 
     async def close(self) -> None:
         self._fail(ConnectionClosedError(f"the connection to {self.bootstrap} is closed"))
@@ -292,7 +353,7 @@ class AsyncClient:
                 entry.future = loop.create_future()
                 entry.buffer = buffer
             try:
-                await loop.sock_sendall(sock, frame)
+                await self._send(loop, sock, frame)
             except BaseException as exc:
                 # A frame may be half written: nothing after it could be understood.
                 self._fail(ConnectionClosedError(f"send to {self.bootstrap} failed: {exc!r}"))
@@ -316,6 +377,15 @@ class AsyncClient:
             self._fail(ConnectionClosedError(f"undecodable response from {self.bootstrap}"))
             raise
 
+    async def _send(
+        self, loop: asyncio.AbstractEventLoop, sock: socket.socket, frame: bytes
+    ) -> None:
+        channel = self._channel
+        if channel is None:
+            await loop.sock_sendall(sock, frame)
+        else:
+            await channel.sendall(loop, frame)
+
     def _open_sock(self) -> socket.socket:
         if self._error is not None:
             raise ConnectionClosedError(f"the connection is closed: {self._error}")
@@ -331,6 +401,7 @@ class AsyncClient:
         if reader is not None and reader is not asyncio.current_task():
             reader.cancel()  # its pending receive unregisters the socket before it closes
         sock, self._sock = self._sock, None
+        self._channel = None
         if sock is not None:
             sock.close()
         pending, self._wire.pending = self._wire.pending, type(self._wire.pending)()
@@ -340,19 +411,19 @@ class AsyncClient:
                 fut.set_exception(type(error)(str(error)))
                 fut.exception()  # retrieved here: an abandoned call must not log it later
 
-    async def _read_loop(self, sock: socket.socket) -> None:
+    async def _read_loop(self, channel: PlainChannel | TlsChannel) -> None:
         loop = asyncio.get_running_loop()
         size_view = memoryview(self._size)
         try:
             while True:
-                await self._recv_exact(loop, sock, size_view)
+                await self._recv_exact(loop, channel, size_view)
                 size = core.frame_size(self._size, self.max_response_bytes)
                 pending = self._wire.pending
                 buffer = pending[0].buffer if pending else None
                 frame = (
                     buffer.frame_view(size) if buffer is not None else memoryview(bytearray(size))
                 )
-                await self._recv_exact(loop, sock, frame)
+                await self._recv_exact(loop, channel, frame)
                 entry = self._wire.match(frame)
                 fut = entry.future
                 if fut is not None and not fut.done():  # done: its caller gave up
@@ -363,15 +434,18 @@ class AsyncClient:
             self._fail(exc)
         except ProtocolError as exc:
             self._fail(ConnectionClosedError(f"{self.bootstrap}: {exc}"))
-        except OSError as exc:
+        except OSError as exc:  # ssl.SSLError included
             self._fail(ConnectionClosedError(f"reading from {self.bootstrap} failed: {exc!r}"))
 
     async def _recv_exact(
-        self, loop: asyncio.AbstractEventLoop, sock: socket.socket, view: memoryview
+        self,
+        loop: asyncio.AbstractEventLoop,
+        channel: PlainChannel | TlsChannel,
+        view: memoryview,
     ) -> None:
         got, n = 0, len(view)
         while got < n:
-            k = await loop.sock_recv_into(sock, view[got:] if got else view)
+            k = await channel.recv_into(loop, view[got:] if got else view)
             if not k:
                 raise ConnectionClosedError(f"{self.bootstrap} closed the connection")
             got += k

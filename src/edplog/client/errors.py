@@ -45,3 +45,7 @@ class RequestTimeoutError(BrokerConnectionError, TimeoutError):
     """
 
     kafka_code = ErrorCode.REQUEST_TIMED_OUT
+
+
+class AuthenticationError(BrokerConnectionError):
+    """The broker refused this connection's TLS handshake or SASL login."""

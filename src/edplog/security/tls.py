@@ -16,9 +16,10 @@ broker-wide ``ssl.*``, see :func:`listener_properties`):
   is refused, never silently dropped; ``ssl.cipher.suites`` in Kafka's (IANA) names or
   OpenSSL's, for TLS 1.2 (see :func:`_cipher_list` for TLS 1.3);
 - ``ssl.principal.mapping.rules`` (:mod:`.ssl_principal`);
-- ``ssl.endpoint.identification.algorithm``: a client-side setting (the broker does not check
-  a client's host name, nor does Kafka); read so that Kafka's ``server.properties`` files
-  start, and validated (``https`` or empty).
+- ``ssl.endpoint.identification.algorithm``: ``https`` (the default) or empty, for this
+  broker's own connections to other brokers' listener (:func:`build_client_context`): whether
+  it checks that their certificates name the address it connects to. A broker never checks
+  a client's host name, nor does Kafka.
 
 Any other ``ssl.*`` property is refused by name (``edplog.broker.properties``): JKS key
 stores, ``ssl.provider``, ``ssl.engine.factory.class``, the Java key/trust manager settings.
@@ -137,6 +138,9 @@ class TlsSettings:
     maximum_version: ssl.TLSVersion = ssl.TLSVersion.TLSv1_3
     ciphers: str | None = None
     mapper: PrincipalMapper = field(default_factory=lambda: PrincipalMapper.parse(None))
+    # ssl.endpoint.identification.algorithm=https (Kafka's default): as a client, this
+    # broker checks that the other broker's certificate names the address it connects to.
+    check_hostname: bool = True
 
     @classmethod
     def from_properties(cls, listener: str, props: Mapping[str, str]) -> TlsSettings:
@@ -253,6 +257,10 @@ class TlsSettings:
             maximum_version=maximum,
             ciphers=_cipher_list(listener, get("ssl.cipher.suites"), maximum),
             mapper=PrincipalMapper.parse(props.get("ssl.principal.mapping.rules")),
+            check_hostname=props.get("ssl.endpoint.identification.algorithm", "https")
+            .strip()
+            .lower()
+            == "https",
         )
 
     @property
@@ -405,6 +413,28 @@ def _truststore_pem(settings: TlsSettings) -> str | None:
 def build_context(settings: TlsSettings) -> ssl.SSLContext:
     """A server context from a listener's settings; InvalidConfigError names what failed."""
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    _configure(ctx, settings)
+    ctx.verify_mode = _CLIENT_AUTH[settings.client_auth]
+    return ctx
+
+
+def build_client_context(settings: TlsSettings) -> ssl.SSLContext:
+    """The context this broker connects to other brokers' ``settings.listener`` with (the
+    inter-broker listener): it trusts the listener's trust store (the system's authorities
+    when it has none), presents its own key and certificate (for a listener that requires
+    client certificates) and, with ``ssl.endpoint.identification.algorithm=https``, checks
+    that the other broker's certificate names the address it connects to."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    if _truststore_pem(settings) is None:
+        ctx.load_default_certs(ssl.Purpose.SERVER_AUTH)
+    _configure(ctx, settings)
+    ctx.check_hostname = settings.check_hostname
+    ctx.verify_mode = ssl.CERT_REQUIRED
+    return ctx
+
+
+def _configure(ctx: ssl.SSLContext, settings: TlsSettings) -> None:
+    """Versions, ciphers, the key and certificate chain, and the trust store."""
     ctx.minimum_version = settings.minimum_version
     ctx.maximum_version = settings.maximum_version
     # No renegotiation (TLS 1.2): a client could otherwise make the broker's writes wait
@@ -449,8 +479,6 @@ def build_context(settings: TlsSettings) -> ssl.SSLContext:
                 f"ssl.truststore (listener {settings.listener}): cannot load the "
                 f"certificates ({exc})"
             ) from None
-    ctx.verify_mode = _CLIENT_AUTH[settings.client_auth]
-    return ctx
 
 
 def _fingerprint(paths: tuple[str, ...]) -> tuple[tuple[int, int, int], ...]:
