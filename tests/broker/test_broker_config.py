@@ -128,7 +128,8 @@ from edplog.errors import InvalidConfigError  # noqa: E402
         ({"authorizer.class.name": "com.example.CustomAuthorizer"}, "authorizer"),
         ({"zookeeper.ssl.client.enable": "true"}, "zookeeper.ssl.client.enable"),
         ({"replica.selector.class": "x.RackAwareReplicaSelector"}, "replica.selector.class"),
-        ({"security.inter.broker.protocol": "SSL"}, "security.inter.broker.protocol"),
+        ({"security.inter.broker.protocol": "SSL"}, "security.inter.broker.protocol: brokers"),
+        ({"security.inter.broker.protocol": "GSSAPI"}, "security.inter.broker.protocol=GSSAPI"),
         ({"process.roles": "controller"}, "process.roles"),
         ({"controller.quorum.voters": "1@a:9093,2@b:9093"}, "controller.quorum.voters"),
         (
@@ -137,7 +138,7 @@ from edplog.errors import InvalidConfigError  # noqa: E402
                 "listener.security.protocol.map": "A:PLAINTEXT,B:PLAINTEXT",
                 "zookeeper.connect": "127.0.0.1:2181",
             },
-            "in a cluster",
+            "reach each other on listener PLAINTEXT, which is not one of listeners",
         ),
     ],
 )

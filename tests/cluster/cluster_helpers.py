@@ -51,15 +51,20 @@ class InProcessCluster:
         return f"127.0.0.{broker_id + 1}"
 
     def config(self, broker_id: int) -> BrokerConfig:
-        port = self.ports.get(broker_id, 0)
         props = {
             **self.properties,
             "broker.id": str(broker_id),
             "zookeeper.connect": self.zookeeper,
-            "listeners": f"PLAINTEXT://{self.host(broker_id)}:{port}",
             "log.dirs": str(self.base / f"broker-{broker_id}"),
+            **self.listener_properties(broker_id),
         }
         return BrokerConfig.from_properties(props)
+
+    def listener_properties(self, broker_id: int) -> dict[str, str]:
+        """One PLAINTEXT listener on the broker's own address, on the port it had before a
+        restart (a subclass may add listeners: the first one stays PLAINTEXT, for the test's
+        own client)."""
+        return {"listeners": f"PLAINTEXT://{self.host(broker_id)}:{self.ports.get(broker_id, 0)}"}
 
     def start(self, broker_id: int) -> BackgroundBroker:
         broker = BackgroundBroker(self.config(broker_id)).start()

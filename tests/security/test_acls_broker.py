@@ -227,10 +227,10 @@ def test_authorizer_settings_are_read_or_refused(kafka_broker_factory, tmp_path)
                 "super.users": "bob",
             }
         )
-    with pytest.raises(InvalidConfigError, match="ZooKeeper cluster"):
-        BrokerConfig.from_properties(
-            {
-                "authorizer.class.name": "kafka.security.authorizer.AclAuthorizer",
-                "zookeeper.connect": "127.0.0.1:2181",
-            }
-        )
+    clustered = BrokerConfig.from_properties(  # ACLs in ZooKeeper: tests/cluster
+        {
+            "authorizer.class.name": "kafka.security.authorizer.AclAuthorizer",
+            "zookeeper.connect": "127.0.0.1:2181",
+        }
+    )
+    assert clustered.authorizer_enabled and clustered.clustered

@@ -69,7 +69,18 @@ class CA:
     def cert_pem(self) -> bytes:
         return self.cert.public_bytes(serialization.Encoding.PEM)
 
-    def issue(self, *, server: bool, expired: bool = False, **subject: str) -> Issued:
+    def issue(
+        self,
+        *,
+        server: bool,
+        expired: bool = False,
+        addresses: tuple[str, ...] = ("127.0.0.1",),
+        client_too: bool = False,
+        **subject: str,
+    ) -> Issued:
+        """A certificate for ``subject``: a server's for ``addresses`` (and localhost), also
+        good as a client certificate with ``client_too`` (a broker's, for other brokers), or
+        a client's."""
         key = ec.generate_private_key(ec.SECP256R1())
         now = datetime.datetime.now(datetime.UTC)
         if expired:  # valid for a day that ended a day ago
@@ -85,12 +96,16 @@ class CA:
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         )
         if server:
+            names: list[x509.GeneralName] = [
+                x509.IPAddress(ipaddress.ip_address(a)) for a in addresses
+            ]
+            usages = [ExtendedKeyUsageOID.SERVER_AUTH]
+            if client_too:
+                usages.append(ExtendedKeyUsageOID.CLIENT_AUTH)
             builder = builder.add_extension(
-                x509.SubjectAlternativeName(
-                    [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]
-                ),
+                x509.SubjectAlternativeName([*names, x509.DNSName("localhost")]),
                 critical=False,
-            ).add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), False)
+            ).add_extension(x509.ExtendedKeyUsage(usages), False)
         else:
             builder = builder.add_extension(
                 x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), False

@@ -39,6 +39,8 @@ from .quotas import ClientQuotas, CredentialStore, QuotaManager
 from .replica_manager import ReplicaManager
 from .replication import ReplicationManager
 from .server import Server
+from .zk_stores import ZkAclStore, ZkCredentialStore
+from .zookeeper_settings import zookeeper_context
 
 log = logging.getLogger("edplog.broker")
 OFFSET_COMMIT = 8
@@ -109,10 +111,17 @@ class Broker:
             assert self.coordinator.leadership is not None
             self.replication.leadership_listeners.append(self.coordinator.leadership.changed)
         quotas = ClientQuotas(config.data_dir)
-        credentials = CredentialStore(config.data_dir)
+        # A cluster keeps its SCRAM credentials and ACLs in ZooKeeper, shared by every broker.
+        credentials = (
+            CredentialStore(config.data_dir)
+            if node is None
+            else ZkCredentialStore(config.data_dir, node.zk, loop)
+        )
         await loop.run_in_executor(None, quotas.load)
         await loop.run_in_executor(None, credentials.load)
-        acls = AclStore(config) if config.authorizer_enabled else None
+        acls: AclStore | None = None
+        if config.authorizer_enabled:
+            acls = AclStore(config) if node is None else ZkAclStore(config, node.zk, loop)
         if acls is not None:
             await loop.run_in_executor(None, acls.load)
         self.services = Services(
@@ -149,11 +158,7 @@ class Broker:
         self.server = Server(config, Dispatcher(self.services), self.metrics)
         bound = await self.server.start()
         if node is not None and self.replication is not None:
-            host = config.advertised_host or bound[0]
-            if host in ("0.0.0.0", "::", ""):
-                host = "127.0.0.1"
-            port = config.advertised_port or bound[1]
-            await loop.run_in_executor(None, node.join, host, port)
+            await loop.run_in_executor(None, node.join, config.advertised_endpoints())
             self.replication.start()
         return bound
 
@@ -214,6 +219,9 @@ class Broker:
                 leader_imbalance_check_interval_s=config.leader_imbalance_check_interval_seconds,
                 leader_imbalance_percentage=config.leader_imbalance_per_broker_percentage,
                 source_host=config.host if config.host not in ("", "0.0.0.0", "::") else None,
+                inter_broker_listener=config.inter_broker.listener,
+                zookeeper_tls=zookeeper_context(config.zookeeper_tls),
+                zookeeper_set_acl=config.zookeeper_set_acl,
             ),
             on_change=lambda change: (
                 self.replication.changed(change) if self.replication is not None else None

@@ -17,12 +17,17 @@ from pathlib import Path
 from ..config import BROKER_DEFAULTS, LogConfig
 from ..errors import InvalidConfigError
 from ..security.acl import AUTHORIZER_CLASS_NAMES, parse_super_users
+from ..security.tls import TlsSettings
 from . import properties
 from .listeners import (
+    InterBroker,
     ListenerConfig,
     client_listener,
     client_listeners,
+    inter_broker,
 )
+from .zookeeper_settings import PROPERTIES as ZOOKEEPER_SECURITY
+from .zookeeper_settings import zookeeper_security
 
 # broker property -> topic-level property it provides the default for (Kafka's LogConfig);
 # the table is the store's, so both read server.properties alike.
@@ -144,6 +149,11 @@ class BrokerConfig:
     # The client listeners of ``listeners`` (empty: one PLAINTEXT listener). The first one's
     # address is always ``host``/``port`` above (which --listen and a bound port 0 update).
     listeners: list[ListenerConfig] = field(default_factory=list)
+    # The listener brokers replicate over, with its security (cluster mode).
+    inter_broker: InterBroker = field(default_factory=InterBroker)
+    # TLS to ZooKeeper and ACLs on the znodes this broker creates (zookeeper_settings.py).
+    zookeeper_tls: TlsSettings | None = None
+    zookeeper_set_acl: bool = False
     # How often TLS listeners look for changed key and trust store files (docs/security.md).
     tls_reload_interval_s: float = 5.0
     # Property names this broker does not know (warned about at start).
@@ -187,6 +197,13 @@ class BrokerConfig:
                     host = "127.0.0.1"
                 return host, other.advertised_port or other.port
         return self.advertised
+
+    def advertised_endpoints(self) -> tuple[tuple[str, str, str, int], ...]:
+        """Every client listener as clients are told to reach it: (name, protocol, host,
+        port), once they listen (what a clustered broker registers)."""
+        return tuple(
+            (lc.name, lc.protocol, *self.advertised_for(lc.name)) for lc in self.client_listeners()
+        )
 
     def max_connections_from(self, host: str) -> int:
         """``max.connections.per.ip`` for ``host``, after its override if it has one."""
@@ -334,10 +351,19 @@ class BrokerConfig:
                     break
         if "listeners" in props:
             self._apply_listeners(props)
-        if self.authorizer_enabled and self.zookeeper_connect is not None:
+        # A single node reaches no other broker: its inter-broker settings are checked only
+        # when given.
+        if self.zookeeper_connect is not None or (
+            "inter.broker.listener.name" in props or "security.inter.broker.protocol" in props
+        ):
+            self.inter_broker = inter_broker(props, self.listeners)
+        if self.zookeeper_connect is not None:
+            self.zookeeper_tls, self.zookeeper_set_acl = zookeeper_security(props)
+        elif any(k in ZOOKEEPER_SECURITY for k in props):
             raise InvalidConfigError(
-                "authorizer.class.name: ACLs in a ZooKeeper cluster are not implemented yet "
-                "(they are kept per broker, in its data dir): use them on a single node"
+                f"{', '.join(sorted(k for k in props if k in ZOOKEEPER_SECURITY))}: a setting "
+                "of the connection to ZooKeeper, which a single node (no zookeeper.connect) "
+                "does not have"
             )
 
     def _apply_cluster_property(self, key: str, value: str) -> None:

@@ -6,11 +6,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
+from ..client.secure import ClientSecurity
 from ..errors import InvalidConfigError
 from ..security import sasl
-from ..security.tls import TlsSettings, listener_properties
+from ..security.tls import TlsSettings, build_client_context, listener_properties
 from . import properties
 
 
@@ -184,3 +185,89 @@ def client_listener(key: str, value: str, props: dict[str, str]) -> tuple[str, i
             except ValueError as exc:
                 raise InvalidConfigError(f"{key}: {exc}") from None
     raise InvalidConfigError(f"{key}={value!r}: no client listener")
+
+
+@dataclass(frozen=True)
+class InterBroker:
+    """How this broker reaches the others (replica fetches): the listener it connects to on
+    each of them (``inter.broker.listener.name``, else the listener named for
+    ``security.inter.broker.protocol``), its security protocol and TLS settings (the
+    listener's own: its trust store checks the other brokers, its key store answers their
+    client-certificate requests), and for a SASL listener the mechanism
+    (``sasl.mechanism.inter.broker.protocol``) with the user and password of the listener's
+    JAAS configuration for it (``username`` / ``password``, as Kafka's login modules read)."""
+
+    listener: str = "PLAINTEXT"
+    protocol: str = "PLAINTEXT"
+    tls: TlsSettings | None = None
+    sasl_mechanism: str | None = None
+    sasl_username: str = ""
+    sasl_password: str = field(default="", repr=False)
+
+    def client_security(self) -> ClientSecurity | None:
+        """What a connection to another broker's listener does after its connect (None:
+        nothing, plaintext). Reads the key and trust stores: call it off the event loop, at
+        each new connection, so that replaced certificates are used without a restart."""
+        if self.tls is None and self.sasl_mechanism is None:
+            return None
+        return ClientSecurity(
+            build_client_context(self.tls) if self.tls is not None else None,
+            sasl_mechanism=self.sasl_mechanism,
+            sasl_username=self.sasl_username,
+            sasl_password=self.sasl_password,
+        )
+
+
+def inter_broker(props: dict[str, str], listeners: list[ListenerConfig]) -> InterBroker:
+    """The inter-broker settings of a clustered broker (see :class:`InterBroker`)."""
+    named = props.get("inter.broker.listener.name", "").strip().upper()
+    if named and "security.inter.broker.protocol" in props:
+        raise InvalidConfigError(
+            "inter.broker.listener.name and security.inter.broker.protocol are both set: set "
+            "one (Kafka refuses both too)"
+        )
+    name = named or props.get("security.inter.broker.protocol", "PLAINTEXT").strip().upper()
+    found = [lc for lc in listeners if lc.name == name] if listeners else []
+    if not listeners and name == "PLAINTEXT":
+        return InterBroker()
+    if not found:
+        key = "inter.broker.listener.name" if named else "security.inter.broker.protocol"
+        raise InvalidConfigError(
+            f"{key}: brokers reach each other on listener {name}, which is not one of "
+            f"listeners ({', '.join(lc.name for lc in listeners)})"
+        )
+    listener = found[0]
+    out = InterBroker(listener.name, listener.protocol, listener.tls)
+    if not listener.protocol.startswith("SASL_"):
+        return out
+    mechanism = props.get("sasl.mechanism.inter.broker.protocol", "").strip().upper()
+    if not mechanism:
+        raise InvalidConfigError(
+            f"sasl.mechanism.inter.broker.protocol is not set: listener {name} is "
+            f"{listener.protocol} (Kafka's default, GSSAPI, is not implemented): name one of "
+            f"{', '.join(listener.sasl_mechanisms)}"
+        )
+    if mechanism not in listener.sasl_mechanisms:
+        raise InvalidConfigError(
+            f"sasl.mechanism.inter.broker.protocol={mechanism}: listener {name} does not "
+            f"enable it ({', '.join(listener.sasl_mechanisms)})"
+        )
+    key = f"listener.name.{name.lower()}.{mechanism.lower()}.sasl.jaas.config"
+    jaas = _listener_setting(props, name, f"{mechanism.lower()}.sasl.jaas.config")
+    options: dict[str, str] = {}
+    if jaas is not None:
+        try:
+            _, _, options = sasl.parse_jaas(jaas)
+        except sasl.SaslConfigError as exc:
+            raise InvalidConfigError(f"{key}: {exc}") from None
+    if not options.get("username") or not options.get("password"):
+        raise InvalidConfigError(
+            f"{key}: brokers log in to each other with {mechanism} as the username and "
+            'password options of this setting (username="broker" password="...")'
+        )
+    return replace(
+        out,
+        sasl_mechanism=mechanism,
+        sasl_username=options["username"],
+        sasl_password=options["password"],
+    )

@@ -17,92 +17,97 @@ from collections.abc import Mapping
 from ..config import BROKER_DEFAULTS
 from ..errors import InvalidConfigError
 from ..security.tls import SSL_PROPERTIES
+from .zookeeper_settings import PROPERTIES as ZOOKEEPER_PROPERTIES
 
 log = logging.getLogger("edplog.broker")
 
 #: Properties edplog reads (BrokerConfig.apply_properties); prefixes end with ".".
-HONOURED = frozenset(
-    {
-        "log.dirs",
-        "log.dir",
-        "listeners",
-        "advertised.listeners",
-        "broker.id",
-        "node.id",
-        "cluster.id",
-        "num.partitions",
-        "default.replication.factor",
-        "auto.create.topics.enable",
-        "socket.request.max.bytes",
-        "message.max.bytes",
-        "transaction.max.timeout.ms",
-        "queued.max.request.bytes",
-        "connections.max.idle.ms",
-        "max.connections",
-        "max.connections.per.ip",
-        "max.connections.per.ip.overrides",
-        "group.min.session.timeout.ms",
-        "group.max.session.timeout.ms",
-        "group.initial.rebalance.delay.ms",
-        "group.consumer.session.timeout.ms",
-        "group.consumer.min.session.timeout.ms",
-        "group.consumer.max.session.timeout.ms",
-        "group.consumer.heartbeat.interval.ms",
-        "group.consumer.min.heartbeat.interval.ms",
-        "group.consumer.max.heartbeat.interval.ms",
-        "group.consumer.assignors",
-        "group.consumer.migration.policy",
-        "group.consumer.max.size",
-        "group.coordinator.rebalance.protocols",
-        "offset.metadata.max.bytes",
-        "offsets.topic.num.partitions",
-        "log.retention.check.interval.ms",
-        "producer.id.expiration.ms",
-        "log.cleaner.enable",
-        "log.cleaner.dedupe.buffer.size",
-        "log.accept.missing.segments",
-        "replica.alter.log.dirs.io.max.bytes.per.second",
-        "max.incremental.fetch.session.cache.slots",
-        "min.incremental.fetch.session.eviction.ms",
-        "log.retention.ms",
-        "log.retention.minutes",
-        "log.retention.hours",
-        "log.roll.ms",
-        "log.roll.hours",
-        "quota.window.num",
-        "quota.window.size.seconds",
-        # Kafka's single-node KRaft settings, read for what a single node needs of them.
-        "process.roles",
-        "controller.quorum.voters",
-        "controller.quorum.bootstrap.servers",
-        "controller.listener.names",
-        "inter.broker.listener.name",
-        "listener.security.protocol.map",
-        "security.inter.broker.protocol",
-        # Clusters (docs/cluster.md).
-        "zookeeper.connect",
-        "zookeeper.session.timeout.ms",
-        "zookeeper.connection.timeout.ms",
-        "broker.rack",
-        "unclean.leader.election.enable",
-        "replica.lag.time.max.ms",
-        "replica.fetch.max.bytes",
-        "replica.fetch.response.max.bytes",
-        "replica.fetch.wait.max.ms",
-        "replica.fetch.min.bytes",
-        "replica.fetch.backoff.ms",
-        "replica.socket.timeout.ms",
-        "controlled.shutdown.enable",
-        "auto.leader.rebalance.enable",
-        "leader.imbalance.check.interval.seconds",
-        "leader.imbalance.per.broker.percentage",
-        "offsets.topic.replication.factor",
-        # ACLs (docs/security.md).
-        "authorizer.class.name",
-        "super.users",
-        "allow.everyone.if.no.acl.found",
-    }
-)
+HONOURED = (
+    frozenset(
+        {
+            "log.dirs",
+            "log.dir",
+            "listeners",
+            "advertised.listeners",
+            "broker.id",
+            "node.id",
+            "cluster.id",
+            "num.partitions",
+            "default.replication.factor",
+            "auto.create.topics.enable",
+            "socket.request.max.bytes",
+            "message.max.bytes",
+            "transaction.max.timeout.ms",
+            "queued.max.request.bytes",
+            "connections.max.idle.ms",
+            "max.connections",
+            "max.connections.per.ip",
+            "max.connections.per.ip.overrides",
+            "group.min.session.timeout.ms",
+            "group.max.session.timeout.ms",
+            "group.initial.rebalance.delay.ms",
+            "group.consumer.session.timeout.ms",
+            "group.consumer.min.session.timeout.ms",
+            "group.consumer.max.session.timeout.ms",
+            "group.consumer.heartbeat.interval.ms",
+            "group.consumer.min.heartbeat.interval.ms",
+            "group.consumer.max.heartbeat.interval.ms",
+            "group.consumer.assignors",
+            "group.consumer.migration.policy",
+            "group.consumer.max.size",
+            "group.coordinator.rebalance.protocols",
+            "offset.metadata.max.bytes",
+            "offsets.topic.num.partitions",
+            "log.retention.check.interval.ms",
+            "producer.id.expiration.ms",
+            "log.cleaner.enable",
+            "log.cleaner.dedupe.buffer.size",
+            "log.accept.missing.segments",
+            "replica.alter.log.dirs.io.max.bytes.per.second",
+            "max.incremental.fetch.session.cache.slots",
+            "min.incremental.fetch.session.eviction.ms",
+            "log.retention.ms",
+            "log.retention.minutes",
+            "log.retention.hours",
+            "log.roll.ms",
+            "log.roll.hours",
+            "quota.window.num",
+            "quota.window.size.seconds",
+            # Kafka's single-node KRaft settings, read for what a single node needs of them.
+            "process.roles",
+            "controller.quorum.voters",
+            "controller.quorum.bootstrap.servers",
+            "controller.listener.names",
+            "inter.broker.listener.name",
+            "sasl.mechanism.inter.broker.protocol",
+            "listener.security.protocol.map",
+            "security.inter.broker.protocol",
+            # Clusters (docs/cluster.md).
+            "zookeeper.connect",
+            "zookeeper.session.timeout.ms",
+            "zookeeper.connection.timeout.ms",
+            "broker.rack",
+            "unclean.leader.election.enable",
+            "replica.lag.time.max.ms",
+            "replica.fetch.max.bytes",
+            "replica.fetch.response.max.bytes",
+            "replica.fetch.wait.max.ms",
+            "replica.fetch.min.bytes",
+            "replica.fetch.backoff.ms",
+            "replica.socket.timeout.ms",
+            "controlled.shutdown.enable",
+            "auto.leader.rebalance.enable",
+            "leader.imbalance.check.interval.seconds",
+            "leader.imbalance.per.broker.percentage",
+            "offsets.topic.replication.factor",
+            # ACLs (docs/security.md).
+            "authorizer.class.name",
+            "super.users",
+            "allow.everyone.if.no.acl.found",
+        }
+    )
+    | ZOOKEEPER_PROPERTIES
+)  # TLS to ZooKeeper and znode ACLs
 
 #: Kafka properties that tune Kafka's own machinery (threads, buffers, replication of
 #: internal topics on a single node, timers of parts edplog does differently) and change
@@ -170,7 +175,8 @@ _REFUSED_PREFIXES = {
     "listener.name.": "this per-listener setting is not implemented (only "
     "listener.name.<listener>.ssl.* TLS settings and the SASL settings of docs/security.md "
     "are)",
-    "zookeeper.": "this ZooKeeper setting (TLS, SASL or ACLs towards ZooKeeper) is not implemented",
+    "zookeeper.": "this ZooKeeper setting is not implemented (docs/cluster.md lists the "
+    "zookeeper.* settings that are; SASL towards ZooKeeper is not, TLS is)",
     "replica.": "this replication setting is not implemented",
     "transactional.id.": "transactions are not implemented yet",
     "remote.log.": "tiered storage is not implemented",
@@ -285,19 +291,11 @@ def _check_listeners(props: Mapping[str, str]) -> None:
                 )
             if key == "listeners":
                 serving[name] = protocol
-    if props.get("zookeeper.connect") and (
-        len(serving) > 1 or set(serving.values()) - {"PLAINTEXT"}
-    ):
-        raise InvalidConfigError(
-            f"listeners: {', '.join(f'{n} ({p})' for n, p in serving.items())} with "
-            "zookeeper.connect: in a cluster, one PLAINTEXT listener is served (brokers "
-            "register one endpoint and replicate over PLAINTEXT); SSL, SASL and more "
-            "listeners in a cluster are not implemented yet"
-        )
     inter = props.get("security.inter.broker.protocol", "PLAINTEXT").strip().upper()
-    if inter != "PLAINTEXT":
+    if inter not in _SERVED_PROTOCOLS:
         raise InvalidConfigError(
-            f"security.inter.broker.protocol={inter} is not implemented yet (only PLAINTEXT)"
+            f"security.inter.broker.protocol={inter}: expected one of "
+            f"{', '.join(_SERVED_PROTOCOLS)}"
         )
     inter_name = props.get("inter.broker.listener.name")
     if inter_name is not None and serving:
@@ -306,11 +304,6 @@ def _check_listeners(props: Mapping[str, str]) -> None:
             raise InvalidConfigError(
                 f"inter.broker.listener.name={inter_name} is not a listener of this broker "
                 f"({', '.join(serving)})"
-            )
-        if serving[name] != "PLAINTEXT":
-            raise InvalidConfigError(
-                f"inter.broker.listener.name={inter_name} is {serving[name]}: inter-broker "
-                "TLS is not implemented yet (only PLAINTEXT)"
             )
 
 

@@ -211,7 +211,8 @@ class ReplicationManager:
             return
         partition.zk_state = state
         leader = snap.brokers.get(state.leader)
-        address = f"{leader.host}:{leader.port}" if leader is not None else None
+        endpoint = leader.endpoint(self.config.inter_broker.listener) if leader else None
+        address = f"{endpoint[0]}:{endpoint[1]}" if endpoint is not None else None
         fetcher = self.fetchers.get(state.leader)
         if (
             partition.role is Role.FOLLOWER
@@ -249,6 +250,7 @@ class ReplicationManager:
                 lambda: self.node.broker_epoch,
                 self.settings,
                 local_host=self.config.host if self.config.host not in ("", "0.0.0.0") else None,
+                security=self.config.inter_broker.client_security,
             )
             self.fetchers[leader_id] = fetcher
             for partition in moved:

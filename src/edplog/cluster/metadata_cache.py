@@ -201,10 +201,10 @@ class MetadataCache:
     ) -> tuple[TopicAssignment, dict[TopicPartition, PartitionState | None]] | None:
         """The topic's assignment and its partitions' states as of one moment: states read
         between two reads of the assignment that found the same version (no multi-op
-        changed the assignment meanwhile). A few tries, then the latest read."""
+        changed the assignment meanwhile). None when the topic is gone, or when every try
+        met another change: that change's own notification comes next and reads again."""
         if ta is None:
             ta = self.zk.assignment(topic)
-        states: dict[TopicPartition, PartitionState | None] = {}
         for _ in range(_CONSISTENT_READ_TRIES):
             if ta is None:
                 return None
@@ -214,7 +214,7 @@ class MetadataCache:
             if again is not None and again.version == ta.version:
                 return ta, states
             ta = again
-        return (ta, states) if ta is not None else None
+        return None
 
     def _config_changed(self, name: str, config: dict[str, str]) -> None:
         with self._lock:
@@ -233,9 +233,10 @@ class MetadataCache:
             if not {state.leader, *state.isr} <= known | {-1}:
                 # Named by a reassignment whose assignment this cache has not seen yet.
                 read = self._read_together(tp[0], None, [tp])
-                if read is not None:
-                    ta, again = read
-                    state = again.get(tp) or state
+                if read is None or read[1].get(tp) is None:
+                    return  # changing or gone: the next notification reads again
+                ta, again = read
+                state = again[tp]
         with self._lock:
             snap = self.snapshot
             current = snap.states.get(tp)

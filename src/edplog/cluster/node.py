@@ -13,6 +13,7 @@ broker to stop acting as a leader.
 from __future__ import annotations
 
 import logging
+import ssl
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -40,6 +41,14 @@ class NodeSettings:
     leader_imbalance_percentage: int = 10
     # The local address ZooKeeper connections are made from (the listener's), or None.
     source_host: str | None = None
+    # Every listener as clients are told to reach it: (name, security protocol, host, port);
+    # empty: one PLAINTEXT listener at host:port. The registration's host and port are the
+    # inter-broker listener's.
+    endpoints: tuple[tuple[str, str, str, int], ...] = ()
+    inter_broker_listener: str = "PLAINTEXT"
+    # TLS to ZooKeeper (zookeeper.ssl.*) and ACLs on the znodes this broker creates.
+    zookeeper_tls: ssl.SSLContext | None = None
+    zookeeper_set_acl: bool = False
 
 
 class ClusterNode:
@@ -58,6 +67,8 @@ class ClusterNode:
             session_timeout_ms=settings.session_timeout_ms,
             connect_timeout_s=settings.connection_timeout_ms / 1000,
             source_host=settings.source_host,
+            tls=settings.zookeeper_tls,
+            set_acl=settings.zookeeper_set_acl,
         )
         self.cache = MetadataCache(self.zk, on_change)
         self.controller = Controller(
@@ -79,8 +90,19 @@ class ClusterNode:
 
     def registration(self) -> BrokerRegistration:
         s = self.settings
+        listeners = s.endpoints or (("PLAINTEXT", "PLAINTEXT", s.host, s.port),)
+        host, port = s.host, s.port
+        for name, _, ep_host, ep_port in listeners:
+            if name == s.inter_broker_listener:
+                host, port = ep_host, ep_port
         return BrokerRegistration(
-            s.broker_id, s.host, s.port, s.rack, (f"PLAINTEXT://{s.host}:{s.port}",), 0
+            s.broker_id,
+            host,
+            port,
+            s.rack,
+            tuple(f"{name}://{h}:{p}" for name, _, h, p in listeners),
+            0,
+            tuple((name, protocol) for name, protocol, _, _ in listeners),
         )
 
     def connect(self, cluster_id: str) -> str:
@@ -92,10 +114,11 @@ class ClusterNode:
         self.cache.start()
         return agreed
 
-    def join(self, host: str, port: int) -> None:
-        """Register with the address clients are told (once this broker listens) and stand
-        for controller."""
-        self.settings = replace(self.settings, host=host, port=port)
+    def join(self, endpoints: tuple[tuple[str, str, str, int], ...]) -> None:
+        """Register with the addresses clients are told, (name, protocol, host, port) per
+        listener (once this broker listens), and stand for controller."""
+        host, port = endpoints[0][2], endpoints[0][3]
+        self.settings = replace(self.settings, host=host, port=port, endpoints=endpoints)
         self._register()
         self.controller.start()
 

@@ -41,7 +41,9 @@ from ..client import (
     KafkaError,
     ReceiveBuffer,
 )
-from ..errors import EdplogError, ErrorCode
+from ..client.errors import AuthenticationError
+from ..client.secure import ClientSecurity
+from ..errors import EdplogError, ErrorCode, InvalidConfigError
 from ..storage import Log
 
 log = logging.getLogger("edplog.cluster")
@@ -95,6 +97,7 @@ class ReplicaFetcher:
         broker_epoch: Callable[[], int],
         settings: FetcherSettings,
         local_host: str | None = None,
+        security: Callable[[], ClientSecurity | None] | None = None,
     ) -> None:
         self.leader_id = leader_id
         self.leader_address = leader_address
@@ -102,6 +105,8 @@ class ReplicaFetcher:
         self.broker_epoch = broker_epoch
         self.settings = settings
         self.local_host = local_host
+        # TLS and SASL towards the leader's inter-broker listener (None: plaintext).
+        self._security = security
         self._followed: dict[tuple[str, int], _Followed] = {}
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
@@ -152,6 +157,11 @@ class ReplicaFetcher:
                 await self._fetch_once(client)
             except asyncio.CancelledError:
                 raise
+            except (AuthenticationError, InvalidConfigError) as exc:
+                # A misconfiguration (a certificate, a password) rather than a passing fault.
+                log.error("replica fetcher for leader %d cannot log in: %s", self.leader_id, exc)
+                await self._close_client()
+                await asyncio.sleep(self.settings.backoff_ms / 1000.0)
             except (ClientError, OSError, EdplogError) as exc:
                 log.info("replica fetcher for leader %d: %s", self.leader_id, exc)
                 await self._close_client()
@@ -164,11 +174,17 @@ class ReplicaFetcher:
     async def _connected(self) -> AsyncClient:
         client = self._client
         if client is None or client.closed:
+            security = None
+            if self._security is not None:
+                # Built at each connection (it reads the key and trust stores): off the loop.
+                loop = asyncio.get_running_loop()
+                security = await loop.run_in_executor(None, self._security)
             client = await AsyncClient.connect(
                 self.leader_address,
                 client_id=f"edplog-replica-fetcher-{self.broker_id}",
                 timeout_s=self.settings.socket_timeout_ms / 1000.0,
                 local_host=self.local_host,
+                security=security,
             )
             self._client = client
         return client

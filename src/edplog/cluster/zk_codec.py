@@ -43,6 +43,20 @@ class BrokerRegistration:
     rack: str | None = None
     endpoints: tuple[str, ...] = ()
     epoch: int = 0  # the znode's czxid (KIP-380's broker epoch); 0 when not read from zk
+    # listener name -> security protocol (listener_security_protocol_map)
+    protocols: tuple[tuple[str, str], ...] = ()
+
+    def endpoint(self, listener: str) -> tuple[str, int] | None:
+        """The (host, port) of this broker's listener named ``listener``, or None when it has
+        no such listener (a registration without endpoints has one: PLAINTEXT)."""
+        if not self.endpoints:
+            return (self.host, self.port) if listener == "PLAINTEXT" else None
+        for endpoint in self.endpoints:
+            name, sep, address = endpoint.partition("://")
+            if sep and name == listener:
+                host, _, port = address.rpartition(":")
+                return host.strip("[]"), int(port)
+        return None
 
 
 @dataclass(frozen=True)
@@ -87,12 +101,12 @@ def _now_ms() -> str:
 
 def encode_registration(reg: BrokerRegistration) -> bytes:
     endpoints = list(reg.endpoints) or [f"PLAINTEXT://{reg.host}:{reg.port}"]
-    protocols = {}
+    protocols = dict(reg.protocols)
     for endpoint in endpoints:
         name = endpoint.split("://", 1)[0]
         # A listener named for a protocol uses it; other names are plain text unless the
         # broker's listener.security.protocol.map says otherwise (it registers that name).
-        protocols[name] = name if name in _KNOWN_PROTOCOLS else "PLAINTEXT"
+        protocols.setdefault(name, name if name in _KNOWN_PROTOCOLS else "PLAINTEXT")
     return _json(
         {
             "version": 5,
@@ -116,6 +130,7 @@ def decode_registration(broker_id: int, data: bytes, czxid: int) -> BrokerRegist
         rack=obj.get("rack"),
         endpoints=tuple(obj.get("endpoints") or ()),
         epoch=czxid,
+        protocols=tuple(sorted((obj.get("listener_security_protocol_map") or {}).items())),
     )
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import queue
 import socket
+import ssl
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -22,8 +23,8 @@ from kazoo.client import KazooClient
 from kazoo.exceptions import NodeExistsError, NoNodeError
 from kazoo.handlers.threading import SequentialThreadingHandler
 from kazoo.protocol.states import KazooState
+from kazoo.security import CREATOR_ALL_ACL, READ_ACL_UNSAFE
 
-from ..errors import EdplogError
 from .zk_codec import BASE_PATHS, CONTROLLER_EPOCH, _split_chroot
 
 log = logging.getLogger("edplog.cluster")
@@ -50,19 +51,34 @@ def run_watcher(cb: Callable[..., None], *args: Any) -> None:
         log.exception("zookeeper watch callback failed")
 
 
-class _BoundHandler(SequentialThreadingHandler):  # type: ignore[misc]
-    """kazoo's threading handler with connections made from one local address."""
+#: Znodes that hold secrets (SCRAM keys): with zookeeper.set.acl no one but their creator
+#: may even read them, as Kafka marks /config/users.
+SENSITIVE_PATHS = ("/config/users",)
 
-    def __init__(self, source_host: str) -> None:
+
+class _Handler(SequentialThreadingHandler):  # type: ignore[misc]
+    """kazoo's threading handler with connections made from one local address (when given)
+    and over TLS with this client's own context (when given): the context is built from
+    the broker's ``zookeeper.ssl.*`` settings, not from kazoo's file arguments."""
+
+    def __init__(self, source_host: str | None, tls: ssl.SSLContext | None) -> None:
         super().__init__()
         self.source_host = source_host
+        self.tls = tls
 
     def create_connection(self, *args: Any, **kwargs: Any) -> socket.socket:
-        if kwargs.get("use_ssl"):
-            raise EdplogError("TLS to ZooKeeper is not implemented")
         host, port = kwargs["address"] if "address" in kwargs else args[0]
         timeout = kwargs.get("timeout")
-        return socket.create_connection((host, port), timeout, source_address=(self.source_host, 0))
+        source = (self.source_host, 0) if self.source_host else None
+        sock = socket.create_connection((host, port), timeout, source_address=source)
+        if self.tls is None:
+            return sock
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        try:
+            return self.tls.wrap_socket(sock, server_hostname=kwargs.get("hostname") or host)
+        except BaseException:
+            sock.close()
+            raise
 
 
 class ZkSession:
@@ -74,18 +90,24 @@ class ZkSession:
         session_timeout_ms: int = 18000,
         connect_timeout_s: float = 10,
         source_host: str | None = None,
+        tls: ssl.SSLContext | None = None,
+        set_acl: bool = False,
     ) -> None:
         self.connect = connect
         self.hosts, self.chroot = _split_chroot(connect)
         self.session_timeout_ms = session_timeout_ms
         self.connect_timeout_s = connect_timeout_s
         # ``source_host``: connect from this address (a broker's own), so that the network
-        # between it and ZooKeeper is the path its session takes.
-        self.kazoo = KazooClient(
-            hosts=connect,
-            timeout=session_timeout_ms / 1000,
-            handler=_BoundHandler(source_host) if source_host else None,
+        # between it and ZooKeeper is the path its session takes. ``tls``: connect over TLS
+        # with this context (its certificate is the client's identity to ZooKeeper).
+        # ``set_acl`` (zookeeper.set.acl): every znode this client creates is writable only
+        # by the identity that created it, readable by all (SENSITIVE_PATHS: by nobody else).
+        self.tls = tls
+        self.set_acl = set_acl
+        self._handler = (
+            _Handler(source_host, tls) if source_host is not None or tls is not None else None
         )
+        self.kazoo = self._client(connect)
         self._listeners: list[Callable[[str], None]] = []
         self._states: queue.Queue[str | None] = queue.Queue()
         self._dispatcher: threading.Thread | None = None
@@ -98,7 +120,7 @@ class ZkSession:
     def start(self) -> None:
         """Connect; create the chroot (with a client without chroot) and the base paths."""
         if self.chroot:
-            bootstrap = KazooClient(hosts=self.hosts, timeout=self.session_timeout_ms / 1000)
+            bootstrap = self._client(self.hosts)
             bootstrap.start(timeout=self.connect_timeout_s)
             try:
                 bootstrap.ensure_path(self.chroot)
@@ -117,6 +139,21 @@ class ZkSession:
             self.kazoo.create(CONTROLLER_EPOCH, b"0")
         except NodeExistsError:
             pass
+
+    def _client(self, hosts: str) -> KazooClient:
+        return KazooClient(
+            hosts=hosts,
+            timeout=self.session_timeout_ms / 1000,
+            handler=self._handler,
+            default_acl=CREATOR_ALL_ACL + READ_ACL_UNSAFE if self.set_acl else None,
+        )
+
+    def acl_for(self, path: str) -> list[Any] | None:
+        """The ACL to create ``path`` with: None for the client's default, only the creator
+        for a sensitive path (credentials) when ``set_acl`` is on."""
+        if self.set_acl and any(path.startswith(p) for p in SENSITIVE_PATHS):
+            return list(CREATOR_ALL_ACL)
+        return None
 
     def stop(self) -> None:
         self.kazoo.stop()

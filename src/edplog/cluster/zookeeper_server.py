@@ -12,6 +12,7 @@ import os
 import signal
 import socket
 import subprocess
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import EdplogError
@@ -67,11 +68,30 @@ def ruok(host: str, port: int, timeout_s: float = 0.5) -> bool:
         return False
 
 
+@dataclass(frozen=True)
+class ServerTls:
+    """TLS for a ZooKeeper server: its PEM key store (key and certificate chain in one file)
+    and the PEM trust store client certificates are checked against. Clients must present a
+    certificate (mutual TLS); ZooKeeper's X.509 provider then knows each client by its
+    certificate's subject, the identity znode ACLs name."""
+
+    keystore: str
+    truststore: str
+
+
+# The Netty jars ZooKeeper's TLS port needs beside the ones its own jar lists.
+_NETTY_JARS = tuple(
+    f"/usr/share/java/netty-{name}.jar"
+    for name in ("codec", "resolver", "transport-native-unix-common")
+)
+
+
 class ZooKeeperServer:
     """One standalone ZooKeeper on ``host:port`` (a free port when 0) with its data under
     ``data_dir``. Sessions may last between 1 s and ``max_session_timeout_ms``; ``fsync=False``
     skips the fsync of its transaction log (tests on a shared disk: a SIGKILLed ZooKeeper then
-    keeps what the page cache has, which is all a test needs)."""
+    keeps what the page cache has, which is all a test needs). With ``tls`` it also serves TLS
+    clients on ``secure_port`` (see :class:`ServerTls`)."""
 
     def __init__(
         self,
@@ -82,8 +102,11 @@ class ZooKeeperServer:
         tick_ms: int = 500,
         max_session_timeout_ms: int = 60_000,
         fsync: bool = True,
+        tls: ServerTls | None = None,
     ) -> None:
         self.data_dir = Path(data_dir)
+        self.tls = tls
+        self.secure_port = free_port(host) if tls is not None else None
         self.host = host
         self.port = port or free_port(host)
         self.tick_ms = tick_ms
@@ -94,6 +117,13 @@ class ZooKeeperServer:
     @property
     def connect_string(self) -> str:
         return f"{self.host}:{self.port}"
+
+    @property
+    def secure_connect_string(self) -> str:
+        """The TLS port's connect string (with ``tls``)."""
+        if self.secure_port is None:
+            raise ValueError("this ZooKeeper has no TLS port")
+        return f"{self.host}:{self.secure_port}"
 
     @property
     def pid(self) -> int | None:
@@ -118,6 +148,18 @@ class ZooKeeperServer:
         ]
         if not self.fsync:
             lines.append("forceSync=no")
+        if self.tls is not None:
+            lines += [
+                f"secureClientPort={self.secure_port}",
+                f"secureClientPortAddress={self.host}",
+                "serverCnxnFactory=org.apache.zookeeper.server.NettyServerCnxnFactory",
+                f"ssl.keyStore.location={self.tls.keystore}",
+                "ssl.keyStore.type=PEM",
+                f"ssl.trustStore.location={self.tls.truststore}",
+                "ssl.trustStore.type=PEM",
+                "ssl.clientAuth=need",
+                "authProvider.x509=org.apache.zookeeper.server.auth.X509AuthenticationProvider",
+            ]
         path = self.data_dir / "zoo.cfg"
         path.write_text("\n".join(lines) + "\n")
         return path
@@ -130,6 +172,8 @@ class ZooKeeperServer:
                 "ZooKeeper is not installed: apt-get install -y zookeeper (it needs Java)"
             )
         config = self._write_config()
+        if self.tls is not None:
+            cp += "".join(f":{jar}" for jar in _NETTY_JARS if os.path.exists(jar))
         with open(self.log_path, "ab") as out:
             self.process = spawn(
                 [

@@ -53,10 +53,16 @@ async def api_versions(ctx: RequestContext, services: Services, req: Body) -> Bo
 
 def _broker_list(ctx: RequestContext, services: Services) -> list[Body]:
     if services.cluster is not None:
-        return [
-            {"node_id": b, "host": reg.host, "port": reg.port, "rack": reg.rack}
-            for b, reg in sorted(services.cluster.cache.snapshot.brokers.items())
-        ]
+        # Each broker at its listener of the name the client came on; a broker without one
+        # is left out, as Kafka leaves it out.
+        out = []
+        for b, reg in sorted(services.cluster.cache.snapshot.brokers.items()):
+            endpoint = reg.endpoint(ctx.listener)
+            if endpoint is not None:
+                out.append(
+                    {"node_id": b, "host": endpoint[0], "port": endpoint[1], "rack": reg.rack}
+                )
+        return out
     host, port = services.config.advertised_for(ctx.listener)
     return [{"node_id": services.config.node_id, "host": host, "port": port, "rack": None}]
 
@@ -252,9 +258,12 @@ def _coordinator_error(
     return ErrorCode.NONE, None
 
 
-def _coordinator_in_cluster(services: Services, key: str) -> tuple[int, str, int] | None:
-    """The leader of the group's partition of __consumer_offsets: (node id, host, port), or
-    None while there is none (the topic is created here at the first ask, as Kafka does)."""
+def _coordinator_in_cluster(
+    services: Services, key: str, listener: str
+) -> tuple[int, str, int] | None:
+    """The leader of the group's partition of __consumer_offsets: (node id, host, port) of
+    its ``listener``, or None while there is none (the topic is created here at the first
+    ask, as Kafka does)."""
     assert services.cluster is not None and services.groups is not None
     snap = services.cluster.cache.snapshot
     assignment = snap.topics.get(OFFSETS_TOPIC)
@@ -264,9 +273,10 @@ def _coordinator_in_cluster(services: Services, key: str) -> tuple[int, str, int
         return None
     state = snap.states.get((OFFSETS_TOPIC, partition_for(key, len(assignment.partitions))))
     leader = snap.brokers.get(state.leader) if state is not None else None
-    if leader is None:
+    endpoint = leader.endpoint(listener) if leader is not None else None
+    if leader is None or endpoint is None:
         return None
-    return leader.broker_id, leader.host, leader.port
+    return leader.broker_id, *endpoint
 
 
 def _coordinator(ctx: RequestContext, services: Services, key: str, key_type: int) -> Body:
@@ -274,7 +284,7 @@ def _coordinator(ctx: RequestContext, services: Services, key: str, key_type: in
     host, port = services.config.advertised_for(ctx.listener)
     node = services.config.node_id
     if code == ErrorCode.NONE and services.cluster is not None:
-        found = _coordinator_in_cluster(services, key)
+        found = _coordinator_in_cluster(services, key, ctx.listener)
         if found is None:
             code = ErrorCode.COORDINATOR_NOT_AVAILABLE
         else:

@@ -153,7 +153,7 @@ def _point_to_leaders(
     """current_leader of each partition refused for leadership, and node_endpoints."""
     leaders = set()
     if services.cluster is not None:
-        _point_to_cluster_leaders(services, response, moved)
+        _point_to_cluster_leaders(services, response, moved, ctx.listener)
         return
     for body, name, index in moved:
         try:
@@ -174,7 +174,7 @@ def _point_to_leaders(
 
 
 def _point_to_cluster_leaders(
-    services: Services, response: Body, moved: list[tuple[Body, str, int]]
+    services: Services, response: Body, moved: list[tuple[Body, str, int]], listener: str
 ) -> None:
     """KIP-951 in a cluster: the leader the cluster's state names, and its endpoint."""
     assert services.cluster is not None
@@ -186,11 +186,12 @@ def _point_to_cluster_leaders(
             continue
         body["current_leader"] = {"leader_id": state.leader, "leader_epoch": state.leader_epoch}
         reg = snap.brokers.get(state.leader)
-        if reg is not None:
+        endpoint = reg.endpoint(listener) if reg is not None else None
+        if reg is not None and endpoint is not None:
             endpoints[state.leader] = {
                 "node_id": state.leader,
-                "host": reg.host,
-                "port": reg.port,
+                "host": endpoint[0],
+                "port": endpoint[1],
                 "rack": reg.rack,
             }
     if endpoints:
