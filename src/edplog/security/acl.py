@@ -21,7 +21,9 @@ Role bindings (:mod:`.roles`) join in: the principals judged are the user and th
 :class:`~.groups.GroupSource` puts them in (``Group:<name>``, which ACLs may name too);
 after the DENY check of step 3, an ALLOW ACL *or* a role binding whose role grants the
 operation (with the same implications) on the resource allows. In step 2 a resource with no
-ACL and no role binding on it is the one ``allow.everyone.if.no.acl.found`` decides.
+ACL and no role binding on it is the one ``allow.everyone.if.no.acl.found`` opens (a
+cluster-scoped binding is on the cluster only); with it false, such a resource is still
+granted by the roles of cluster-scoped bindings.
 
 Decisions are cached per (principal, host, operation, resource) until the ACLs, the role
 bindings or the group membership change, so a produce or fetch pays one dictionary lookup per
@@ -365,8 +367,11 @@ class AclAuthorizer:
         rtype = RESOURCE_TYPES_BY_NAME[resource.resource_type]
         kind, name = resource.resource_type, resource.name
         matching = [a for a in self._by_type.get(rtype, ()) if a.pattern_matches(rtype, name)]
-        if not matching and not any(b.on(kind, name) for b in self._bindings):
-            return self.allow_if_no_acl
+        if self.allow_if_no_acl and not matching:
+            # Nothing on the resource: open to all. Cluster-scoped bindings are on the cluster
+            # only; otherwise the first cluster role bound would close every topic.
+            if not any(b.on(kind, name) for b in self._bindings):
+                return True
         who = self.principals(principal) | {WILDCARD_PRINCIPAL}
         mine = [a for a in matching if a.principal in who and a.host in (host, WILDCARD)]
         code = OPERATION_CODE[operation]
