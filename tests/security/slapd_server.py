@@ -37,8 +37,13 @@ directory {dir}/db
 """
 
 
+def _tool(name: str) -> str | None:
+    # Debian puts slapd and slapadd in /usr/sbin, which a non-root PATH may lack.
+    return shutil.which(name) or shutil.which(name, path="/usr/sbin:/usr/bin")
+
+
 def available() -> bool:
-    return all(shutil.which(tool) for tool in ("slapd", "slapadd"))
+    return all(_tool(tool) for tool in ("slapd", "slapadd"))
 
 
 def person(uid: str, password: str | None = None) -> str:
@@ -87,7 +92,7 @@ class SlapdServer:
         ldif = self.dir / "tree.ldif"
         ldif.write_text("\n".join(tree))
         subprocess.run(
-            ["slapadd", "-f", str(conf), "-l", str(ldif)],
+            [_tool("slapadd") or "slapadd", "-f", str(conf), "-l", str(ldif)],
             check=True,
             capture_output=True,
             timeout=60,
@@ -98,7 +103,15 @@ class SlapdServer:
         # -d keeps slapd in the foreground, our child; its log goes to a file.
         log = open(self.dir / "slapd.log", "wb")  # noqa: SIM115 (kept open for the child)
         self.proc = subprocess.Popen(
-            ["slapd", "-f", str(conf), "-h", f"ldap://127.0.0.1:{self.port}/", "-d", "0"],
+            [
+                _tool("slapd") or "slapd",
+                "-f",
+                str(conf),
+                "-h",
+                f"ldap://127.0.0.1:{self.port}/",
+                "-d",
+                "0",
+            ],
             stdout=log,
             stderr=subprocess.STDOUT,
         )
