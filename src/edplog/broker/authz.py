@@ -283,8 +283,8 @@ def _merged(spec: ApiSpec, merge: Merge) -> ApiSpec:
         result = handler(ctx, services, req)
         if inspect.isawaitable(result):
 
-            async def finish() -> Body:
-                body = await result
+            async def finish() -> Body | None:
+                body: Body | None = await result
                 return merge(body) if body is not None else body
 
             return finish()

@@ -230,7 +230,8 @@ def read_ldap_membership(settings: LdapSettings) -> dict[str, frozenset[str]]:
     import ldap3  # only brokers that use LDAP need it loaded
 
     parts = urlsplit(settings.url)
-    timeout_s = settings.timeout_ms / 1000
+    # ldap3 packs the receive timeout into a socket option: whole seconds.
+    timeout_s = max(1, round(settings.timeout_ms / 1000))
     server = ldap3.Server(
         parts.hostname or "",
         port=parts.port or 389,
