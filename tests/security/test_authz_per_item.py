@@ -30,9 +30,12 @@ from confluent_kafka.admin import (
     ConfigResource,
     NewPartitions,
     NewTopic,
+    OffsetSpec,
     ResourcePatternType,
     ResourceType,
 )
+
+from edplog.client import Client
 
 TIMEOUT_S = 30
 TOPIC_DENIED = KafkaError.TOPIC_AUTHORIZATION_FAILED
@@ -106,9 +109,9 @@ def locked(kafka_broker_factory: Any) -> tuple[Any, AdminClient]:
 
 def test_topic_administration_is_answered_per_topic(locked: tuple[Any, AdminClient]) -> None:
     """CreateTopics (no Create on the cluster: Create on each topic decides), CreatePartitions,
-    DeleteRecords and DeleteTopics each name an open topic and a locked one: the open one is
-    served (created, grown, truncated, deleted) and the locked one alone answers
-    TOPIC_AUTHORIZATION_FAILED."""
+    DeleteRecords, ListOffsets and DeleteTopics each name an open topic and a locked one: the
+    open one is served (created, grown, truncated, its end offset listed, deleted) and the
+    locked one alone answers TOPIC_AUTHORIZATION_FAILED."""
     broker, admin = locked
     created = admin.create_topics([NewTopic("ok-new", 1, 1), NewTopic("locked-new", 1, 1)])
     assert _error_code(created["ok-new"]) == KafkaError.NO_ERROR
@@ -122,6 +125,10 @@ def test_topic_administration_is_answered_per_topic(locked: tuple[Any, AdminClie
     deleted = admin.delete_records([ok, bad])
     assert deleted[ok].result(TIMEOUT_S).low_watermark == 1
     assert _error_code(deleted[bad]) == TOPIC_DENIED
+
+    ends = admin.list_offsets({ok: OffsetSpec.latest(), bad: OffsetSpec.latest()})
+    assert ends[ok].result(TIMEOUT_S).offset == 2
+    assert _error_code(ends[bad]) == TOPIC_DENIED
 
     gone = admin.delete_topics(["ok-b", "locked-b"], operation_timeout=TIMEOUT_S)
     assert _error_code(gone["ok-b"]) == KafkaError.NO_ERROR
@@ -175,8 +182,10 @@ def test_groups_are_answered_per_group_and_listed_when_describable(
 ) -> None:
     """Without Describe on the cluster, ListGroups lists g-ok and leaves locked-g out;
     DescribeGroups of both describes g-ok and answers GROUP_AUTHORIZATION_FAILED for
-    locked-g; DeleteGroups of both deletes g-ok only. ElectLeaders (Alter on the cluster) is
-    refused whole, CLUSTER_AUTHORIZATION_FAILED, as in Kafka."""
+    locked-g, and so does ConsumerGroupDescribe (edplog's client; g-ok, not a
+    consumer-protocol group, gets its own error); DeleteGroups of both deletes g-ok only.
+    ElectLeaders (Alter on the cluster) is refused whole, CLUSTER_AUTHORIZATION_FAILED, as in
+    Kafka."""
     broker, admin = locked
     listed = admin.list_consumer_groups(request_timeout=TIMEOUT_S).result(TIMEOUT_S)
     assert {g.group_id for g in listed.valid} == {"g-ok"}
@@ -188,6 +197,11 @@ def test_groups_are_answered_per_group_and_listed_when_describable(
     deleted = admin.delete_consumer_groups(["g-ok", "locked-g"])
     assert _error_code(deleted["g-ok"]) == KafkaError.NO_ERROR
     assert _error_code(deleted["locked-g"]) == GROUP_DENIED
+    with Client(broker.bootstrap) as client:  # ConsumerGroupDescribe (KIP-848), by hand
+        answer = client.call(69, 0, {"group_ids": ["g-ok", "locked-g"]})
+    codes = {g["group_id"]: g["error_code"] for g in answer["groups"]}
+    assert codes["locked-g"] == GROUP_DENIED and codes["g-ok"] != GROUP_DENIED
+
     elected = admin.elect_leaders(ElectionType.PREFERRED, [TopicPartition("ok-a", 0)])
     assert _error_code(elected) == CLUSTER_DENIED
 

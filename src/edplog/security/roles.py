@@ -22,10 +22,12 @@ role-bindings`` runs). A running broker re-reads it when it changes.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import tempfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -297,22 +299,36 @@ def list_bindings(data_dir: str | os.PathLike[str]) -> tuple[RoleBinding, ...]:
     return read_bindings(bindings_path(data_dir))
 
 
+@contextlib.contextmanager
+def _locked(data_dir: str | os.PathLike[str]) -> Iterator[None]:
+    """Serialise read-modify-write of the bindings between commands run at the same time
+    (an advisory lock on a file beside them; the broker only reads)."""
+    if not Path(data_dir).is_dir():
+        raise RoleError(f"{data_dir}: no such data directory")
+    with open(Path(data_dir) / ".role-bindings.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
 def add_binding(data_dir: str | os.PathLike[str], binding: RoleBinding) -> bool:
     """Add ``binding`` (validated first); False when it was there already."""
     binding.validate()
-    if not Path(data_dir).is_dir():
-        raise RoleError(f"{data_dir}: no such data directory")
-    current = list_bindings(data_dir)
-    if binding in current:
-        return False
-    write_bindings(bindings_path(data_dir), (*current, binding))
-    return True
+    with _locked(data_dir):
+        current = list_bindings(data_dir)
+        if binding in current:
+            return False
+        write_bindings(bindings_path(data_dir), (*current, binding))
+        return True
 
 
 def remove_binding(data_dir: str | os.PathLike[str], binding: RoleBinding) -> bool:
     """Remove ``binding``; False when there was no such binding."""
-    current = list_bindings(data_dir)
-    if binding not in current:
-        return False
-    write_bindings(bindings_path(data_dir), (b for b in current if b != binding))
-    return True
+    with _locked(data_dir):
+        current = list_bindings(data_dir)
+        if binding not in current:
+            return False
+        write_bindings(bindings_path(data_dir), (b for b in current if b != binding))
+        return True
