@@ -10,6 +10,7 @@ was tried and what must hold."""
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import pytest
@@ -18,6 +19,7 @@ from confluent_kafka import (
     ElectionType,
     KafkaError,
     KafkaException,
+    TopicCollection,
     TopicPartition,
 )
 from confluent_kafka.admin import (
@@ -38,6 +40,7 @@ from confluent_kafka.admin import (
 from edplog.client import Client
 
 TIMEOUT_S = 30
+Locked = tuple[Any, AdminClient, dict[str, uuid.UUID]]  # broker, admin client, topic ids
 TOPIC_DENIED = KafkaError.TOPIC_AUTHORIZATION_FAILED
 GROUP_DENIED = KafkaError.GROUP_AUTHORIZATION_FAILED
 CLUSTER_DENIED = KafkaError.CLUSTER_AUTHORIZATION_FAILED
@@ -52,8 +55,15 @@ def _error_code(fut: Any) -> int:
     return int(KafkaError.NO_ERROR)
 
 
+def _uuid(topic_id: Any) -> uuid.UUID:
+    """confluent-kafka's Uuid (two signed 64-bit halves) as a UUID."""
+    mask = (1 << 64) - 1
+    high = topic_id.get_most_significant_bits() & mask
+    return uuid.UUID(int=high << 64 | topic_id.get_least_significant_bits() & mask)
+
+
 @pytest.fixture
-def locked(kafka_broker_factory: Any) -> tuple[Any, AdminClient]:
+def locked(kafka_broker_factory: Any) -> Locked:
     """A broker with topics ok-a, ok-b, locked-a, locked-b (one partition, two records each)
     and committed offsets of groups g-ok and locked-g on ok-a and locked-a; then the ACLs
     that lock ``locked*`` and the cluster away from the anonymous client."""
@@ -73,6 +83,8 @@ def locked(kafka_broker_factory: Any) -> tuple[Any, AdminClient]:
         p.produce(n, b"1")
         p.produce(n, b"2")
     assert p.flush(TIMEOUT_S) == 0
+    described = admin.describe_topics(TopicCollection(list(names)))
+    ids = {n: _uuid(f.result(TIMEOUT_S).topic_id) for n, f in described.items()}
     for group in ("g-ok", "locked-g"):
         request = ConsumerGroupTopicPartitions(
             group, [TopicPartition("ok-a", 0, 1), TopicPartition("locked-a", 0, 1)]
@@ -104,15 +116,15 @@ def locked(kafka_broker_factory: Any) -> tuple[Any, AdminClient]:
     )
     for fut in admin.create_acls(acls).values():
         fut.result(TIMEOUT_S)
-    return broker, admin
+    return broker, admin, ids
 
 
-def test_topic_administration_is_answered_per_topic(locked: tuple[Any, AdminClient]) -> None:
+def test_topic_administration_is_answered_per_topic(locked: Locked) -> None:
     """CreateTopics (no Create on the cluster: Create on each topic decides), CreatePartitions,
     DeleteRecords, ListOffsets and DeleteTopics each name an open topic and a locked one: the
     open one is served (created, grown, truncated, its end offset listed, deleted) and the
     locked one alone answers TOPIC_AUTHORIZATION_FAILED."""
-    broker, admin = locked
+    broker, admin, ids = locked
     created = admin.create_topics([NewTopic("ok-new", 1, 1), NewTopic("locked-new", 1, 1)])
     assert _error_code(created["ok-new"]) == KafkaError.NO_ERROR
     assert _error_code(created["locked-new"]) == TOPIC_DENIED
@@ -138,12 +150,12 @@ def test_topic_administration_is_answered_per_topic(locked: tuple[Any, AdminClie
     assert len(topics["ok-a"].partitions) == 2 and "ok-b" not in topics
 
 
-def test_configs_are_answered_per_resource(locked: tuple[Any, AdminClient]) -> None:
+def test_configs_are_answered_per_resource(locked: Locked) -> None:
     """DescribeConfigs of an open topic, a locked topic and the broker: the open topic's
     configs come back, the locked one answers TOPIC_AUTHORIZATION_FAILED and the broker
     CLUSTER_AUTHORIZATION_FAILED (no DescribeConfigs on the cluster). AlterConfigs and
     IncrementalAlterConfigs of an open and a locked topic change the open one only."""
-    broker, admin = locked
+    broker, admin, ids = locked
     node = next(iter(admin.list_topics(timeout=TIMEOUT_S).brokers))
     res = [
         ConfigResource(ConfigResource.Type.TOPIC, "ok-a"),
@@ -178,7 +190,7 @@ def test_configs_are_answered_per_resource(locked: tuple[Any, AdminClient]) -> N
 
 
 def test_groups_are_answered_per_group_and_listed_when_describable(
-    locked: tuple[Any, AdminClient],
+    locked: Locked,
 ) -> None:
     """Without Describe on the cluster, ListGroups lists g-ok and leaves locked-g out;
     DescribeGroups of both describes g-ok and answers GROUP_AUTHORIZATION_FAILED for
@@ -186,7 +198,7 @@ def test_groups_are_answered_per_group_and_listed_when_describable(
     consumer-protocol group, gets its own error); DeleteGroups of both deletes g-ok only.
     ElectLeaders (Alter on the cluster) is refused whole, CLUSTER_AUTHORIZATION_FAILED, as in
     Kafka."""
-    broker, admin = locked
+    broker, admin, ids = locked
     listed = admin.list_consumer_groups(request_timeout=TIMEOUT_S).result(TIMEOUT_S)
     assert {g.group_id for g in listed.valid} == {"g-ok"}
 
@@ -206,7 +218,7 @@ def test_groups_are_answered_per_group_and_listed_when_describable(
     assert _error_code(elected) == CLUSTER_DENIED
 
 
-def test_group_offsets_are_answered_per_topic(locked: tuple[Any, AdminClient]) -> None:
+def test_group_offsets_are_answered_per_topic(locked: Locked) -> None:
     """OffsetFetch of all of g-ok's topics lists ok-a only (locked-a, which it may not
     Describe, is left out), and naming locked-a answers TOPIC_AUTHORIZATION_FAILED for its
     partition; OffsetCommit of ok-a and locked-a commits ok-a only (locked-a: no Read);
@@ -216,7 +228,7 @@ def test_group_offsets_are_answered_per_topic(locked: tuple[Any, AdminClient]) -
     from kafka.errors import NoError, TopicAuthorizationFailedError
     from kafka.structs import TopicPartition as KTP
 
-    broker, admin = locked
+    broker, admin, ids = locked
     every = admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions("g-ok")])
     assert [(t.topic, t.offset) for t in every["g-ok"].result(TIMEOUT_S).topic_partitions] == [
         ("ok-a", 1)
@@ -251,3 +263,27 @@ def test_group_offsets_are_answered_per_topic(locked: tuple[Any, AdminClient]) -
         kadmin.close()
     left = admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions("g-ok")])
     assert left["g-ok"].result(TIMEOUT_S).topic_partitions == []
+
+
+def test_topics_named_by_id_are_judged_by_their_name(locked: Locked) -> None:
+    """OffsetCommit v10 names topics by id (edplog's client, by hand): ok-a's id is
+    committed, locked-a's answers TOPIC_AUTHORIZATION_FAILED (an id does not get round the
+    ACL on the name), and an id no topic has stays UNKNOWN_TOPIC_ID."""
+    broker, admin, ids = locked
+    part = {"partition_index": 0, "committed_offset": 2, "committed_metadata": ""}
+    body = {
+        "group_id": "by-id",
+        "generation_id_or_member_epoch": -1,
+        "member_id": "",
+        "topics": [
+            {"topic_id": ids["ok-a"], "partitions": [part]},
+            {"topic_id": ids["locked-a"], "partitions": [part]},
+            {"topic_id": uuid.uuid4(), "partitions": [part]},
+        ],
+    }
+    with Client(broker.bootstrap) as client:
+        got = client.call(8, 10, body)["topics"]
+    codes = {t["topic_id"]: t["partitions"][0]["error_code"] for t in got}
+    assert codes[ids["ok-a"]] == KafkaError.NO_ERROR
+    assert codes[ids["locked-a"]] == TOPIC_DENIED
+    assert sorted(codes.values()).count(KafkaError.UNKNOWN_TOPIC_ID) == 1

@@ -241,10 +241,10 @@ def per_item(
     keep: list[Any] = []
     refused: dict[ErrorCode, list[Any]] = {}
     for item in listed or ():
-        if api_key == 20 and isinstance(item, dict) and not item.get("name"):
-            found = (
-                topic_name(uuid.UUID(str(item.get("topic_id")))) if item.get("topic_id") else None
-            )
+        if isinstance(item, dict) and "topic_id" in item and not item.get("name"):
+            # A topic named by id (DeleteTopics v6+, OffsetCommit v10): judged by its name.
+            tid = item.get("topic_id")
+            found = topic_name(uuid.UUID(str(tid))) if tid is not None else None
             if found is None:
                 keep.append(item)  # an unknown id: the handler answers it
                 continue
