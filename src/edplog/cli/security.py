@@ -3,7 +3,8 @@
 ``roles`` lists the roles and what each grants. ``role-bindings list|add|remove`` manage
 ``role-bindings.json`` in a broker's data directory (``--data-dir``, or the first of
 ``log.dirs`` of ``--config server.properties``); a running broker re-reads the file within
-``authorizer.roles.reload.interval.ms``. ``acls list`` asks a running broker (DescribeAcls).
+``authorizer.roles.reload.interval.ms``. ``acls list|add|remove`` talk to a running broker
+(DescribeAcls, CreateAcls, DeleteAcls) with confluent-kafka's admin client.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from ..security.roles import (
 
 
 def register(commands: Any, perf: Any) -> None:
-    """Add ``security roles``, ``security role-bindings ...`` and ``security acls list``."""
+    """Add ``security roles``, ``security role-bindings ...`` and ``security acls ...``."""
     p = commands.add_parser("security", help="roles, role bindings and ACLs")
     sub = p.add_subparsers(dest="security_command", metavar="ACTION")
     p.set_defaults(func=lambda args: _usage(p))
@@ -66,15 +67,35 @@ def register(commands: Any, perf: Any) -> None:
     acls = sub.add_parser("acls", help="ACLs of a running broker")
     acls_sub = acls.add_subparsers(dest="acls_command", metavar="ACTION")
     acls.set_defaults(func=lambda args: _usage(acls))
-    acl_list = acls_sub.add_parser("list", help="every ACL (DescribeAcls)")
-    acl_list.add_argument("--bootstrap-server", required=True, metavar="HOST:PORT")
-    acl_list.add_argument(
-        "--command-config",
-        metavar="FILE",
-        help="client properties (security.protocol, sasl.*, ssl.*) for the connection",
-    )
-    acl_list.add_argument("--timeout", type=float, default=30.0, help="seconds (default 30)")
-    acl_list.set_defaults(func=run_acls_list)
+    for name, func, text in (
+        ("list", run_acls_list, "every ACL (DescribeAcls)"),
+        ("add", run_acls_add, "add one ACL (CreateAcls)"),
+        ("remove", run_acls_remove, "remove one ACL (DeleteAcls)"),
+    ):
+        cmd = acls_sub.add_parser(name, help=text)
+        cmd.add_argument("--bootstrap-server", required=True, metavar="HOST:PORT")
+        cmd.add_argument(
+            "--command-config",
+            metavar="FILE",
+            help="client properties (security.protocol, sasl.*, ssl.*) for the connection",
+        )
+        cmd.add_argument("--timeout", type=float, default=30.0, help="seconds (default 30)")
+        cmd.set_defaults(func=func)
+        if name == "list":
+            continue
+        cmd.add_argument("--principal", required=True, help="User:<name>, User:* or Group:<name>")
+        cmd.add_argument(
+            "--operation", required=True, help="Read, Write, Create, Delete, Alter, Describe, ..."
+        )
+        cmd.add_argument(
+            "--resource",
+            required=True,
+            metavar="TYPE:NAME",
+            help="Topic:<name>, Group:<name>, Cluster:kafka-cluster, TransactionalId:<name>",
+        )
+        cmd.add_argument("--prefixed", action="store_true", help="a PREFIXED pattern")
+        cmd.add_argument("--deny", action="store_true", help="DENY (default ALLOW)")
+        cmd.add_argument("--host", default="*", help="the client address (default *)")
 
 
 def _where(cmd: argparse.ArgumentParser) -> None:
@@ -165,16 +186,8 @@ def run_remove(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_acls_list(args: argparse.Namespace) -> int:
-    from confluent_kafka import KafkaException
-    from confluent_kafka.admin import (
-        AclBindingFilter,
-        AclOperation,
-        AclPermissionType,
-        AdminClient,
-        ResourcePatternType,
-        ResourceType,
-    )
+def _admin(args: argparse.Namespace) -> Any:
+    from confluent_kafka.admin import AdminClient
 
     conf: dict[str, str] = {"bootstrap.servers": args.bootstrap_server}
     if args.command_config:
@@ -182,7 +195,65 @@ def run_acls_list(args: argparse.Namespace) -> int:
 
         with open(args.command_config) as f:
             conf.update(parse_properties(f.read()))
-    admin = AdminClient(conf)
+    return AdminClient(conf)
+
+
+_RESOURCE_TYPES = {
+    "topic": "TOPIC",
+    "group": "GROUP",
+    "cluster": "BROKER",  # confluent-kafka's name for the cluster resource
+    "transactionalid": "TRANSACTIONAL_ID",
+}
+
+
+def _acl(args: argparse.Namespace) -> Any:
+    """The one ACL the arguments describe, as confluent-kafka's AclBinding."""
+    from confluent_kafka.admin import (
+        AclBinding,
+        AclOperation,
+        AclPermissionType,
+        ResourcePatternType,
+        ResourceType,
+    )
+
+    kind, sep, name = args.resource.partition(":")
+    if not sep or not name or kind.lower() not in _RESOURCE_TYPES:
+        raise ValueError(
+            f"--resource is Topic:, Group:, Cluster: or TransactionalId:<name>, not "
+            f"{args.resource!r}"
+        )
+    op = args.operation.replace("_", "").lower()
+    ops = {o.name.replace("_", "").lower(): o for o in AclOperation}
+    if op not in ops or op in ("any", "unknown"):
+        raise ValueError(f"--operation {args.operation!r} is not an ACL operation")
+    return AclBinding(
+        ResourceType[_RESOURCE_TYPES[kind.lower()]],
+        name,
+        ResourcePatternType.PREFIXED if args.prefixed else ResourcePatternType.LITERAL,
+        args.principal,
+        args.host,
+        ops[op],
+        AclPermissionType.DENY if args.deny else AclPermissionType.ALLOW,
+    )
+
+
+def _show(a: Any) -> str:
+    return (
+        f"{a.principal} {a.permission_type.name} {a.operation.name} on "
+        f"{a.restype.name}:{a.name} ({a.resource_pattern_type.name}) from {a.host}"
+    )
+
+
+def run_acls_list(args: argparse.Namespace) -> int:
+    from confluent_kafka import KafkaException
+    from confluent_kafka.admin import (
+        AclBindingFilter,
+        AclOperation,
+        AclPermissionType,
+        ResourcePatternType,
+        ResourceType,
+    )
+
     every = AclBindingFilter(
         ResourceType.ANY,
         None,
@@ -193,13 +264,57 @@ def run_acls_list(args: argparse.Namespace) -> int:
         AclPermissionType.ANY,
     )
     try:
-        acls = admin.describe_acls(every, request_timeout=args.timeout).result(args.timeout)
+        admin = _admin(args)  # kept referenced until the answer: its futures need it
+        found = admin.describe_acls(every, request_timeout=args.timeout).result(args.timeout)
     except KafkaException as exc:
         print(f"edplog security: {exc.args[0].str()}", file=sys.stderr)
         return 1
-    for a in sorted(acls, key=str):
-        print(
-            f"{a.principal} {a.permission_type.name} {a.operation.name} on "
-            f"{a.restype.name}:{a.name} ({a.resource_pattern_type.name}) from {a.host}"
+    for line in sorted(_show(a) for a in found):
+        print(line)
+    return 0
+
+
+def run_acls_add(args: argparse.Namespace) -> int:
+    from confluent_kafka import KafkaException
+
+    try:
+        acl = _acl(args)
+        admin = _admin(args)
+        for fut in admin.create_acls([acl], request_timeout=args.timeout).values():
+            fut.result(args.timeout)
+    except (ValueError, KafkaException) as exc:
+        why = exc.args[0].str() if isinstance(exc, KafkaException) else str(exc)
+        print(f"edplog security: {why}", file=sys.stderr)
+        return 1
+    print(f"added: {_show(acl)}")
+    return 0
+
+
+def run_acls_remove(args: argparse.Namespace) -> int:
+    from confluent_kafka import KafkaException
+    from confluent_kafka.admin import AclBindingFilter
+
+    try:
+        acl = _acl(args)
+        exact = AclBindingFilter(
+            acl.restype,
+            acl.name,
+            acl.resource_pattern_type,
+            acl.principal,
+            acl.host,
+            acl.operation,
+            acl.permission_type,
         )
+        removed = []
+        admin = _admin(args)
+        for fut in admin.delete_acls([exact], request_timeout=args.timeout).values():
+            removed += fut.result(args.timeout)
+    except (ValueError, KafkaException) as exc:
+        why = exc.args[0].str() if isinstance(exc, KafkaException) else str(exc)
+        print(f"edplog security: {why}", file=sys.stderr)
+        return 1
+    if not removed:
+        print(f"edplog security: no such ACL: {_show(acl)}", file=sys.stderr)
+        return 1
+    print(f"removed: {_show(acl)}")
     return 0
