@@ -1,5 +1,6 @@
-"""docs/security.md's Roles section runs as written: its ``edplog security`` commands against
-a data directory, and its Python example (a broker with a groups file and bindings)."""
+"""docs/security.md's Roles section runs as written: its ``edplog security`` commands (against
+a data directory, and ``acls add`` against a running broker) and its Python example (a
+broker with a groups file and bindings)."""
 
 from __future__ import annotations
 
