@@ -77,7 +77,8 @@ def test_roles_follow_ldap_groups(tmp_path: Path, slapd: SlapdServer) -> None:
     prefix ``ev-`` are bound to Group:devs. Alice (in devs in LDAP) produces and consumes
     once the broker's reader has read the directory; bob (in no group) is refused. Bob is
     then added to devs in the directory (ldap3, as the directory's admin): the broker's next
-    read lets him produce, with no change to the broker."""
+    read lets him produce, with no change to the broker. Then slapd is stopped: once a read
+    has failed, bob still produces (the groups last read stay in force)."""
     import ldap3
 
     data = tmp_path / "data"
@@ -110,5 +111,10 @@ def test_roles_follow_ldap_groups(tmp_path: Path, slapd: SlapdServer) -> None:
         finally:
             conn.unbind()
         eventually(lambda: produce(broker, "bob", "events") == OK, "bob writes once in devs")
+
+        slapd.stop()
+        reader = broker.broker.roles.ldap_groups
+        eventually(lambda: reader.last_error is not None, "a read fails with slapd stopped")
+        assert produce(broker, "bob", "events") == OK  # the groups last read stay in force
     finally:
         broker.stop()
