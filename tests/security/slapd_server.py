@@ -59,28 +59,31 @@ def group(name: str, *uids: str) -> str:
 
 
 class SlapdServer:
-    def __init__(self, directory: Path, entries: list[str]) -> None:
+    """``tls``: (certificate chain file, key file) to listen on ldaps:// instead."""
+
+    def __init__(
+        self, directory: Path, entries: list[str], tls: tuple[Path, Path] | None = None
+    ) -> None:
         self.dir = directory
         self.entries = entries
+        self.tls = tls
         self.port = 0
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
-        return f"ldap://127.0.0.1:{self.port}"
+        return f"{'ldaps' if self.tls else 'ldap'}://127.0.0.1:{self.port}"
 
     def start(self) -> None:
         (self.dir / "db").mkdir(parents=True)
         conf = self.dir / "slapd.conf"
-        conf.write_text(
-            _CONFIG.format(
-                dir=self.dir,
-                suffix=SUFFIX,
-                root=ROOT_DN,
-                password=ROOT_PASSWORD,
-                reader=READER_DN,
-            )
+        text = _CONFIG.format(
+            dir=self.dir, suffix=SUFFIX, root=ROOT_DN, password=ROOT_PASSWORD, reader=READER_DN
         )
+        if self.tls:
+            cert, key = self.tls
+            text = f"TLSCertificateFile {cert}\nTLSCertificateKeyFile {key}\n" + text
+        conf.write_text(text)
         tree = [
             f"dn: {SUFFIX}\nobjectClass: dcObject\nobjectClass: organization\n"
             "dc: example\no: Example\n",
@@ -108,7 +111,7 @@ class SlapdServer:
                 "-f",
                 str(conf),
                 "-h",
-                f"ldap://127.0.0.1:{self.port}/",
+                f"{self.url}/",
                 "-d",
                 "0",
             ],

@@ -18,7 +18,7 @@ from slapd_server import GROUPS, PEOPLE, READER_DN, READER_PASSWORD, SlapdServer
 
 from edplog.broker.config import BrokerConfig
 from edplog.broker.runner import BackgroundBroker
-from edplog.security.groups import LdapSettings, read_ldap_membership
+from edplog.security.groups import GroupSettings, LdapSettings, read_ldap_membership
 from edplog.security.roles import RoleBinding, add_binding
 
 OK = KafkaError.NO_ERROR
@@ -118,3 +118,37 @@ def test_roles_follow_ldap_groups(tmp_path: Path, slapd: SlapdServer) -> None:
         assert produce(broker, "bob", "events") == OK  # the groups last read stay in force
     finally:
         broker.stop()
+
+
+def test_ldaps_verifies_the_directory_certificate(tmp_path: Path) -> None:
+    """slapd on ldaps:// with a certificate for 127.0.0.1 from a test CA: with that CA as
+    authorizer.ldap.ssl.truststore.location the groups are read; with another CA the TLS
+    handshake fails (the certificate is not trusted), so no groups are read."""
+    if not slapd_server.available():
+        pytest.skip("slapd is not installed (scripts/test installs it: apt-get install slapd)")
+    from tls_certs import CA
+
+    ca, other = CA(), CA("another CA")
+    issued = ca.issue(server=True, CN="localhost", O="edplog tests")
+    cert, key = tmp_path / "slapd.pem", tmp_path / "slapd.key"
+    cert.write_bytes(issued.cert_pem() + ca.cert_pem())
+    key.write_bytes(issued.key_pem())
+    (tmp_path / "ca.pem").write_bytes(ca.cert_pem())
+    (tmp_path / "other.pem").write_bytes(other.cert_pem())
+    server = SlapdServer(tmp_path / "ldap", [person("alice"), group("devs", "alice")], (cert, key))
+    server.start()
+    try:
+        props = ldap_props(server)
+        settings = GroupSettings.from_properties(
+            {**props, "authorizer.ldap.ssl.truststore.location": str(tmp_path / "ca.pem")}
+        ).ldap
+        assert settings is not None and server.url.startswith("ldaps://")
+        assert read_ldap_membership(settings) == {"alice": frozenset({"devs"})}
+        untrusted = GroupSettings.from_properties(
+            {**props, "authorizer.ldap.ssl.truststore.location": str(tmp_path / "other.pem")}
+        ).ldap
+        assert untrusted is not None
+        with pytest.raises(Exception, match="(?i)certificate"):
+            read_ldap_membership(untrusted)
+    finally:
+        server.stop()

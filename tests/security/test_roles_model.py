@@ -218,8 +218,9 @@ def test_bindings_are_validated_and_kept_in_the_data_dir(tmp_path: Path) -> None
 
 def test_group_settings_and_files_are_checked() -> None:
     """A groups file line without ``group:`` is refused naming its line; the settings refuse
-    a groups file together with LDAP, an LDAP URL that is not ldap://, missing search bases,
-    a bind DN without a password, and a non-positive interval."""
+    a groups file together with LDAP, an LDAP URL that is neither ldap:// nor ldaps://, a
+    trust store for ldap:// or one that does not exist, missing search bases, a bind DN
+    without a password, and a non-positive interval."""
     assert parse_groups_file("a: x, y\nb: y\n# c\n\na: z") == {
         "x": frozenset({"a"}),
         "y": frozenset({"a", "b"}),
@@ -235,7 +236,16 @@ def test_group_settings_and_files_are_checked() -> None:
     assert GroupSettings.from_properties(ldap).ldap is not None
     cases = [
         ({**ldap, "authorizer.groups.file": "/tmp/g"}, "both set"),
-        ({**ldap, "authorizer.ldap.url": "ldaps://h"}, "only ldap://"),
+        ({**ldap, "authorizer.ldap.url": "ldapi://h"}, "StartTLS is not implemented"),
+        ({**ldap, "authorizer.ldap.ssl.truststore.location": "/etc/hosts"}, "for an ldaps://"),
+        (
+            {
+                **ldap,
+                "authorizer.ldap.url": "ldaps://h",
+                "authorizer.ldap.ssl.truststore.location": "/nonexistent/ca.pem",
+            },
+            "no such file",
+        ),
         ({"authorizer.ldap.url": "ldap://h"}, "user.search.base is required"),
         ({**ldap, "authorizer.ldap.bind.dn": "cn=x"}, "go together"),
         ({"authorizer.roles.reload.interval.ms": "0"}, "must be positive"),

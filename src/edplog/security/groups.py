@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import os
+import ssl
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -48,6 +49,7 @@ GROUP_PROPERTIES = frozenset(
         "authorizer.ldap.group.member.attribute",
         "authorizer.ldap.refresh.interval.ms",
         "authorizer.ldap.timeout.ms",
+        "authorizer.ldap.ssl.truststore.location",
     }
 )
 
@@ -138,6 +140,9 @@ class LdapSettings:
     member_attribute: str = "member"
     refresh_interval_ms: int = 300_000
     timeout_ms: int = 10_000
+    # ldaps://: the CA certificates (PEM) the directory's certificate must chain to (None:
+    # the system's).
+    truststore: str | None = None
 
 
 @dataclass(frozen=True)
@@ -187,11 +192,16 @@ def _ldap_settings(props: Mapping[str, str]) -> LdapSettings:
             raise ValueError(f"authorizer.ldap.{key} is required when authorizer.ldap.* is set")
     url = props["authorizer.ldap.url"]
     parts = urlsplit(url)
-    if parts.scheme != "ldap" or not parts.hostname:
+    if parts.scheme not in ("ldap", "ldaps") or not parts.hostname:
         raise ValueError(
-            f"authorizer.ldap.url={url!r}: only ldap://host[:port] is implemented "
-            "(ldaps:// and StartTLS are not yet)"
+            f"authorizer.ldap.url={url!r}: ldap://host[:port] or ldaps://host[:port] "
+            "(StartTLS is not implemented)"
         )
+    truststore = props.get("authorizer.ldap.ssl.truststore.location") or None
+    if truststore is not None and parts.scheme != "ldaps":
+        raise ValueError("authorizer.ldap.ssl.truststore.location is for an ldaps:// URL")
+    if truststore is not None and not os.path.isfile(truststore):
+        raise ValueError(f"authorizer.ldap.ssl.truststore.location={truststore!r}: no such file")
     bind_dn = props.get("authorizer.ldap.bind.dn") or None
     password = props.get("authorizer.ldap.bind.password")
     if (bind_dn is None) != (password is None):
@@ -218,6 +228,7 @@ def _ldap_settings(props: Mapping[str, str]) -> LdapSettings:
             props, "authorizer.ldap.refresh.interval.ms", defaults.refresh_interval_ms
         ),
         timeout_ms=_positive(props, "authorizer.ldap.timeout.ms", defaults.timeout_ms),
+        truststore=truststore,
     )
 
 
@@ -232,9 +243,17 @@ def read_ldap_membership(settings: LdapSettings) -> dict[str, frozenset[str]]:
     parts = urlsplit(settings.url)
     # ldap3 packs the receive timeout into a socket option: whole seconds.
     timeout_s = max(1, round(settings.timeout_ms / 1000))
+    tls = None
+    if parts.scheme == "ldaps":
+        # The directory's certificate must chain to the trust store and name the host
+        # (ldap3 checks the name after the handshake). ldap3 builds the context with
+        # ssl.create_default_context, whose minimum is TLS 1.2.
+        tls = ldap3.Tls(validate=ssl.CERT_REQUIRED, ca_certs_file=settings.truststore)
     server = ldap3.Server(
         parts.hostname or "",
-        port=parts.port or 389,
+        port=parts.port or (636 if tls else 389),
+        use_ssl=tls is not None,
+        tls=tls,
         get_info=ldap3.NONE,
         connect_timeout=timeout_s,
     )
