@@ -38,6 +38,7 @@ from .producer_ids import ProducerIdManager
 from .quotas import ClientQuotas, CredentialStore, QuotaManager
 from .replica_manager import ReplicaManager
 from .replication import ReplicationManager
+from .role_store import RoleStore
 from .server import Server
 from .zk_stores import ZkAclStore, ZkCredentialStore
 from .zookeeper_settings import zookeeper_context
@@ -59,6 +60,7 @@ class Broker:
         self.services: Services | None = None
         self.server: Server | None = None
         self._housekeeping: asyncio.Task[None] | None = None
+        self.roles: RoleStore | None = None  # role bindings and groups (with ACLs on)
         self._stopped = False
         # Cluster mode (zookeeper.connect): membership and this broker's replication.
         self.node: ClusterNode | None = None
@@ -124,6 +126,10 @@ class Broker:
             acls = AclStore(config) if node is None else ZkAclStore(config, node.zk, loop)
         if acls is not None:
             await loop.run_in_executor(None, acls.load)
+        if acls is not None and node is None:  # roles: a single node's, for now
+            self.roles = RoleStore(config, acls.authorizer)
+            await loop.run_in_executor(None, self.roles.load)
+            self.roles.start()
         self.services = Services(
             config=config,
             store=store,
@@ -266,6 +272,8 @@ class Broker:
             await asyncio.get_running_loop().run_in_executor(None, self.node.stop)
         if self._housekeeping is not None:
             self._housekeeping.cancel()
+        if self.roles is not None:
+            await self.roles.stop()
         if self.coordinator is not None:
             try:
                 await self.coordinator.close()

@@ -17,6 +17,7 @@ from pathlib import Path
 from ..config import BROKER_DEFAULTS, LogConfig
 from ..errors import InvalidConfigError
 from ..security.acl import AUTHORIZER_CLASS_NAMES, parse_super_users
+from ..security.groups import GroupSettings
 from ..security.tls import TlsSettings
 from . import properties
 from .listeners import (
@@ -115,6 +116,8 @@ class BrokerConfig:
     authorizer_enabled: bool = False
     super_users: frozenset[str] = frozenset()
     allow_everyone_if_no_acl_found: bool = False
+    # Role bindings' groups (file or LDAP) and reload interval (security/groups.py).
+    roles: GroupSettings = field(default_factory=GroupSettings)
     # Bytes per second a move between log dirs (AlterReplicaLogDirs) may copy; 0: no limit.
     replica_alter_log_dirs_io_max_bytes_per_second: int = 0
     # acks=-1 is answered only after the log is flushed to disk (group commit).
@@ -357,6 +360,15 @@ class BrokerConfig:
             "inter.broker.listener.name" in props or "security.inter.broker.protocol" in props
         ):
             self.inter_broker = inter_broker(props, self.listeners)
+        try:
+            self.roles = GroupSettings.from_properties(props)
+        except ValueError as exc:
+            raise InvalidConfigError(str(exc)) from None
+        if self.roles.configured and (not self.authorizer_enabled or self.zookeeper_connect):
+            raise InvalidConfigError(
+                f"{min(self.roles.configured)}: roles and groups work with authorizer.class.name "
+                "on a single node (in a ZooKeeper cluster they are not implemented yet)"
+            )
         if self.zookeeper_connect is not None:
             self.zookeeper_tls, self.zookeeper_set_acl = zookeeper_security(props)
         elif any(k in ZOOKEEPER_SECURITY for k in props):

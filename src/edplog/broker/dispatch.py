@@ -137,6 +137,9 @@ class Dispatcher:
             refused = authz.refusal(acls.authorizer, services.store.topic_name, ctx, key, req)
             if refused is not None:
                 return self._answer(ctx, spec, spec.error_body(req, refused), req)
+            split = authz.per_item(acls.authorizer, services.store.topic_name, ctx, key, req, spec)
+            if split is not None:  # some items refused: the handler serves the others
+                req, spec = split
         quotas = services.quotas
         if quotas is not None and quotas.active and key == FETCH_API:
             _bound_fetch(quotas, ctx, req)

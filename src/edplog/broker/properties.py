@@ -16,6 +16,7 @@ from collections.abc import Mapping
 
 from ..config import BROKER_DEFAULTS
 from ..errors import InvalidConfigError
+from ..security.groups import GROUP_PROPERTIES
 from ..security.tls import SSL_PROPERTIES
 from .zookeeper_settings import PROPERTIES as ZOOKEEPER_PROPERTIES
 
@@ -104,6 +105,8 @@ HONOURED = (
             "authorizer.class.name",
             "super.users",
             "allow.everyone.if.no.acl.found",
+            # Roles and groups (docs/security.md, "Roles").
+            *GROUP_PROPERTIES,
         }
     )
     | ZOOKEEPER_PROPERTIES
@@ -181,6 +184,8 @@ _REFUSED_PREFIXES = {
     "transactional.id.": "transactions are not implemented yet",
     "remote.log.": "tiered storage is not implemented",
     "confluent.": "Confluent Platform features are not implemented",
+    "authorizer.": "this authorizer setting is not implemented (docs/security.md lists the "
+    "authorizer.* settings that are)",
 }
 _SERVED_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 #: The SASL settings a listener reads (security/sasl.py), broker-wide or per listener.

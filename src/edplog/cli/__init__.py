@@ -19,6 +19,7 @@ COMMAND_MODULES = [
     "edplog.cli.broker",  # broker, and (through edplog.cli.clients) topics, produce, ...
     "edplog.cli.perf",  # perf log, perf compare, perf produce, perf consume
     "edplog.cli.cluster",  # cluster up
+    "edplog.cli.security",  # security roles, security role-bindings, security acls
 ]
 
 

@@ -17,10 +17,19 @@ A decision (:meth:`AclAuthorizer.authorize`) follows Kafka's rules:
    Write, Delete and Alter imply Describe; AlterConfigs implies DescribeConfigs;
 5. otherwise denied.
 
-Decisions are cached per (principal, host, operation, resource) until the ACLs change, so a
-produce or fetch pays one dictionary lookup per topic. The ACLs live in the table this
-module keeps; the broker persists it (``to_json`` / ``from_json``) and calls
-:meth:`AclAuthorizer.replace` with every change.
+Role bindings (:mod:`.roles`) join in: the principals judged are the user and the groups a
+:class:`~.groups.GroupSource` puts them in (``Group:<name>``, which ACLs may name too);
+after the DENY check of step 3, an ALLOW ACL *or* a role binding whose role grants the
+operation (with the same implications) on the resource allows. In step 2 a resource with no
+ACL and no role binding on it is the one ``allow.everyone.if.no.acl.found`` opens (a
+cluster-scoped binding is on the cluster only); with it false, such a resource is still
+granted by the roles of cluster-scoped bindings.
+
+Decisions are cached per (principal, host, operation, resource) until the ACLs, the role
+bindings or the group membership change, so a produce or fetch pays one dictionary lookup per
+topic. The ACLs live in the table this module keeps; the broker persists it (``to_json`` /
+``from_json``) and calls :meth:`AclAuthorizer.replace` with every change, and
+:meth:`AclAuthorizer.replace_bindings` / :meth:`AclAuthorizer.groups_changed` likewise.
 """
 
 from __future__ import annotations
@@ -32,7 +41,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from .authorizer import Operation, Resource
+from .groups import GroupSource, NoGroups
 from .principal import Principal
+from .roles import ROLES, RoleBinding
 
 CLUSTER_NAME = "kafka-cluster"
 WILDCARD = "*"
@@ -281,13 +292,18 @@ class AclAuthorizer:
         *,
         super_users: Iterable[str] = (),
         allow_if_no_acl: bool = False,
+        bindings: Iterable[RoleBinding] = (),
+        groups: GroupSource | None = None,
     ) -> None:
         self.super_users = frozenset(super_users)
         self.allow_if_no_acl = allow_if_no_acl
         self._acls: tuple[AclBinding, ...] = ()
         self._by_type: dict[int, tuple[AclBinding, ...]] = {}
+        self._bindings: tuple[RoleBinding, ...] = ()
+        self._groups: GroupSource = groups or NoGroups()
         self._cache: dict[tuple[str, str, Operation, str, str], bool] = {}
         self.replace(acls)
+        self.replace_bindings(bindings)
 
     @property
     def acls(self) -> tuple[AclBinding, ...]:
@@ -303,6 +319,31 @@ class AclAuthorizer:
         self._by_type = {t: tuple(v) for t, v in by_type.items()}
         self._cache = {}
 
+    @property
+    def bindings(self) -> tuple[RoleBinding, ...]:
+        return self._bindings
+
+    def replace_bindings(self, bindings: Iterable[RoleBinding]) -> None:
+        """Put the role ``bindings`` in force (the whole table), dropping cached decisions."""
+        self._bindings = tuple(dict.fromkeys(bindings))
+        self._cache = {}
+
+    def set_groups(self, groups: GroupSource) -> None:
+        self._groups = groups
+        self._cache = {}
+
+    def groups_changed(self) -> None:
+        """The group source's membership changed: decisions made with the old one go."""
+        self._cache = {}
+
+    def principals(self, principal: Principal) -> frozenset[str]:
+        """The principals a request is judged as: itself, and ``Group:<g>`` for each group
+        a user is in."""
+        me = str(principal)
+        if principal.principal_type != "User":
+            return frozenset((me,))
+        return frozenset((me, *(f"Group:{g}" for g in self._groups.groups_of(principal.name))))
+
     def authorize_request(self, principal: Principal, host: str, api_key: int) -> bool:
         return True  # every API is judged by the resources it touches
 
@@ -312,54 +353,60 @@ class AclAuthorizer:
         key = (str(principal), host, operation, resource.resource_type, resource.name)
         decision = self._cache.get(key)
         if decision is None:
-            decision = self._decide(key[0], host, operation, resource)
+            decision = self._decide(principal, host, operation, resource)
             if len(self._cache) >= CACHE_ENTRIES:
                 self._cache = {}
             self._cache[key] = decision
         return decision
 
-    def _decide(self, principal: str, host: str, operation: Operation, resource: Resource) -> bool:
-        if principal in self.super_users:
+    def _decide(
+        self, principal: Principal, host: str, operation: Operation, resource: Resource
+    ) -> bool:
+        if str(principal) in self.super_users:
             return True
         rtype = RESOURCE_TYPES_BY_NAME[resource.resource_type]
-        matching = [
-            a for a in self._by_type.get(rtype, ()) if a.pattern_matches(rtype, resource.name)
-        ]
-        if not matching:
-            return self.allow_if_no_acl
-        mine = [
-            a
-            for a in matching
-            if a.principal in (principal, WILDCARD_PRINCIPAL) and a.host in (host, WILDCARD)
-        ]
+        kind, name = resource.resource_type, resource.name
+        matching = [a for a in self._by_type.get(rtype, ()) if a.pattern_matches(rtype, name)]
+        if self.allow_if_no_acl and not matching:
+            # Nothing on the resource: open to all. Cluster-scoped bindings are on the cluster
+            # only; otherwise the first cluster role bound would close every topic.
+            if not any(b.on(kind, name) for b in self._bindings):
+                return True
+        who = self.principals(principal) | {WILDCARD_PRINCIPAL}
+        mine = [a for a in matching if a.principal in who and a.host in (host, WILDCARD)]
         code = OPERATION_CODE[operation]
         for a in mine:
             if a.permission == Permission.DENY and a.operation in (code, OPERATION_ALL):
                 return False
         allowing = _IMPLIED_BY.get(operation, frozenset((code,)))
-        return any(
+        if any(
             a.permission == Permission.ALLOW
             and (a.operation == OPERATION_ALL or a.operation in allowing)
             for a in mine
+        ):
+            return True
+        granting = [OPERATIONS_BY_CODE[c] for c in allowing]
+        return any(
+            b.principal in who
+            and b.covers(kind, name)
+            and any(ROLES[b.role].allows(op, kind) for op in granting)
+            for b in self._bindings
         )
 
     def authorize_any(
         self, principal: Principal, host: str, operation: Operation, resource_type: str
     ) -> bool:
         """Whether ``principal`` may do ``operation`` on at least one resource of the type,
-        as Kafka's authorizeByResourceType: an ALLOW on some pattern of the type, unless a
-        DENY on every resource of the type (the wildcard literal) takes it away."""
-        name = str(principal)
-        if name in self.super_users:
+        as Kafka's authorizeByResourceType: an ALLOW (ACL or role binding) on some pattern
+        of the type, unless a DENY on every resource of the type (the wildcard literal)
+        takes it away."""
+        if str(principal) in self.super_users:
             return True
         rtype = RESOURCE_TYPES_BY_NAME[resource_type]
         acls = self._by_type.get(rtype, ())
-        if not acls:
-            return self.allow_if_no_acl
+        who = self.principals(principal) | {WILDCARD_PRINCIPAL}
         code = OPERATION_CODE[operation]
-        mine = [
-            a for a in acls if a.principal in (name, WILDCARD_PRINCIPAL) and a.host in (host, "*")
-        ]
+        mine = [a for a in acls if a.principal in who and a.host in (host, WILDCARD)]
         for a in mine:
             if (
                 a.permission == Permission.DENY
@@ -368,9 +415,18 @@ class AclAuthorizer:
                 and a.resource_name == WILDCARD
             ):
                 return False
-        return any(
+        if any(
             a.permission == Permission.ALLOW and a.operation in (code, OPERATION_ALL) for a in mine
-        )
+        ):
+            return True
+        if any(
+            b.principal in who
+            and ROLES[b.role].allows(operation, resource_type)
+            and (ROLES[b.role].cluster_scoped or b.resource_type == resource_type)
+            for b in self._bindings
+        ):
+            return True
+        return not acls and not self._bindings and self.allow_if_no_acl
 
     # ---- persistence -------------------------------------------------------------------
 
