@@ -16,19 +16,16 @@ import pytest
 from cluster_helpers import InProcessCluster, wait_for
 from confluent_kafka import Consumer, KafkaError, Producer
 from confluent_kafka.admin import (
-    AclBinding,
-    AclBindingFilter,
     AclOperation,
-    AclPermissionType,
     AdminClient,
     NewTopic,
-    ResourcePatternType,
     ResourceType,
     ScramCredentialInfo,
     ScramMechanism,
     UserScramCredentialUpsertion,
 )
 from docs_examples import example, run_example
+from security.acl_helpers import binding, create, every
 from security.tls_certs import CA, write_pem_keystore
 
 from edplog.cluster.zk import ZkClient
@@ -269,30 +266,13 @@ def test_scram_credentials_and_acls_are_the_clusters(zookeeper, tmp_path) -> Non
         bob = cluster.clients("bob", "bob-secret", "SCRAM-SHA-512", brokers=[3])
         assert produce_error(alice, "shared").code() == KafkaError.TOPIC_AUTHORIZATION_FAILED
         acls = [
-            AclBinding(
-                ResourceType.TOPIC,
-                "shared",
-                ResourcePatternType.LITERAL,
-                "User:alice",
-                "*",
-                op,
-                AclPermissionType.ALLOW,
-            )
+            binding(ResourceType.TOPIC, "shared", "User:alice", op)
             for op in (AclOperation.WRITE, AclOperation.DESCRIBE)
         ]
-        for fut in tools[2].create_acls(acls).values():
-            fut.result(TIMEOUT_S)
+        create(tools[2], acls)
         wait_for(lambda: produce_error(alice, "shared") is None, what="broker 1 to allow alice")
         assert produce_error(bob, "shared").code() == KafkaError.TOPIC_AUTHORIZATION_FAILED
-        everything = AclBindingFilter(
-            ResourceType.ANY,
-            None,
-            ResourcePatternType.ANY,
-            None,
-            None,
-            AclOperation.ANY,
-            AclPermissionType.ANY,
-        )
+        everything = every()
         wait_for(
             lambda: (
                 sorted(a.operation for a in tools[3].describe_acls(everything).result(TIMEOUT_S))

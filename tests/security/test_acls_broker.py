@@ -9,10 +9,9 @@ from __future__ import annotations
 import uuid
 
 import pytest
+from acl_helpers import TIMEOUT_S, binding, create, every
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
 from confluent_kafka.admin import (
-    AclBinding,
-    AclBindingFilter,
     AclOperation,
     AclPermissionType,
     AdminClient,
@@ -25,24 +24,6 @@ from edplog.errors import InvalidConfigError
 
 ACL_ON = {"authorizer_class_name": "kafka.security.authorizer.AclAuthorizer"}
 ME = "User:ANONYMOUS"
-TIMEOUT_S = 30
-
-
-def binding(kind, name, principal, op, permission=AclPermissionType.ALLOW, pattern=None):
-    return AclBinding(
-        kind, name, pattern or ResourcePatternType.LITERAL, principal, "*", op, permission
-    )
-
-
-def every(kind=ResourceType.ANY):
-    return AclBindingFilter(
-        kind, None, ResourcePatternType.ANY, None, None, AclOperation.ANY, AclPermissionType.ANY
-    )
-
-
-def create(admin: AdminClient, acls: list[AclBinding]) -> None:
-    for fut in admin.create_acls(acls, request_timeout=TIMEOUT_S).values():
-        fut.result(TIMEOUT_S)
 
 
 def test_without_an_authorizer_acl_calls_answer_security_disabled(kafka_broker_factory):
@@ -96,16 +77,7 @@ def test_acls_are_created_described_deleted_and_kept_across_a_restart(
     again = admin.describe_acls(every()).result(TIMEOUT_S)
     assert sorted(map(str, again)) == sorted(map(str, wanted))
 
-    topics_only = AclBindingFilter(
-        ResourceType.TOPIC,
-        None,
-        ResourcePatternType.ANY,
-        None,
-        None,
-        AclOperation.ANY,
-        AclPermissionType.ANY,
-    )
-    removed = list(admin.delete_acls([topics_only]).values())[0].result(TIMEOUT_S)
+    removed = list(admin.delete_acls([every(ResourceType.TOPIC)]).values())[0].result(TIMEOUT_S)
     assert sorted(b.name for b in removed) == ["orders", "pub-"]
     left = admin.describe_acls(every()).result(TIMEOUT_S)
     assert [b.name for b in left] == ["billing"]

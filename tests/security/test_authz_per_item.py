@@ -14,6 +14,7 @@ import uuid
 from typing import Any
 
 import pytest
+from acl_helpers import TIMEOUT_S, binding, create
 from confluent_kafka import (
     ConsumerGroupTopicPartitions,
     ElectionType,
@@ -23,9 +24,7 @@ from confluent_kafka import (
     TopicPartition,
 )
 from confluent_kafka.admin import (
-    AclBinding,
     AclOperation,
-    AclPermissionType,
     AdminClient,
     AlterConfigOpType,
     ConfigEntry,
@@ -39,7 +38,6 @@ from confluent_kafka.admin import (
 
 from edplog.client import Client
 
-TIMEOUT_S = 30
 Locked = tuple[Any, AdminClient, dict[str, uuid.UUID]]  # broker, admin client, topic ids
 TOPIC_DENIED = KafkaError.TOPIC_AUTHORIZATION_FAILED
 GROUP_DENIED = KafkaError.GROUP_AUTHORIZATION_FAILED
@@ -91,31 +89,13 @@ def locked(kafka_broker_factory: Any) -> Locked:
         )
         admin.alter_consumer_group_offsets([request])[group].result(TIMEOUT_S)
     bob = "User:bob"
+    prefixed = ResourcePatternType.PREFIXED
     acls = [
-        AclBinding(
-            kind,
-            "locked",
-            ResourcePatternType.PREFIXED,
-            bob,
-            "*",
-            AclOperation.ALL,
-            AclPermissionType.ALLOW,
-        )
+        binding(kind, "locked", bob, AclOperation.ALL, pattern=prefixed)
         for kind in (ResourceType.TOPIC, ResourceType.GROUP)
     ]
-    acls.append(
-        AclBinding(
-            ResourceType.BROKER,
-            "kafka-cluster",
-            ResourcePatternType.LITERAL,
-            bob,
-            "*",
-            AclOperation.ALL,
-            AclPermissionType.ALLOW,
-        )
-    )
-    for fut in admin.create_acls(acls).values():
-        fut.result(TIMEOUT_S)
+    acls.append(binding(ResourceType.BROKER, "kafka-cluster", bob, AclOperation.ALL))
+    create(admin, acls)
     return broker, admin, ids
 
 

@@ -10,14 +10,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from acl_helpers import binding, create
 from confluent_kafka import KafkaError
 from confluent_kafka.admin import (
-    AclBinding,
     AclOperation,
     AclPermissionType,
     AdminClient,
     NewTopic,
-    ResourcePatternType,
     ResourceType,
 )
 from roles_helpers import TIMEOUT_S, broker_props, conf, consume, edplog, eventually, produce
@@ -87,17 +86,10 @@ def test_roles_with_file_groups_decide_produce_consume_and_admin(
         [NewTopic(t, 1, 1) for t in ("pay-in", "pay-secret", "misc")]
     ).values():
         fut.result(TIMEOUT_S)
-    deny = AclBinding(
-        ResourceType.TOPIC,
-        "pay-secret",
-        ResourcePatternType.LITERAL,
-        "Group:devs",
-        "*",
-        AclOperation.READ,
-        AclPermissionType.DENY,
+    deny = binding(
+        ResourceType.TOPIC, "pay-secret", "Group:devs", AclOperation.READ, AclPermissionType.DENY
     )
-    for fut in admin.create_acls([deny]).values():
-        fut.result(TIMEOUT_S)
+    create(admin, [deny])
     assert produce(broker, "admin", "pay-secret") == OK
 
     assert produce(broker, "alice", "pay-in") == OK

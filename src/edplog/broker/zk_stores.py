@@ -16,7 +16,6 @@ from typing import Any
 
 from ..cluster import zk_security
 from ..cluster.zk import ZkClient
-from ..cluster.zk_session import WatchHandle
 from ..security.acl import AclBinding
 from ..security.scram import ScramCredentials
 from .acl_store import AclStore
@@ -49,13 +48,13 @@ class ZkAclStore(AclStore):
         super().__init__(config)
         self.zk = zk
         self._generation = _Generation(loop)
-        self.watch: WatchHandle | None = None  # ends with the ZooKeeper session
 
     def load(self) -> None:
         """Read the table and watch for changes (blocking: call it off the event loop)."""
         acls, _ = zk_security.read_acls(self.zk)
         self.authorizer.replace(acls)
-        self.watch = zk_security.watch_acls(self.zk, self._changed)
+        # the watch lasts as long as the ZooKeeper session, which ends with the broker
+        zk_security.watch_acls(self.zk, self._changed)
 
     def _changed(self) -> None:  # a kazoo thread
         seen = self._generation.count
@@ -80,11 +79,10 @@ class ZkCredentialStore(CredentialStore):
         super().__init__(data_dir)
         self.zk = zk
         self._generation = _Generation(loop)
-        self.watch: WatchHandle | None = None  # ends with the ZooKeeper session
 
     def load(self) -> None:
         self.credentials, _ = zk_security.read_credentials(self.zk)
-        self.watch = zk_security.watch_credentials(self.zk, self._changed)
+        zk_security.watch_credentials(self.zk, self._changed)  # as long as the session
 
     def _changed(self) -> None:  # a kazoo thread
         seen = self._generation.count

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from ..security.roles import (
@@ -161,28 +162,32 @@ def _binding(args: argparse.Namespace) -> RoleBinding:
     )
 
 
-def run_add(args: argparse.Namespace) -> int:
+def _edit(args: argparse.Namespace, edit: Callable[[str, RoleBinding], bool]) -> bool | None:
+    """edit(data dir, the binding the arguments name): whether it changed anything, or None
+    (said on stderr) when the arguments or the stored bindings are wrong."""
     try:
-        binding = _binding(args)
-        added = add_binding(_data_dir(args), binding)
+        return edit(_data_dir(args), _binding(args))
     except RoleError as exc:
         print(f"edplog security: {exc}", file=sys.stderr)
+        return None
+
+
+def run_add(args: argparse.Namespace) -> int:
+    added = _edit(args, add_binding)
+    if added is None:
         return 1
-    print(("added: " if added else "already there: ") + str(binding))
+    print(("added: " if added else "already there: ") + str(_binding(args)))
     return 0
 
 
 def run_remove(args: argparse.Namespace) -> int:
-    try:
-        binding = _binding(args)
-        removed = remove_binding(_data_dir(args), binding)
-    except RoleError as exc:
-        print(f"edplog security: {exc}", file=sys.stderr)
+    removed = _edit(args, remove_binding)
+    if removed is None:
         return 1
     if not removed:
-        print(f"edplog security: no such role binding: {binding}", file=sys.stderr)
+        print(f"edplog security: no such role binding: {_binding(args)}", file=sys.stderr)
         return 1
-    print(f"removed: {binding}")
+    print(f"removed: {_binding(args)}")
     return 0
 
 
