@@ -3,7 +3,16 @@
 A follower is stopped, the leader gets N bytes at acks=1, the follower is started again; the
 rate is the bytes its log received over the time from its first new byte to its log holding as
 many bytes as the leader's (compared with ``os.sendfile`` of the same bytes, the limits
-family's measurement).
+family's measurement, and with ``os.write`` of the same bytes to a new file, measured in each
+event just before the follower starts).
+
+Two things keep the figure one follower's copy on comparable memory. The follower that stayed
+in the ISR may still be copying when the produce ends (acks=1 does not wait for it): the
+stopped follower starts only once that one holds the leader's bytes. And a page-cache write is
+only as fast as the memory it lands on: on a VM, memory the guest has not touched lately
+faults in slowly (several times slower than memory a deleted file just freed), so a floor
+measured at another moment says little. The floor's file is therefore written right before the
+follower starts and removed only after it has caught up, so neither reuses the other's pages.
 """
 
 from __future__ import annotations
@@ -14,9 +23,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from . import data
+from ...cluster.waiting import wait_until
+from . import data, limits
 from .cluster_run import BROKERS, ISR_WAIT_S, PRODUCE_CAP_S, SIZE, ClusterRun
-from .model import Sample
+from .model import Budget, Sample
 
 CATCH_UP_WAIT_S = 600.0
 
@@ -77,8 +87,13 @@ def produce_plain(bootstrap: str, topic: str, nbytes: int) -> int:
     return count
 
 
-def catch_up_once(run: ClusterRun, topic: str, nbytes: int) -> Sample:
-    """Stop a follower, give the leader ``nbytes``, start the follower, time its copy."""
+def catch_up_once(
+    run: ClusterRun, topic: str, nbytes: int, floors: list[Sample] | None = None
+) -> Sample:
+    """Stop a follower, give the leader ``nbytes``, start the follower, time its copy.
+
+    With ``floors``, the same bytes' ``os.write`` to a new file, just before the follower
+    starts, is appended to it (see the module docstring)."""
     run.create_topic(topic)
     state = run.state(topic)
     follower = next(b for b in state.isr if b != state.leader)
@@ -89,8 +104,34 @@ def catch_up_once(run: ClusterRun, topic: str, nbytes: int) -> Sample:
     run.wait_isr(topic, BROKERS - 1)
     leader_dir = run.cluster.data_dir(state.leader)
     target = log_bytes(leader_dir, topic)
+    others = [run.cluster.data_dir(b) for b in state.isr if b not in (state.leader, follower)]
+    if not wait_until(lambda: all(log_bytes(d, topic) >= target for d in others), ISR_WAIT_S, 0.01):
+        raise TimeoutError(f"the in-sync follower did not copy the leader's log in {ISR_WAIT_S} s")
     follower_dir = run.cluster.data_dir(follower)
     base = log_bytes(follower_dir, topic)
+    floor_file = os.path.join(run.ctx.workdir, "cluster-catch-up-floor.bin")
+    try:
+        if floors is not None:
+            budget = Budget(run.ctx.budget.name, PRODUCE_CAP_S, target - base, 0.0)
+            floors.append(limits.write_new_file(run.ctx.workdir, SIZE, budget, keep=floor_file))
+        sample = _copy(run, follower, follower_dir, base, target, records, topic)
+    finally:
+        if os.path.exists(floor_file):
+            os.unlink(floor_file)
+    run.delete_topic(topic)
+    return sample
+
+
+def _copy(
+    run: ClusterRun,
+    follower: int,
+    follower_dir: Path,
+    base: int,
+    target: int,
+    records: int,
+    topic: str,
+) -> Sample:
+    """Start the stopped follower and time its copy from ``base`` to ``target`` bytes."""
     starter_error: list[BaseException] = []
 
     def start() -> None:
@@ -139,5 +180,4 @@ def catch_up_once(run: ClusterRun, topic: str, nbytes: int) -> Sample:
             "start_to_isr": (in_isr - spawned) * 1000,
         },
     )
-    run.delete_topic(topic)
     return sample

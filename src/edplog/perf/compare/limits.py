@@ -30,10 +30,13 @@ def _records(nbytes: int, size: int) -> int:
     return nbytes * count // len(buf)
 
 
-def write_new_file(workdir: str, size: int, budget: Budget) -> Sample:
-    """Append the batch buffer to a new file until the byte or time cap."""
+def write_new_file(workdir: str, size: int, budget: Budget, keep: str | None = None) -> Sample:
+    """Append the batch buffer to a new file until the byte or time cap.
+
+    The file is removed at the end, unless ``keep`` names it: the caller removes it then, after
+    whatever must not reuse its page-cache memory meanwhile."""
     buf, _ = data.batch_buffer(size)
-    path = os.path.join(workdir, "limits-write.bin")
+    path = keep or os.path.join(workdir, "limits-write.bin")
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     written = 0
     try:
@@ -44,7 +47,8 @@ def write_new_file(workdir: str, size: int, budget: Budget) -> Sample:
         elapsed = time.perf_counter() - start
     finally:
         os.close(fd)
-        os.unlink(path)
+        if keep is None:
+            os.unlink(path)
     return Sample(_records(written, size), written, elapsed)
 
 
