@@ -257,13 +257,14 @@ def test_kcat_produces_and_consumes_with_plain(start) -> None:
         ({"listener.name.clients.sasl.enabled.mechanisms": "GSSAPI"}, "GSSAPI"),
         ({"listener.name.clients.sasl.enabled.mechanisms": "OAUTHBEARER"}, "OAUTHBEARER"),
         ({"listener.name.clients.plain.sasl.jaas.config": "x required a=1;"}, "PlainLoginModule"),
-        ({"connections.max.reauth.ms": "60000"}, "connections.max.reauth.ms"),
+        ({"connections.max.reauth.ms": "-1"}, "connections.max.reauth.ms"),
         ({"sasl.server.callback.handler.class": "x.Y"}, "sasl.server.callback.handler.class"),
     ],
 )
 def test_sasl_settings_edplog_lacks_are_refused(props, named) -> None:
-    """Kafka's default GSSAPI, OAUTHBEARER, a JAAS line for another login module,
-    re-authentication and custom callback handlers stop the start, naming what is wrong."""
+    """Kafka's default GSSAPI, OAUTHBEARER without its validator settings, a JAAS line for
+    another login module, a negative session lifetime and custom callback handlers stop the
+    start, naming what is wrong."""
     with pytest.raises(InvalidConfigError, match=named):
         BrokerConfig.from_properties({**sasl_props(), **props})
     with pytest.raises(InvalidConfigError, match="sasl.enabled.mechanisms"):

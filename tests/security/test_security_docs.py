@@ -40,3 +40,9 @@ def test_the_acl_example_grants_lists_and_deletes() -> None:
     """The ACL example: a super user creates a prefixed ALLOW and a literal DENY, lists both
     and deletes both (its own assertions)."""
     run_example(example("security.md", "create_acls"), "docs/security.md")
+
+
+def test_the_oauthbearer_example_logs_in_with_a_signed_token() -> None:
+    """The OAUTHBEARER example: a broker validating against a JWKS file, a producer whose
+    token callback signs a token, one record delivered (its own assertion)."""
+    run_example(example("security.md", "oauth_cb"), "docs/security.md")

@@ -98,6 +98,8 @@ class BrokerConfig:
     # Connections: Kafka's names, Kafka's defaults except queued.max.request.bytes (bounded).
     queued_max_request_bytes: int = DEFAULT_QUEUED_MAX_REQUEST_BYTES
     connections_max_idle_ms: int = 600_000
+    # The wait before a failed login's answer (security/sasl.py FailedLogins).
+    connection_failed_authentication_delay_ms: int = 100
     max_connections: int = UNLIMITED_CONNECTIONS
     max_connections_per_ip: int = UNLIMITED_CONNECTIONS
     max_connections_per_ip_overrides: dict[str, int] = field(default_factory=dict)
@@ -410,6 +412,8 @@ class BrokerConfig:
             self.connections_max_idle_ms = number  # negative: never close idle connections
         elif number < 0:
             raise InvalidConfigError(f"{key}={value}: must be 0 or more")
+        elif key == "connection.failed.authentication.delay.ms":
+            self.connection_failed_authentication_delay_ms = number
         elif key == "max.connections":
             self.max_connections = number
         else:
@@ -467,6 +471,7 @@ _CONNECTION_PROPERTIES = frozenset(
     {
         "queued.max.request.bytes",
         "connections.max.idle.ms",
+        "connection.failed.authentication.delay.ms",
         "max.connections",
         "max.connections.per.ip",
         "max.connections.per.ip.overrides",

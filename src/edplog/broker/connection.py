@@ -12,6 +12,11 @@ Kafka does; the SaslAuthenticate handler moves the connection to READY once the 
 proved who it is. CLOSING reads nothing more, answers what was already dispatched and then
 closes the transport.
 
+With ``connections.max.reauth.ms`` (KIP-368) a login's session ends after its lifetime: the
+client logs in again on the connection (SaslHandshake and SaslAuthenticate while READY);
+a request other than those after the session ended closes the connection, as Kafka does. A
+failed re-authentication closes it too.
+
 Kafka clients pipeline requests and match responses by position, so responses go out in
 request order: ``_pending`` holds the dispatched requests whose responses are not written
 yet, and a Fetch parked in a long poll therefore holds back the responses queued behind it
@@ -117,6 +122,8 @@ class Connection:
         "_muted",
         "_unmute_handle",
         "sasl",
+        "_session_ends",
+        "_logins",
     )
 
     def __init__(
@@ -155,6 +162,8 @@ class Connection:
         self._unmute_handle: asyncio.TimerHandle | None = None
         # A SASL listener's exchange: the connection starts AUTHENTICATING with it.
         self.sasl = sasl
+        self._session_ends = 0.0  # time.monotonic() the login's session ends; 0: never
+        self._logins = 0
         if sasl is not None:
             self.state = State.AUTHENTICATING
 
@@ -322,26 +331,42 @@ class Connection:
             self._submit(started)
             if self.closed:
                 return
-            if self.state is State.AUTHENTICATING and self._authenticated():
+            if (
+                self.sasl is not None
+                and started.header.api_key in (SASL_HANDSHAKE, SASL_AUTHENTICATE)
+                and self._after_login_step()
+            ):
                 return
         self._update_reading()
 
-    def _authenticated(self) -> bool:
-        """After each request while AUTHENTICATING: READY once the SASL exchange has named a
-        principal; closing (after the failure's answer is written) once it failed. True when
-        the connection stops taking requests."""
+    def _after_login_step(self) -> bool:
+        """After each SASL request: READY (or still READY, re-authenticated) once a login has
+        named a principal, with that login's session end; closing (after the failure's
+        answer is written) once one failed. True when the connection stops taking requests."""
         sasl = self.sasl
         if sasl is None:
             return False
-        if sasl.principal is not None:
-            self.principal = sasl.principal
-            self.state = State.READY
-            log.info("%s authenticated as %s (%s)", self.peer, sasl.principal, sasl.mechanism)
-            return False
+        metrics = self.server.dispatcher.services.metrics
         if sasl.failed:
             log.info("%s failed SASL authentication (%s)", self.peer, sasl.mechanism)
+            metrics.authentication(self.listener, sasl.mechanism, False)
             self._finish(drop_unstarted=True)
             return True
+        if sasl.principal is not None and sasl.logins != self._logins:
+            again = self._logins > 0
+            self._logins = sasl.logins
+            self.principal = sasl.principal
+            self.state = State.READY
+            ends = sasl.expires_at
+            self._session_ends = ends if ends is not None else 0.0
+            log.info(
+                "%s %s as %s (%s)",
+                self.peer,
+                "re-authenticated" if again else "authenticated",
+                sasl.principal,
+                sasl.mechanism,
+            )
+            metrics.authentication(self.listener, sasl.mechanism, True, again)
         return False
 
     def _mute_after(self, pending: Pending) -> None:
@@ -389,9 +414,11 @@ class Connection:
     def _dispatch(self, frame: memoryview) -> Pending | None:
         """Hand one frame to the broker's dispatch; None means close the connection.
 
-        While AUTHENTICATING only the authentication APIs are let through (any other closes
-        the connection, as Kafka does)."""
+        While AUTHENTICATING, and once a login's session has ended, only the authentication
+        APIs are let through (any other closes the connection, as Kafka does)."""
         allowed = AUTHENTICATION_APIS if self.state is State.AUTHENTICATING else None
+        if self._session_ends and time.monotonic() >= self._session_ends:
+            allowed = AUTHENTICATION_APIS
         return self.server.dispatcher.dispatch(frame, self._request_context, allowed)
 
     def _request_context(self, header: RequestHeader) -> RequestContext:

@@ -104,7 +104,7 @@ class Dispatcher:
             return None
         key, version = header.api_key, header.api_version
         if allowed is not None and key not in allowed:
-            log.info("closing: api %d before authentication", key)
+            log.info("closing: api %d before (re-)authentication", key)
             return None
         if key == API_VERSIONS and not version_supported(key, version):
             lo, hi = SUPPORTED[API_VERSIONS]

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field, replace
 
 from ..client.secure import ClientSecurity
 from ..errors import InvalidConfigError
-from ..security import sasl
+from ..security import oauth, sasl
 from ..security.tls import TlsSettings, build_client_context, listener_properties
 from . import properties
 
@@ -55,9 +55,12 @@ class ListenerConfig:
     tls: TlsSettings | None = None
     advertised_host: str | None = None
     advertised_port: int | None = None
-    # SASL listeners: the mechanisms enabled, and the PLAIN users of the listener's JAAS.
+    # SASL listeners: the mechanisms enabled, the PLAIN users of the listener's JAAS, the
+    # OAUTHBEARER validation settings and the session lifetime per mechanism (KIP-368).
     sasl_mechanisms: tuple[str, ...] = ()
     plain_users: dict[str, str] = field(default_factory=dict)
+    oauth: oauth.OAuthSettings | None = None
+    reauth_ms: dict[str, int] = field(default_factory=dict)
 
 
 def client_listeners(
@@ -78,6 +81,9 @@ def client_listeners(
         listener = ListenerConfig(name, protocol, host, port, tls)
         if protocol.startswith("SASL_"):
             listener.sasl_mechanisms, listener.plain_users = _sasl_settings(name, props)
+            listener.reauth_ms = _reauth_ms(name, props, listener.sasl_mechanisms)
+            if oauth.OAUTHBEARER in listener.sasl_mechanisms:
+                listener.oauth = _oauth_settings(name, props)
         listeners.append(listener)
     advertised = {
         name: address for name, _, address in _listener_items("advertised.listeners", props)
@@ -154,6 +160,69 @@ def _sasl_settings(listener: str, props: dict[str, str]) -> tuple[tuple[str, ...
                 f"{sasl.SCRAM_LOGIN_MODULE}, not {module}"
             )
     return mechanisms, users
+
+
+def _mechanism_setting(
+    props: dict[str, str], listener: str, mechanism: str, key: str
+) -> tuple[str, str | None]:
+    """(where, value) of a mechanism's setting: ``listener.name.<l>.<mechanism>.<key>``, else
+    ``listener.name.<l>.<key>``, else the broker-wide ``<key>``."""
+    for where in (f"{mechanism.lower()}.{key}", key):
+        found = _listener_setting(props, listener, where)
+        if found is not None:
+            return f"listener.name.{listener.lower()}.{where}", found
+    return key, props.get(key)
+
+
+def _reauth_ms(listener: str, props: dict[str, str], mechanisms: tuple[str, ...]) -> dict[str, int]:
+    """``connections.max.reauth.ms`` per mechanism (0 or unset: sessions do not end)."""
+    out = {}
+    for mechanism in mechanisms:
+        where, text = _mechanism_setting(props, listener, mechanism, "connections.max.reauth.ms")
+        if text is None:
+            continue
+        try:
+            value = int(text.strip())
+        except ValueError:
+            raise InvalidConfigError(f"{where}={text!r} is not a whole number") from None
+        if value < 0:
+            raise InvalidConfigError(f"{where}={value}: must be 0 (no limit) or more")
+        out[mechanism] = value
+    return out
+
+
+def _oauth_settings(listener: str, props: dict[str, str]) -> oauth.OAuthSettings:
+    """An OAUTHBEARER listener's validator settings: Kafka's secured validator class must be
+    named (Kafka's default one accepts unsigned tokens, which edplog does not serve), the
+    JAAS line names the OAuthBearerLoginModule when given, and the ``sasl.oauthbearer.*``
+    settings come per listener or broker-wide."""
+    prefix = f"listener.name.{listener.lower()}.oauthbearer"
+    handler = _listener_setting(props, listener, "oauthbearer.sasl.server.callback.handler.class")
+    if handler is None or handler.strip() not in oauth.VALIDATOR_CLASSES:
+        raise InvalidConfigError(
+            f"{prefix}.sasl.server.callback.handler.class="
+            f"{handler.strip() if handler else '(unset)'}: OAUTHBEARER validates signed JWTs "
+            f"only: name {oauth.VALIDATOR_CLASSES[0]} (Kafka's default handler, which "
+            "accepts unsigned tokens, is not served)"
+        )
+    jaas = _listener_setting(props, listener, "oauthbearer.sasl.jaas.config")
+    if jaas is not None:
+        try:
+            module, _, _ = sasl.parse_jaas(jaas)
+        except sasl.SaslConfigError as exc:
+            raise InvalidConfigError(f"{prefix}.sasl.jaas.config: {exc}") from None
+        if module != oauth.LOGIN_MODULE:
+            raise InvalidConfigError(
+                f"{prefix}.sasl.jaas.config: OAUTHBEARER uses {oauth.LOGIN_MODULE}, not {module}"
+            )
+
+    def get(name: str) -> str | None:
+        return _mechanism_setting(props, listener, oauth.OAUTHBEARER, name)[1]
+
+    try:
+        return oauth.OAuthSettings.from_settings(get)
+    except oauth.OAuthConfigError as exc:
+        raise InvalidConfigError(f"listener {listener}: {exc}") from None
 
 
 def _listener_items(key: str, props: dict[str, str]) -> list[tuple[str, str, tuple[str, int]]]:
@@ -251,6 +320,11 @@ def inter_broker(props: dict[str, str], listeners: list[ListenerConfig]) -> Inte
         raise InvalidConfigError(
             f"sasl.mechanism.inter.broker.protocol={mechanism}: listener {name} does not "
             f"enable it ({', '.join(listener.sasl_mechanisms)})"
+        )
+    if mechanism == oauth.OAUTHBEARER:
+        raise InvalidConfigError(
+            "sasl.mechanism.inter.broker.protocol=OAUTHBEARER: brokers do not fetch tokens "
+            "for each other; use SCRAM, PLAIN or mTLS between brokers"
         )
     key = f"listener.name.{name.lower()}.{mechanism.lower()}.sasl.jaas.config"
     jaas = _listener_setting(props, name, f"{mechanism.lower()}.sasl.jaas.config")

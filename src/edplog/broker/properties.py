@@ -17,6 +17,8 @@ from collections.abc import Mapping
 from ..config import BROKER_DEFAULTS
 from ..errors import InvalidConfigError
 from ..security.groups import GROUP_PROPERTIES
+from ..security.oauth import SETTINGS as OAUTH_SETTINGS
+from ..security.sasl import MECHANISMS as SASL_MECHANISMS
 from ..security.tls import SSL_PROPERTIES
 from .zookeeper_settings import PROPERTIES as ZOOKEEPER_PROPERTIES
 
@@ -41,6 +43,7 @@ HONOURED = (
             "transaction.max.timeout.ms",
             "queued.max.request.bytes",
             "connections.max.idle.ms",
+            "connection.failed.authentication.delay.ms",
             "max.connections",
             "max.connections.per.ip",
             "max.connections.per.ip.overrides",
@@ -163,7 +166,6 @@ NO_EFFECT = frozenset(
 #: Properties of features edplog does not serve yet: refusing them is the only safe answer
 #: (a broker that ignored them would run plaintext, unauthenticated, or alone).
 _REFUSED_EXACT = {
-    "connections.max.reauth.ms": "SASL re-authentication (KIP-368) is not implemented",
     "principal.builder.class": "authentication is not implemented yet",
     "delegation.token.secret.key": "delegation tokens are not implemented",
     "delegation.token.master.key": "delegation tokens are not implemented",
@@ -188,21 +190,33 @@ _REFUSED_PREFIXES = {
     "authorizer.* settings that are)",
 }
 _SERVED_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
-#: The SASL settings a listener reads (security/sasl.py), broker-wide or per listener.
+#: The SASL settings a listener reads (security/sasl.py, security/oauth.py), broker-wide or
+#: per listener (``listener.name.<listener>.<setting>``; the mechanism-scoped ones as
+#: ``listener.name.<listener>.<mechanism>.<setting>`` as well).
+_OAUTH_SETTINGS = frozenset(OAUTH_SETTINGS)
+_BROKER_SASL_SETTINGS = frozenset(
+    {"sasl.enabled.mechanisms", "connections.max.reauth.ms", *_OAUTH_SETTINGS}
+)
 _SASL_SETTINGS = frozenset(
     {
         "sasl.enabled.mechanisms",
+        "connections.max.reauth.ms",
         "plain.sasl.jaas.config",
         "scram-sha-256.sasl.jaas.config",
         "scram-sha-512.sasl.jaas.config",
+        "oauthbearer.sasl.jaas.config",
+        "oauthbearer.sasl.server.callback.handler.class",
+        *(f"{m.lower()}.connections.max.reauth.ms" for m in SASL_MECHANISMS),
+        *_OAUTH_SETTINGS,
+        *(f"oauthbearer.{k}" for k in _OAUTH_SETTINGS),
     }
 )
 
 
 def _sasl_setting(name: str) -> bool:
-    """``sasl.enabled.mechanisms``, or one of the SASL settings per listener
+    """A broker-wide SASL setting, or one of the SASL settings per listener
     (``listener.name.<listener>.<setting>``)."""
-    if name == "sasl.enabled.mechanisms":
+    if name in _BROKER_SASL_SETTINGS:
         return True
     if name.startswith("listener.name."):
         _, _, rest = name[len("listener.name.") :].partition(".")

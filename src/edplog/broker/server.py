@@ -35,8 +35,10 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
+from ..errors import InvalidConfigError
 from ..security import ANONYMOUS, Principal
-from ..security.sasl import SaslSession, SaslSettings
+from ..security.oauth import OAuthConfigError, OAuthValidator
+from ..security.sasl import FailedLogins, SaslSession, SaslSettings
 from ..security.scram import ScramCredentials
 from ..security.ssl_principal import NoMatchingRule, subject_dn
 from ..security.tls import ServerTls
@@ -75,6 +77,7 @@ class Listener:
     sock: socket.socket
     tls: ServerTls | None = None
     task: asyncio.Task[None] | None = None
+    oauth: OAuthValidator | None = None
 
     @property
     def name(self) -> str:
@@ -104,26 +107,44 @@ class Server:
         self._ids = itertools.count()
         # Connections over an IP's connection_creation_rate, held until their close time.
         self._held: dict[socket.socket, asyncio.TimerHandle] = {}
+        # Failed logins per client address, across the listeners (security/sasl.py).
+        self.failed_logins = FailedLogins(config.connection_failed_authentication_delay_ms)
 
     async def start(self) -> tuple[str, int]:
         """Listen on every client listener; returns the first one's bound (host, port)."""
         loop = asyncio.get_running_loop()
         config = self.config
+        validator: OAuthValidator | None = None
         try:
             for index, settings in enumerate(config.client_listeners()):
                 tls = None
                 if settings.protocol in ("SSL", "SASL_SSL"):
                     assert settings.tls is not None
                     tls = ServerTls(settings.tls)  # InvalidConfigError names what failed
+                validator = None
+                if settings.oauth is not None:
+                    # The key set is read before the listener opens: a broker that cannot
+                    # validate tokens does not start (off the loop: it may be a URL).
+                    validator = OAuthValidator(settings.oauth)
+                    try:
+                        await loop.run_in_executor(None, validator.keys.load)
+                    except OAuthConfigError as exc:
+                        raise InvalidConfigError(f"listener {settings.name}: {exc}") from None
+                    validator.keys.start()
                 sock = _listen(settings.host, settings.port)
                 bound = sock.getsockname()[1]
                 settings.port = bound
                 if index == 0:
                     config.port = bound
-                self.listeners.append(Listener(settings, sock, tls))
+                self.listeners.append(Listener(settings, sock, tls, oauth=validator))
+                validator = None
         except BaseException:
+            if validator is not None:
+                validator.keys.close()
             for opened in self.listeners:
                 opened.sock.close()
+                if opened.oauth is not None:
+                    opened.oauth.keys.close()
             self.listeners.clear()
             raise
         self._slot_free = asyncio.Event()
@@ -150,6 +171,8 @@ class Server:
             if listener.task is not None:
                 listener.task.cancel()
             listener.sock.close()
+            if listener.oauth is not None:
+                listener.oauth.keys.close()
         for task in (self._idle_sweep, self._tls_watch, *self._handshakes):
             if task is not None:
                 task.cancel()
@@ -233,7 +256,14 @@ class Server:
         session = None
         if settings.sasl_mechanisms:
             session = SaslSession(
-                SaslSettings(settings.sasl_mechanisms, settings.plain_users, self._scram_table)
+                SaslSettings(
+                    settings.sasl_mechanisms,
+                    settings.plain_users,
+                    self._scram_table,
+                    oauth=listener.oauth,
+                    reauth_ms=settings.reauth_ms,
+                    failures=self.failed_logins,
+                )
             )
         conn = Connection(
             self,

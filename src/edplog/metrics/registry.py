@@ -17,7 +17,9 @@ of labelled metrics are cached so no label tuple is built per request):
   requests received but not yet answered;
 - ``edplog_fetch_sessions``, ``edplog_fetch_sessions_partitions`` and
   ``edplog_fetch_sessions_evicted_total``: the KIP-227 fetch-session cache (set when a session
-  is created, changed in size or removed, not per fetch).
+  is created, changed in size or removed, not per fetch);
+- ``edplog_authentications_total{listener,mechanism,result}``: SASL logins by outcome
+  (``success``, ``reauthentication``, ``failure``), counted once per login, not per request.
 
 Read at scrape time from the objects themselves (nothing on the hot path):
 ``edplog_log_end_offset``, ``edplog_log_start_offset`` and ``edplog_log_size_bytes`` per
@@ -173,6 +175,12 @@ class BrokerMetrics:
             "Fetch sessions evicted from a full cache to make room for another",
             registry=r,
         )
+        self._authentications = Counter(
+            "edplog_authentications",
+            "SASL logins by listener, mechanism and outcome",
+            ["listener", "mechanism", "result"],
+            registry=r,
+        )
         self._timed: dict[tuple[int, int], tuple[Any, Any]] = {}
         self._topics_in: dict[str, Any] = {}
         self._topics_out: dict[str, Any] = {}
@@ -214,6 +222,13 @@ class BrokerMetrics:
         """The fetch-session cache's size after a session was created, changed or removed."""
         self.fetch_sessions.set(sessions)
         self.fetch_session_partitions.set(partitions)
+
+    def authentication(
+        self, listener: str, mechanism: str | None, ok: bool, again: bool = False
+    ) -> None:
+        if self.enabled:
+            result = ("reauthentication" if again else "success") if ok else "failure"
+            self._authentications.labels(listener, mechanism or "none", result).inc()
 
     def fetch_session_evicted(self) -> None:
         self.fetch_session_evictions.inc()

@@ -1,4 +1,4 @@
-"""SASL authentication as a Kafka broker does it: PLAIN and SCRAM-SHA-256/512.
+"""SASL authentication as a Kafka broker does it: PLAIN, SCRAM-SHA-256/512 and OAUTHBEARER.
 
 A SASL listener's connection first agrees on a mechanism (SaslHandshake v1), then sends the
 mechanism's messages in SaslAuthenticate requests (KIP-152). :class:`SaslSession` holds that
@@ -14,6 +14,20 @@ connection takes its principal (``User:<name>``).
   a password). A user with no credential is run through the exchange with a made-up one,
   derived from the user name and a secret of this process, so that an unknown user and a
   wrong password fail at the same step with the same error.
+- ``OAUTHBEARER`` (RFC 7628): one message carrying a signed JWT, validated by the listener's
+  :class:`~edplog.security.oauth.OAuthValidator` (KIP-768's checks); the principal is the
+  token's subject claim.
+
+Re-authentication (KIP-368): with ``connections.max.reauth.ms`` set, a successful login
+tells the client its session lifetime (the setting, or less when an OAUTHBEARER token
+expires sooner); the client logs in again on the same connection before that, with
+SaslHandshake and SaslAuthenticate, using the same mechanism and proving the same principal.
+A different mechanism or principal fails the connection. The connection enforces the
+expiry (broker/connection.py).
+
+Failed logins are slowed down per client address (:class:`FailedLogins`): the answer to a
+failure waits ``connection.failed.authentication.delay.ms`` (Kafka's setting), doubled for
+each further failure from the same address within a minute, up to 32 times.
 
 Every failure is an :class:`SaslError` with a message for the client; the broker answers it
 as SASL_AUTHENTICATION_FAILED (58) and closes the connection.
@@ -25,15 +39,17 @@ import hashlib
 import hmac
 import os
 import re
+import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from .oauth import OAUTHBEARER, OAuthError, OAuthValidator
 from .principal import Principal
 from .scram import MAX_ITERATIONS, ScramCredential, ScramCredentials
 
 PLAIN = "PLAIN"
 SCRAM_MECHANISMS = ("SCRAM-SHA-256", "SCRAM-SHA-512")
-MECHANISMS = (PLAIN, *SCRAM_MECHANISMS)
+MECHANISMS = (PLAIN, *SCRAM_MECHANISMS, OAUTHBEARER)
 PLAIN_LOGIN_MODULE = "org.apache.kafka.common.security.plain.PlainLoginModule"
 SCRAM_LOGIN_MODULE = "org.apache.kafka.common.security.scram.ScramLoginModule"
 
@@ -88,13 +104,52 @@ def plain_users(jaas: str) -> dict[str, str]:
     return {k[len("user_") :]: v for k, v in options.items() if k.startswith("user_")}
 
 
+class FailedLogins:
+    """Failed authentications per client address, and how long each failure's answer waits
+    (see the module docstring). Bounded: at most ``MAX_ADDRESSES`` are remembered."""
+
+    WINDOW_S = 60.0
+    MAX_FACTOR = 32
+    MAX_ADDRESSES = 65536
+
+    def __init__(self, delay_ms: int, clock: Callable[[], float] = time.monotonic) -> None:
+        self.delay_s = delay_ms / 1000.0
+        self._clock = clock
+        self._recent: dict[str, tuple[int, float]] = {}  # host -> (failures, window start)
+        self.total = 0
+
+    def failed(self, host: str | None) -> float:
+        """Count a failure from ``host``; the seconds its answer waits."""
+        self.total += 1
+        now = self._clock()
+        key = host or ""
+        count, start = self._recent.get(key, (0, now))
+        if now - start > self.WINDOW_S:
+            count, start = 0, now
+        count += 1
+        if key not in self._recent and len(self._recent) >= self.MAX_ADDRESSES:
+            self._forget_old(now)
+        self._recent[key] = (count, start)
+        return self.delay_s * min(2 ** (count - 1), self.MAX_FACTOR)
+
+    def _forget_old(self, now: float) -> None:
+        old = [h for h, (_, start) in self._recent.items() if now - start > self.WINDOW_S]
+        for h in old or list(self._recent)[: self.MAX_ADDRESSES // 2]:
+            del self._recent[h]
+
+
 @dataclass
 class SaslSettings:
-    """What one listener accepts: its mechanisms, the PLAIN users and the SCRAM table."""
+    """What one listener accepts: its mechanisms, the PLAIN users, the SCRAM table, the
+    OAUTHBEARER validator, the session lifetime per mechanism (``connections.max.reauth.ms``,
+    0: none) and the failed-login account."""
 
     mechanisms: tuple[str, ...]
     plain_users: Mapping[str, str]
     scram: Callable[[], ScramCredentials]
+    oauth: OAuthValidator | None = None
+    reauth_ms: Mapping[str, int] = field(default_factory=dict)
+    failures: FailedLogins | None = None
 
 
 def _decoy(user: str, mechanism: str) -> ScramCredential:
@@ -115,6 +170,17 @@ class SaslSession:
         self.failed = False
         self._scram: object | None = None
         self._scram_user: str | None = None
+        # OAUTHBEARER: when the token expires (epoch seconds).
+        self._token_expires: float | None = None
+        # While re-authenticating: the principal the new login must prove.
+        self._previous: Principal | None = None
+        # After each login: when its session ends (time.monotonic(); None: never).
+        self.expires_at: float | None = None
+        self.logins = 0
+
+    @property
+    def reauthenticating(self) -> bool:
+        return self._previous is not None
 
     def handshake(self, mechanism: str) -> bool:
         """Choose ``mechanism``; False (and nothing chosen) when the listener lacks it."""
@@ -122,6 +188,34 @@ class SaslSession:
             return False
         self.mechanism = mechanism
         return True
+
+    def reauthenticate(self, mechanism: str) -> None:
+        """SaslHandshake on an authenticated connection: a new login of the same principal
+        with the same mechanism begins (raises :class:`SaslError` otherwise, and the session
+        is failed for good)."""
+        if self.principal is None or self.failed:
+            raise SaslError("re-authentication before authentication")
+        if mechanism != self.mechanism:
+            self.failed = True
+            raise SaslError(
+                f"re-authentication must use the connection's mechanism {self.mechanism}, "
+                f"not {mechanism}"
+            )
+        self._previous, self.principal = self.principal, None
+        self._scram = None
+
+    def lifetime_ms(self) -> int:
+        """The session lifetime of the login that just succeeded (0: unlimited), and the
+        moment it ends is kept in ``expires_at``."""
+        limit = self.settings.reauth_ms.get(self.mechanism or "", 0)
+        if limit <= 0:
+            self.expires_at = None
+            return 0
+        if self._token_expires is not None:
+            limit = min(limit, int((self._token_expires - time.time()) * 1000))
+        limit = max(limit, 1)
+        self.expires_at = time.monotonic() + limit / 1000.0
+        return limit
 
     def step(self, message: bytes) -> bytes:
         """The answer to one SaslAuthenticate message; raises :class:`SaslError` (after
@@ -134,11 +228,41 @@ class SaslSession:
             if self.principal is not None:
                 raise SaslError("already authenticated")
             if self.mechanism == PLAIN:
-                return self._plain(message)
-            return self._scram_step(message)
+                answer = self._plain(message)
+            elif self.mechanism == OAUTHBEARER:
+                answer = self._oauth(message)
+            else:
+                answer = self._scram_step(message)
+            if self.principal is not None:
+                self._check_same_principal()
+                self.logins += 1
+            return answer
         except SaslError:
             self.failed = True
+            self.principal = None
             raise
+
+    def _check_same_principal(self) -> None:
+        previous, self._previous = self._previous, None
+        if previous is not None and previous != self.principal:
+            raise SaslError(
+                f"re-authentication as {self.principal} on a connection of {previous} "
+                "is not allowed"
+            )
+
+    # ---- OAUTHBEARER ---------------------------------------------------------------------
+
+    def _oauth(self, message: bytes) -> bytes:
+        validator = self.settings.oauth
+        if validator is None:
+            raise SaslError("OAUTHBEARER is not configured on this listener")
+        try:
+            token = validator.login(message)
+        except OAuthError as exc:
+            raise SaslError(f"authentication failed: {exc}") from None
+        self._token_expires = token.expires_at
+        self.principal = Principal("User", token.principal)
+        return b""
 
     # ---- PLAIN -----------------------------------------------------------------------------
 

@@ -5,11 +5,17 @@ client's next request: a success makes the connection READY with the session's p
 a failure (SASL_AUTHENTICATION_FAILED, 58, with a message) closes it once the answer is
 written. On a listener without SASL both answer ILLEGAL_SASL_STATE, as Kafka does. Handshake
 v0 (the SASL tokens then travel without Kafka framing) is not served: UNSUPPORTED_VERSION.
-No session lifetime is given (re-authentication, KIP-368, is not implemented).
+
+A handshake on an authenticated connection starts a re-authentication (KIP-368); a
+successful SaslAuthenticate (v1+) gives the session lifetime (``connections.max.reauth.ms``,
+0 when unset). The answer to a failure waits as the listener's failed-login account says
+(security/sasl.py ``FailedLogins``), without holding the event loop.
 """
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Coroutine
 from typing import Any
 
 from ...security.sasl import SaslError, SaslSession
@@ -35,7 +41,13 @@ def sasl_handshake(ctx: RequestContext, services: Services, req: Body) -> Body:
     offered = list(session.settings.mechanisms)
     if ctx.api_version < 1:
         return {"error_code": ErrorCode.UNSUPPORTED_VERSION, "mechanisms": offered}
-    if session.mechanism is not None or session.principal is not None:
+    if session.principal is not None:
+        try:
+            session.reauthenticate(req["mechanism"])
+        except SaslError:
+            return {"error_code": ErrorCode.ILLEGAL_SASL_STATE, "mechanisms": offered}
+        return {"error_code": ErrorCode.NONE, "mechanisms": offered}
+    if session.mechanism is not None:
         return {"error_code": ErrorCode.ILLEGAL_SASL_STATE, "mechanisms": offered}
     if not session.handshake(req["mechanism"]):
         return {"error_code": ErrorCode.UNSUPPORTED_SASL_MECHANISM, "mechanisms": offered}
@@ -46,7 +58,9 @@ def authenticate_error(req: Body, code: ErrorCode) -> Body:
     return {"error_code": code, "error_message": None, "auth_bytes": b"", "session_lifetime_ms": 0}
 
 
-def sasl_authenticate(ctx: RequestContext, services: Services, req: Body) -> Body:
+def sasl_authenticate(
+    ctx: RequestContext, services: Services, req: Body
+) -> Body | Coroutine[Any, Any, Body]:
     session = _session(ctx)
     if session is None:
         return authenticate_error(req, ErrorCode.ILLEGAL_SASL_STATE)
@@ -55,13 +69,20 @@ def sasl_authenticate(ctx: RequestContext, services: Services, req: Body) -> Bod
     except SaslError as exc:
         body = authenticate_error(req, ErrorCode.SASL_AUTHENTICATION_FAILED)
         body["error_message"] = str(exc)
-        return body
+        failures = session.settings.failures
+        delay = failures.failed(ctx.client_host) if failures is not None else 0.0
+        return _after(delay, body) if delay > 0 else body
     return {
         "error_code": ErrorCode.NONE,
         "error_message": None,
         "auth_bytes": answer,
-        "session_lifetime_ms": 0,
+        "session_lifetime_ms": session.lifetime_ms() if session.principal is not None else 0,
     }
+
+
+async def _after(seconds: float, body: Body) -> Body:
+    await asyncio.sleep(seconds)
+    return body
 
 
 APIS = [
