@@ -12,7 +12,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-FAMILY_NAMES = "limits, embedded, redis, nats, broker, cluster"
+FAMILY_NAMES = "limits, embedded, redis, nats, broker, security, cluster"
 DEFAULT_BOOTSTRAP = "127.0.0.1:9092"
 
 

@@ -24,6 +24,8 @@ stopped by PID. Figures, per record size:
 from __future__ import annotations
 
 import os
+import socket
+import ssl
 import struct
 import subprocess
 import sys
@@ -51,11 +53,14 @@ LATENCY_FETCH_WAIT_MS = 100
 LOW_LOAD = 0.1
 
 
-def _producer(bootstrap: str, acks: str, linger_ms: int = 5) -> Any:
+def _producer(
+    bootstrap: str, acks: str, linger_ms: int = 5, extra: dict[str, Any] | None = None
+) -> Any:
     from confluent_kafka import Producer
 
     return Producer(
         {
+            **(extra or {}),
             "bootstrap.servers": bootstrap,
             "acks": acks,
             "compression.type": "lz4",
@@ -97,11 +102,19 @@ def create_topic(bootstrap: str, topic: str) -> None:
             raise RuntimeError(f"cannot create topic {topic}: {exc}") from exc
 
 
-def produce(bootstrap: str, topic: str, acks: str, size: int, budget: Budget) -> Sample:
-    """Produce from the payload pool until the cap, then flush; time includes the flush."""
+def produce(
+    bootstrap: str,
+    topic: str,
+    acks: str,
+    size: int,
+    budget: Budget,
+    extra: dict[str, Any] | None = None,
+) -> Sample:
+    """Produce from the payload pool until the cap, then flush; time includes the flush.
+    ``extra`` adds client settings (the security family's TLS ones)."""
     pool = data.payloads(size)
     cap = budget.records(size)
-    producer = _producer(bootstrap, acks)
+    producer = _producer(bootstrap, acks, extra=extra)
     errors_before = _Errors.count
     n = 0
     start = time.perf_counter()
@@ -169,18 +182,34 @@ def consume(bootstrap: str, topic: str, size: int, total: int, budget: Budget) -
     return Sample(n, n * size, elapsed)
 
 
-def raw_fetch(host: str, port: int, topic: str, size: int, budget: Budget) -> Sample:
+def raw_fetch(
+    host: str,
+    port: int,
+    topic: str,
+    size: int,
+    budget: Budget,
+    tls: ssl.SSLContext | None = None,
+) -> Sample:
     """Fetch from offset 0 to the end (wrapping) until the byte or time cap.
 
     edplog's own client, held to Fetch v4 as before; one request in flight, every response
     read into one reused buffer, records never decoded (a native header scan finds the next
-    offset).
+    offset). With ``tls`` the client's socket is wrapped in it (the security family).
     """
     buffer = ReceiveBuffer(80 << 20)
     moved = records = 0
     offset = 0
+    sock = None
+    if tls is not None:
+        raw = socket.create_connection((host, port), timeout=30)
+        raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock = tls.wrap_socket(raw, server_hostname=host)
     client = Client(
-        f"{host}:{port}", client_id="edplog-perf", timeout_s=30, max_versions=FETCH_VERSION
+        f"{host}:{port}",
+        client_id="edplog-perf",
+        timeout_s=30,
+        max_versions=FETCH_VERSION,
+        sock=sock,
     )
     with client:
         client.api_versions()  # negotiated before the clock starts

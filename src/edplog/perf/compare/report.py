@@ -87,6 +87,30 @@ GOALS = (
         "end-to-end p99 at 50 % load <= 5 ms", "broker.e2e_latency", None, "p99", 5.0, (100, 1024)
     ),
     Goal(
+        "produce over TLS >= 0.7x plaintext",
+        "security.produce.tls",
+        "security.produce.plaintext",
+        "bytes",
+        0.7,
+        (1024,),
+    ),
+    Goal(
+        "fetch over TLS (reads + OpenSSL) >= 0.5x plaintext (sendfile)",
+        "security.fetch.tls",
+        "security.fetch.plaintext",
+        "bytes",
+        0.5,
+        (1024,),
+    ),
+    Goal(
+        "fetch over kernel TLS >= 0.8x plaintext (sendfile)",
+        "security.fetch.ktls",
+        "security.fetch.plaintext",
+        "bytes",
+        0.8,
+        (1024,),
+    ),
+    Goal(
         "cluster produce (acks=all, RF 3, min ISR 2) >= 0.5x single-broker acks=1",
         "cluster.produce.acks_all",
         "cluster.produce.single_acks1",
@@ -289,6 +313,7 @@ FAMILY_TITLES = {
     "limits": "Machine limits",
     "embedded": "edplog embedded (in-process) and naive baselines",
     "broker": "edplog broker (Kafka wire, loopback)",
+    "security": "edplog broker security (TLS against plaintext, SCRAM logins, 1 KiB records)",
     "redis": "Redis Streams",
     "nats": "NATS JetStream",
     "cluster": "edplog cluster (3 broker processes, ZooKeeper, 1 KiB records)",

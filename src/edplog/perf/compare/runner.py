@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Sequence
 from types import FrameType
 
-from . import broker, cluster, embedded, limits, nats, redis
+from . import broker, cluster, embedded, limits, nats, redis, security
 from .chart import write_chart
 from .model import BUDGETS, RECORD_SIZES, Context, Progress
 from .procs import install_peers, machine, peer_versions
@@ -30,6 +30,7 @@ FAMILIES: dict[str, Callable[[Context], None]] = {
     "redis": redis.run,
     "nats": nats.run,
     "broker": broker.run,
+    "security": security.run,
     "cluster": cluster.run,
 }
 REPORT = "report.md"
