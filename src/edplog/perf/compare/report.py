@@ -95,6 +95,14 @@ GOALS = (
         (1024,),
     ),
     Goal(
+        "produce with ACLs on (1,004 ACLs) >= 0.95x without",
+        "security.produce.acls",
+        "security.produce.plaintext",
+        "bytes",
+        0.95,
+        (1024,),
+    ),
+    Goal(
         "fetch over TLS (reads + OpenSSL) >= 0.5x plaintext (sendfile)",
         "security.fetch.tls",
         "security.fetch.plaintext",

@@ -13,7 +13,11 @@ and ``SASL_PLAINTEXT`` with SCRAM-SHA-512. Figures, at 1 KiB:
   ``tls`` and ``ssl`` has ``OP_ENABLE_KTLS``); otherwise the figure says what is missing;
 - SCRAM-SHA-512 logins per second: a new connection, SaslHandshake and the two
   SaslAuthenticate steps (``scramp`` on the client side), against a credential of 8,192
-  iterations set through AlterUserScramCredentials.
+  iterations set through AlterUserScramCredentials;
+- produce with ACLs on: a second broker, the same but with ``authorizer.class.name`` and
+  1,004 ACLs (four allowing the producer's principal its topics, groups, transactional ids
+  and idempotent writes, 1,000 for other users on other topics), against the first
+  broker's PLAINTEXT produce.
 
 Each figure's runs follow one another (``Context.measure``), the plaintext side first; the
 other-load column says how busy the machine was meanwhile.
@@ -38,6 +42,8 @@ SIZE = 1024
 SCRAM_USER = "perf"
 SCRAM_PASSWORD = "perf-secret"
 SCRAM_ITERATIONS = 8192
+OTHER_ACLS = 1000
+WRITE, IDEMPOTENT = 4, 12  # Kafka's AclOperation codes
 
 
 def _specs() -> dict[str, Spec]:
@@ -65,6 +71,10 @@ def _specs() -> dict[str, Spec]:
         "fetch_ktls": Spec(
             "security.fetch.ktls", "security", "raw Fetch v4, SSL with kernel TLS", SIZE,
             fetching, "page cache", raw,
+        ),
+        "produce_acls": Spec(
+            "security.produce.acls", "security", "produce, PLAINTEXT, ACLs on", SIZE, batching,
+            "acks=1, page cache", client,
         ),
         "scram": Spec(
             "security.scram_logins", "security", "SCRAM-SHA-512 logins", SIZE,
@@ -167,8 +177,55 @@ def _set_credential(bootstrap: str) -> None:
         fut.result(30)
 
 
+def _start(ctx: Context, work: Path, name: str, properties: str) -> Server:
+    """A broker child process with these properties; its PID joins the CPU probe."""
+    config = work / f"{name}.properties"
+    config.write_text(properties)
+    argv = [sys.executable, "-m", "edplog", "broker", "--data-dir", str(work / name)]
+    server = Server(
+        [*argv, "--config", str(config)], "edplog broker", ready_pattern=broker.READY, timeout_s=30
+    )
+    server.__enter__()
+    ctx.server_pids.append(server.pid)
+    return server
+
+
+def _stop(ctx: Context, server: Server) -> None:
+    if server.pid in ctx.server_pids:
+        ctx.server_pids.remove(server.pid)
+    server.stop()
+
+
+def write_acls(data_dir: Path, principal: str, prefix: str) -> None:
+    """acls.json for the broker with ACLs on (read when it starts): ``principal`` may do
+    everything on topics, groups and transactional ids named ``prefix...`` and write
+    idempotently; OTHER_ACLS more for other users on other topics."""
+    import json
+
+    from ...security.acl import OPERATION_ALL, AclBinding, PatternType, Permission, ResourceType
+
+    def allow(kind: Any, name: str, pattern: Any, who: str, op: int) -> AclBinding:
+        return AclBinding(kind, name, pattern, who, "*", op, Permission.ALLOW)
+
+    acls = [
+        allow(ResourceType.TOPIC, prefix, PatternType.PREFIXED, principal, OPERATION_ALL),
+        allow(ResourceType.GROUP, prefix, PatternType.PREFIXED, principal, OPERATION_ALL),
+        allow(
+            ResourceType.TRANSACTIONAL_ID, prefix, PatternType.PREFIXED, principal, OPERATION_ALL
+        ),
+        allow(ResourceType.CLUSTER, "kafka-cluster", PatternType.LITERAL, principal, IDEMPOTENT),
+    ]
+    acls += [
+        allow(ResourceType.TOPIC, f"team-{i}", PatternType.LITERAL, f"User:u{i}", WRITE)
+        for i in range(OTHER_ACLS)
+    ]
+    data_dir.mkdir(parents=True, exist_ok=True)
+    document = {"version": 0, "acls": [a.to_json() for a in acls]}
+    (data_dir / "acls.json").write_text(json.dumps(document))
+
+
 def run(ctx: Context) -> None:
-    """Start the broker with its three listeners; every figure; stop it by PID."""
+    """Start the brokers; every figure; stop them by PID."""
     specs = _specs()
     try:
         import confluent_kafka  # noqa: F401
@@ -181,30 +238,58 @@ def run(ctx: Context) -> None:
     work.mkdir(parents=True, exist_ok=True)
     keystore, truststore = make_certificate(work)
     plain, tls_port, sasl_port = free_port(), free_port(), free_port()
-    config = work / "server.properties"
-    config.write_text(
-        f"listeners=PLAINTEXT://127.0.0.1:{plain},SSL://127.0.0.1:{tls_port},"
-        f"SASL_PLAINTEXT://127.0.0.1:{sasl_port}\n"
-        "ssl.keystore.type=PEM\n"
-        f"ssl.keystore.location={keystore}\n"
-        "listener.name.sasl_plaintext.sasl.enabled.mechanisms=SCRAM-SHA-512\n"
-        "connection.failed.authentication.delay.ms=0\n"
-    )
-    argv = [sys.executable, "-m", "edplog", "broker", "--data-dir", str(work / "data")]
-    argv += ["--config", str(config)]
     try:
-        server = Server(argv, "edplog broker", ready_pattern=broker.READY, timeout_s=30)
-        server.__enter__()
+        server = _start(
+            ctx,
+            work,
+            "open",
+            f"listeners=PLAINTEXT://127.0.0.1:{plain},SSL://127.0.0.1:{tls_port},"
+            f"SASL_PLAINTEXT://127.0.0.1:{sasl_port}\n"
+            "ssl.keystore.type=PEM\n"
+            f"ssl.keystore.location={keystore}\n"
+            "listener.name.sasl_plaintext.sasl.enabled.mechanisms=SCRAM-SHA-512\n"
+            "connection.failed.authentication.delay.ms=0\n",
+        )
     except (ServerError, OSError) as exc:
         for spec in specs.values():
             ctx.skip(spec, f"the edplog broker did not start: {exc}")
         return
-    ctx.server_pids.append(server.pid)
     try:
         _figures(ctx, specs, plain, tls_port, sasl_port, truststore)
     finally:
-        ctx.server_pids.remove(server.pid)
-        server.stop()
+        _stop(ctx, server)
+    _acl_figure(ctx, specs["produce_acls"], work)
+
+
+def _acl_figure(ctx: Context, spec: Spec, work: Path) -> None:
+    """Produce to the second broker, with ACLs on; the topic is created through them."""
+    port = free_port()
+    write_acls(work / "acls", "User:ANONYMOUS", "perf-")
+    try:
+        server = _start(
+            ctx,
+            work,
+            "acls",
+            f"listeners=PLAINTEXT://127.0.0.1:{port}\n"
+            "authorizer.class.name=kafka.security.authorizer.AclAuthorizer\n"
+            "allow.everyone.if.no.acl.found=false\n",
+        )
+    except (ServerError, OSError) as exc:
+        ctx.skip(spec, f"the edplog broker with ACLs did not start: {exc}")
+        return
+    try:
+        bootstrap = f"127.0.0.1:{port}"
+        try:
+            broker.create_topic(bootstrap, "not-allowed")
+        except RuntimeError:
+            pass  # refused, as its ACLs say
+        else:
+            ctx.skip(spec, "the broker with ACLs created a topic no ACL allows: ACLs not in force")
+            return
+        broker.create_topic(bootstrap, "perf-security")
+        ctx.measure(spec, lambda b: broker.produce(bootstrap, "perf-security", "1", SIZE, b))
+    finally:
+        _stop(ctx, server)
 
 
 def _figures(
