@@ -167,11 +167,8 @@ def resolve(props: Mapping[str, str]) -> Resolved:
     for name, value in props.items():
         if name in own:
             continue
-        found = False
 
         def put(m: re.Match[str], name: str = name) -> str:
-            nonlocal found
-            found = True
             if m.group(1) is not None:
                 plain = _provide(providers, name, m.group(0), m.group(1))
             else:
@@ -185,8 +182,8 @@ def resolve(props: Mapping[str, str]) -> Resolved:
             return plain
 
         # One pass: what is put in is taken as it is, never searched again.
-        value = _SECRET.sub(put, value)
-        if found:
+        value, count = _SECRET.subn(put, value)
+        if count:
             sensitive.add(name)
         out[name] = value
     return Resolved(out, sensitive, {s for s in put_in if s})
