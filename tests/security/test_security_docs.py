@@ -5,8 +5,10 @@ example grants, lists and deletes."""
 from __future__ import annotations
 
 import logging
+import os
 import re
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -46,3 +48,28 @@ def test_the_oauthbearer_example_logs_in_with_a_signed_token() -> None:
     """The OAUTHBEARER example: a broker validating against a JWKS file, a producer whose
     token callback signs a token, one record delivered (its own assertion)."""
     run_example(example("security.md", "oauth_cb"), "docs/security.md")
+
+
+def test_the_secrets_commands_and_example_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The "Secrets in configuration" section: its edplog secrets commands make a key and
+    encrypt alice's password from a file; its Python example starts a broker whose JAAS
+    configuration holds that ENC value and a ${file:...} reference, logs both users in and
+    finds the JAAS configuration answered sensitive with no value (its own assertions)."""
+    text = (ROOT / "docs" / "security.md").read_text()
+    commands = next(
+        b for b in re.findall(r"```sh\n(.*?)```", text, flags=re.S) if "secrets keygen" in b
+    )
+    (tmp_path / "alice-password.txt").write_text("alice-secret\n")
+    path = f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}"
+    subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", commands],
+        cwd=tmp_path,
+        check=True,
+        timeout=60,
+        env={**os.environ, "PATH": path},
+    )
+    assert (tmp_path / "alice.enc").read_text().startswith("ENC[v1:")
+    monkeypatch.chdir(tmp_path)
+    run_example(example("security.md", "config.secret.key.file"), "docs/security.md")

@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..config import BROKER_DEFAULTS, LogConfig
-from ..errors import InvalidConfigError
+from ..errors import EdplogError, InvalidConfigError
+from ..security import secrets
 from ..security.acl import AUTHORIZER_CLASS_NAMES, parse_super_users
 from ..security.groups import GroupSettings
 from ..security.tls import TlsSettings
@@ -166,6 +167,8 @@ class BrokerConfig:
     topic_defaults: dict[str, str] = field(default_factory=dict)
     group_settings: dict[str, str] = field(default_factory=dict)
     extra: dict[str, str] = field(default_factory=dict)
+    # Properties whose values held ENC[...] or ${provider:...}: answered as sensitive.
+    secret_properties: set[str] = field(default_factory=set)
 
     @property
     def all_log_dirs(self) -> list[str]:
@@ -225,7 +228,20 @@ class BrokerConfig:
         return cfg
 
     def apply_properties(self, props: dict[str, str]) -> None:
-        """Read every property this broker understands; keep the rest in ``extra``."""
+        """Read every property this broker understands; keep the rest in ``extra``.
+
+        Encrypted values and config-provider references are put in first (every check
+        below sees the real values); a configuration error never quotes what was put in."""
+        resolved = secrets.resolve(props)
+        self.secret_properties |= resolved.sensitive
+        try:
+            self._apply_properties(resolved.properties)
+        except (EdplogError, ValueError) as exc:
+            if not resolved.secrets:
+                raise
+            raise InvalidConfigError(secrets.scrub(str(exc), resolved.secrets)) from None
+
+    def _apply_properties(self, props: dict[str, str]) -> None:
         self.unknown_properties = properties.check(props)
         retention: dict[str, int] = {}
         roll: dict[str, int] = {}

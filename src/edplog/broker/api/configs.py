@@ -80,10 +80,14 @@ def configs_of(services: Services, name: str) -> list[Body]:
     return out
 
 
-def _sensitive(name: str) -> bool:
-    """A secret: ``ssl.key.password`` and the like, also as ``listener.name.<l>.ssl.*``."""
+def _sensitive(name: str, secret_properties: set[str] | frozenset[str] = frozenset()) -> bool:
+    """A secret: ``ssl.key.password`` and the like, also as ``listener.name.<l>.ssl.*``; a
+    JAAS configuration (it holds passwords); anything named a password or secret; and any
+    property whose value came from ``ENC[...]`` or a config provider (``secret_properties``)."""
     _, ssl_prefix, rest = name.rpartition("ssl.")
-    return ssl_prefix + rest in SENSITIVE
+    if ssl_prefix + rest in SENSITIVE or name in secret_properties:
+        return True
+    return name.endswith("jaas.config") or "password" in name or "secret" in name
 
 
 def _broker_configs(services: Services) -> list[Body]:
@@ -101,7 +105,7 @@ def _broker_configs(services: Services) -> list[Body]:
     out = []
     for k, value in sorted(values.items()):
         # Passwords and keys are never answered (Kafka: value null, is_sensitive true).
-        sensitive = _sensitive(k)
+        sensitive = _sensitive(k, cfg.secret_properties)
         v = None if sensitive else value
         prop = BROKER_PROPERTIES.get(k)
         config_type = (
