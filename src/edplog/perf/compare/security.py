@@ -31,6 +31,7 @@ import socket
 import ssl
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -255,10 +256,11 @@ def run(ctx: Context) -> None:
             ctx.skip(spec, f"the edplog broker did not start: {exc}")
         return
     try:
-        _figures(ctx, specs, plain, tls_port, sasl_port, truststore)
+        # The ACL broker's produce runs right after the plaintext one it is divided by.
+        acls = lambda: _acl_figure(ctx, specs["produce_acls"], work)  # noqa: E731
+        _figures(ctx, specs, plain, tls_port, sasl_port, truststore, acls)
     finally:
         _stop(ctx, server)
-    _acl_figure(ctx, specs["produce_acls"], work)
 
 
 def _acl_figure(ctx: Context, spec: Spec, work: Path) -> None:
@@ -299,6 +301,7 @@ def _figures(
     tls_port: int,
     sasl_port: int,
     truststore: Path,
+    acls: Callable[[], None],
 ) -> None:
     host = "127.0.0.1"
     bootstrap = f"{host}:{plain}"
@@ -307,6 +310,7 @@ def _figures(
     topic = "perf-security"
     broker.create_topic(bootstrap, topic)
     ctx.measure(specs["produce_plain"], lambda b: broker.produce(bootstrap, topic, "1", SIZE, b))
+    acls()
     over_tls = f"{host}:{tls_port}"
     ctx.measure(
         specs["produce_tls"],
