@@ -17,6 +17,7 @@ from pathlib import Path
 from ..config import BROKER_DEFAULTS, LogConfig
 from ..errors import InvalidConfigError
 from ..security.acl import AUTHORIZER_CLASS_NAMES, parse_super_users
+from ..security.audit import AuditError, AuditSettings
 from ..security.groups import GroupSettings
 from ..security.tls import TlsSettings
 from . import properties
@@ -118,6 +119,8 @@ class BrokerConfig:
     allow_everyone_if_no_acl_found: bool = False
     # Role bindings' groups (file or LDAP) and reload interval (security/groups.py).
     roles: GroupSettings = field(default_factory=GroupSettings)
+    # The audit log (security/audit.py; edplog's own audit.log.* names).
+    audit: AuditSettings = field(default_factory=AuditSettings)
     # Bytes per second a move between log dirs (AlterReplicaLogDirs) may copy; 0: no limit.
     replica_alter_log_dirs_io_max_bytes_per_second: int = 0
     # acks=-1 is answered only after the log is flushed to disk (group commit).
@@ -368,6 +371,15 @@ class BrokerConfig:
             raise InvalidConfigError(
                 f"{min(self.roles.configured)}: roles and groups work with authorizer.class.name "
                 "on a single node (in a ZooKeeper cluster they are not implemented yet)"
+            )
+        try:
+            self.audit = AuditSettings.from_properties(props)
+        except AuditError as exc:
+            raise InvalidConfigError(str(exc)) from None
+        if (self.audit.topics_read or self.audit.topics_write) and not self.authorizer_enabled:
+            raise InvalidConfigError(
+                "audit.log.topics.read/write audit the authorizer's decisions: they need "
+                "authorizer.class.name"
             )
         if self.zookeeper_connect is not None:
             self.zookeeper_tls, self.zookeeper_set_acl = zookeeper_security(props)

@@ -52,7 +52,7 @@ from collections import deque
 from typing import Any, Protocol
 
 from ..protocol import ProtocolError, RequestHeader, encode_response
-from ..security import ANONYMOUS, Principal
+from ..security import ANONYMOUS, Principal, audit
 from ..security.sasl import SaslSession
 from .config import BrokerConfig
 from .context import RequestContext
@@ -337,9 +337,11 @@ class Connection:
             self.principal = sasl.principal
             self.state = State.READY
             log.info("%s authenticated as %s (%s)", self.peer, sasl.principal, sasl.mechanism)
+            audit.authenticated(self.server.dispatcher.services.audit, self, sasl.principal)
             return False
         if sasl.failed:
             log.info("%s failed SASL authentication (%s)", self.peer, sasl.mechanism)
+            audit.authenticated(self.server.dispatcher.services.audit, self, None)
             self._finish(drop_unstarted=True)
             return True
         return False

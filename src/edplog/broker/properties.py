@@ -16,6 +16,7 @@ from collections.abc import Mapping
 
 from ..config import BROKER_DEFAULTS
 from ..errors import InvalidConfigError
+from ..security.audit import AUDIT_PROPERTIES
 from ..security.groups import GROUP_PROPERTIES
 from ..security.tls import SSL_PROPERTIES
 from .zookeeper_settings import PROPERTIES as ZOOKEEPER_PROPERTIES
@@ -107,6 +108,8 @@ HONOURED = (
             "allow.everyone.if.no.acl.found",
             # Roles and groups (docs/security.md, "Roles").
             *GROUP_PROPERTIES,
+            # The audit log (docs/security.md, "Audit log").
+            *AUDIT_PROPERTIES,
         }
     )
     | ZOOKEEPER_PROPERTIES

@@ -35,7 +35,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
-from ..security import ANONYMOUS, Principal
+from ..security import ANONYMOUS, Principal, audit
 from ..security.sasl import SaslSession, SaslSettings
 from ..security.scram import ScramCredentials
 from ..security.ssl_principal import NoMatchingRule, subject_dn
@@ -289,6 +289,7 @@ class Server:
         except (ssl.SSLError, OSError, TimeoutError, NoMatchingRule, ValueError) as exc:
             why = "timed out" if isinstance(exc, TimeoutError) else str(exc)
             log.info("TLS handshake with %s on %s failed: %s", host, listener.name, why)
+            audit.tls_authenticated(self.dispatcher.services.audit, peer, listener.name, None, why)
             (tls_sock or sock).close()
             self._host_gone(host)
             return
@@ -309,6 +310,8 @@ class Server:
             principal,
             f" (subject {dn})" if dn else "",
         )
+        if der:
+            audit.tls_authenticated(self.dispatcher.services.audit, peer, listener.name, principal)
         self._open(listener, TlsTransport(tls_sock, self.staging), tls_sock, peer, principal)
 
     async def _watch_tls(self, interval_s: float) -> None:

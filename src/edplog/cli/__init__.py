@@ -20,6 +20,7 @@ COMMAND_MODULES = [
     "edplog.cli.perf",  # perf log, perf compare, perf produce, perf consume
     "edplog.cli.cluster",  # cluster up
     "edplog.cli.security",  # security roles, security role-bindings, security acls
+    "edplog.cli.audit",  # audit verify
 ]
 
 
