@@ -40,3 +40,10 @@ def test_the_acl_example_grants_lists_and_deletes() -> None:
     """The ACL example: a super user creates a prefixed ALLOW and a literal DENY, lists both
     and deletes both (its own assertions)."""
     run_example(example("security.md", "create_acls"), "docs/security.md")
+
+
+def test_the_audit_log_example_records_and_verifies() -> None:
+    """The audit log example: a SASL + ACL broker records admin's login, a Create and a
+    Write of an audited topic, and `edplog audit verify` passes on its file (its own
+    assertions)."""
+    run_example(example("security.md", "audit.log.file"), "docs/security.md")
