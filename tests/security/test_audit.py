@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from acl_helpers import binding, create
+from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AclOperation, AdminClient, NewTopic, ResourceType
 
 from edplog.broker.config import BrokerConfig
@@ -24,7 +24,7 @@ from edplog.errors import InvalidConfigError
 from edplog.security.audit import DROPPED, STARTED, AuditLog, split_line
 
 TIMEOUT_S = 30
-Describe = AclOperation.DESCRIBE
+
 JAAS = (
     "org.apache.kafka.common.security.plain.PlainLoginModule required "
     'user_admin="admin-secret" user_alice="alice-secret";'
@@ -127,7 +127,9 @@ def test_a_broker_audits_logins_changes_and_chosen_topics_and_continues_after_re
         wrong.list_topics(timeout=5)
     del wrong  # it would keep retrying
     # alice may Describe the audited topic (so her producer sends its Produce) but not Write.
-    create(admin, [binding(ResourceType.TOPIC, "audited-orders", "User:alice", Describe)])
+    create(
+        admin, [binding(ResourceType.TOPIC, "audited-orders", "User:alice", AclOperation.DESCRIBE)]
+    )
     alice_conf = sasl(broker, "alice", "alice-secret")
     alice = AdminClient(alice_conf)
     with pytest.raises(KafkaException):
