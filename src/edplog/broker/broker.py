@@ -75,6 +75,15 @@ class Broker:
         config = self.config
         loop = asyncio.get_running_loop()
         properties.warn_unknown(config.unknown_properties)
+        # First: a broker that cannot keep its audit log does not start (nothing to undo).
+        if config.audit.enabled:
+            source = f"edplog://{socket.gethostname()}/broker/{config.node_id}"
+            try:
+                self.audit = await loop.run_in_executor(
+                    None, open_audit, config.audit, source, self.metrics.audit_dropped
+                )
+            except (AuditError, OSError) as exc:
+                raise InvalidConfigError(f"audit.log.file: {exc}") from None
         registry = None
         if config.clustered:
             self.node = await loop.run_in_executor(None, self._connect_cluster)
@@ -133,14 +142,6 @@ class Broker:
             self.roles = RoleStore(config, acls.authorizer)
             await loop.run_in_executor(None, self.roles.load)
             self.roles.start()
-        if config.audit.enabled:
-            source = f"edplog://{socket.gethostname()}/broker/{config.node_id}"
-            try:
-                self.audit = await loop.run_in_executor(
-                    None, open_audit, config.audit, source, self.metrics.audit_dropped
-                )
-            except (AuditError, OSError) as exc:
-                raise InvalidConfigError(f"audit.log.file: {exc}") from None
         self.services = Services(
             config=config,
             store=store,
