@@ -344,3 +344,38 @@ def test_a_missing_key_file_stops_the_broker_start(tmp_path: Path) -> None:
         BackgroundBroker(BrokerConfig.from_properties(props)).start()
     assert isinstance(info.value.__cause__, InvalidConfigError)
     assert "audit HMAC key file" in str(info.value.__cause__)
+
+
+def test_mtls_logins_and_refused_handshakes_are_audited(start: Any, tmp_path: Path) -> None:
+    """An mTLS listener (ssl.client.auth=required): a client with a certificate is recorded as
+    an SSL authentication of its mapped principal; one without a certificate as a failed SSL
+    authentication with the handshake's reason; the file verifies."""
+    from test_tls_broker import api_versions_over, connect, ssl_props, tls_client
+    from tls_certs import CA, make_files
+
+    files = make_files(tmp_path / "certs", CA(), client_cn="Alice")
+    audit_file = tmp_path / "audit.log"
+    broker = start(
+        {
+            "listeners": "SSL://127.0.0.1:0",
+            **ssl_props(files, **{"ssl.client.auth": "required"}),
+            "audit.log.file": str(audit_file),
+        }
+    )
+    assert broker.broker is not None and broker.broker.server is not None
+    port = broker.broker.server.bound("SSL")[1]
+    with connect(port, tls_client(files, cert=files.client_cert, key=files.client_key)) as sock:
+        assert api_versions_over(sock) == 7
+    with pytest.raises((OSError, ConnectionError)):
+        with connect(port, tls_client(files)) as sock:
+            api_versions_over(sock)
+    broker.stop()
+    got = [r["data"] for r in records(audit_file) if r["type"].endswith("authentication")]
+    ok = [d for d in got if d["result"] == "allowed"]
+    assert [(d["principal"], d["mechanism"], d["listener"]) for d in ok] == [
+        ("User:alice", "SSL", "SSL")
+    ]
+    failed = [d for d in got if d["result"] == "failed"]
+    assert failed and failed[0]["principal"] is None and failed[0]["mechanism"] == "SSL"
+    assert "certificate" in failed[0]["reason"]
+    assert verify(audit_file).returncode == 0
