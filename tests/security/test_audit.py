@@ -379,3 +379,20 @@ def test_mtls_logins_and_refused_handshakes_are_audited(start: Any, tmp_path: Pa
     assert failed and failed[0]["principal"] is None and failed[0]["mechanism"] == "SSL"
     assert "certificate" in failed[0]["reason"]
     assert verify(audit_file).returncode == 0
+
+
+def test_a_last_record_missing_only_its_newline_is_continued_not_torn(tmp_path: Path) -> None:
+    """A crash between a record and its newline: verify counts the record (exit 0), and the
+    writer ends the line and continues the chain from that record (no torn bytes)."""
+    path = tmp_path / "audit.log"
+    lines = write_log(path, 2)
+    path.write_bytes(b"".join(lines)[:-1])
+    assert verify(path).returncode == 0
+    log = AuditLog(path, "edplog://test/broker/0", fsync_ms=0)
+    log.open()
+    log.close()
+    after = records(path)
+    assert after[3]["data"] == {"previous_sequence": 2, "torn_bytes": 0}
+    assert after[3]["prevhash"] == after[2]["hash"]
+    out = verify(path)
+    assert out.returncode == 0 and "intact, 4 record(s)" in out.stdout, out.stderr

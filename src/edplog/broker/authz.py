@@ -20,6 +20,9 @@ each resource (a broker is the cluster); ListGroups lists the groups the princip
 Describe (all of them with Describe on the cluster); cluster administration (ElectLeaders,
 partition reassignments ...) Describe or Alter on the cluster; an idempotent InitProducerId
 IdempotentWrite on the cluster, or Write on some topic (KIP-679).
+
+With an audit log (``audit.log.file``), every decision made here is handed to it, and it keeps
+those it audits (security/audit.py).
 """
 
 from __future__ import annotations

@@ -82,6 +82,7 @@ CHANGES = frozenset(
 # Replication (a follower's Fetch, OffsetForLeaderEpoch) asks ClusterAction several times a
 # second per follower: only its refusals are audited, or they would bury everything else.
 _REPLICATION_APIS = frozenset({1, 23})
+_READ, _WRITE = Operation.READ, Operation.WRITE
 _HASH_FIELD = b',"hash":"'
 _HEX = re.compile(rb"[0-9a-f]{64}")
 _MIN_KEY_BYTES = 16
@@ -253,7 +254,8 @@ class _Tail:
     sequence: int = -1
     hash: str = ""
     torn_bytes: int = 0
-    size: int = 0
+    # The last record is whole but its newline was not written (a crash between the two).
+    needs_newline: bool = False
 
 
 def read_tail(path: Path, chain: Chain) -> _Tail:
@@ -271,28 +273,40 @@ def read_tail(path: Path, chain: Chain) -> _Tail:
             f.seek(start)
             data = f.read(size - start)
             end = data.rfind(b"\n")
-            torn = len(data) - end - 1 if end >= 0 else len(data)
-            prev = data.rfind(b"\n", 0, end) if end >= 0 else -1
-            if end < 0 and start == 0:
-                return _Tail(torn_bytes=torn, size=size)
-            if prev >= 0 or start == 0:
-                last = data[prev + 1 : end]
-                break
-            chunk *= 2
-    parts = split_line(last)
-    record = _parse(last)
-    if parts is None or record is None:
+            prev = data.rfind(b"\n", 0, end) if end > 0 else -1
+            if start > 0 and prev < 0:
+                chunk *= 2  # the last line (or two) do not fit yet
+                continue
+            break
+    piece = data[end + 1 :]  # after the last newline: nothing, or a line without its newline
+    if piece and _checked(piece, chain) is not None:
+        return _Tail(*_last(path, piece, chain), needs_newline=True)
+    if end < 0:
+        return _Tail(torn_bytes=len(piece))
+    return _Tail(*_last(path, data[prev + 1 : end], chain), torn_bytes=len(piece))
+
+
+def _checked(line: bytes, chain: Chain) -> tuple[int, str] | None:
+    """(sequence, hash) of a record hashed as ``chain`` hashes, else None."""
+    parts = split_line(line)
+    record = _parse(line) if parts is not None else None
+    if parts is None or record is None or record.get("hashalg") != chain.algorithm:
+        return None
+    if chain.digest(parts[0]) != parts[1]:
+        return None
+    return int(record["sequence"]), parts[1]
+
+
+def _last(path: Path, line: bytes, chain: Chain) -> tuple[int, str]:
+    found = _checked(line, chain)
+    if found is None:
         raise AuditError(
-            f"audit log {path}: its last record is not readable; check it with "
-            "`edplog audit verify` and move the file aside to start a new chain"
-        )
-    if record.get("hashalg") != chain.algorithm or chain.digest(parts[0]) != parts[1]:
-        raise AuditError(
-            f"audit log {path}: its last record was not hashed with {chain.algorithm}"
+            f"audit log {path}: its last record is not readable or was not hashed with "
+            f"{chain.algorithm}"
             + (" under audit.log.hmac.key.file (another key?)" if chain.key else "")
             + "; check it with `edplog audit verify` and move the file aside to start a new chain"
         )
-    return _Tail(int(record["sequence"]), parts[1], torn, size)
+    return found
 
 
 def _parse(line: bytes) -> dict[str, Any] | None:
@@ -346,6 +360,8 @@ class AuditLog:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         first: list[bytes] = []
+        if tail.needs_newline:
+            first.append(b"\n")
         if tail.torn_bytes:
             log.warning(
                 "audit log %s: its last line was torn (%d bytes, a crash mid-write?); "
@@ -510,14 +526,21 @@ class Audit:
         reason: str | None = None,
     ) -> None:
         """An authorizer decision for the request ``ctx`` (recorded when it is audited)."""
-        if operation in CHANGES:
-            if (
-                allowed
-                and operation is Operation.CLUSTER_ACTION
-                and ctx.api_key in _REPLICATION_APIS
-            ):
+        # The Produce / Fetch path: identity checks and one dict lookup per topic. timeit:
+        # ~0.35 us for a topic not audited, after the ~0.9 us of the authorizer's cached
+        # decision (a set lookup of the Enum instead cost ~0.6 us: its hash is Python code).
+        if operation is _READ or operation is _WRITE:
+            if resource_type != "Topic":
                 return
-        elif resource_type != "Topic" or not self._topic_audited(operation, name):
+            cache = self._reads if operation is _READ else self._writes
+            hit = cache.get(name)
+            if hit is None:
+                hit = self._learn(cache, operation, name)
+            if not hit:
+                return
+        elif operation not in CHANGES:
+            return
+        elif allowed and operation is Operation.CLUSTER_ACTION and ctx.api_key in _REPLICATION_APIS:
             return
         data = {
             "principal": str(ctx.principal),
@@ -532,18 +555,11 @@ class Audit:
         }
         self.writer.append(AUTHORIZATION, data)
 
-    def _topic_audited(self, operation: Operation, topic: str) -> bool:
-        if operation is Operation.READ:
-            cache, chosen = self._reads, self.settings.topics_read
-        elif operation is Operation.WRITE:
-            cache, chosen = self._writes, self.settings.topics_write
-        else:
-            return False
-        hit = cache.get(topic)
-        if hit is None:
-            if len(cache) >= 100_000:
-                cache.clear()
-            hit = cache[topic] = bool(chosen) and topic in chosen
+    def _learn(self, cache: dict[str, bool], operation: Operation, topic: str) -> bool:
+        chosen = self.settings.topics_read if operation is _READ else self.settings.topics_write
+        if len(cache) >= 100_000:  # bounded: topic names come from clients
+            cache.clear()
+        hit = cache[topic] = bool(chosen) and topic in chosen
         return hit
 
 
