@@ -13,7 +13,8 @@ import argparse
 import sys
 from typing import Any
 
-from ..security.audit import AuditError, read_key, verify
+from ..security.audit import AuditError, read_key
+from ..security.audit_verify import verify
 
 
 def register(commands: Any, perf: Any) -> None:

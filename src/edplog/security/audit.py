@@ -9,7 +9,7 @@ field. Removing a line leaves a hole in the sequence, editing one breaks its has
 breaks both. With ``audit.log.hmac.key.file`` the hashes are HMAC-SHA256 under a secret key,
 so someone who can write the file but not read the key cannot recompute a consistent chain;
 with plain SHA-256 the chain catches mistakes and careless edits, not a careful forger.
-What a chain cannot show by itself is the loss of its newest records: :func:`verify` reports
+What a chain cannot show by itself is the loss of its newest records: `audit_verify.verify` reports
 the last sequence and hash so they can be kept somewhere else and compared.
 
 Why a background thread: the broker's event loop never waits on the disk. Records go into a
@@ -22,7 +22,7 @@ at the next write, so the file itself says that, and how many, records are missi
 Crash safety: a line is written in one ``write`` call, so a crash can leave at most the last
 line torn (no newline). On start the writer reads the file's tail, continues the chain from its
 last whole record and writes an ``io.edplog.audit.started`` record that names the torn bytes it
-found; :func:`verify` reports a torn last line as torn (not as tampering), and a torn line that
+found; `verify` reports a torn last line as torn (not as tampering), and a torn line that
 the next ``started`` record vouches for as recovered.
 """
 
@@ -39,7 +39,7 @@ import stat
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -289,7 +289,7 @@ def read_tail(path: Path, chain: Chain) -> _Tail:
 def _checked(line: bytes, chain: Chain) -> tuple[int, str] | None:
     """(sequence, hash) of a record hashed as ``chain`` hashes, else None."""
     parts = split_line(line)
-    record = _parse(line) if parts is not None else None
+    record = parse_record(line) if parts is not None else None
     if parts is None or record is None or record.get("hashalg") != chain.algorithm:
         return None
     if chain.digest(parts[0]) != parts[1]:
@@ -309,7 +309,8 @@ def _last(path: Path, line: bytes, chain: Chain) -> tuple[int, str]:
     return found
 
 
-def _parse(line: bytes) -> dict[str, Any] | None:
+def parse_record(line: bytes) -> dict[str, Any] | None:
+    """The record on ``line`` when it has the chain's fields, else None."""
     try:
         record = json.loads(line)
     except (ValueError, UnicodeDecodeError):
@@ -600,107 +601,3 @@ def open_audit(settings: AuditSettings, source: str, on_drop: Callable[[int], No
     )
     writer.open()
     return Audit(settings, writer)
-
-
-# ---- verification --------------------------------------------------------------------------
-
-
-@dataclass
-class Verdict:
-    """What :func:`verify` found: ``problem`` None when the chain is intact."""
-
-    records: int = 0
-    first_time: str | None = None
-    last_time: str | None = None
-    last_sequence: int = -1
-    last_hash: str = ""
-    recovered_torn: list[int] = field(default_factory=list)  # line numbers
-    problem: str | None = None
-    kind: str | None = None  # edited, removed, reordered, torn, unkeyed
-    line: int | None = None
-
-
-def _lines(path: Path) -> Iterator[tuple[int, bytes, bool]]:
-    with path.open("rb") as f:
-        number = 0
-        for raw in f:
-            number += 1
-            whole = raw.endswith(b"\n")
-            yield number, raw[:-1] if whole else raw, whole
-
-
-def verify(path: str | Path, key: bytes | None = None) -> Verdict:
-    """Check the chain of ``path`` (see the module docstring): the first problem found, or a
-    summary."""
-    chain = Chain(key)
-    v = Verdict()
-    expected_prev = ""
-    torn: tuple[int, int] | None = None  # (line, bytes) of a torn line not yet vouched for
-
-    def bad(kind: str, line: int, text: str) -> Verdict:
-        v.kind, v.line, v.problem = kind, line, f"line {line}: {text}"
-        return v
-
-    for number, line, whole in _lines(Path(path)):
-        parts = split_line(line)
-        record = _parse(line) if parts is not None else None
-        if record is None:
-            if not whole:
-                return bad(
-                    "torn",
-                    number,
-                    f"torn last line ({len(line)} bytes, a crash "
-                    "mid-write?); every record before it is intact",
-                )
-            if torn is not None:
-                return bad("edited", torn[0], "not a readable record")
-            torn = (number, len(line))
-            continue
-        assert parts is not None
-        seq = record["sequence"]
-        if torn is not None:
-            data = record.get("data") or {}
-            if record.get("type") != STARTED or data.get("torn_bytes") != torn[1]:
-                return bad("edited", torn[0], "not a readable record")
-            v.recovered_torn.append(torn[0])
-            torn = None
-        alg = record.get("hashalg")
-        if key is not None and alg != chain.algorithm:
-            return bad("edited", number, f"sequence {seq}: hashed with {alg!r}, not under the key")
-        if key is None and alg == "hmac-sha256":
-            v.kind, v.line = "unkeyed", number
-            v.problem = "the records are HMAC-keyed: give --hmac-key-file to verify them"
-            return v
-        if key is None and alg != "sha256":
-            return bad("edited", number, f"sequence {seq}: unknown hashalg {alg!r}")
-        if chain.digest(parts[0]) != parts[1] or record["hash"] != parts[1]:
-            return bad("edited", number, f"sequence {seq}: edited (its hash does not match)")
-        if seq > v.last_sequence + 1:
-            missing = f"{v.last_sequence + 1}" + (
-                f"..{seq - 1}" if seq - 1 > v.last_sequence + 1 else ""
-            )
-            return bad(
-                "removed",
-                number,
-                f"sequence {seq} follows {v.last_sequence}: record(s) {missing} removed (or moved)",
-            )
-        if seq <= v.last_sequence:
-            return bad(
-                "reordered",
-                number,
-                f"sequence {seq} after {v.last_sequence}: records moved or repeated",
-            )
-        if record["prevhash"] != expected_prev:
-            return bad(
-                "edited",
-                number,
-                f"sequence {seq}: does not follow the record before it (that one was replaced)",
-            )
-        v.records += 1
-        v.first_time = v.first_time or record.get("time")
-        v.last_time = record.get("time")
-        v.last_sequence, v.last_hash = seq, parts[1]
-        expected_prev = parts[1]
-    if torn is not None:
-        return bad("edited", torn[0], "not a readable record")
-    return v
