@@ -344,3 +344,32 @@ class LogConfig(dict[str, Any]):
 
     def as_strings(self) -> dict[str, str]:
         return {name: to_string(name, value) for name, value in self.items()}
+
+
+def parse_properties(text: str) -> dict[str, str]:
+    """Parse Java ``.properties`` text: ``#``/``!`` comments, ``=``/``:`` separators, ``\\``
+    line continuations. Enough of the format for every real ``server.properties``."""
+    props: dict[str, str] = {}
+    pending = ""
+    for raw in text.splitlines():
+        line = pending + raw.lstrip() if pending else raw.strip()
+        if not pending and (not line or line[0] in "#!"):
+            continue
+        if line.endswith("\\") and not line.endswith("\\\\"):
+            pending = line[:-1]
+            continue
+        pending = ""
+        line = line.strip()
+        if not line:
+            continue
+        cut = len(line)
+        for i, ch in enumerate(line):
+            if ch in "=:" or ch.isspace():
+                cut = i
+                break
+        key = line[:cut].strip()
+        rest = line[cut:].lstrip()
+        if rest[:1] in ("=", ":"):
+            rest = rest[1:].lstrip()
+        props[key] = rest
+    return props

@@ -73,3 +73,10 @@ def test_the_secrets_commands_and_example_run(
     assert (tmp_path / "alice.enc").read_text().startswith("ENC[v1:")
     monkeypatch.chdir(tmp_path)
     run_example(example("security.md", "config.secret.key.file"), "docs/security.md")
+
+
+def test_the_audit_log_example_records_and_verifies() -> None:
+    """The audit log example: a SASL + ACL broker records admin's login, a Create and a
+    Write of an audited topic, and `edplog audit verify` passes on its file (its own
+    assertions)."""
+    run_example(example("security.md", "audit.log.file"), "docs/security.md")

@@ -20,6 +20,9 @@ each resource (a broker is the cluster); ListGroups lists the groups the princip
 Describe (all of them with Describe on the cluster); cluster administration (ElectLeaders,
 partition reassignments ...) Describe or Alter on the cluster; an idempotent InitProducerId
 IdempotentWrite on the cluster, or Write on some topic (KIP-679).
+
+With an audit log (``audit.log.file``), every decision made here is handed to it, and it keeps
+those it audits (security/audit.py).
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..security.acl import AclAuthorizer
+from ..security.audit import Audit
 from ..security.authorizer import Operation, Resource
 from .api.registry import ApiSpec
 from .context import ErrorCode, RequestContext
@@ -124,9 +128,10 @@ def refusal(
     ctx: RequestContext,
     api_key: int,
     req: Body,
+    audit: Audit | None = None,
 ) -> ErrorCode | None:
     """The authorization error for this whole request, or None when it may go on (its
-    items may still be refused one by one: :func:`per_item`)."""
+    items may still be refused one by one: :func:`per_item`). Decisions go to ``audit``."""
     principal, host = ctx.principal, ctx.client_host
     if api_key == 22:  # InitProducerId
         if req.get("transactional_id") is not None:
@@ -140,7 +145,10 @@ def refusal(
     if needs is None:
         return None
     for op, kind, name in needs(ctx, req):
-        if not authorizer.authorize(principal, host, op, Resource(kind, name)):
+        allowed = authorizer.authorize(principal, host, op, Resource(kind, name))
+        if audit is not None:
+            audit.authorization(ctx, op, kind, name, allowed)
+        if not allowed:
             return _REFUSED[kind]
     return None
 
@@ -213,14 +221,19 @@ def per_item(
     api_key: int,
     req: Body,
     spec: ApiSpec,
+    audit: Audit | None = None,
 ) -> tuple[Body, ApiSpec] | None:
     """For an API answered per item: the request without the items the principal may not
     touch, and the spec whose handler adds their errors (built with the API's own
-    ``error_body``) to the response; None when nothing is taken out or filtered."""
+    ``error_body``) to the response; None when nothing is taken out or filtered.
+    Decisions go to ``audit``."""
     principal, host = ctx.principal, ctx.client_host
 
     def allowed(op: Operation, kind: str, name: str) -> bool:
-        return authorizer.authorize(principal, host, op, Resource(kind, name))
+        decision = authorizer.authorize(principal, host, op, Resource(kind, name))
+        if audit is not None:
+            audit.authorization(ctx, op, kind, name, decision)
+        return decision
 
     merge: Merge | None
     if api_key == 16:
@@ -232,7 +245,14 @@ def per_item(
     items = _PER_ITEM.get(api_key)
     if items is None or (api_key in (1, 23) and _from_replica(req)):
         return None
-    if api_key == 19 and allowed(Operation.CREATE, "Cluster", CLUSTER):
+    if api_key == 19 and authorizer.authorize(
+        principal, host, Operation.CREATE, Resource("Cluster", CLUSTER)
+    ):
+        if audit is not None:  # audited per topic: the record names what was created
+            for topic in req.get("topics") or ():
+                audit.authorization(
+                    ctx, Operation.CREATE, "Topic", topic["name"], True, "Create on the cluster"
+                )
         return None
     listed = req.get(items.request_key)
     if api_key == 20 and not listed:

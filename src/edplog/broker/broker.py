@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import socket
 from collections.abc import Callable
 from typing import Any
 
@@ -24,6 +25,7 @@ from ..group import OFFSETS_TOPIC, GroupCoordinator
 from ..metrics import BrokerMetrics
 from ..protocol import SUPPORTED
 from ..security import AllowAll
+from ..security.audit import Audit, AuditError, open_audit
 from ..storage import Store
 from ..storage.log_dirs import check_meta, read_meta, split_log_dirs, write_meta
 from . import properties
@@ -61,6 +63,7 @@ class Broker:
         self.server: Server | None = None
         self._housekeeping: asyncio.Task[None] | None = None
         self.roles: RoleStore | None = None  # role bindings and groups (with ACLs on)
+        self.audit: Audit | None = None  # the audit log (audit.log.file)
         self._stopped = False
         # Cluster mode (zookeeper.connect): membership and this broker's replication.
         self.node: ClusterNode | None = None
@@ -72,6 +75,15 @@ class Broker:
         config = self.config
         loop = asyncio.get_running_loop()
         properties.warn_unknown(config.unknown_properties)
+        # First: a broker that cannot keep its audit log does not start (nothing to undo).
+        if config.audit.enabled:
+            source = f"edplog://{socket.gethostname()}/broker/{config.node_id}"
+            try:
+                self.audit = await loop.run_in_executor(
+                    None, open_audit, config.audit, source, self.metrics.audit_dropped
+                )
+            except (AuditError, OSError) as exc:
+                raise InvalidConfigError(f"audit.log.file: {exc}") from None
         registry = None
         if config.clustered:
             self.node = await loop.run_in_executor(None, self._connect_cluster)
@@ -155,6 +167,7 @@ class Broker:
                 self.metrics,
             ),
             cluster=node,
+            audit=self.audit,
         )
         self.metrics.watch_logs(
             lambda: ((t, p, lg) for (t, p), lg in store.logs().items() if not lg.closed),
@@ -268,6 +281,8 @@ class Broker:
             await self.server.stop()
         if self.replication is not None:
             await self.replication.stop()
+        if self.audit is not None:
+            await asyncio.get_running_loop().run_in_executor(None, self.audit.writer.close)
         if self.node is not None:
             await asyncio.get_running_loop().run_in_executor(None, self.node.stop)
         if self._housekeeping is not None:

@@ -14,10 +14,11 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..config import BROKER_DEFAULTS, LogConfig
+from ..config import BROKER_DEFAULTS, LogConfig, parse_properties
 from ..errors import EdplogError, InvalidConfigError
 from ..security import secrets
 from ..security.acl import AUTHORIZER_CLASS_NAMES, parse_super_users
+from ..security.audit import AuditError, AuditSettings
 from ..security.groups import GroupSettings
 from ..security.tls import TlsSettings
 from . import properties
@@ -44,35 +45,6 @@ UNLIMITED_CONNECTIONS = 2_147_483_647
 # (socket.request.max.bytes, 100 MiB) with room for everyone else's small ones, which keeps
 # one large request from ever waiting for memory that only its own completion would free.
 DEFAULT_QUEUED_MAX_REQUEST_BYTES = 256 * 1024 * 1024
-
-
-def parse_properties(text: str) -> dict[str, str]:
-    """Parse Java ``.properties`` text: ``#``/``!`` comments, ``=``/``:`` separators, ``\\``
-    line continuations. Enough of the format for every real ``server.properties``."""
-    props: dict[str, str] = {}
-    pending = ""
-    for raw in text.splitlines():
-        line = pending + raw.lstrip() if pending else raw.strip()
-        if not pending and (not line or line[0] in "#!"):
-            continue
-        if line.endswith("\\") and not line.endswith("\\\\"):
-            pending = line[:-1]
-            continue
-        pending = ""
-        line = line.strip()
-        if not line:
-            continue
-        cut = len(line)
-        for i, ch in enumerate(line):
-            if ch in "=:" or ch.isspace():
-                cut = i
-                break
-        key = line[:cut].strip()
-        rest = line[cut:].lstrip()
-        if rest[:1] in ("=", ":"):
-            rest = rest[1:].lstrip()
-        props[key] = rest
-    return props
 
 
 @dataclass
@@ -121,6 +93,8 @@ class BrokerConfig:
     allow_everyone_if_no_acl_found: bool = False
     # Role bindings' groups (file or LDAP) and reload interval (security/groups.py).
     roles: GroupSettings = field(default_factory=GroupSettings)
+    # The audit log (security/audit.py; edplog's own audit.log.* names).
+    audit: AuditSettings = field(default_factory=AuditSettings)
     # Bytes per second a move between log dirs (AlterReplicaLogDirs) may copy; 0: no limit.
     replica_alter_log_dirs_io_max_bytes_per_second: int = 0
     # acks=-1 is answered only after the log is flushed to disk (group commit).
@@ -386,6 +360,15 @@ class BrokerConfig:
             raise InvalidConfigError(
                 f"{min(self.roles.configured)}: roles and groups work with authorizer.class.name "
                 "on a single node (in a ZooKeeper cluster they are not implemented yet)"
+            )
+        try:
+            self.audit = AuditSettings.from_properties(props)
+        except AuditError as exc:
+            raise InvalidConfigError(str(exc)) from None
+        if (self.audit.topics_read or self.audit.topics_write) and not self.authorizer_enabled:
+            raise InvalidConfigError(
+                "audit.log.topics.read/write audit the authorizer's decisions: they need "
+                "authorizer.class.name"
             )
         if self.zookeeper_connect is not None:
             self.zookeeper_tls, self.zookeeper_set_acl = zookeeper_security(props)

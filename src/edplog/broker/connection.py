@@ -57,7 +57,7 @@ from collections import deque
 from typing import Any, Protocol
 
 from ..protocol import ProtocolError, RequestHeader, encode_response
-from ..security import ANONYMOUS, Principal
+from ..security import ANONYMOUS, Principal, audit
 from ..security.sasl import SaslSession
 from .config import BrokerConfig
 from .context import RequestContext
@@ -346,10 +346,12 @@ class Connection:
         sasl = self.sasl
         if sasl is None:
             return False
-        metrics = self.server.dispatcher.services.metrics
+        services = self.server.dispatcher.services
+        metrics = services.metrics
         if sasl.failed:
             log.info("%s failed SASL authentication (%s)", self.peer, sasl.mechanism)
             metrics.authentication(self.listener, sasl.mechanism, False)
+            audit.authenticated(services.audit, self, None)
             self._finish(drop_unstarted=True)
             return True
         if sasl.principal is not None and sasl.logins != self._logins:
@@ -367,6 +369,7 @@ class Connection:
                 sasl.mechanism,
             )
             metrics.authentication(self.listener, sasl.mechanism, True, again)
+            audit.authenticated(services.audit, self, sasl.principal)
         return False
 
     def _mute_after(self, pending: Pending) -> None:

@@ -28,6 +28,7 @@ from ..errors import EdplogError, ErrorCode, kafka_code_of
 from ..group import GroupCoordinator
 from ..protocol import RequestHeader
 from ..security import ANONYMOUS, Authorizer, Principal
+from ..security.audit import Audit
 from ..security.authorizer import Operation, Resource
 from ..storage import INTERNAL_TOPICS, Store
 from .acl_store import AclStore
@@ -125,6 +126,8 @@ class Services:
     fetch_sessions: FetchSessionCache | None = None
     # This broker's membership of a cluster (None: a single node).
     cluster: ClusterNode | None = None
+    # The audit log (None: no audit.log.file).
+    audit: Audit | None = None
 
     @property
     def closing(self) -> bool:
@@ -135,13 +138,17 @@ def authorized(
     ctx: RequestContext, services: Services, operation: Operation, resource_type: str, name: str
 ) -> bool:
     """Whether the request's principal may do ``operation`` on the resource (always, without
-    ``authorizer.class.name``); decisions are cached by the authorizer."""
+    ``authorizer.class.name``); decisions are cached by the authorizer, and audited when
+    the audit log asks for them."""
     acls = services.acls
     if acls is None:
         return True
-    return acls.authorizer.authorize(
+    allowed = acls.authorizer.authorize(
         ctx.principal, ctx.client_host, operation, Resource(resource_type, name)
     )
+    if services.audit is not None:
+        services.audit.authorization(ctx, operation, resource_type, name, allowed)
+    return allowed
 
 
 Handler = Callable[[RequestContext, Services, Body], Awaitable[Body | None]]

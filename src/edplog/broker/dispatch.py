@@ -134,10 +134,11 @@ class Dispatcher:
             )
         acls = services.acls
         if acls is not None:
-            refused = authz.refusal(acls.authorizer, services.store.topic_name, ctx, key, req)
+            topic_name, audit = services.store.topic_name, services.audit
+            refused = authz.refusal(acls.authorizer, topic_name, ctx, key, req, audit)
             if refused is not None:
                 return self._answer(ctx, spec, spec.error_body(req, refused), req)
-            split = authz.per_item(acls.authorizer, services.store.topic_name, ctx, key, req, spec)
+            split = authz.per_item(acls.authorizer, topic_name, ctx, key, req, spec, audit)
             if split is not None:  # some items refused: the handler serves the others
                 req, spec = split
         quotas = services.quotas

@@ -16,6 +16,7 @@ from collections.abc import Mapping
 
 from ..config import BROKER_DEFAULTS
 from ..errors import InvalidConfigError
+from ..security.audit import AUDIT_PROPERTIES
 from ..security.groups import GROUP_PROPERTIES
 from ..security.oauth import SETTINGS as OAUTH_SETTINGS
 from ..security.sasl import MECHANISMS as SASL_MECHANISMS
@@ -110,6 +111,8 @@ HONOURED = (
             "allow.everyone.if.no.acl.found",
             # Roles and groups (docs/security.md, "Roles").
             *GROUP_PROPERTIES,
+            # The audit log (docs/security.md, "Audit log").
+            *AUDIT_PROPERTIES,
         }
     )
     | ZOOKEEPER_PROPERTIES

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import InvalidConfigError
-from ..security import ANONYMOUS, Principal
+from ..security import ANONYMOUS, Principal, audit
 from ..security.oauth import OAuthConfigError, OAuthValidator
 from ..security.sasl import FailedLogins, SaslSession, SaslSettings
 from ..security.scram import ScramCredentials
@@ -319,6 +319,7 @@ class Server:
         except (ssl.SSLError, OSError, TimeoutError, NoMatchingRule, ValueError) as exc:
             why = "timed out" if isinstance(exc, TimeoutError) else str(exc)
             log.info("TLS handshake with %s on %s failed: %s", host, listener.name, why)
+            audit.tls_authenticated(self.dispatcher.services.audit, peer, listener.name, None, why)
             (tls_sock or sock).close()
             self._host_gone(host)
             return
@@ -339,6 +340,8 @@ class Server:
             principal,
             f" (subject {dn})" if dn else "",
         )
+        if der:
+            audit.tls_authenticated(self.dispatcher.services.audit, peer, listener.name, principal)
         self._open(listener, TlsTransport(tls_sock, self.staging), tls_sock, peer, principal)
 
     async def _watch_tls(self, interval_s: float) -> None:

@@ -21,6 +21,7 @@ COMMAND_MODULES = [
     "edplog.cli.cluster",  # cluster up
     "edplog.cli.security",  # security roles, security role-bindings, security acls
     "edplog.cli.secrets",  # secrets keygen, secrets encrypt
+    "edplog.cli.audit",  # audit verify
 ]
 
 

@@ -181,6 +181,11 @@ class BrokerMetrics:
             ["listener", "mechanism", "result"],
             registry=r,
         )
+        self.audit_dropped_records = Counter(
+            "edplog_audit_dropped_records",
+            "Audit records dropped because the audit log's queue was full",
+            registry=r,
+        )
         self._timed: dict[tuple[int, int], tuple[Any, Any]] = {}
         self._topics_in: dict[str, Any] = {}
         self._topics_out: dict[str, Any] = {}
@@ -232,6 +237,9 @@ class BrokerMetrics:
 
     def fetch_session_evicted(self) -> None:
         self.fetch_session_evictions.inc()
+
+    def audit_dropped(self, n: int) -> None:
+        self.audit_dropped_records.inc(n)
 
     def bytes_in(self, topic: str, n: int) -> None:
         if not self.enabled:

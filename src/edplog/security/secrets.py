@@ -291,7 +291,7 @@ def _provide(providers: dict[str, _Provider], name: str, ref: str, inner: str) -
         ) from None
     if provider.kind == "dir":
         return text
-    from ..broker.config import parse_properties  # the same .properties reader
+    from ..config import parse_properties  # the same .properties reader
 
     values = parse_properties(text)
     if key not in values:

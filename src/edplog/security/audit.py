@@ -1,0 +1,603 @@
+"""The audit log: who authenticated, and who was allowed or refused what, in a file that shows
+when a record was removed or edited.
+
+Why a chain and not just a log file: an audit trail is only worth something if a reader can
+tell that nothing was taken out or rewritten after the fact. Every record is one line of
+CloudEvents 1.0 JSON that carries a ``sequence`` (0, 1, 2 ... for the life of the file), the
+``prevhash`` of the record before it and its own ``hash`` over every byte of the line up to that
+field. Removing a line leaves a hole in the sequence, editing one breaks its hash, moving one
+breaks both. With ``audit.log.hmac.key.file`` the hashes are HMAC-SHA256 under a secret key,
+so someone who can write the file but not read the key cannot recompute a consistent chain;
+with plain SHA-256 the chain catches mistakes and careless edits, not a careful forger.
+What a chain cannot show by itself is the loss of its newest records: `audit_verify.verify` reports
+the last sequence and hash so they can be kept somewhere else and compared.
+
+Why a background thread: the broker's event loop never waits on the disk. Records go into a
+bounded queue and one writer thread appends and fsyncs them (``audit.log.fsync.ms``). When the
+queue is full the record is not waited for (that would stall every client on a slow disk) and
+not silently lost: the loss is counted (the ``edplog_audit_dropped_records`` metric and a log
+error) and the writer puts an ``io.edplog.audit.dropped`` record with the count into the chain
+at the next write, so the file itself says that, and how many, records are missing.
+
+Crash safety: a line is written in one ``write`` call, so a crash can leave at most the last
+line torn (no newline). On start the writer reads the file's tail, continues the chain from its
+last whole record and writes an ``io.edplog.audit.started`` record that names the torn bytes it
+found; `verify` reports a torn last line as torn (not as tampering), and a torn line that
+the next ``started`` record vouches for as recovered.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import os
+import queue
+import re
+import stat
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from .authorizer import Operation
+from .principal import Principal
+
+log = logging.getLogger("edplog.broker")
+
+AUTHENTICATION = "io.edplog.audit.authentication"
+AUTHORIZATION = "io.edplog.audit.authorization"
+STARTED = "io.edplog.audit.started"
+DROPPED = "io.edplog.audit.dropped"
+
+#: The broker properties of the audit log (edplog's own names: Kafka has no audit log).
+AUDIT_PROPERTIES = frozenset(
+    {
+        "audit.log.file",
+        "audit.log.topic",
+        "audit.log.hmac.key.file",
+        "audit.log.authentication",
+        "audit.log.topics.read",
+        "audit.log.topics.write",
+        "audit.log.fsync.ms",
+        "audit.log.queue.records",
+    }
+)
+
+#: Operations audited on every resource: the ones that create, delete or change something.
+CHANGES = frozenset(
+    {
+        Operation.CREATE,
+        Operation.DELETE,
+        Operation.ALTER,
+        Operation.ALTER_CONFIGS,
+        Operation.CLUSTER_ACTION,
+    }
+)
+# Replication (a follower's Fetch, OffsetForLeaderEpoch) asks ClusterAction several times a
+# second per follower: only its refusals are audited, or they would bury everything else.
+_REPLICATION_APIS = frozenset({1, 23})
+_READ, _WRITE = Operation.READ, Operation.WRITE
+_HASH_FIELD = b',"hash":"'
+_HEX = re.compile(rb"[0-9a-f]{64}")
+_MIN_KEY_BYTES = 16
+_TAIL_BYTES = 64 * 1024
+
+
+class AuditError(ValueError):
+    """A bad audit setting, key file or an audit file the writer cannot continue."""
+
+
+# ---- settings --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TopicSet:
+    """Topic names from a comma list: exact names, and prefixes written ``name*`` (``*``
+    alone is every topic)."""
+
+    names: frozenset[str] = frozenset()
+    prefixes: tuple[str, ...] = ()
+
+    @classmethod
+    def parse(cls, key: str, text: str) -> TopicSet:
+        names, prefixes = set(), []
+        for item in (i.strip() for i in text.split(",")):
+            if not item:
+                continue
+            if "*" in item[:-1]:
+                raise AuditError(f"{key}: {item!r}: '*' may only end a prefix (name*)")
+            if item.endswith("*"):
+                prefixes.append(item[:-1])
+            else:
+                names.add(item)
+        return cls(frozenset(names), tuple(prefixes))
+
+    def __bool__(self) -> bool:
+        return bool(self.names or self.prefixes)
+
+    def __contains__(self, topic: object) -> bool:
+        return isinstance(topic, str) and (
+            topic in self.names or any(topic.startswith(p) for p in self.prefixes)
+        )
+
+
+@dataclass(frozen=True)
+class AuditSettings:
+    """The ``audit.log.*`` properties (see docs/security.md, "Audit log")."""
+
+    file: str | None = None
+    hmac_key_file: str | None = None
+    authentication: bool = True
+    topics_read: TopicSet = field(default_factory=TopicSet)
+    topics_write: TopicSet = field(default_factory=TopicSet)
+    # -1: never fsync (written to the OS per batch); 0: fsync after every batch; N: at most
+    # every N ms.
+    fsync_ms: int = 1000
+    queue_records: int = 10_000
+
+    @property
+    def enabled(self) -> bool:
+        return self.file is not None
+
+    @classmethod
+    def from_properties(cls, props: Mapping[str, str]) -> AuditSettings:
+        given = {k: v for k, v in props.items() if k in AUDIT_PROPERTIES}
+        if "audit.log.topic" in given:
+            raise AuditError(
+                "audit.log.topic: writing the audit records to a topic is not implemented "
+                "yet; use audit.log.file"
+            )
+        file = given.get("audit.log.file", "").strip() or None
+        if file is None and given:
+            raise AuditError(f"{', '.join(sorted(given))}: set audit.log.file to turn auditing on")
+        return cls(
+            file=file,
+            hmac_key_file=given.get("audit.log.hmac.key.file", "").strip() or None,
+            authentication=_boolean(
+                "audit.log.authentication", given.get("audit.log.authentication", "true")
+            ),
+            topics_read=TopicSet.parse(
+                "audit.log.topics.read", given.get("audit.log.topics.read", "")
+            ),
+            topics_write=TopicSet.parse(
+                "audit.log.topics.write", given.get("audit.log.topics.write", "")
+            ),
+            fsync_ms=_integer("audit.log.fsync.ms", given.get("audit.log.fsync.ms", "1000"), -1),
+            queue_records=_integer(
+                "audit.log.queue.records", given.get("audit.log.queue.records", "10000"), 1
+            ),
+        )
+
+
+def _boolean(key: str, value: str) -> bool:
+    v = value.strip().lower()
+    if v not in ("true", "false"):
+        raise AuditError(f"{key}={value!r}: expected true or false")
+    return v == "true"
+
+
+def _integer(key: str, value: str, minimum: int) -> int:
+    try:
+        n = int(value.strip())
+    except ValueError:
+        raise AuditError(f"{key}={value!r}: expected an integer") from None
+    if n < minimum:
+        raise AuditError(f"{key}={value!r}: must be at least {minimum}")
+    return n
+
+
+def read_key(path: str | Path) -> bytes:
+    """The HMAC key in ``path`` (surrounding whitespace ignored; at least 16 bytes)."""
+    try:
+        key = Path(path).read_bytes().strip()
+        mode = Path(path).stat().st_mode
+    except OSError as exc:
+        raise AuditError(f"audit HMAC key file {path}: {exc.strerror or exc}") from None
+    if len(key) < _MIN_KEY_BYTES:
+        raise AuditError(f"audit HMAC key file {path}: the key must be at least 16 bytes")
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        log.warning("audit HMAC key file %s can be read by others than its owner", path)
+    return key
+
+
+# ---- records and the chain --------------------------------------------------------------
+
+
+class Chain:
+    """Hashes lines: SHA-256, or HMAC-SHA256 with a key."""
+
+    def __init__(self, key: bytes | None = None) -> None:
+        self.key = key
+        self.algorithm = "sha256" if key is None else "hmac-sha256"
+
+    def digest(self, data: bytes) -> str:
+        if self.key is None:
+            return hashlib.sha256(data).hexdigest()
+        return hmac.new(self.key, data, hashlib.sha256).hexdigest()
+
+    def line(self, record: dict[str, Any]) -> bytes:
+        """``record`` (without ``hash``) as one line, with its hash as the last field."""
+        body = json.dumps(record, separators=(",", ":"), ensure_ascii=False).encode()
+        assert body.endswith(b"}")
+        prefix = body[:-1]
+        return prefix + _HASH_FIELD + self.digest(prefix).encode() + b'"}\n'
+
+
+def split_line(line: bytes) -> tuple[bytes, str] | None:
+    """(the hashed prefix, the stated hash) of a whole line, or None when it is not shaped
+    like a record."""
+    at = line.rfind(_HASH_FIELD)
+    if at < 0 or not line.endswith(b'"}'):
+        return None
+    stated = line[at + len(_HASH_FIELD) : -2]
+    if not _HEX.fullmatch(stated):
+        return None
+    return line[:at], stated.decode()
+
+
+def rfc3339(seconds: float) -> str:
+    return (
+        datetime.fromtimestamp(seconds, UTC)
+        .isoformat(timespec="microseconds")
+        .replace("+00:00", "Z")
+    )
+
+
+@dataclass
+class _Tail:
+    sequence: int = -1
+    hash: str = ""
+    torn_bytes: int = 0
+    # The last record is whole but its newline was not written (a crash between the two).
+    needs_newline: bool = False
+
+
+def read_tail(path: Path, chain: Chain) -> _Tail:
+    """Where the chain in ``path`` ends: the last whole record's sequence and hash, and the
+    bytes of a torn last line (no file: an empty chain)."""
+    try:
+        f = path.open("rb")
+    except FileNotFoundError:
+        return _Tail()
+    with f:
+        size = f.seek(0, os.SEEK_END)
+        chunk = _TAIL_BYTES
+        while True:
+            start = max(0, size - chunk)
+            f.seek(start)
+            data = f.read(size - start)
+            end = data.rfind(b"\n")
+            prev = data.rfind(b"\n", 0, end) if end > 0 else -1
+            if start > 0 and prev < 0:
+                chunk *= 2  # the last line (or two) do not fit yet
+                continue
+            break
+    piece = data[end + 1 :]  # after the last newline: nothing, or a line without its newline
+    if piece and _checked(piece, chain) is not None:
+        return _Tail(*_last(path, piece, chain), needs_newline=True)
+    if end < 0:
+        return _Tail(torn_bytes=len(piece))
+    return _Tail(*_last(path, data[prev + 1 : end], chain), torn_bytes=len(piece))
+
+
+def _checked(line: bytes, chain: Chain) -> tuple[int, str] | None:
+    """(sequence, hash) of a record hashed as ``chain`` hashes, else None."""
+    parts = split_line(line)
+    record = parse_record(line) if parts is not None else None
+    if parts is None or record is None or record.get("hashalg") != chain.algorithm:
+        return None
+    if chain.digest(parts[0]) != parts[1]:
+        return None
+    return int(record["sequence"]), parts[1]
+
+
+def _last(path: Path, line: bytes, chain: Chain) -> tuple[int, str]:
+    found = _checked(line, chain)
+    if found is None:
+        raise AuditError(
+            f"audit log {path}: its last record is not readable or was not hashed with "
+            f"{chain.algorithm}"
+            + (" under audit.log.hmac.key.file (another key?)" if chain.key else "")
+            + "; check it with `edplog audit verify` and move the file aside to start a new chain"
+        )
+    return found
+
+
+def parse_record(line: bytes) -> dict[str, Any] | None:
+    """The record on ``line`` when it has the chain's fields, else None."""
+    try:
+        record = json.loads(line)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    if not isinstance(record, dict) or not isinstance(record.get("sequence"), int):
+        return None
+    if not isinstance(record.get("prevhash"), str) or not isinstance(record.get("hash"), str):
+        return None
+    return record
+
+
+# ---- the writer ---------------------------------------------------------------------------
+
+
+class AuditLog:
+    """Appends records to the file from a background thread (see the module docstring)."""
+
+    def __init__(
+        self,
+        path: str | Path,
+        source: str,
+        *,
+        key: bytes | None = None,
+        fsync_ms: int = 1000,
+        queue_records: int = 10_000,
+        on_drop: Callable[[int], None] | None = None,
+    ) -> None:
+        self.path = Path(path)
+        self.source = source
+        self.chain = Chain(key)
+        self.fsync_ms = fsync_ms
+        self._queue: queue.Queue[tuple[str, float, dict[str, Any]] | None] = queue.Queue(
+            queue_records
+        )
+        self._dropped = 0
+        self._dropped_lock = threading.Lock()
+        self._on_drop = on_drop
+        self._thread: threading.Thread | None = None
+        self._fd = -1
+        self._sequence = -1
+        self._hash = ""
+        self.failed: BaseException | None = None
+
+    def open(self) -> None:
+        """Continue the file's chain (blocking: call from a thread) and start the writer."""
+        tail = read_tail(self.path, self.chain)
+        self._sequence, self._hash = tail.sequence, tail.hash
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        first: list[bytes] = []
+        if tail.needs_newline:
+            first.append(b"\n")
+        if tail.torn_bytes:
+            log.warning(
+                "audit log %s: its last line was torn (%d bytes, a crash mid-write?); "
+                "continuing after it",
+                self.path,
+                tail.torn_bytes,
+            )
+            first.append(b"\n")
+        data: dict[str, Any] = {"previous_sequence": tail.sequence, "torn_bytes": tail.torn_bytes}
+        first.append(self._line(STARTED, time.time(), data))
+        self._write(b"".join(first))
+        os.fsync(self._fd)
+        self._thread = threading.Thread(target=self._run, name="edplog-audit", daemon=True)
+        self._thread.start()
+
+    def append(self, kind: str, data: dict[str, Any]) -> None:
+        """Queue a record; never waits (a full queue counts a drop, see the module docstring)."""
+        try:
+            self._queue.put_nowait((kind, time.time(), data))
+        except queue.Full:
+            with self._dropped_lock:
+                self._dropped += 1
+                first = self._dropped == 1
+            if first:
+                log.error("audit log %s: queue full, records are being dropped", self.path)
+            if self._on_drop is not None:
+                self._on_drop(1)
+
+    def close(self) -> None:
+        """Write what is queued, fsync and stop (blocking: call from a thread)."""
+        if self._thread is not None:
+            if self._thread.is_alive():
+                self._queue.put(None)
+            self._thread.join()
+            self._thread = None
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+    def _line(self, kind: str, at: float, data: dict[str, Any]) -> bytes:
+        self._sequence += 1
+        record = {
+            "specversion": "1.0",
+            "id": str(uuid.uuid4()),
+            "source": self.source,
+            "type": kind,
+            "time": rfc3339(at),
+            "datacontenttype": "application/json",
+            "sequence": self._sequence,
+            "hashalg": self.chain.algorithm,
+            "prevhash": self._hash,
+            "data": data,
+        }
+        line = self.chain.line(record)
+        self._hash = line[-67:-3].decode()
+        return line
+
+    def _write(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            n = os.write(self._fd, view)
+            view = view[n:]
+
+    def _run(self) -> None:
+        last_sync = time.monotonic()
+        unsynced = False
+        stopping = False
+        wait_s = max(self.fsync_ms, 100) / 1000
+        while not stopping:
+            items: list[tuple[str, float, dict[str, Any]] | None] = []
+            try:
+                items.append(self._queue.get(timeout=wait_s))
+            except queue.Empty:
+                pass  # nothing arrived: only a due fsync
+            while items and len(items) < 1000:
+                try:
+                    items.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            lines = []
+            for item in items:
+                lines += self._drop_marker()
+                if item is None:
+                    stopping = True
+                else:
+                    lines.append(self._line(*item))
+            lines += self._drop_marker()
+            try:
+                if lines:
+                    self._write(b"".join(lines))
+                    unsynced = True
+                now = time.monotonic()
+                due = self.fsync_ms >= 0 and now - last_sync >= self.fsync_ms / 1000
+                if unsynced and (stopping or due):
+                    os.fsync(self._fd)
+                    last_sync, unsynced = now, False
+            except OSError as exc:
+                # A failed write or fsync is not retried (the bytes' fate is unknown): the
+                # log stops and says so loudly; records that follow are counted as dropped.
+                log.error("audit log %s: write failed, auditing stopped: %s", self.path, exc)
+                self.failed = exc
+                if not stopping:
+                    self._drain()
+                return
+
+    def _drop_marker(self) -> list[bytes]:
+        with self._dropped_lock:
+            dropped, self._dropped = self._dropped, 0
+        if not dropped:
+            return []
+        return [self._line(DROPPED, time.time(), {"dropped_records": dropped})]
+
+    def _drain(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            if self._on_drop is not None:
+                self._on_drop(1)
+
+
+# ---- the broker's service ---------------------------------------------------------------
+
+
+class Audit:
+    """What the broker's hooks call: decides what is audited and builds the records."""
+
+    def __init__(self, settings: AuditSettings, writer: AuditLog) -> None:
+        self.settings = settings
+        self.writer = writer
+        self._reads: dict[str, bool] = {}
+        self._writes: dict[str, bool] = {}
+
+    def authentication(
+        self,
+        peer: Any,
+        listener: str,
+        mechanism: str | None,
+        principal: Principal | None,
+        reason: str | None = None,
+    ) -> None:
+        """An authentication's outcome: ``principal`` None is a failure."""
+        if not self.settings.authentication:
+            return
+        data = {
+            "principal": None if principal is None else str(principal),
+            "client_address": _address(peer),
+            "listener": listener,
+            "mechanism": mechanism,
+            "result": "failed" if principal is None else "allowed",
+            "reason": reason,
+        }
+        self.writer.append(AUTHENTICATION, data)
+
+    def authorization(
+        self,
+        ctx: Any,
+        operation: Operation,
+        resource_type: str,
+        name: str,
+        allowed: bool,
+        reason: str | None = None,
+    ) -> None:
+        """An authorizer decision for the request ``ctx`` (recorded when it is audited)."""
+        # The Produce / Fetch path: identity checks and one dict lookup per topic. timeit:
+        # ~0.35 us for a topic not audited, after the ~0.9 us of the authorizer's cached
+        # decision (a set lookup of the Enum instead cost ~0.6 us: its hash is Python code).
+        if operation is _READ or operation is _WRITE:
+            if resource_type != "Topic":
+                return
+            cache = self._reads if operation is _READ else self._writes
+            hit = cache.get(name)
+            if hit is None:
+                hit = self._learn(cache, operation, name)
+            if not hit:
+                return
+        elif operation not in CHANGES:
+            return
+        elif allowed and operation is Operation.CLUSTER_ACTION and ctx.api_key in _REPLICATION_APIS:
+            return
+        data = {
+            "principal": str(ctx.principal),
+            "client_address": _address(ctx.peer),
+            "listener": ctx.listener,
+            "mechanism": getattr(ctx.sasl, "mechanism", None),
+            "api_key": ctx.api_key,
+            "operation": operation.value,
+            "resource": {"type": resource_type, "name": name, "pattern": "LITERAL"},
+            "result": "allowed" if allowed else "denied",
+            "reason": reason,
+        }
+        self.writer.append(AUTHORIZATION, data)
+
+    def _learn(self, cache: dict[str, bool], operation: Operation, topic: str) -> bool:
+        chosen = self.settings.topics_read if operation is _READ else self.settings.topics_write
+        if len(cache) >= 100_000:  # bounded: topic names come from clients
+            cache.clear()
+        hit = cache[topic] = bool(chosen) and topic in chosen
+        return hit
+
+
+def authenticated(audit: Audit | None, conn: Any, principal: Principal | None) -> None:
+    """The SASL hook: record the outcome of ``conn``'s exchange (its ``peer``, ``listener`` and
+    ``sasl.mechanism``; ``principal`` None is a failure) when there is an audit log."""
+    if audit is not None:
+        audit.authentication(conn.peer, conn.listener, conn.sasl.mechanism, principal)
+
+
+def tls_authenticated(
+    audit: Audit | None, peer: Any, listener: str, principal: Principal | None, reason: str = ""
+) -> None:
+    """The TLS hook: a client certificate's principal, or a failed handshake (``principal``
+    None) when there is an audit log."""
+    if audit is not None:
+        audit.authentication(peer, listener, "SSL", principal, reason or None)
+
+
+def _address(peer: Any) -> str | None:
+    if not peer:
+        return None
+    host, port = peer[0], peer[1]
+    return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
+
+
+def open_audit(settings: AuditSettings, source: str, on_drop: Callable[[int], None]) -> Audit:
+    """The broker's audit service, its file opened (blocking: call from a thread)."""
+    assert settings.file is not None
+    key = read_key(settings.hmac_key_file) if settings.hmac_key_file else None
+    writer = AuditLog(
+        settings.file,
+        source,
+        key=key,
+        fsync_ms=settings.fsync_ms,
+        queue_records=settings.queue_records,
+        on_drop=on_drop,
+    )
+    writer.open()
+    return Audit(settings, writer)
