@@ -73,6 +73,8 @@ class BrokerConfig:
     connections_max_idle_ms: int = 600_000
     # The wait before a failed login's answer (security/sasl.py FailedLogins).
     connection_failed_authentication_delay_ms: int = 100
+    # The largest request a connection may send before it has logged in (Kafka's default).
+    sasl_server_max_receive_size: int = 524_288
     max_connections: int = UNLIMITED_CONNECTIONS
     max_connections_per_ip: int = UNLIMITED_CONNECTIONS
     max_connections_per_ip_overrides: dict[str, int] = field(default_factory=dict)
@@ -413,6 +415,10 @@ class BrokerConfig:
             raise InvalidConfigError(f"{key}={value}: must be 0 or more")
         elif key == "connection.failed.authentication.delay.ms":
             self.connection_failed_authentication_delay_ms = number
+        elif key == "sasl.server.max.receive.size":
+            if number < 1:
+                raise InvalidConfigError(f"{key}={value}: must be 1 or more")
+            self.sasl_server_max_receive_size = number
         elif key == "max.connections":
             self.max_connections = number
         else:
@@ -471,6 +477,7 @@ _CONNECTION_PROPERTIES = frozenset(
         "queued.max.request.bytes",
         "connections.max.idle.ms",
         "connection.failed.authentication.delay.ms",
+        "sasl.server.max.receive.size",
         "max.connections",
         "max.connections.per.ip",
         "max.connections.per.ip.overrides",

@@ -166,6 +166,14 @@ class Connection:
         self._logins = 0
         if sasl is not None:
             self.state = State.AUTHENTICATING
+            # Before the login, frames are held to sasl.server.max.receive.size, as in Kafka:
+            # an unauthenticated client may not make the broker hold 100 MiB for it.
+            self._frames.limit(
+                min(
+                    server.config.socket_request_max_bytes,
+                    server.config.sasl_server_max_receive_size,
+                )
+            )
 
     def start(self) -> None:
         self._update_reading()
@@ -359,6 +367,7 @@ class Connection:
             self._logins = sasl.logins
             self.principal = sasl.principal
             self.state = State.READY
+            self._frames.limit(self.server.config.socket_request_max_bytes)
             ends = sasl.expires_at
             self._session_ends = ends if ends is not None else 0.0
             log.info(

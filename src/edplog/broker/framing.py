@@ -155,6 +155,10 @@ class FrameReader:
         self.need = 0
         self.refused: str | None = None
 
+    def limit(self, max_frame_bytes: int) -> None:
+        """Frames from now on may be up to ``max_frame_bytes`` (after a login, say)."""
+        self._max = max_frame_bytes
+
     @property
     def held_bytes(self) -> int:
         """Capacity of the unfinished frame's buffer (0 between frames)."""

@@ -45,6 +45,7 @@ HONOURED = (
             "queued.max.request.bytes",
             "connections.max.idle.ms",
             "connection.failed.authentication.delay.ms",
+            "sasl.server.max.receive.size",
             "max.connections",
             "max.connections.per.ip",
             "max.connections.per.ip.overrides",
