@@ -289,3 +289,75 @@ def test_scram_credentials_and_acls_are_the_clusters(zookeeper, tmp_path) -> Non
             ),
             what="broker 1 to refuse alice again",
         )
+
+
+def test_role_bindings_are_the_clusters(zookeeper, tmp_path, capsys) -> None:
+    """Role bindings in a cluster live in ZooKeeper: ``edplog security role-bindings add
+    --zookeeper`` binds DeveloperWrite on a topic to alice, and alice, refused before
+    (TOPIC_AUTHORIZATION_FAILED), may then produce through broker 3 to the partition broker
+    1 leads; ``list`` shows the binding; once ``remove`` drops it, alice is refused again."""
+    from edplog.cli import main
+
+    cluster = SecuredCluster(
+        zookeeper,
+        tmp_path,
+        "SASL_SSL",
+        authorizer_class_name="kafka.security.authorizer.AclAuthorizer",
+        super_users="User:broker;User:ANONYMOUS",
+    )
+    with cluster:
+        tools = AdminClient({"bootstrap.servers": cluster.brokers[1].bootstrap})
+        topic = NewTopic("orders", 1, replica_assignment=[[1, 2, 3]])
+        for fut in tools.create_topics([topic]).values():
+            fut.result(TIMEOUT_S)
+        cluster.wait_isr("orders", 0, 3, timeout_s=60)
+        alice = cluster.clients(brokers=[3])
+        assert produce_error(alice, "orders").code() == KafkaError.TOPIC_AUTHORIZATION_FAILED
+
+        where = ["--zookeeper", cluster.zookeeper]
+        what = ["--principal", "User:alice", "--role", "DeveloperWrite"]
+        what += ["--resource", "Topic:orders"]
+        assert main(["security", "role-bindings", "add", *where, *what]) == 0
+        wait_for(lambda: produce_error(alice, "orders") is None, what="the binding in force")
+        capsys.readouterr()
+        assert main(["security", "role-bindings", "list", *where, "--json"]) == 0
+        listed = capsys.readouterr().out
+        assert '"principal": "User:alice"' in listed and '"role": "DeveloperWrite"' in listed
+        assert main(["security", "role-bindings", "remove", *where, *what]) == 0
+        wait_for(
+            lambda: (
+                getattr(produce_error(alice, "orders"), "code", lambda: None)()
+                == KafkaError.TOPIC_AUTHORIZATION_FAILED
+            ),
+            what="alice refused again",
+        )
+
+
+def test_a_role_bindings_file_in_a_clustered_broker_stops_its_start(zookeeper, tmp_path) -> None:
+    """A clustered broker whose data directory still holds a role-bindings.json (a single
+    node's, say) does not start: the file would not be read, and the message says how to
+    move its bindings into the cluster's. Without the file the same store loads the
+    cluster's (empty) bindings."""
+    import asyncio
+
+    from edplog.broker.config import BrokerConfig
+    from edplog.broker.role_store import ZkRoleStore
+    from edplog.errors import InvalidConfigError
+    from edplog.security.acl import AclAuthorizer
+    from edplog.security.roles import RoleBinding, bindings_path, write_bindings
+
+    zk = ZkClient(zookeeper)
+    zk.start()
+    try:
+        config = BrokerConfig(data_dir=str(tmp_path))
+        loop = asyncio.new_event_loop()
+        try:
+            store = ZkRoleStore(config, AclAuthorizer(), zk, loop)
+            store.load()
+            write_bindings(bindings_path(tmp_path), [RoleBinding("User:carol", "ClusterAdmin")])
+            with pytest.raises(InvalidConfigError, match="role-bindings add --zookeeper"):
+                ZkRoleStore(config, AclAuthorizer(), zk, loop).load()
+        finally:
+            loop.close()
+    finally:
+        zk.stop()

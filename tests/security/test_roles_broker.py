@@ -232,19 +232,11 @@ def test_security_commands_list_roles_bindings_and_acls(
 
 
 def test_role_settings_are_refused_where_they_cannot_work(tmp_path: Path) -> None:
-    """Role and group settings without authorizer.class.name, in a ZooKeeper cluster, and an
-    authorizer.* setting edplog does not have are refused at start, naming the setting; a
-    groups file that does not exist or a damaged role-bindings.json stops the start."""
+    """Role and group settings without authorizer.class.name and an authorizer.* setting
+    edplog does not have are refused at start, naming the setting; a groups file that does
+    not exist or a damaged role-bindings.json stops the start."""
     with pytest.raises(InvalidConfigError, match="authorizer.groups.file: roles and groups"):
         BrokerConfig.from_properties({"authorizer.groups.file": "/tmp/g"})
-    with pytest.raises(InvalidConfigError, match="ZooKeeper cluster"):
-        BrokerConfig.from_properties(
-            {
-                "authorizer.class.name": "kafka.security.authorizer.AclAuthorizer",
-                "authorizer.groups.file": "/tmp/g",
-                "zookeeper.connect": "127.0.0.1:2181",
-            }
-        )
     with pytest.raises(InvalidConfigError, match="authorizer.roles.enable: this authorizer"):
         BrokerConfig.from_properties({"authorizer.roles.enable": "true"})
 

@@ -40,7 +40,7 @@ from .producer_ids import ProducerIdManager
 from .quotas import ClientQuotas, CredentialStore, QuotaManager
 from .replica_manager import ReplicaManager
 from .replication import ReplicationManager
-from .role_store import RoleStore
+from .role_store import RoleStore, ZkRoleStore
 from .server import Server
 from .zk_stores import ZkAclStore, ZkCredentialStore
 from .zookeeper_settings import zookeeper_context
@@ -138,8 +138,12 @@ class Broker:
             acls = AclStore(config) if node is None else ZkAclStore(config, node.zk, loop)
         if acls is not None:
             await loop.run_in_executor(None, acls.load)
-        if acls is not None and node is None:  # roles: a single node's, for now
-            self.roles = RoleStore(config, acls.authorizer)
+        if acls is not None:
+            self.roles = (
+                RoleStore(config, acls.authorizer)
+                if node is None
+                else ZkRoleStore(config, acls.authorizer, node.zk, loop)
+            )
             await loop.run_in_executor(None, self.roles.load)
             self.roles.start()
         self.services = Services(

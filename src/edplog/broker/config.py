@@ -358,10 +358,9 @@ class BrokerConfig:
             self.roles = GroupSettings.from_properties(props)
         except ValueError as exc:
             raise InvalidConfigError(str(exc)) from None
-        if self.roles.configured and (not self.authorizer_enabled or self.zookeeper_connect):
+        if self.roles.configured and not self.authorizer_enabled:
             raise InvalidConfigError(
-                f"{min(self.roles.configured)}: roles and groups work with authorizer.class.name "
-                "on a single node (in a ZooKeeper cluster they are not implemented yet)"
+                f"{min(self.roles.configured)}: roles and groups work with authorizer.class.name"
             )
         try:
             self.audit = AuditSettings.from_properties(props)

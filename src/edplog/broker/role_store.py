@@ -7,6 +7,12 @@ file atomically, and the broker re-reads it when it changes (checked every
 network API of its own to secure, and a binding added while the broker is down is in force at
 its start. ``authorizer.groups.file`` is checked on the same tick; LDAP groups are read by
 their own thread (security/groups.py). Every change drops the authorizer's cached decisions.
+
+A clustered broker's bindings are the cluster's, in ZooKeeper (``/edplog/role-bindings``,
+cluster/zk_security.py; :class:`ZkRoleStore`), watched by every broker, so a binding added
+through any of them (``edplog security role-bindings add --zookeeper ...``) is in force on
+all. Its groups come from its own settings, as on a single node. A ``role-bindings.json``
+left in a clustered broker's data directory stops the start: it would not be read.
 """
 
 from __future__ import annotations
@@ -15,6 +21,8 @@ import asyncio
 import logging
 import os
 
+from ..cluster import zk_security
+from ..cluster.zk import ZkClient
 from ..errors import InvalidConfigError
 from ..security.acl import AclAuthorizer
 from ..security.groups import FileGroups, LdapGroups
@@ -45,13 +53,17 @@ class RoleStore:
         self.ldap_groups: LdapGroups | None = None
         self._stamp: _Stamp = None
         self._task: asyncio.Task[None] | None = None
+        self.follows_file = True
+
+    def _read_bindings(self) -> tuple[RoleBinding, ...]:
+        self._stamp = _stamp(self.path)
+        return read_bindings(self.path)
 
     def load(self) -> None:
         """Read the bindings and the groups file (blocking); a file that cannot be read
         stops the start (a broker must not guess who may do what)."""
-        self._stamp = _stamp(self.path)
         try:
-            bindings = read_bindings(self.path)
+            bindings = self._read_bindings()
         except RoleError as exc:
             raise InvalidConfigError(str(exc)) from None
         self.authorizer.replace_bindings(bindings)
@@ -109,7 +121,7 @@ class RoleStore:
         changed the membership). A damaged file keeps the bindings in force (logged)."""
         bindings = None
         stamp = _stamp(self.path)
-        if stamp != self._stamp:
+        if self.follows_file and stamp != self._stamp:
             try:
                 bindings = read_bindings(self.path)
                 self._stamp = stamp
@@ -117,3 +129,38 @@ class RoleStore:
                 log.error("role bindings not re-read (those in force stay): %s", exc)
         groups_changed = self.file_groups is not None and self.file_groups.refresh()
         return bindings, groups_changed
+
+
+class ZkRoleStore(RoleStore):
+    """A clustered broker's role bindings: the cluster's, in ZooKeeper (module docstring)."""
+
+    def __init__(
+        self,
+        config: BrokerConfig,
+        authorizer: AclAuthorizer,
+        zk: ZkClient,
+        loop: asyncio.AbstractEventLoop,
+    ) -> None:
+        super().__init__(config, authorizer)
+        self.zk = zk
+        self.loop = loop
+        self.follows_file = False
+
+    def _read_bindings(self) -> tuple[RoleBinding, ...]:
+        if read_bindings(self.path):
+            raise RoleError(
+                f"{self.path}: a clustered broker's role bindings are the cluster's, in "
+                "ZooKeeper; add them with edplog security role-bindings add --zookeeper "
+                "<zookeeper.connect> (or --config), then remove this file"
+            )
+        bindings, _ = zk_security.read_role_bindings(self.zk)
+        # the watch lasts as long as the ZooKeeper session, which ends with the broker
+        zk_security.watch_role_bindings(self.zk, self._changed)
+        return bindings
+
+    def _changed(self, bindings: tuple[RoleBinding, ...]) -> None:  # a kazoo thread
+        def apply() -> None:
+            self.authorizer.replace_bindings(bindings)
+            log.info("role bindings changed in ZooKeeper: %d in force", len(bindings))
+
+        self.loop.call_soon_threadsafe(apply)

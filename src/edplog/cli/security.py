@@ -3,16 +3,20 @@
 ``roles`` lists the roles and what each grants. ``role-bindings list|add|remove`` manage
 ``role-bindings.json`` in a broker's data directory (``--data-dir``, or the first of
 ``log.dirs`` of ``--config server.properties``); a running broker re-reads the file within
-``authorizer.roles.reload.interval.ms``. ``acls list|add|remove`` talk to a running broker
-(DescribeAcls, CreateAcls, DeleteAcls) with confluent-kafka's admin client.
+``authorizer.roles.reload.interval.ms``. A cluster's bindings are in ZooKeeper
+(``--zookeeper HOST:PORT[/chroot]``, or ``--config`` of a broker with ``zookeeper.connect``,
+whose ZooKeeper TLS settings are used too); every broker of it watches them.
+``acls list|add|remove`` talk to a running broker (DescribeAcls, CreateAcls, DeleteAcls)
+with confluent-kafka's admin client.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Iterator
 from typing import Any
 
 from ..security.roles import (
@@ -103,6 +107,68 @@ def _where(cmd: argparse.ArgumentParser) -> None:
     group = cmd.add_mutually_exclusive_group(required=True)
     group.add_argument("--data-dir", help="the broker's data directory")
     group.add_argument("--config", metavar="FILE", help="the broker's server.properties")
+    group.add_argument(
+        "--zookeeper", metavar="HOST:PORT[/CHROOT]", help="a cluster's ZooKeeper (its bindings)"
+    )
+
+
+@contextlib.contextmanager
+def _cluster(args: argparse.Namespace) -> Iterator[Any]:
+    """The cluster's ZooKeeper client when the arguments name a cluster, else None."""
+    connect, tls, set_acl = args.zookeeper, None, False
+    if connect is None and args.config:
+        from ..broker.config import load_config
+        from ..broker.zookeeper_settings import zookeeper_context
+
+        config = load_config(args.config)
+        connect = config.zookeeper_connect
+        if connect is not None:
+            tls, set_acl = zookeeper_context(config.zookeeper_tls), config.zookeeper_set_acl
+    if connect is None:
+        yield None
+        return
+    from ..cluster.zk import ZkClient
+
+    zk = ZkClient(connect, tls=tls, set_acl=set_acl)
+    try:
+        zk.start()
+    except Exception as exc:  # noqa: BLE001 - kazoo's timeouts and connection errors
+        raise RoleError(f"cannot reach ZooKeeper at {connect}: {exc}") from None
+    try:
+        yield zk
+    finally:
+        zk.stop()
+
+
+def _bindings(args: argparse.Namespace) -> tuple[RoleBinding, ...]:
+    with _cluster(args) as zk:
+        if zk is None:
+            return list_bindings(_data_dir(args))
+        from ..cluster import zk_security
+
+        return zk_security.read_role_bindings(zk)[0]
+
+
+def _change(args: argparse.Namespace, binding: RoleBinding, add: bool) -> bool:
+    """Add or remove ``binding`` where the arguments say; whether it changed anything."""
+    with _cluster(args) as zk:
+        if zk is None:
+            edit = add_binding if add else remove_binding
+            return edit(_data_dir(args), binding)
+        from ..cluster import zk_security
+
+        if add:
+            binding.validate()
+        changed: list[bool] = []
+
+        def make(current: tuple[RoleBinding, ...]) -> tuple[RoleBinding, ...]:
+            changed[:] = [(binding in current) != add]
+            if not changed[0]:
+                return current
+            return (*current, binding) if add else tuple(b for b in current if b != binding)
+
+        zk_security.change_role_bindings(zk, make)
+        return changed[0]
 
 
 def _usage(parser: argparse.ArgumentParser) -> int:
@@ -133,7 +199,7 @@ def run_roles(args: argparse.Namespace) -> int:
 
 def run_list(args: argparse.Namespace) -> int:
     try:
-        bindings = list_bindings(_data_dir(args))
+        bindings = _bindings(args)
     except RoleError as exc:
         print(f"edplog security: {exc}", file=sys.stderr)
         return 1
@@ -162,18 +228,18 @@ def _binding(args: argparse.Namespace) -> RoleBinding:
     )
 
 
-def _edit(args: argparse.Namespace, edit: Callable[[str, RoleBinding], bool]) -> bool | None:
-    """edit(data dir, the binding the arguments name): whether it changed anything, or None
+def _edit(args: argparse.Namespace, add: bool) -> bool | None:
+    """Add or remove the binding the arguments name: whether it changed anything, or None
     (said on stderr) when the arguments or the stored bindings are wrong."""
     try:
-        return edit(_data_dir(args), _binding(args))
+        return _change(args, _binding(args), add)
     except RoleError as exc:
         print(f"edplog security: {exc}", file=sys.stderr)
         return None
 
 
 def run_add(args: argparse.Namespace) -> int:
-    added = _edit(args, add_binding)
+    added = _edit(args, True)
     if added is None:
         return 1
     print(("added: " if added else "already there: ") + str(_binding(args)))
@@ -181,7 +247,7 @@ def run_add(args: argparse.Namespace) -> int:
 
 
 def run_remove(args: argparse.Namespace) -> int:
-    removed = _edit(args, remove_binding)
+    removed = _edit(args, False)
     if removed is None:
         return 1
     if not removed:

@@ -1,4 +1,4 @@
-"""A cluster's ACLs and SCRAM credentials in ZooKeeper, shared by every broker.
+"""A cluster's ACLs, SCRAM credentials and role bindings in ZooKeeper, shared by every broker.
 
 Kafka's ZooKeeper layout (names are percent-encoded where a character could not be part of a
 znode name, such as ``/`` in a group id):
@@ -10,6 +10,9 @@ znode name, such as ``/`` in a group id):
 - ``/config/users/<user>``: ``{"version":1,"config":{"SCRAM-SHA-512":"salt=<b64>,
   stored_key=<b64>,server_key=<b64>,iterations=<n>"}}``; other keys of the config (Kafka keeps
   user quotas there) are left as they are.
+- ``/edplog/role-bindings``: the role bindings (edplog's own node: Kafka has no roles), the
+  same document as a single broker's ``role-bindings.json``. One znode, written with the
+  version it was read at; brokers watch the znode itself.
 
 A change is one multi-op: every changed znode is written with the version it was read at
 (a concurrent change by another broker fails it, and the change is computed again from a new
@@ -50,6 +53,7 @@ from ..security.acl import (
     ResourceType,
 )
 from ..security.authorizer import Operation
+from ..security.roles import RoleBinding, RoleError, bindings_document, parse_bindings
 from ..security.scram import ScramCredential, ScramCredentials
 from .zk import ZkClient
 from .zk_codec import CAS_ATTEMPTS
@@ -293,6 +297,61 @@ def watch_credentials(zk: ZkClient, cb: Callable[[], None]) -> WatchHandle:
     for path in (CONFIG_USERS, CONFIG_CHANGES):
         zk.kazoo.ensure_path(path, acl=zk.acl_for(path))
     return zk.watch_children(CONFIG_CHANGES, lambda _: cb())
+
+
+# ---- role bindings ---------------------------------------------------------------------------
+
+ROLE_BINDINGS = "/edplog/role-bindings"
+
+
+def _role_bindings(data: bytes | None) -> tuple[RoleBinding, ...]:
+    return parse_bindings(data.decode(), f"ZooKeeper {ROLE_BINDINGS}") if data else ()
+
+
+def read_role_bindings(zk: ZkClient) -> tuple[tuple[RoleBinding, ...], int]:
+    """The cluster's role bindings and the znode's version (-1: none stored yet)."""
+    try:
+        data, stat = zk.kazoo.get(ROLE_BINDINGS)
+    except NoNodeError:
+        return (), -1
+    return _role_bindings(data), stat.version
+
+
+def change_role_bindings(
+    zk: ZkClient, make: Callable[[tuple[RoleBinding, ...]], tuple[RoleBinding, ...]]
+) -> tuple[RoleBinding, ...]:
+    """Write ``make(current bindings)``; the new bindings."""
+    for _ in range(CAS_ATTEMPTS):
+        current, version = read_role_bindings(zk)
+        new = make(current)
+        if new == current:
+            return new
+        body = _json(bindings_document(new))
+        try:
+            if version < 0:
+                zk.kazoo.ensure_path("/edplog", acl=zk.acl_for("/edplog"))
+                zk.kazoo.create(ROLE_BINDINGS, body, acl=zk.acl_for(ROLE_BINDINGS))
+            else:
+                zk.kazoo.set(ROLE_BINDINGS, body, version=version)
+            return new
+        except (BadVersionError, NodeExistsError, NoNodeError):
+            continue
+    raise ZkConflictError("the role bindings kept changing under this change: try again")
+
+
+def watch_role_bindings(zk: ZkClient, cb: Callable[[tuple[RoleBinding, ...]], None]) -> WatchHandle:
+    """cb(bindings) now and after every change (on a kazoo thread); a znode that cannot be
+    read keeps the bindings in force (logged)."""
+
+    def changed(data: bytes | None) -> None:
+        try:
+            bindings = _role_bindings(data)
+        except RoleError as exc:
+            log.error("role bindings not re-read (those in force stay): %s", exc)
+            return
+        cb(bindings)
+
+    return zk.watch_path(ROLE_BINDINGS, changed)
 
 
 # ---- shared ----------------------------------------------------------------------------------

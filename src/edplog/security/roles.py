@@ -258,6 +258,24 @@ def bindings_path(data_dir: str | os.PathLike[str]) -> Path:
     return Path(data_dir) / ROLE_BINDINGS_FILE
 
 
+def parse_bindings(text: str, where: str) -> tuple[RoleBinding, ...]:
+    """The bindings of a role bindings document (``{"version": 0, "bindings": [...]}``);
+    RoleError, naming ``where``, when it is not one."""
+    try:
+        document = json.loads(text)
+        items = document["bindings"]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise RoleError(f"{where}: not a role bindings document ({exc})") from None
+    if not isinstance(items, list):
+        raise RoleError(f"{where}: 'bindings' is not a list")
+    return tuple(dict.fromkeys(RoleBinding.from_json(item) for item in items))
+
+
+def bindings_document(bindings: Iterable[RoleBinding]) -> dict[str, Any]:
+    """The document :func:`parse_bindings` reads (a file's, or a znode's in a cluster)."""
+    return {"version": 0, "bindings": [b.to_json() for b in dict.fromkeys(bindings)]}
+
+
 def read_bindings(path: str | os.PathLike[str]) -> tuple[RoleBinding, ...]:
     """The bindings in a ``role-bindings.json`` (none when the file does not exist);
     RoleError when it cannot be read as one."""
@@ -265,21 +283,14 @@ def read_bindings(path: str | os.PathLike[str]) -> tuple[RoleBinding, ...]:
         text = Path(path).read_text()
     except FileNotFoundError:
         return ()
-    try:
-        document = json.loads(text)
-        items = document["bindings"]
-    except (ValueError, KeyError, TypeError) as exc:
-        raise RoleError(f"{path}: not a role bindings file ({exc})") from None
-    if not isinstance(items, list):
-        raise RoleError(f"{path}: 'bindings' is not a list")
-    return tuple(dict.fromkeys(RoleBinding.from_json(item) for item in items))
+    return parse_bindings(text, str(path))
 
 
 def write_bindings(path: str | os.PathLike[str], bindings: Iterable[RoleBinding]) -> None:
     """Replace the file's bindings atomically (a temporary file renamed over it, fsynced),
     so a broker re-reading it sees the old table or the new one, never half of one."""
     target = Path(path)
-    document = {"version": 0, "bindings": [b.to_json() for b in dict.fromkeys(bindings)]}
+    document = bindings_document(bindings)
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".role-bindings.")
     try:
         with os.fdopen(fd, "w") as f:
