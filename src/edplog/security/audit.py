@@ -566,9 +566,14 @@ class Audit:
 
 def authenticated(audit: Audit | None, conn: Any, principal: Principal | None) -> None:
     """The SASL hook: record the outcome of ``conn``'s exchange (its ``peer``, ``listener`` and
-    ``sasl.mechanism``; ``principal`` None is a failure) when there is an audit log."""
+    ``sasl.mechanism``; ``principal`` None is a failure, recorded with the user the login
+    named and why it failed) when there is an audit log."""
     if audit is not None:
-        audit.authentication(conn.peer, conn.listener, conn.sasl.mechanism, principal)
+        sasl = conn.sasl
+        reason = None
+        if principal is None and sasl.error:
+            reason = f"as {sasl.attempted!r}: {sasl.error}" if sasl.attempted else sasl.error
+        audit.authentication(conn.peer, conn.listener, sasl.mechanism, principal, reason)
 
 
 def tls_authenticated(

@@ -177,6 +177,10 @@ class SaslSession:
         # After each login: when its session ends (time.monotonic(); None: never).
         self.expires_at: float | None = None
         self.logins = 0
+        # The last failure's message, and the user a PLAIN or SCRAM login named (the audit
+        # log records both; the client is told only the message).
+        self.error: str | None = None
+        self.attempted: str | None = None
 
     @property
     def reauthenticating(self) -> bool:
@@ -237,9 +241,11 @@ class SaslSession:
                 self._check_same_principal()
                 self.logins += 1
             return answer
-        except SaslError:
+        except SaslError as exc:
             self.failed = True
             self.principal = None
+            self.error = str(exc)
+            self.attempted = self.attempted or self._scram_user
             raise
 
     def _check_same_principal(self) -> None:
@@ -276,6 +282,7 @@ class SaslSession:
             raise SaslError("a PLAIN message is UTF-8") from None
         if not user or not password:
             raise SaslError("the PLAIN user or password is empty")
+        self.attempted = user
         if authzid and authzid != user:
             raise SaslError("an authorization id other than the user is not allowed")
         expected = self.settings.plain_users.get(user)
