@@ -22,8 +22,6 @@ Run: python bench/bench_tls_fetch.py [--size 1024] [--mib 256] [--runs 5]
 from __future__ import annotations
 
 import argparse
-import datetime
-import ipaddress
 import os
 import re
 import socket
@@ -38,44 +36,7 @@ from pathlib import Path
 
 from bench_broker_fetch import TOPIC, write_log
 
-
-def make_certificate(directory: Path) -> tuple[Path, Path]:
-    """A self-signed certificate for 127.0.0.1: (key store PEM, trust store PEM)."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-            critical=False,
-        )
-        .sign(key, hashes.SHA256())
-    )
-    cert_pem = cert.public_bytes(serialization.Encoding.PEM)
-    keystore = directory / "server.pem"
-    keystore.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-        + cert_pem
-    )
-    truststore = directory / "ca.pem"
-    truststore.write_bytes(cert_pem)
-    return keystore, truststore
+from edplog.perf.compare.security import make_certificate
 
 
 def free_port() -> int:

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -29,21 +27,6 @@ from edplog.broker.runner import BackgroundBroker
 from edplog.errors import InvalidConfigError
 
 TIMEOUT_S = 30
-
-
-@pytest.fixture
-def start(tmp_path: Path) -> Iterator[Any]:
-    started: list[BackgroundBroker] = []
-
-    def start(props: dict[str, str]) -> BackgroundBroker:
-        props = {**props, "log.dirs": str(tmp_path / f"data{len(started)}")}
-        broker = BackgroundBroker(BrokerConfig.from_properties(props)).start()
-        started.append(broker)
-        return broker
-
-    yield start
-    for broker in started:
-        broker.stop()
 
 
 def bearer(broker: BackgroundBroker, token: str) -> dict[str, Any]:

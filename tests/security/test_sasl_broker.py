@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -41,21 +39,6 @@ def sasl_props(mechanisms: str = "PLAIN,SCRAM-SHA-512", **extra: str) -> dict[st
         "group.initial.rebalance.delay.ms": "0",
         **extra,
     }
-
-
-@pytest.fixture
-def start(tmp_path: Path) -> Iterator[Any]:
-    started: list[BackgroundBroker] = []
-
-    def start(props: dict[str, str]) -> BackgroundBroker:
-        props = {**props, "log.dirs": str(tmp_path / f"data{len(started)}")}
-        broker = BackgroundBroker(BrokerConfig.from_properties(props)).start()
-        started.append(broker)
-        return broker
-
-    yield start
-    for broker in started:
-        broker.stop()
 
 
 def client(broker: BackgroundBroker, mechanism: str, user: str, password: str) -> dict[str, Any]:

@@ -15,8 +15,6 @@ import re
 import socket
 import ssl
 import struct
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -30,7 +28,6 @@ from oauth_helpers import Provider
 from scramp import ScramClient
 from test_sasl_broker import sasl_props
 
-from edplog.broker.config import BrokerConfig
 from edplog.broker.runner import BackgroundBroker
 from edplog.client import Client
 from edplog.errors import ErrorCode
@@ -38,21 +35,6 @@ from edplog.errors import ErrorCode
 HANDSHAKE, AUTHENTICATE = 17, 36
 TIMEOUT_S = 30
 SEED = 20261204
-
-
-@pytest.fixture
-def start(tmp_path: Path) -> Iterator[Any]:
-    started: list[BackgroundBroker] = []
-
-    def start(props: dict[str, str]) -> BackgroundBroker:
-        props = {**props, "log.dirs": str(tmp_path / f"data{len(started)}")}
-        broker = BackgroundBroker(BrokerConfig.from_properties(props)).start()
-        started.append(broker)
-        return broker
-
-    yield start
-    for broker in started:
-        broker.stop()
 
 
 def set_scram(broker: BackgroundBroker, user: str, password: str) -> None:

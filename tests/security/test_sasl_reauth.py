@@ -10,8 +10,6 @@ makes them longer), never upper bounds."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -27,21 +25,6 @@ from edplog.security.sasl import FailedLogins
 
 HANDSHAKE, AUTHENTICATE, METADATA = 17, 36, 3
 TIMEOUT_S = 30
-
-
-@pytest.fixture
-def start(tmp_path: Path) -> Iterator[Any]:
-    started: list[BackgroundBroker] = []
-
-    def start(props: dict[str, str]) -> BackgroundBroker:
-        props = {**props, "log.dirs": str(tmp_path / f"data{len(started)}")}
-        broker = BackgroundBroker(BrokerConfig.from_properties(props)).start()
-        started.append(broker)
-        return broker
-
-    yield start
-    for broker in started:
-        broker.stop()
 
 
 def login(conn: Client, mechanism: str, message: bytes) -> dict[str, Any]:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import base64
 import logging
 import stat
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -180,21 +179,6 @@ def test_errors_never_quote_a_resolved_secret(
         )
     assert f"y: {ref}" in str(caught.value) and "has no key pass" in str(caught.value)
     assert "swordfish" not in str(caught.value)
-
-
-@pytest.fixture
-def start(tmp_path: Path) -> Iterator[Any]:
-    started: list[BackgroundBroker] = []
-
-    def start(props: dict[str, str]) -> BackgroundBroker:
-        props = {**props, "log.dirs": str(tmp_path / f"data{len(started)}")}
-        broker = BackgroundBroker(BrokerConfig.from_properties(props)).start()
-        started.append(broker)
-        return broker
-
-    yield start
-    for broker in started:
-        broker.stop()
 
 
 def sasl_broker_props(jaas: str, **extra: str) -> dict[str, str]:
