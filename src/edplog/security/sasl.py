@@ -116,11 +116,9 @@ class FailedLogins:
         self.delay_s = delay_ms / 1000.0
         self._clock = clock
         self._recent: dict[str, tuple[int, float]] = {}  # host -> (failures, window start)
-        self.total = 0
 
     def failed(self, host: str | None) -> float:
         """Count a failure from ``host``; the seconds its answer waits."""
-        self.total += 1
         now = self._clock()
         key = host or ""
         count, start = self._recent.get(key, (0, now))
@@ -181,10 +179,6 @@ class SaslSession:
         # log records both; the client is told only the message).
         self.error: str | None = None
         self.attempted: str | None = None
-
-    @property
-    def reauthenticating(self) -> bool:
-        return self._previous is not None
 
     def handshake(self, mechanism: str) -> bool:
         """Choose ``mechanism``; False (and nothing chosen) when the listener lacks it."""
