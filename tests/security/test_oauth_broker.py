@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from acl_helpers import binding, create
+from aio_helpers import produce_then_read
 from confluent_kafka import Consumer, KafkaError, Producer
 from confluent_kafka.admin import (
     AclOperation,
@@ -121,7 +122,6 @@ def test_a_signed_token_logs_in_and_acls_judge_its_subject(start, tmp_path) -> N
 def test_kafka_python_and_aiokafka_log_in_with_token_providers(start, tmp_path) -> None:
     """kafka-python's and aiokafka's OAUTHBEARER token providers (ECDSA-signed tokens this
     time): each produces a record and reads back both records."""
-    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
     from aiokafka.abc import AbstractTokenProvider as AioTokenProvider
     from kafka import KafkaConsumer, KafkaProducer
     from kafka.net.sasl.oauth import AbstractTokenProvider
@@ -149,26 +149,9 @@ def test_kafka_python_and_aiokafka_log_in_with_token_providers(start, tmp_path) 
         async def token(self) -> str:
             return token
 
-    async def aio() -> list[bytes]:
-        aio_common = {**common, "sasl_oauth_token_provider": AioTokens()}
-        p = AIOKafkaProducer(**aio_common)
-        await p.start()
-        try:
-            await p.send_and_wait("oauth-py", b"from aiokafka")
-        finally:
-            await p.stop()
-        c = AIOKafkaConsumer("oauth-py", auto_offset_reset="earliest", **aio_common)
-        await c.start()
-        try:
-            got: list[bytes] = []
-            async with asyncio.timeout(TIMEOUT_S):
-                while len(got) < 2:
-                    got.append((await c.getone()).value)
-            return got
-        finally:
-            await c.stop()
-
-    assert asyncio.run(aio()) == [b"from kafka-python", b"from aiokafka"]
+    aio_conf = {**common, "sasl_oauth_token_provider": AioTokens()}
+    got = asyncio.run(produce_then_read("oauth-py", b"from aiokafka", 2, **aio_conf))
+    assert got == [b"from kafka-python", b"from aiokafka"]
     consumer = KafkaConsumer(
         "oauth-py", auto_offset_reset="earliest", consumer_timeout_ms=10_000, **common
     )

@@ -18,6 +18,7 @@ import struct
 from typing import Any
 
 import pytest
+from aio_helpers import produce_then_read
 from confluent_kafka.admin import (
     AdminClient,
     ScramCredentialInfo,
@@ -194,7 +195,6 @@ def test_a_login_frame_above_sasl_server_max_receive_size_closes(start) -> None:
 def test_kafka_python_and_aiokafka_log_in_with_scram_over_sasl_ssl(start, tmp_path) -> None:
     """kafka-python and aiokafka with SCRAM-SHA-512 over SASL_SSL (the broker's certificate
     checked against its CA): each produces one record; both records are read back."""
-    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
     from kafka import KafkaProducer
     from tls_certs import CA, make_files
 
@@ -220,24 +220,5 @@ def test_kafka_python_and_aiokafka_log_in_with_scram_over_sasl_ssl(start, tmp_pa
     producer.send("scram-ssl", b"kafka-python").get(TIMEOUT_S)
     producer.close()
 
-    async def aio() -> list[bytes]:
-        p = AIOKafkaProducer(**common, ssl_context=context)
-        await p.start()
-        try:
-            await p.send_and_wait("scram-ssl", b"aiokafka")
-        finally:
-            await p.stop()
-        c = AIOKafkaConsumer(
-            "scram-ssl", auto_offset_reset="earliest", **common, ssl_context=context
-        )
-        await c.start()
-        try:
-            got: list[bytes] = []
-            async with asyncio.timeout(TIMEOUT_S):
-                while len(got) < 2:
-                    got.append((await c.getone()).value)
-            return got
-        finally:
-            await c.stop()
-
-    assert asyncio.run(aio()) == [b"kafka-python", b"aiokafka"]
+    got = asyncio.run(produce_then_read("scram-ssl", b"aiokafka", 2, **common, ssl_context=context))
+    assert got == [b"kafka-python", b"aiokafka"]
