@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
+import time
 
 import pytest
 from cluster_helpers import InProcessCluster, wait_for
@@ -13,8 +14,10 @@ from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 from kazoo.client import KazooClient
 
-from edplog.client import Client, KafkaError
+from edplog.client import EARLIEST, LATEST, Client, KafkaError
 from edplog.cluster import zookeeper_server
+from edplog.cluster.launcher import LocalCluster
+from edplog.errors import ErrorCode
 from edplog.records import build_batch
 
 pytestmark = pytest.mark.skipif(
@@ -296,3 +299,67 @@ def test_acks_all_waits_for_a_silent_follower_until_the_isr_drops_it(cluster):
     cluster.stop(silent)
     cluster.start(silent)
     assert silent in cluster.wait_isr("slow", 0, 3).isr
+
+
+def test_a_new_leader_answers_offset_not_available_until_its_high_watermark_catches_up(tmp_path):
+    """KIP-207. Leader X, followers Y and Z (assignment [X, Y, Z], Z not the controller);
+    5 acks=all records are committed everywhere. Z is frozen (SIGSTOP; long session and lag
+    time keep it in the ISR) and 5 acks=1 records reach X and Y only: X's high watermark stays
+    at 5. X shuts down cleanly, Y leads at a new epoch that starts at 10 with a high watermark
+    of 5, which Z's fetch would lift. Until then ListOffsets for the end and for a time must
+    answer OFFSET_NOT_AVAILABLE (78), not an end of 5 that a client may already have passed;
+    the earliest offset is answered. Z resumed, the end becomes 10 and a fresh consumer reads
+    all 10 records."""
+    with LocalCluster(
+        tmp_path,
+        3,
+        session_timeout_ms=30_000,
+        properties={"replica.lag.time.max.ms": "60000", "min.insync.replicas": "1"},
+    ) as c:
+        admin = AdminClient({"bootstrap.servers": c.bootstrap})
+        controller = admin.list_topics(timeout=10).controller_id
+        z = next(b for b in c.broker_ids if b != controller)
+        x, y = (b for b in c.broker_ids if b != z)
+        admin.create_topics([NewTopic("kip207", 1, replica_assignment=[[x, y, z]])])[
+            "kip207"
+        ].result(30)
+        isr = lambda: admin.list_topics("kip207", timeout=10).topics["kip207"].partitions[0]  # noqa: E731
+        wait_for(lambda: isr().leader == x and len(isr().isrs) == 3, what="the full ISR")
+        with Client(c.address(x)) as client:
+            for i in range(5):
+                client.produce("kip207", 0, build_batch([(None, f"a{i}".encode())]), acks=-1)
+            time.sleep(1)  # Y learns the high watermark 5 from its next fetches
+            c.pause(z)
+            for i in range(5):
+                client.produce("kip207", 0, build_batch([(None, f"b{i}".encode())]), acks=1)
+            assert client.list_offsets("kip207", 0, LATEST).offset == 5
+        c.terminate(x)
+        wait_for(lambda: _leader(c, y, "kip207") == y, what="Y leading")
+        with Client(c.address(y)) as client:
+            for spec in (LATEST, 0):
+                with pytest.raises(KafkaError) as refused:
+                    client.list_offsets("kip207", 0, spec)
+                assert refused.value.error_code == ErrorCode.OFFSET_NOT_AVAILABLE
+            assert client.list_offsets("kip207", 0, EARLIEST).offset == 0
+            c.resume(z)
+            wait_for(
+                lambda: _end_or_none(client, "kip207") == 10,
+                what="the end once Z fetched from Y",
+            )
+        values = [v for _, v in read_all(c, "kip207")]
+        assert values == [f"a{i}".encode() for i in range(5)] + [f"b{i}".encode() for i in range(5)]
+
+
+def _leader(c, broker_id, topic):
+    """The leader broker ``broker_id`` reports for partition 0 of ``topic`` (-1 if none)."""
+    with Client(c.address(broker_id)) as client:
+        meta = client.metadata([topic])
+    return meta.topics[topic].partitions[0].leader_id
+
+
+def _end_or_none(client, topic):
+    try:
+        return client.list_offsets(topic, 0, LATEST).offset
+    except KafkaError as exc:
+        assert exc.error_code == ErrorCode.OFFSET_NOT_AVAILABLE
+        return None

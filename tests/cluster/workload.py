@@ -380,6 +380,32 @@ class Workload:
         return [error for t in self._producers for error in t.fatal_errors]
 
 
+#: ListOffsets answers after which the final read asks again (a failover in progress).
+_WATERMARK_RETRIES = {
+    KafkaError.OFFSET_NOT_AVAILABLE,
+    KafkaError.NOT_LEADER_FOR_PARTITION,
+    KafkaError.LEADER_NOT_AVAILABLE,
+    KafkaError._TIMED_OUT,
+}
+
+
+def _high_watermark(consumer: Consumer, topic: str, partition: int, deadline: float) -> int:
+    """The partition's high watermark from its leader; a retriable answer (a leader elected a
+    moment ago answers OFFSET_NOT_AVAILABLE until its high watermark passes the start of its
+    epoch, KIP-207) is asked again until ``deadline``."""
+    while True:
+        try:
+            return int(
+                consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)[1]
+            )
+        except KafkaException as exc:
+            error = exc.args[0]
+            again = error.retriable() or error.code() in _WATERMARK_RETRIES
+            if not again or time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
 def final_read(
     bootstrap: str, topic: str, history: History, *, timeout_s: float = 60.0
 ) -> dict[int, int]:
@@ -404,8 +430,7 @@ def final_read(
         partitions = sorted(meta.partitions)
         ends: dict[int, int] = {}
         for p in partitions:
-            _, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
-            ends[p] = high
+            ends[p] = _high_watermark(consumer, topic, p, deadline)
             counts[p] = 0
         history.log(
             process="final",

@@ -119,3 +119,24 @@ def test_recovery_relearns_epochs_of_an_unflushed_tail(tmp_path):
         assert reopened.leader_epochs.entries == [(0, 0), (9, 1)]
     finally:
         reopened.close()
+
+
+def test_recovery_of_a_tail_the_checkpoint_covers_is_silent(tmp_path, caplog):
+    """A killed process whose checkpoint already holds every epoch (0, 1, 2) but whose log was
+    never fsynced: recovery walks the batches from the start and meets epochs 0 and 1 again.
+    They are what the checkpoint says: the cache is unchanged and nothing is logged as a stale
+    epoch (a warning per old epoch at every restart of a killed broker read as damage)."""
+    path = tmp_path / "log"
+    log = Log(path)
+    for epoch, value in enumerate((b"a", b"b", b"c")):
+        log.append_batches(build_batch([(None, value)]), leader_epoch=epoch)
+    assert log.recovery_point == 0
+    del log  # no close: the directory is left as a killed process leaves it
+    with caplog.at_level("WARNING", logger="edplog.storage"):
+        reopened = Log(path)
+    try:
+        assert reopened.leader_epochs.entries == [(0, 0), (1, 1), (2, 2)]
+        assert reopened.read(0)[2].value == b"c"
+        assert "below the latest epoch" not in caplog.text
+    finally:
+        reopened.close()

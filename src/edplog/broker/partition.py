@@ -93,6 +93,21 @@ class Partition:
         return self.log.readable_end_offset
 
     @property
+    def offsets_lag_election(self) -> bool:
+        """Whether this leader's high watermark is still below the start of its epoch: just
+        elected, it knows the committed end only as the previous leader last told it, which
+        can be below what that leader had already let consumers read. Until a fetch from every
+        ISR follower lifts it past the epoch's start, ListOffsets answers OFFSET_NOT_AVAILABLE
+        for the end and for times (Kafka's rule, KIP-207), rather than an end that went back."""
+        tracker = self.tracker
+        return (
+            self.replicated
+            and tracker is not None
+            and self.role is Role.LEADER
+            and self.high_watermark < tracker.epoch_start_offset
+        )
+
+    @property
     def last_stable_offset(self) -> int:
         """Equal to the high watermark until transactions can leave records undecided."""
         return self.high_watermark

@@ -14,7 +14,9 @@ machines). For each partition it:
    0.11);
 2. fetches from its log end offset with ``replica_id``/``replica_state`` set (the leader
    then counts the fetch offset as this follower's log end offset) and its idea of the
-   current leader epoch (a leader with another epoch answers FENCED/UNKNOWN_LEADER_EPOCH);
+   current leader epoch (a leader with another epoch answers FENCED/UNKNOWN_LEADER_EPOCH;
+   the latter, a leader that has not applied the new state yet, is asked again after 50 ms
+   rather than ``replica.fetch.backoff.ms``);
 3. appends what arrives with ``Log.append_as_follower`` (offsets, epochs and producer state
    as the leader wrote them: idempotent producers keep deduplicating after a failover) and
    takes the leader's high watermark and log start offset. Every response is read into one
@@ -49,6 +51,8 @@ from ..storage import Log
 log = logging.getLogger("edplog.cluster")
 
 BACKOFF_S = 0.2
+#: How soon a partition whose leader answered UNKNOWN_LEADER_EPOCH is asked again.
+LEADER_BEHIND_BACKOFF_S = 0.05
 
 
 class FollowedPartition(Protocol):
@@ -238,8 +242,14 @@ class ReplicaFetcher:
         f.truncated = True
 
     def _pause(self, f: _Followed, exc: KafkaError) -> None:
-        """A partition error: wait for new metadata (leadership errors) or back off."""
-        f.failed_until = time.monotonic() + self.settings.backoff_ms / 1000.0
+        """A partition error: wait for new metadata (leadership errors) or back off. A leader
+        that does not know our epoch yet (UNKNOWN_LEADER_EPOCH: the state reached us first)
+        is asked again soon: until this follower fetches, a new leader's high watermark
+        cannot move."""
+        backoff_s = self.settings.backoff_ms / 1000.0
+        if exc.error_code == ErrorCode.UNKNOWN_LEADER_EPOCH:
+            backoff_s = min(backoff_s, LEADER_BEHIND_BACKOFF_S)
+        f.failed_until = time.monotonic() + backoff_s
         log.debug(
             "%s-%d from leader %d: %s", f.partition.topic, f.partition.index, self.leader_id, exc
         )
@@ -250,7 +260,9 @@ class ReplicaFetcher:
             (key, f) for key, f in self._followed.items() if f.truncated and f.failed_until <= now
         ]
         if not ready:
-            await asyncio.sleep(min(BACKOFF_S, self.settings.backoff_ms / 1000.0))
+            # Until the first paused partition may be asked again, at most BACKOFF_S.
+            pauses = [f.failed_until - now for f in self._followed.values() if f.failed_until > now]
+            await asyncio.sleep(min([BACKOFF_S, self.settings.backoff_ms / 1000.0, *pauses]))
             return
         positions = [
             FetchPosition(

@@ -143,7 +143,10 @@ class Log(LogHousekeeping):
                     epochs.assign(first.leader_epoch, start)
             if recovered_from >= 0:
                 for epoch, offset in self._reader.epoch_starts(recovered_from, -1):
-                    epochs.assign(epoch, offset)
+                    # The checkpoint already holds the epochs older than its latest one (it
+                    # was written after them): only newer ones are news.
+                    if epoch >= epochs.latest_epoch:
+                        epochs.assign(epoch, offset)
             epochs.truncate_from_start(start)
         self._reload_producers(end)
 

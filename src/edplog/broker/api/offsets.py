@@ -8,6 +8,11 @@ topic has remote storage enabled and so nothing is pending upload.
 v10's timeout_ms (KIP-1075) bounds a remote lookup; every lookup here is local, so it is
 answered at once. Lookups by time read the log (the time index, then the batches), so they
 run off the event loop.
+
+A leader elected a moment ago whose high watermark has not yet reached the start of its
+epoch answers the end, the maximum timestamp and lookups by time with OFFSET_NOT_AVAILABLE
+(78, retriable; KIP-207): its end could be below one the previous leader already answered.
+The earliest offsets are answered as always.
 """
 
 from __future__ import annotations
@@ -94,6 +99,11 @@ async def list_offsets(ctx: RequestContext, services: Services, req: Body) -> Bo
                     result["error_code"] = code
                     continue
                 timestamp = preq["timestamp"]
+                if partition.offsets_lag_election and (
+                    timestamp >= 0 or timestamp in (LATEST, MAX_TIMESTAMP)
+                ):
+                    result["error_code"] = ErrorCode.OFFSET_NOT_AVAILABLE
+                    continue
                 if timestamp >= 0 or timestamp == MAX_TIMESTAMP:
                     offset, ts = await loop.run_in_executor(
                         None, _lookup, partition, timestamp, isolation
