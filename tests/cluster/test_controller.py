@@ -358,6 +358,33 @@ def test_activation_handles_what_happened_while_there_was_no_controller(cluster)
     cluster.wait_state("t", 1, 2, (2,))
 
 
+def test_a_leader_that_restarted_while_there_was_no_controller_loses_leadership(cluster):
+    """With no controller running, broker 1 (leader of t-0, and sole replica of u-0) ends its
+    session and registers again. Its states were written before its new registration, and a
+    broker leads nothing on such a state (it may speak of a failed incarnation): the next
+    controller, on activation, treats 1 as bounced. t-0 moves to 2 with 1 out of the ISR; u-0
+    has no one else, so 1 is elected again, at a new epoch and by a write made after its
+    registration (the state's zxid at or past the registration's czxid)."""
+    for b in (1, 2, 3):
+        cluster.start_broker(b)
+    first = cluster.active()
+    cluster.admin.create_topic("t", {0: (1, 2, 3)}, {})
+    cluster.admin.create_topic("u", {0: (1,)}, {})
+    cluster.wait_state("t", 0, 1, (1, 2, 3))
+    before = cluster.wait_state("u", 0, 1, (1,))
+    first.stop()
+    cluster.stop_broker(1)
+    registered = cluster.start_broker(1).register_broker(
+        BrokerRegistration(1, "127.0.0.1", 9001)
+    )  # the broker epoch (the czxid) of its new registration
+    assert cluster.state("u", 0).zxid < registered
+    cluster.active()
+    cluster.wait_state("t", 0, 2, (2, 3))
+    wait_for("u-0 rewritten", lambda: cluster.state("u", 0).zxid >= registered)
+    after = cluster.wait_state("u", 0, 1, (1,))
+    assert after.leader_epoch > before.leader_epoch
+
+
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_states_converge_to_the_rules_after_random_failures_and_restarts(cluster, seed):
     """Twenty random broker stops and starts over four brokers (at least one left running),

@@ -10,10 +10,13 @@ deleting logs is disk work: it runs off the event loop.
 
 While the ZooKeeper session is suspended or lost this broker leads nothing (produces get
 NOT_LEADER_OR_FOLLOWER): another broker may already have been elected, and a leader that
-cannot see the cluster's state must not acknowledge. Every ``ISR_CHECK_INTERVAL_S`` the
-leader checks its followers: an ISR change (a laggard out, a caught-up follower in) is a
-versioned write of the partition state (``ZkClient.update_isr``) made off the event loop;
-it takes effect when the write succeeds, and a failed one means the state changed under it.
+cannot see the cluster's state must not acknowledge. Nor does it lead on a state ZooKeeper
+wrote before this broker registered (the state's mzxid below the registration's czxid): that
+state speaks of an earlier incarnation, which the controller treats as failed and replaces.
+Every ``ISR_CHECK_INTERVAL_S`` the leader checks its followers: an ISR change (a laggard out,
+a caught-up follower in) is a versioned write of the partition state (``ZkClient.update_isr``)
+made off the event loop; it takes effect when the write succeeds, and a failed one means the
+state changed under it.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from typing import Any
 from ..cluster.metadata_cache import Change, TopicPartition
 from ..cluster.node import ClusterNode
 from ..cluster.replica_fetcher import FetcherSettings, ReplicaFetcher
+from ..cluster.zk import PartitionState
 from ..errors import EdplogError
 from ..storage import Store
 from .config import BrokerConfig
@@ -196,6 +200,18 @@ class ReplicationManager:
             return
         now_ms = int(time.time() * 1000)
         isr = list(state.isr)
+        if state.leader == self.broker_id and not self._written_since_registration(state):
+            # The state names an earlier incarnation of this broker (a restart, or a session
+            # that expired): the controller may be electing another leader right now, so lead
+            # nothing until it has written the state again (it does on seeing the new
+            # registration). Leading here acknowledged records a moment before the election
+            # cut them away.
+            self._unfollow(tp)
+            if partition.role is not Role.NONE:
+                partition.make_inactive()
+            partition.zk_state = state
+            log.info("%s-%d: the state predates this registration; waiting for the controller", *tp)
+            return
         if state.leader == self.broker_id:
             self._unfollow(tp)
             if partition.role is Role.LEADER and partition.leader_epoch == state.leader_epoch:
@@ -233,6 +249,12 @@ class ReplicationManager:
         self._fetcher(state.leader, address).add(partition)
         self._followed_on[tp] = state.leader
         log.info("%s-%d: following %d at epoch %d", topic, index, state.leader, state.leader_epoch)
+
+    def _written_since_registration(self, state: PartitionState) -> bool:
+        """Whether ZooKeeper wrote ``state`` after this broker registered (its mzxid is at or
+        past the registration's czxid, the broker epoch)."""
+        epoch = self.node.broker_epoch
+        return epoch >= 0 and state.zxid >= epoch
 
     def _fetcher(self, leader_id: int, address: str) -> ReplicaFetcher:
         fetcher = self.fetchers.get(leader_id)

@@ -33,7 +33,6 @@ from .zk import (
     DELETE_TOPICS,
     PREFERRED_ELECTION,
     REASSIGN_PARTITIONS,
-    PartitionState,
     TopicAssignment,
     ZkClient,
 )
@@ -281,16 +280,9 @@ class Controller(Reassignments):
                 unclean_of[tp[0]] = self._unclean_for(tp[0])
             unclean = unclean_of[tp[0]]
 
-            def transform(st: PartitionState) -> PartitionState | None:
-                first = rules.reconcile(
-                    st, replicas, live - bounced, self._epoch, shutting, unclean
-                )
-                base = first or st
-                return (
-                    rules.reconcile(base, replicas, live, self._epoch, shutting, unclean) or first
-                )
-
-            return transform
+            return lambda st: self._reconciled(
+                st, replicas, live, shutting, unclean, frozenset(bounced)
+            )
 
         self._elect(self._partitions(dead | started | bounced), rule)
 

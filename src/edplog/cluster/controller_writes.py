@@ -133,10 +133,37 @@ class ControllerWrites:
         return out
 
     def _reconcile(self, partitions: list[TP]) -> None:
+        """Bring ``partitions`` to what the rules want for the live brokers. A leader whose
+        live registration is newer than the state (the state's zxid below the registration's
+        czxid) restarted since the state was written: as for a bounce, leadership moves off it
+        first (it leads nothing on a state older than its registration), and it may be elected
+        again in the same write."""
         live, shutting = set(self._live), self._shutting
 
         def rule(tp: TP, replicas: tuple[int, ...]) -> Transform:
             unclean = self._unclean_for(tp[0])
-            return lambda st: rules.reconcile(st, replicas, live, self._epoch, shutting, unclean)
+
+            return lambda st: self._reconciled(st, replicas, live, shutting, unclean)
 
         self._elect(partitions, rule)
+
+    def _reconciled(
+        self,
+        st: PartitionState,
+        replicas: tuple[int, ...],
+        live: set[int],
+        shutting: set[int],
+        unclean: bool,
+        bounced: frozenset[int] = frozenset(),
+    ) -> PartitionState | None:
+        """:func:`rules.reconcile` for ``live``, after treating the ``bounced`` brokers and
+        a leader registered since the state was written as failed (:meth:`_reconcile`)."""
+        away = set(bounced)
+        registered = self._live.get(st.leader)
+        if registered is not None and 0 <= st.zxid < registered:
+            away.add(st.leader)
+        if not away:
+            return rules.reconcile(st, replicas, live, self._epoch, shutting, unclean)
+        first = rules.reconcile(st, replicas, live - away, self._epoch, shutting, unclean)
+        base = first or st
+        return rules.reconcile(base, replicas, live, self._epoch, shutting, unclean) or first

@@ -268,7 +268,7 @@ class ZkClient(ZkSession):
             data, stat = self.kazoo.get(state_path(topic, partition))
         except NoNodeError:
             return None
-        return decode_state(data, stat.version)
+        return decode_state(data, stat.version, stat.mzxid)
 
     def partition_states(
         self, partitions: Iterable[tuple[str, int]]
@@ -282,7 +282,7 @@ class ZkClient(ZkSession):
             except NoNodeError:
                 out[tp] = None
                 continue
-            out[tp] = decode_state(data, stat.version)
+            out[tp] = decode_state(data, stat.version, stat.mzxid)
         return out
 
     def watch_partition_state(
@@ -290,7 +290,7 @@ class ZkClient(ZkSession):
     ) -> WatchHandle:
         """A watch stops by itself once the znode is deleted (cb(None) last)."""
         return self._watch_data(
-            state_path(topic, partition), lambda d, s: decode_state(d, s.version), cb
+            state_path(topic, partition), lambda d, s: decode_state(d, s.version, s.mzxid), cb
         )
 
     def update_isr(
@@ -305,7 +305,12 @@ class ZkClient(ZkSession):
         except (BadVersionError, NoNodeError):
             return None
         return PartitionState(
-            state.leader, state.leader_epoch, state.isr, state.controller_epoch, stat.version
+            state.leader,
+            state.leader_epoch,
+            state.isr,
+            state.controller_epoch,
+            stat.version,
+            stat.mzxid,
         )
 
     def topic_config(self, topic: str) -> dict[str, str]:

@@ -8,7 +8,7 @@ import json
 import time
 import uuid
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 BROKER_IDS = "/brokers/ids"
@@ -66,6 +66,11 @@ class PartitionState:
     isr: tuple[int, ...]
     controller_epoch: int
     version: int = -1  # zk data version of the state znode
+    # The zxid of the write that left this state (the znode's mzxid; -1 when it was not read
+    # from ZooKeeper). A broker leads on a state only if it was written after the broker's
+    # registration (whose czxid is its broker epoch): one written before speaks of an
+    # earlier incarnation, which may have been declared failed meanwhile.
+    zxid: int = field(default=-1, compare=False)
 
 
 @dataclass(frozen=True)
@@ -146,7 +151,7 @@ def encode_state(st: PartitionState) -> bytes:
     )
 
 
-def decode_state(data: bytes, version: int) -> PartitionState:
+def decode_state(data: bytes, version: int, zxid: int = -1) -> PartitionState:
     obj = _load(data)
     return PartitionState(
         leader=int(obj["leader"]),
@@ -154,6 +159,7 @@ def decode_state(data: bytes, version: int) -> PartitionState:
         isr=tuple(int(b) for b in obj["isr"]),
         controller_epoch=int(obj["controller_epoch"]),
         version=version,
+        zxid=zxid,
     )
 
 
