@@ -7,6 +7,7 @@ import asyncio
 import socket
 import struct
 import threading
+import uuid
 from typing import Any
 
 import pytest
@@ -254,6 +255,36 @@ def test_follower_id_goes_in_replica_state_from_fetch_v15() -> None:
     new = call.build(FETCH_REPLICA_STATE_FROM)
     assert new["replica_id"] == -1
     assert new["replica_state"] == {"replica_id": 2, "replica_epoch": 7}
+
+
+def test_a_fetch_by_topic_id_goes_at_v15_plus_with_the_followers_broker_epoch(
+    tap: WireTap,
+) -> None:
+    """Positions that carry the topic's id (from Metadata v12) let the typed fetch go past
+    v12: on the wire it is v15+ with the topic by id and ReplicaState holding the follower's
+    id and broker epoch (KIP-903); the answer is read back under the topic's name."""
+    with Client(tap.address, timeout_s=IO_TIMEOUT_S) as c:
+        _topic(c, "byid")
+        c.produce("byid", 0, build_batch([(None, b"a"), (None, b"b")]))
+        meta = c.call(
+            METADATA,
+            12,
+            {
+                "topics": [{"topic_id": uuid.UUID(int=0), "name": "byid"}],
+                "allow_auto_topic_creation": False,
+                "include_topic_authorized_operations": False,
+            },
+        )
+        topic_id = meta["topics"][0]["topic_id"]
+        assert topic_id != uuid.UUID(int=0)
+        pos = FetchPosition("byid", 0, 0, topic_id=topic_id)
+        (part,) = c.fetch([pos], replica_id=0, replica_epoch=41, max_wait_ms=0)
+    part.raise_for_error()
+    assert (part.topic, _values(part.records)) == ("byid", [b"a", b"b"])
+    (version, body) = next((v, b) for key, v, b in tap.requests if key == FETCH)
+    assert version >= FETCH_REPLICA_STATE_FROM
+    assert body["topics"][0]["topic_id"] == topic_id
+    assert body["replica_state"] == {"replica_id": 0, "replica_epoch": 41}
 
 
 def test_long_poll_returns_when_another_client_produces(kafka_broker: str) -> None:

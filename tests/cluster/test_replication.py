@@ -115,6 +115,32 @@ def test_acks_all_records_are_on_every_replica_byte_for_byte(cluster):
     assert [v for _, v in read_all(cluster, "same")] == values
 
 
+def test_followers_fetch_by_topic_id_with_their_broker_epoch(cluster):
+    """KIP-903 needs the follower's broker epoch at the leader: the replica fetchers name
+    topics by id, so their fetches are v15+ and carry ReplicaState. After 3 acks=all records
+    the leader of a replication-factor-3 partition knows each follower's log end offset (3)
+    and the broker epoch of its live registration (the czxid in ZooKeeper), which is what
+    keeps a restarted follower from rejoining the ISR on a fetch made before its crash."""
+    create(cluster, "kip903")
+    acked, errors = produce(cluster, "kip903", [b"a", b"b", b"c"])
+    assert not errors
+    lead = cluster.partition("kip903", 0).leader_id
+    leader = cluster.brokers[lead].broker
+    partition = leader.replicas.hosted[("kip903", 0)]
+    epochs = leader.node.cache.broker_epochs()
+
+    def known() -> bool:
+        followers = partition.tracker.followers
+        return all(
+            followers[b].log_end_offset == 3 and followers[b].broker_epoch == epochs[b]
+            for b in followers
+        )
+
+    wait_for(known, what="the followers' offsets and broker epochs at the leader")
+    assert len(partition.tracker.followers) == 2
+    assert all(epoch > 0 for epoch in epochs.values())
+
+
 def test_a_follower_answers_not_leader(cluster):
     """Produce and consumer Fetch sent to a broker that only follows the partition get
     NOT_LEADER_OR_FOLLOWER (6): clients then find the leader in Metadata."""

@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
@@ -273,11 +274,18 @@ class ReplicationManager:
                 self.settings,
                 local_host=self.config.host if self.config.host not in ("", "0.0.0.0") else None,
                 security=self.config.inter_broker.client_security,
+                topic_id_of=self._topic_id,
             )
             self.fetchers[leader_id] = fetcher
             for partition in moved:
                 fetcher.add(partition)
         return fetcher
+
+    def _topic_id(self, topic: str) -> uuid.UUID | None:
+        try:
+            return self.store.topic_id(topic)
+        except EdplogError:
+            return None
 
     def _unfollow(self, tp: TopicPartition) -> None:
         leader = self._followed_on.pop(tp, None)

@@ -235,11 +235,11 @@ class AsyncClient:
         self._versions = core.Versions(ranges, self.max_versions)
         return ranges
 
-    def version_for(self, api: int | str) -> int:
-        """The version typed calls use for ``api``."""
+    def version_for(self, api: int | str, typed_max: int | None = None) -> int:
+        """The version typed calls use for ``api`` (``typed_max``: a call's own cap)."""
         if self._versions is None:
             raise ClientError("versions are not negotiated: call api_versions() first")
-        return self._versions.pick(core.api_key_of(api))
+        return self._versions.pick(core.api_key_of(api), typed_max)
 
     # ---- typed calls (see edplog.client.Client for each one's contract) -------------------
 
@@ -319,7 +319,7 @@ class AsyncClient:
         )
 
     async def _run(self, call: Call[T], buffer: ReceiveBuffer | None = None) -> T:
-        version = self.version_for(call.api_key)
+        version = self.version_for(call.api_key, call.typed_max)
         body = await self._request(
             call.api_key, version, call.build(version), call.expect_response, call.wait_ms, buffer
         )

@@ -155,12 +155,13 @@ class Client:
         self._versions = core.Versions(ranges, self.max_versions)
         return ranges
 
-    def version_for(self, api: int | str) -> int:
-        """The version typed calls use for ``api`` (negotiating first if needed)."""
+    def version_for(self, api: int | str, typed_max: int | None = None) -> int:
+        """The version typed calls use for ``api`` (negotiating first if needed;
+        ``typed_max``: a call's own cap)."""
         if self._versions is None:
             self.api_versions()
         assert self._versions is not None
-        return self._versions.pick(core.api_key_of(api))
+        return self._versions.pick(core.api_key_of(api), typed_max)
 
     # ---- typed calls ----------------------------------------------------------------------
 
@@ -257,7 +258,7 @@ class Client:
                 f"{len(self._wire.pending)} pipelined responses are still owed: receive() "
                 "them before a typed call"
             )
-        version = self.version_for(call.api_key)
+        version = self.version_for(call.api_key, call.typed_max)
         body = call.build(version)
         if not call.expect_response:
             self.send(call.api_key, version, body, expect_response=False)

@@ -8,6 +8,7 @@ a memoryview into the response frame.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, NamedTuple, TypeVar
@@ -25,6 +26,11 @@ READ_UNCOMMITTED, READ_COMMITTED = 0, 1
 #: The first Fetch version that carries a follower's id in ``replica_state`` (KIP-903)
 #: instead of the ``replica_id`` field.
 FETCH_REPLICA_STATE_FROM = 15
+#: Fetch v13 names topics by id; a fetch whose positions all carry ids goes up to
+#: FETCH_BY_ID_MAX (v17: v18 adds a follower's high watermark, which this client does not
+#: track).
+FETCH_TOPIC_IDS_FROM = 13
+FETCH_BY_ID_MAX = 17
 CONSUMER_REPLICA_ID = -1
 DEFAULT_MAX_WAIT_MS = 500
 DEFAULT_FETCH_MAX_BYTES = 50 << 20  # Kafka's fetch.max.bytes
@@ -47,6 +53,8 @@ class Call(Generic[T]):
     parse: Callable[[dict[str, Any] | None], T]
     wait_ms: int = 0
     expect_response: bool = True
+    #: A version cap that replaces the client's typed-call cap for this call (None: keep it).
+    typed_max: int | None = None
 
 
 # ---- metadata -----------------------------------------------------------------------------
@@ -178,6 +186,9 @@ class FetchPosition(NamedTuple):
     last_fetched_epoch: int = -1
     log_start_offset: int = -1
     partition_max_bytes: int = DEFAULT_PARTITION_MAX_BYTES
+    #: The topic's id. When every position of a fetch has one, the fetch may use Fetch v13+
+    #: (topics by id), and from v15 a follower's broker epoch reaches the leader (KIP-903).
+    topic_id: uuid.UUID | None = None
 
 
 class RecordSpan(NamedTuple):
@@ -265,9 +276,12 @@ def fetch_call(
 ) -> Call[list[FetchedPartition]]:
     by_topic: dict[str, list[dict[str, Any]]] = {}
     offsets: dict[tuple[str, int], int] = {}
+    ids: dict[str, uuid.UUID | None] = {}
     for pos in positions:
         pos = pos if isinstance(pos, FetchPosition) else FetchPosition(*pos)
         offsets[(pos.topic, pos.partition)] = pos.offset
+        if ids.setdefault(pos.topic, pos.topic_id) != pos.topic_id:
+            raise ValueError(f"fetch positions give topic {pos.topic!r} two ids")
         by_topic.setdefault(pos.topic, []).append(
             {
                 "partition": pos.partition,
@@ -280,7 +294,8 @@ def fetch_call(
         )
     if not offsets:
         raise ValueError("fetch needs at least one partition")
-    topics = [{"topic": t, "partitions": ps} for t, ps in by_topic.items()]
+    by_id = all(topic_id is not None for topic_id in ids.values())
+    names = {topic_id: name for name, topic_id in ids.items() if topic_id is not None}
 
     def build(version: int) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -291,7 +306,12 @@ def fetch_call(
             "isolation_level": isolation_level,
             "session_id": 0,
             "session_epoch": -1,
-            "topics": topics,
+            "topics": [
+                {"topic_id": ids[t], "partitions": ps}
+                if version >= FETCH_TOPIC_IDS_FROM
+                else {"topic": t, "partitions": ps}
+                for t, ps in by_topic.items()
+            ],
             "forgotten_topics_data": [],
             "rack_id": "",
         }
@@ -309,7 +329,10 @@ def fetch_call(
             raise KafkaError(resp["error_code"], api="Fetch")
         out = []
         for t in resp["responses"]:
-            name = t["topic"]
+            # v13+ answers by id (the decoded name is then a default), older ones by name.
+            name = names.get(t.get("topic_id")) or t.get("topic")
+            if not name:
+                continue  # an id this fetch did not ask for
             for p in t["partitions"]:
                 index = p["partition_index"]
                 div = p.get("diverging_epoch") or {}
@@ -333,7 +356,13 @@ def fetch_call(
                 )
         return out
 
-    return Call(FETCH, build, parse, wait_ms=max(0, max_wait_ms))
+    return Call(
+        FETCH,
+        build,
+        parse,
+        wait_ms=max(0, max_wait_ms),
+        typed_max=FETCH_BY_ID_MAX if by_id else None,
+    )
 
 
 # ---- offsets ------------------------------------------------------------------------------

@@ -54,14 +54,16 @@ def api_name(api_key: int) -> str:
     return API_NAMES.get(api_key, f"api {api_key}")
 
 
-def client_range(api_key: int) -> tuple[int, int] | None:
+def client_range(api_key: int, typed_max: int | None = None) -> tuple[int, int] | None:
     """The versions this client sends in typed calls, without the ones Kafka 4 removed
-    (edplog's broker advertises those for old librdkafka but answers UNSUPPORTED_VERSION)."""
+    (edplog's broker advertises those for old librdkafka but answers UNSUPPORTED_VERSION).
+    ``typed_max`` replaces :data:`TYPED_MAX` for a call that can go further (a fetch whose
+    positions all carry topic ids)."""
     span = SUPPORTED.get(api_key)
     if span is None:
         return None
     lo, hi = span
-    hi = min(hi, TYPED_MAX.get(api_key, hi))
+    hi = min(hi, typed_max if typed_max is not None else TYPED_MAX.get(api_key, hi))
     rejected = REJECTED.get(api_key)
     while rejected is not None and lo in rejected and lo <= hi:
         lo += 1
@@ -83,16 +85,18 @@ class Versions:
     ) -> None:
         self.broker = dict(broker)
         self.max_versions = {api_key_of(k): v for k, v in (max_versions or {}).items()}
-        self._picked: dict[int, int] = {}
+        self._picked: dict[tuple[int, int | None], int] = {}
 
-    def pick(self, api_key: int) -> int:
-        version = self._picked.get(api_key)
+    def pick(self, api_key: int, typed_max: int | None = None) -> int:
+        """The version for ``api_key`` (``typed_max``: see :func:`client_range`)."""
+        key = (api_key, typed_max)
+        version = self._picked.get(key)
         if version is None:
-            version = self._picked[api_key] = self._choose(api_key)
+            version = self._picked[key] = self._choose(api_key, typed_max)
         return version
 
-    def _choose(self, api_key: int) -> int:
-        ours = client_range(api_key)
+    def _choose(self, api_key: int, typed_max: int | None) -> int:
+        ours = client_range(api_key, typed_max)
         theirs = self.broker.get(api_key)
         cap = self.max_versions.get(api_key)
         name = api_name(api_key)

@@ -13,7 +13,8 @@ machines). For each partition it:
    leader names. Never by high watermark (that lost acknowledged records in Kafka before
    0.11);
 2. fetches from its log end offset with ``replica_id``/``replica_state`` set (the leader
-   then counts the fetch offset as this follower's log end offset) and its idea of the
+   then counts the fetch offset as this follower's log end offset; topics go by id, so the
+   fetch is v15+ and ``replica_state`` carries this broker's epoch, KIP-903) and its idea of the
    current leader epoch (a leader with another epoch answers FENCED/UNKNOWN_LEADER_EPOCH;
    the latter, a leader that has not applied the new state yet, is asked again after 50 ms
    rather than ``replica.fetch.backoff.ms``);
@@ -31,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
@@ -102,6 +104,7 @@ class ReplicaFetcher:
         settings: FetcherSettings,
         local_host: str | None = None,
         security: Callable[[], ClientSecurity | None] | None = None,
+        topic_id_of: Callable[[str], uuid.UUID | None] | None = None,
     ) -> None:
         self.leader_id = leader_id
         self.leader_address = leader_address
@@ -111,6 +114,9 @@ class ReplicaFetcher:
         self.local_host = local_host
         # TLS and SASL towards the leader's inter-broker listener (None: plaintext).
         self._security = security
+        # Topic ids let the fetch go to Fetch v15+, whose ReplicaState carries this broker's
+        # epoch to the leader (KIP-903); without them it stays at v12, by name.
+        self._topic_id_of = topic_id_of or (lambda _topic: None)
         self._followed: dict[tuple[str, int], _Followed] = {}
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
@@ -272,6 +278,7 @@ class ReplicaFetcher:
                 current_leader_epoch=f.leader_epoch,
                 log_start_offset=f.partition.log.log_start_offset,
                 partition_max_bytes=self.settings.max_bytes,
+                topic_id=self._topic_id_of(key[0]),
             )
             for key, f in ready
         ]
