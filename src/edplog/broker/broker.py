@@ -25,7 +25,8 @@ from ..group import OFFSETS_TOPIC, GroupCoordinator
 from ..metrics import BrokerMetrics
 from ..protocol import SUPPORTED
 from ..security import AllowAll
-from ..security.audit import Audit, AuditError, open_audit
+from ..security.audit import Audit, open_audit
+from ..security.audit_settings import AuditError
 from ..storage import Store
 from ..storage.log_dirs import check_meta, read_meta, split_log_dirs, write_meta
 from . import properties

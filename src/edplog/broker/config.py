@@ -18,7 +18,7 @@ from ..config import BROKER_DEFAULTS, LogConfig, parse_properties
 from ..errors import EdplogError, InvalidConfigError
 from ..security import secrets
 from ..security.acl import AUTHORIZER_CLASS_NAMES, parse_super_users
-from ..security.audit import AuditError, AuditSettings
+from ..security.audit_settings import AuditError, AuditSettings
 from ..security.groups import GroupSettings
 from ..security.tls import TlsSettings
 from . import properties

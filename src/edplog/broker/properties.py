@@ -16,7 +16,7 @@ from collections.abc import Mapping
 
 from ..config import BROKER_DEFAULTS
 from ..errors import InvalidConfigError
-from ..security.audit import AUDIT_PROPERTIES
+from ..security.audit_settings import AUDIT_PROPERTIES
 from ..security.groups import GROUP_PROPERTIES
 from ..security.oauth import SETTINGS as OAUTH_SETTINGS
 from ..security.sasl import MECHANISMS as SASL_MECHANISMS

@@ -13,7 +13,7 @@ import argparse
 import sys
 from typing import Any
 
-from ..security.audit import AuditError, read_key
+from ..security.audit_settings import AuditError, read_key
 from ..security.audit_verify import verify
 
 
