@@ -7,6 +7,8 @@ SASL_PLAINTEXT one with OAUTHBEARER. Each test says what was tried and what must
 from __future__ import annotations
 
 import asyncio
+import shutil
+import subprocess
 import time
 from typing import Any
 
@@ -279,3 +281,37 @@ def test_a_broker_whose_key_set_cannot_be_read_does_not_start(tmp_path) -> None:
             BackgroundBroker(BrokerConfig.from_properties(props)).start()
         assert isinstance(info.value.__cause__, InvalidConfigError)
         assert f"JWKS at {path.as_uri()}" in str(info.value.__cause__)
+
+
+@pytest.mark.skipif(shutil.which("kcat") is None, reason="kcat is not installed")
+def test_kcat_unsigned_tokens_are_refused(start, tmp_path) -> None:
+    """Debian 12's kcat (librdkafka 2.0.2 without libcurl: no OIDC) can only make unsigned
+    tokens itself (``enable.sasl.oauthbearer.unsecure.jwt``). Listing metadata with one must
+    fail with a SASL authentication error that names the algorithm, and the broker keeps
+    serving signed tokens afterwards (docs/security.md)."""
+    idp = Provider()
+    broker = start(oauth_props(idp.write(tmp_path / "jwks.json")))
+    out = subprocess.run(
+        [
+            "kcat",
+            "-L",
+            "-b",
+            broker.bootstrap_for("CLIENTS"),
+            "-m",
+            "5",
+            "-X",
+            "security.protocol=SASL_PLAINTEXT",
+            "-X",
+            "sasl.mechanisms=OAUTHBEARER",
+            "-X",
+            "enable.sasl.oauthbearer.unsecure.jwt=true",
+            "-X",
+            "sasl.oauthbearer.config=principal=alice",
+        ],
+        capture_output=True,
+        timeout=TIMEOUT_S,
+    )
+    assert out.returncode != 0, out.stdout
+    text = out.stderr.decode(errors="replace")
+    assert "SASL authentication error" in text and "algorithm" in text, text
+    assert roundtrip(bearer(broker, idp.token()), "kcat-after", b"ok", "kcat-after") == b"ok"
