@@ -7,7 +7,9 @@ next fetch, as a follower must (the fetch offset tells the leader what the follo
 Two variants of that loop, and two limits, run in turn run by run, so machine noise hits all:
 
 - ``fresh buffer``: every response read into a new bytearray (the asyncio client's default);
-- ``reused buffer``: every response read into one ``ReceiveBuffer`` (what the fetcher does);
+- ``reused buffer``: every response read into one ``ReceiveBuffer``;
+- ``by topic id``: the same, with positions that carry the topic id, so the fetch goes at
+  v17 by id with ReplicaState, as the replica fetcher's does (KIP-903);
 - ``os.sendfile``: the segment files sent to a loopback socket drained by a thread (nothing
   written: the network side alone);
 - ``os.write``: the same bytes written to a new file in 1 MiB calls (the page-cache write a
@@ -28,13 +30,16 @@ import statistics
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Callable
+from typing import Any
 
 from bench_broker_fetch import TOPIC, segment_files, sendfile_run, start_broker, write_log
 
 
-def copy_run(port: int, chunk: int, target: str, reuse: bool) -> float:
-    """Bytes/s of fetching the partition from offset 0 to its end into a new log."""
+def copy_run(port: int, chunk: int, target: str, reuse: bool, by_id: bool = False) -> float:
+    """Bytes/s of fetching the partition from offset 0 to its end into a new log (``by_id``:
+    positions carry the topic id, so the fetch is v17 by id, as the replica fetcher's)."""
     from edplog.client import AsyncClient, FetchPosition, ReceiveBuffer
     from edplog.storage import Log
 
@@ -45,10 +50,15 @@ def copy_run(port: int, chunk: int, target: str, reuse: bool) -> float:
         try:
             async with await AsyncClient.connect(f"127.0.0.1:{port}") as client:
                 await client.api_versions()
+                topic_id = await _topic_id(client) if by_id else None
                 start = time.perf_counter()
                 while True:
                     (part,) = await client.fetch(
-                        [FetchPosition(TOPIC, 0, offset, partition_max_bytes=chunk)],
+                        [
+                            FetchPosition(
+                                TOPIC, 0, offset, partition_max_bytes=chunk, topic_id=topic_id
+                            )
+                        ],
                         max_wait_ms=0,
                         max_bytes=chunk,
                         buffer=buffer,
@@ -70,6 +80,20 @@ def copy_run(port: int, chunk: int, target: str, reuse: bool) -> float:
         return asyncio.run(copy())
     finally:
         shutil.rmtree(target, ignore_errors=True)
+
+
+async def _topic_id(client: Any) -> uuid.UUID:
+    """The bench topic's id, from Metadata v12."""
+    meta = await client.call(
+        3,
+        12,
+        {
+            "topics": [{"topic_id": uuid.UUID(int=0), "name": TOPIC}],
+            "allow_auto_topic_creation": False,
+            "include_topic_authorized_operations": False,
+        },
+    )
+    return meta["topics"][0]["topic_id"]
 
 
 def write_run(files: list[str], target: str) -> float:
@@ -106,6 +130,7 @@ def main() -> int:
         variants: dict[str, Callable[[], float]] = {
             "fresh buffer": lambda: copy_run(port, args.chunk, target, reuse=False),
             "reused buffer": lambda: copy_run(port, args.chunk, target, reuse=True),
+            "by topic id": lambda: copy_run(port, args.chunk, target, reuse=True, by_id=True),
             "os.sendfile": lambda: sendfile_run(files, args.chunk, max(0.5, total / 2e9)),
             "os.write": lambda: write_run(files, target),
         }
@@ -125,10 +150,15 @@ def main() -> int:
             f"{name:14s}: {statistics.median(values) / 1e6:7.0f} MB/s "
             f"({min(values) / 1e6:.0f}-{max(values) / 1e6:.0f})"
         )
-    for name in ("fresh buffer", "os.sendfile", "os.write"):
-        ratios = [r / b for r, b in zip(rates["reused buffer"], rates[name], strict=True)]
+    for top, name in (
+        ("reused buffer", "fresh buffer"),
+        ("reused buffer", "os.sendfile"),
+        ("reused buffer", "os.write"),
+        ("by topic id", "reused buffer"),
+    ):
+        ratios = [r / b for r, b in zip(rates[top], rates[name], strict=True)]
         print(
-            f"reused buffer / {name:12s}: {statistics.median(ratios):.2f}x "
+            f"{top} / {name:12s}: {statistics.median(ratios):.2f}x "
             f"({min(ratios):.2f}-{max(ratios):.2f}, run pairs)"
         )
     return 0
