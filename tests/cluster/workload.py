@@ -406,13 +406,28 @@ def _high_watermark(consumer: Consumer, topic: str, partition: int, deadline: fl
             time.sleep(0.2)
 
 
+def _settled_high_watermark(consumer: Consumer, topic: str, partition: int, deadline: float) -> int:
+    """The high watermark once it stops moving (the producers have stopped: it reaches the
+    leader's log end as soon as the followers' next fetches report theirs). Read at once, an
+    acks=1 record the leader had taken a moment before could lie past it, and the final read
+    would call it lost while every replica holds it."""
+    end = _high_watermark(consumer, topic, partition, deadline)
+    while time.monotonic() < deadline:
+        time.sleep(0.5)
+        again = _high_watermark(consumer, topic, partition, deadline)
+        if again == end:
+            break
+        end = again
+    return end
+
+
 def final_read(
     bootstrap: str, topic: str, history: History, *, timeout_s: float = 60.0
 ) -> dict[int, int]:
-    """Read every partition of ``topic`` from offset 0 to its high watermark with a fresh
-    consumer, logging each record as a ``final-read``; returns the number read per partition.
-    A partition not read to its end within ``timeout_s`` is logged as a ``fail`` final read
-    (the checker then does not call the history valid)."""
+    """Read every partition of ``topic`` from offset 0 to its high watermark (once it has
+    settled) with a fresh consumer, logging each record as a ``final-read``; returns the
+    number read per partition. A partition not read to its end within ``timeout_s`` is logged
+    as a ``fail`` final read (the checker then does not call the history valid)."""
     consumer = Consumer(
         {
             "bootstrap.servers": bootstrap,
@@ -430,7 +445,7 @@ def final_read(
         partitions = sorted(meta.partitions)
         ends: dict[int, int] = {}
         for p in partitions:
-            ends[p] = _high_watermark(consumer, topic, p, deadline)
+            ends[p] = _settled_high_watermark(consumer, topic, p, deadline)
             counts[p] = 0
         history.log(
             process="final",
