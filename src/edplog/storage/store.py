@@ -240,6 +240,15 @@ class Store:
         offline = self.manager.offline_dirs()
         moves = self.manager.moves()
         placed = self.manager.placements()
+        # Measured first, each where it is: a move that switches a partition to its new dir
+        # between the placements above and the measuring is found there (never in neither).
+        sizes: dict[str, dict[tuple[str, int], int]] = {}
+        for (topic, partition), home in sorted(placed.items()):
+            if wanted is not None and partition not in wanted.get(topic, ()):
+                continue
+            found = self._measured(topic, partition, home)
+            if found is not None:
+                sizes.setdefault(found[0], {})[(topic, partition)] = found[1]
         for path in self.manager.data_dirs:
             report = LogDirReport(path, offline.get(path))
             reports.append(report)
@@ -250,14 +259,7 @@ class Store:
             except OSError as exc:
                 report.error = str(exc)
                 continue
-            for (topic, partition), home in sorted(placed.items()):
-                if home != path or (wanted is not None and partition not in wanted.get(topic, ())):
-                    continue
-                try:
-                    size = dir_size_bytes(os.path.join(path, f"{topic}-{partition}"))
-                except OSError:
-                    continue  # not created yet, or deleted meanwhile
-                report.partitions[(topic, partition)] = size
+            report.partitions.update(sizes.get(path, {}))
             for move in moves:
                 topic, partition = move.tp
                 if move.dst_dir != path or (
@@ -270,6 +272,22 @@ class Store:
                     continue  # the swap renamed it meanwhile, or the move was abandoned
                 report.futures[move.tp] = (size, move.offset_lag)
         return reports
+
+    def _measured(self, topic: str, partition: int, home: str) -> tuple[str, int] | None:
+        """(dir, size) of a partition's log, looked for in ``home`` and then where it is
+        placed now (a move switched it meanwhile); None when it is in neither (not created
+        yet, or deleted)."""
+        try:
+            return home, dir_size_bytes(os.path.join(home, f"{topic}-{partition}"))
+        except OSError:
+            pass
+        now = self.manager.placements().get((topic, partition))
+        if now is None or now == home:
+            return None
+        try:
+            return now, dir_size_bytes(os.path.join(now, f"{topic}-{partition}"))
+        except OSError:
+            return None
 
     def move_partition(self, topic: str, partition: int, dst_dir: str) -> Log:
         """Move a partition to another log dir while it keeps serving (see
