@@ -306,8 +306,19 @@ def test_a_full_queue_drops_into_a_counted_record_not_silence(tmp_path: Path) ->
 @pytest.mark.parametrize(
     ("props", "message"),
     [
-        ({"audit.log.topic": "_audit"}, "audit.log.topic: writing the audit records to a topic"),
-        ({"audit.log.authentication": "true"}, "set audit.log.file"),
+        ({"audit.log.topic": "bad name"}, "audit.log.topic='bad name': a topic name is"),
+        (
+            {
+                "audit.log.topic": "_audit",
+                "listeners": "CLIENTS://127.0.0.1:0",
+                "listener.security.protocol.map": "CLIENTS:SASL_PLAINTEXT",
+                "listener.name.clients.sasl.enabled.mechanisms": "PLAIN",
+                "listener.name.clients.plain.sasl.jaas.config": JAAS,
+                "inter.broker.listener.name": "CLIENTS",
+            },
+            "sasl.mechanism.inter.broker.protocol is not set",
+        ),
+        ({"audit.log.authentication": "true"}, "set audit.log.file or audit.log.topic"),
         ({"audit.log.file": "a.log", "audit.log.fsync.ms": "-2"}, "must be at least -1"),
         ({"audit.log.file": "a.log", "audit.log.authentication": "yes"}, "true or false"),
         ({"audit.log.file": "a.log", "audit.log.topics.read": "a*b"}, "may only end a prefix"),

@@ -20,17 +20,19 @@ from typing import Any
 
 from ..cluster.node import ClusterNode, NodeSettings
 from ..cluster.registry import ClusterTopicRegistry
-from ..errors import InvalidConfigError
+from ..errors import ErrorCode, InvalidConfigError, error_name
 from ..group import OFFSETS_TOPIC, GroupCoordinator
 from ..metrics import BrokerMetrics
 from ..protocol import SUPPORTED
 from ..security import AllowAll
 from ..security.audit import Audit, open_audit
 from ..security.audit_settings import AuditError
+from ..security.audit_topic import TopicLink
 from ..storage import Store
 from ..storage.log_dirs import check_meta, read_meta, split_log_dirs, write_meta
 from . import properties
 from .acl_store import AclStore
+from .api.topics import create_topics_for
 from .config import BrokerConfig
 from .context import Services
 from .dispatch import Dispatcher
@@ -79,12 +81,15 @@ class Broker:
         # First: a broker that cannot keep its audit log does not start (nothing to undo).
         if config.audit.enabled:
             source = f"edplog://{socket.gethostname()}/broker/{config.node_id}"
+            link = self._audit_topic_link() if config.audit.topic else None
             try:
                 self.audit = await loop.run_in_executor(
-                    None, open_audit, config.audit, source, self.metrics.audit_dropped
+                    None, open_audit, config.audit, source, self.metrics.audit_dropped, link
                 )
             except (AuditError, OSError) as exc:
-                raise InvalidConfigError(f"audit.log.file: {exc}") from None
+                name = "audit.log.file" if config.audit.file else "audit.log.hmac.key.file"
+                raise InvalidConfigError(f"{name}: {exc}") from None
+            self.audit.start()
         registry = None
         if config.clustered:
             self.node = await loop.run_in_executor(None, self._connect_cluster)
@@ -186,6 +191,46 @@ class Broker:
             self.replication.start()
         return bound
 
+    def _audit_topic_link(self) -> TopicLink:
+        """How the audit topic's writer reaches the topic: through this broker's
+        inter-broker listener, with that listener's security, as another broker would."""
+        config = self.config
+        inter = config.inter_broker
+
+        def bootstrap() -> str | None:
+            if self.server is None or not self.server.listeners or self.services is None:
+                return None
+            host, port = config.advertised_for(inter.listener)
+            return f"{host}:{port}"
+
+        async def create(topic: str) -> str | None:
+            if self.services is None:
+                return "the broker is starting"
+            # One partition (audit_topic.py says why), the default replication factor;
+            # records are never compacted away (a compacted chain would lose records).
+            request = {
+                "topics": [
+                    {
+                        "name": topic,
+                        "num_partitions": 1,
+                        "replication_factor": -1,
+                        "assignments": [],
+                        "configs": [{"name": "cleanup.policy", "value": "delete"}],
+                    }
+                ],
+                "timeout_ms": 30_000,
+                "validate_only": False,
+            }
+            answer = (await create_topics_for(self.services, request))["topics"][0]
+            code = answer["error_code"]
+            if code in (ErrorCode.NONE, ErrorCode.TOPIC_ALREADY_EXISTS):
+                return None
+            return f"cannot create it: {error_name(code)}: {answer.get('error_message')}"
+
+        security = inter.client_security if inter.tls or inter.sasl_mechanism else None
+        local = config.host if config.host not in ("", "0.0.0.0", "::") else None
+        return TopicLink(bootstrap, create, security=security, local_host=local)
+
     async def _controlled_shutdown(self) -> None:
         """Ask the controller to move this broker's leaderships away (and out of the ISRs)
         before it stops, so clients see only a leader change; wait until no partition this
@@ -275,6 +320,8 @@ class Broker:
         if self._stopped:
             return
         self._stopped = True
+        if self.audit is not None and self.audit.topic is not None:
+            await self.audit.topic.close()  # it writes through this broker's own listener
         if self.replication is not None and self.config.controlled_shutdown_enable:
             try:
                 await self._controlled_shutdown()
@@ -287,7 +334,7 @@ class Broker:
         if self.replication is not None:
             await self.replication.stop()
         if self.audit is not None:
-            await asyncio.get_running_loop().run_in_executor(None, self.audit.writer.close)
+            await self.audit.close()
         if self.node is not None:
             await asyncio.get_running_loop().run_in_executor(None, self.node.stop)
         if self._housekeeping is not None:

@@ -349,9 +349,13 @@ class BrokerConfig:
         if "listeners" in props:
             self._apply_listeners(props)
         # A single node reaches no other broker: its inter-broker settings are checked only
-        # when given.
-        if self.zookeeper_connect is not None or (
-            "inter.broker.listener.name" in props or "security.inter.broker.protocol" in props
+        # when given, or when it writes its audit records to a topic (through its own
+        # inter-broker listener, as a client of itself).
+        if (
+            self.zookeeper_connect is not None
+            or "inter.broker.listener.name" in props
+            or "security.inter.broker.protocol" in props
+            or props.get("audit.log.topic", "").strip()
         ):
             self.inter_broker = inter_broker(props, self.listeners)
         try:

@@ -10,7 +10,8 @@ breaks both. With ``audit.log.hmac.key.file`` the hashes are HMAC-SHA256 under a
 so someone who can write the file but not read the key cannot recompute a consistent chain;
 with plain SHA-256 the chain catches mistakes and careless edits, not a careful forger.
 What a chain cannot show by itself is the loss of its newest records: `audit_verify.verify` reports
-the last sequence and hash so they can be kept somewhere else and compared.
+the last sequence and hash so they can be kept somewhere else and compared. The same records
+can also go to a topic (``audit.log.topic``, audit_topic.py), with a chain of their own.
 
 Why a background thread: the broker's event loop never waits on the disk. Records go into a
 bounded queue and one writer thread appends and fsyncs them (``audit.log.fsync.ms``). When the
@@ -28,32 +29,47 @@ the next ``started`` record vouches for as recovered.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import json
+import asyncio
 import logging
 import os
 import queue
-import re
 import threading
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from .audit_chain import (
+    DROPPED,
+    STARTED,
+    Chain,
+    checked,
+    hash_of,
+    parse_record,
+    record_line,
+    split_line,
+)
 from .audit_settings import AuditError, AuditSettings, read_key
+from .audit_topic import AuditTopic, TopicLink
 from .authorizer import Operation
 from .principal import Principal
 
 log = logging.getLogger("edplog.broker")
 
+__all__ = [
+    "AUTHENTICATION",
+    "AUTHORIZATION",
+    "DROPPED",
+    "STARTED",
+    "Audit",
+    "AuditLog",
+    "parse_record",
+    "split_line",
+]
+
 AUTHENTICATION = "io.edplog.audit.authentication"
 AUTHORIZATION = "io.edplog.audit.authorization"
-STARTED = "io.edplog.audit.started"
-DROPPED = "io.edplog.audit.dropped"
 
 #: Operations audited on every resource: the ones that create, delete or change something.
 CHANGES = frozenset(
@@ -69,52 +85,10 @@ CHANGES = frozenset(
 # second per follower: only its refusals are audited, or they would bury everything else.
 _REPLICATION_APIS = frozenset({1, 23})
 _READ, _WRITE = Operation.READ, Operation.WRITE
-_HASH_FIELD = b',"hash":"'
-_HEX = re.compile(rb"[0-9a-f]{64}")
 _TAIL_BYTES = 64 * 1024
 
 
-# ---- records and the chain --------------------------------------------------------------
-
-
-class Chain:
-    """Hashes lines: SHA-256, or HMAC-SHA256 with a key."""
-
-    def __init__(self, key: bytes | None = None) -> None:
-        self.key = key
-        self.algorithm = "sha256" if key is None else "hmac-sha256"
-
-    def digest(self, data: bytes) -> str:
-        if self.key is None:
-            return hashlib.sha256(data).hexdigest()
-        return hmac.new(self.key, data, hashlib.sha256).hexdigest()
-
-    def line(self, record: dict[str, Any]) -> bytes:
-        """``record`` (without ``hash``) as one line, with its hash as the last field."""
-        body = json.dumps(record, separators=(",", ":"), ensure_ascii=False).encode()
-        assert body.endswith(b"}")
-        prefix = body[:-1]
-        return prefix + _HASH_FIELD + self.digest(prefix).encode() + b'"}\n'
-
-
-def split_line(line: bytes) -> tuple[bytes, str] | None:
-    """(the hashed prefix, the stated hash) of a whole line, or None when it is not shaped
-    like a record."""
-    at = line.rfind(_HASH_FIELD)
-    if at < 0 or not line.endswith(b'"}'):
-        return None
-    stated = line[at + len(_HASH_FIELD) : -2]
-    if not _HEX.fullmatch(stated):
-        return None
-    return line[:at], stated.decode()
-
-
-def rfc3339(seconds: float) -> str:
-    return (
-        datetime.fromtimestamp(seconds, UTC)
-        .isoformat(timespec="microseconds")
-        .replace("+00:00", "Z")
-    )
+# ---- the file's tail -------------------------------------------------------------------
 
 
 @dataclass
@@ -147,26 +121,15 @@ def read_tail(path: Path, chain: Chain) -> _Tail:
                 continue
             break
     piece = data[end + 1 :]  # after the last newline: nothing, or a line without its newline
-    if piece and _checked(piece, chain) is not None:
+    if piece and checked(piece, chain) is not None:
         return _Tail(*_last(path, piece, chain), needs_newline=True)
     if end < 0:
         return _Tail(torn_bytes=len(piece))
     return _Tail(*_last(path, data[prev + 1 : end], chain), torn_bytes=len(piece))
 
 
-def _checked(line: bytes, chain: Chain) -> tuple[int, str] | None:
-    """(sequence, hash) of a record hashed as ``chain`` hashes, else None."""
-    parts = split_line(line)
-    record = parse_record(line) if parts is not None else None
-    if parts is None or record is None or record.get("hashalg") != chain.algorithm:
-        return None
-    if chain.digest(parts[0]) != parts[1]:
-        return None
-    return int(record["sequence"]), parts[1]
-
-
 def _last(path: Path, line: bytes, chain: Chain) -> tuple[int, str]:
-    found = _checked(line, chain)
+    found = checked(line, chain)
     if found is None:
         raise AuditError(
             f"audit log {path}: its last record is not readable or was not hashed with "
@@ -175,19 +138,6 @@ def _last(path: Path, line: bytes, chain: Chain) -> tuple[int, str]:
             + "; check it with `edplog audit verify` and move the file aside to start a new chain"
         )
     return found
-
-
-def parse_record(line: bytes) -> dict[str, Any] | None:
-    """The record on ``line`` when it has the chain's fields, else None."""
-    try:
-        record = json.loads(line)
-    except (ValueError, UnicodeDecodeError):
-        return None
-    if not isinstance(record, dict) or not isinstance(record.get("sequence"), int):
-        return None
-    if not isinstance(record.get("prevhash"), str) or not isinstance(record.get("hash"), str):
-        return None
-    return record
 
 
 # ---- the writer ---------------------------------------------------------------------------
@@ -272,20 +222,8 @@ class AuditLog:
 
     def _line(self, kind: str, at: float, data: dict[str, Any]) -> bytes:
         self._sequence += 1
-        record = {
-            "specversion": "1.0",
-            "id": str(uuid.uuid4()),
-            "source": self.source,
-            "type": kind,
-            "time": rfc3339(at),
-            "datacontenttype": "application/json",
-            "sequence": self._sequence,
-            "hashalg": self.chain.algorithm,
-            "prevhash": self._hash,
-            "data": data,
-        }
-        line = self.chain.line(record)
-        self._hash = line[-67:-3].decode()
+        line = record_line(self.chain, self.source, self._sequence, self._hash, kind, at, data)
+        self._hash = hash_of(line)
         return line
 
     def _write(self, data: bytes) -> None:
@@ -356,13 +294,37 @@ class AuditLog:
 
 
 class Audit:
-    """What the broker's hooks call: decides what is audited and builds the records."""
+    """What the broker's hooks call: decides what is audited and hands each record to the
+    file's writer and to the topic's (each keeps its own chain)."""
 
-    def __init__(self, settings: AuditSettings, writer: AuditLog) -> None:
+    def __init__(
+        self, settings: AuditSettings, writer: AuditLog | None, topic: AuditTopic | None = None
+    ) -> None:
         self.settings = settings
         self.writer = writer
+        self.topic = topic
+        self._writers: tuple[AuditLog | AuditTopic, ...] = tuple(
+            w for w in (writer, topic) if w is not None
+        )
         self._reads: dict[str, bool] = {}
         self._writes: dict[str, bool] = {}
+
+    def _append(self, kind: str, data: dict[str, Any]) -> None:
+        for w in self._writers:
+            w.append(kind, data)
+
+    def start(self) -> None:
+        """Start the topic's writer (on the event loop: it is a task of it)."""
+        if self.topic is not None:
+            self.topic.start()
+
+    async def close(self) -> None:
+        """Deliver what is queued, then stop both writers (the topic's first: it sends
+        through the broker's own listener, so call this before the listeners close)."""
+        if self.topic is not None:
+            await self.topic.close()
+        if self.writer is not None:
+            await asyncio.get_running_loop().run_in_executor(None, self.writer.close)
 
     def authentication(
         self,
@@ -383,7 +345,7 @@ class Audit:
             "result": "failed" if principal is None else "allowed",
             "reason": reason,
         }
-        self.writer.append(AUTHENTICATION, data)
+        self._append(AUTHENTICATION, data)
 
     def authorization(
         self,
@@ -422,13 +384,14 @@ class Audit:
             "result": "allowed" if allowed else "denied",
             "reason": reason,
         }
-        self.writer.append(AUTHORIZATION, data)
+        self._append(AUTHORIZATION, data)
 
     def _learn(self, cache: dict[str, bool], operation: Operation, topic: str) -> bool:
         chosen = self.settings.topics_read if operation is _READ else self.settings.topics_write
         if len(cache) >= 100_000:  # bounded: topic names come from clients
             cache.clear()
-        hit = cache[topic] = bool(chosen) and topic in chosen
+        # The audit topic's own writes are never audited: each would be a record to write.
+        hit = cache[topic] = bool(chosen) and topic in chosen and topic != self.settings.topic
         return hit
 
 
@@ -460,17 +423,36 @@ def _address(peer: Any) -> str | None:
     return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
 
 
-def open_audit(settings: AuditSettings, source: str, on_drop: Callable[[int], None]) -> Audit:
-    """The broker's audit service, its file opened (blocking: call from a thread)."""
-    assert settings.file is not None
+def open_audit(
+    settings: AuditSettings,
+    source: str,
+    on_drop: Callable[[int], None],
+    topic_link: TopicLink | None = None,
+) -> Audit:
+    """The broker's audit service, its file opened (blocking: call from a thread); with
+    ``audit.log.topic``, a topic writer that ``topic_link`` connects (started by
+    :meth:`Audit.start`)."""
     key = read_key(settings.hmac_key_file) if settings.hmac_key_file else None
-    writer = AuditLog(
-        settings.file,
-        source,
-        key=key,
-        fsync_ms=settings.fsync_ms,
-        queue_records=settings.queue_records,
-        on_drop=on_drop,
-    )
-    writer.open()
-    return Audit(settings, writer)
+    writer = None
+    if settings.file is not None:
+        writer = AuditLog(
+            settings.file,
+            source,
+            key=key,
+            fsync_ms=settings.fsync_ms,
+            queue_records=settings.queue_records,
+            on_drop=on_drop,
+        )
+        writer.open()
+    topic = None
+    if settings.topic is not None:
+        assert topic_link is not None, "audit.log.topic needs a way to reach the brokers"
+        topic = AuditTopic(
+            settings.topic,
+            source,
+            topic_link,
+            key=key,
+            queue_records=settings.queue_records,
+            on_drop=on_drop,
+        )
+    return Audit(settings, writer, topic)

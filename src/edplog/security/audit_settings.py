@@ -6,6 +6,7 @@ Kafka has no audit log), parsed and checked before the broker starts, and the HM
 from __future__ import annotations
 
 import logging
+import re
 import stat
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -14,6 +15,7 @@ from pathlib import Path
 log = logging.getLogger("edplog.broker")
 
 _MIN_KEY_BYTES = 16
+_TOPIC_NAME = re.compile(r"[a-zA-Z0-9._-]{1,249}")
 
 #: The broker properties of the audit log (edplog's own names: Kafka has no audit log).
 AUDIT_PROPERTIES = frozenset(
@@ -70,6 +72,7 @@ class AuditSettings:
     """The ``audit.log.*`` properties (see docs/security.md, "Audit log")."""
 
     file: str | None = None
+    topic: str | None = None
     hmac_key_file: str | None = None
     authentication: bool = True
     topics_read: TopicSet = field(default_factory=TopicSet)
@@ -81,21 +84,25 @@ class AuditSettings:
 
     @property
     def enabled(self) -> bool:
-        return self.file is not None
+        return self.file is not None or self.topic is not None
 
     @classmethod
     def from_properties(cls, props: Mapping[str, str]) -> AuditSettings:
         given = {k: v for k, v in props.items() if k in AUDIT_PROPERTIES}
-        if "audit.log.topic" in given:
-            raise AuditError(
-                "audit.log.topic: writing the audit records to a topic is not implemented "
-                "yet; use audit.log.file"
-            )
         file = given.get("audit.log.file", "").strip() or None
-        if file is None and given:
-            raise AuditError(f"{', '.join(sorted(given))}: set audit.log.file to turn auditing on")
+        topic = given.get("audit.log.topic", "").strip() or None
+        if file is None and topic is None and given:
+            raise AuditError(
+                f"{', '.join(sorted(given))}: set audit.log.file or audit.log.topic to turn "
+                "auditing on"
+            )
+        if topic is not None and not _TOPIC_NAME.fullmatch(topic):
+            raise AuditError(
+                f"audit.log.topic={topic!r}: a topic name is 1 to 249 of a-z A-Z 0-9 . _ -"
+            )
         return cls(
             file=file,
+            topic=topic,
             hmac_key_file=given.get("audit.log.hmac.key.file", "").strip() or None,
             authentication=_boolean(
                 "audit.log.authentication", given.get("audit.log.authentication", "true")

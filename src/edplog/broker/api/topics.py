@@ -48,6 +48,12 @@ def create_topics_error(req: Body, code: ErrorCode) -> Body:
 
 async def create_topics(ctx: RequestContext, services: Services, req: Body) -> Body:
     """Create topics; -1 partitions or replication factor means the broker default."""
+    return await create_topics_for(services, req)
+
+
+async def create_topics_for(services: Services, req: Body) -> Body:
+    """CreateTopics' work, for a request already authorized (or the broker's own, as for
+    the audit topic)."""
     results = []
     store, config = services.store, services.config
     for topic in req["topics"]:
