@@ -63,12 +63,21 @@ def dir_space(path: str) -> DirSpace:
 
 
 def dir_size_bytes(path: str) -> int:
-    """The bytes of the files directly in ``path`` (a partition directory)."""
+    """The bytes of the files directly in ``path`` (a partition directory). A file removed
+    while it is being counted (a deleted segment, a checkpoint's temporary file renamed) is
+    left out; a directory that is itself renamed or removed meanwhile (a move's switch, a
+    deletion) raises FileNotFoundError, as a missing one does, not a partial count."""
     total = 0
+    vanished = False
     with os.scandir(path) as entries:
         for entry in entries:
-            if entry.is_file(follow_symlinks=False):
-                total += entry.stat(follow_symlinks=False).st_size
+            try:
+                if entry.is_file(follow_symlinks=False):
+                    total += entry.stat(follow_symlinks=False).st_size
+            except FileNotFoundError:
+                vanished = True
+    if vanished and not os.path.isdir(path):
+        raise FileNotFoundError(errno.ENOENT, "renamed or removed while measured", path)
     return total
 
 
