@@ -80,3 +80,10 @@ def test_the_audit_log_example_records_and_verifies() -> None:
     Write of an audited topic, and `edplog audit verify` passes on its file (its own
     assertions)."""
     run_example(example("security.md", "audit.log.file"), "docs/security.md")
+
+
+def test_the_audit_topic_example_writes_and_verifies() -> None:
+    """The audit topic example: a SASL-only broker writes its chain into __edplog_audit
+    through its own listener as admin, and `edplog audit verify --topic` passes on it with
+    one writer (its own assertions)."""
+    run_example(example("security.md", "audit.log.topic"), "docs/security.md")
