@@ -200,9 +200,11 @@ class AuditTopic:
                 log.error("audit topic %s: auditing to the topic stopped: %s", self.topic, exc)
                 self._fail(exc)
                 return
-            except (KafkaError, ClientError, OSError, _NotYet) as exc:
+            except Exception as exc:  # noqa: BLE001 - every failure is retried, and said
                 await self._disconnect()
-                problem = str(exc)
+                problem = str(exc) or type(exc).__name__
+                if not isinstance(exc, (KafkaError, ClientError, OSError, _NotYet)):
+                    log.exception("audit topic %s: unexpected failure (retrying)", self.topic)
                 if problem != failing:  # each new reason once, not every retry
                     (log.info if isinstance(exc, _NotYet) else log.warning)(
                         "audit topic %s: cannot write yet (retrying): %s", self.topic, problem
