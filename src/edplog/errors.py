@@ -267,6 +267,20 @@ class NotLeaderError(EdplogError):
     kafka_code = ErrorCode.NOT_LEADER_OR_FOLLOWER
 
 
+class UnknownLeaderEpochError(NotLeaderError):
+    """The request names a leader epoch newer than this broker's replica knows: the new
+    state has reached the sender first. Asked again soon, this broker will know it."""
+
+    kafka_code = ErrorCode.UNKNOWN_LEADER_EPOCH
+
+
+class FencedLeaderEpochError(NotLeaderError):
+    """The request names a leader epoch older than this broker's replica knows: the sender
+    has stale metadata."""
+
+    kafka_code = ErrorCode.FENCED_LEADER_EPOCH
+
+
 class DuplicateSequenceError(EdplogError):
     """The batch was appended before; the client is told its original offsets."""
 

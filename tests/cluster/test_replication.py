@@ -14,7 +14,7 @@ from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 from kazoo.client import KazooClient
 
-from edplog.client import EARLIEST, LATEST, Client, KafkaError
+from edplog.client import EARLIEST, LATEST, Client, FetchPosition, KafkaError
 from edplog.cluster import zookeeper_server
 from edplog.cluster.launcher import LocalCluster
 from edplog.errors import ErrorCode
@@ -153,6 +153,51 @@ def test_a_follower_answers_not_leader(cluster):
         assert info.value.error_code == 6
         (res,) = c.fetch([("nl", 0, 0)], max_wait_ms=0)
         assert res.error_code == 6
+
+
+def test_a_follower_answers_the_epoch_before_not_leader(cluster):
+    """A broker that only follows the partition, asked with the leader epoch the sender
+    expects (KIP-320), answers as Kafka does: the epoch first. A newer epoch than its
+    replica's gets UNKNOWN_LEADER_EPOCH (75): the state reached the sender first, as when a
+    follower is told of its new leader before the leader applied it; the follower asks
+    again within 50 ms, where NOT_LEADER_OR_FOLLOWER would have paused it for
+    replica.fetch.backoff.ms (1 s) and held the new leader's acks=all produces that long. An
+    older epoch gets FENCED_LEADER_EPOCH (74); its own epoch NOT_LEADER_OR_FOLLOWER (6). For
+    OffsetsForLeaderEpoch, a follower's Fetch and ListOffsets."""
+    create(cluster, "epochs")
+    first = cluster.partition("epochs", 0).leader_id
+    cluster.stop(first)  # a new leader at epoch 1, so that an older epoch exists
+    part = wait_for(
+        lambda: (p := cluster.partition("epochs", 0)).leader_id not in (-1, first) and p,
+        what="a new leader",
+    )
+    epoch = part.leader_epoch
+    assert epoch >= 1
+    follower = next(b for b in cluster.brokers if b != part.leader_id)
+    with Client(cluster.brokers[follower].bootstrap) as c:
+        wait_for(
+            lambda: c.metadata(["epochs"]).topics["epochs"].partitions[0].leader_epoch == epoch,
+            what="the follower to know the epoch",
+        )
+        for asked, code in (
+            (epoch + 1, ErrorCode.UNKNOWN_LEADER_EPOCH),
+            (epoch - 1, ErrorCode.FENCED_LEADER_EPOCH),
+            (epoch, ErrorCode.NOT_LEADER_OR_FOLLOWER),
+        ):
+            with pytest.raises(KafkaError) as info:
+                c.offset_for_leader_epoch(
+                    "epochs", 0, 0, current_leader_epoch=asked, replica_id=first
+                )
+            assert info.value.error_code == code, asked
+            (res,) = c.fetch(
+                [FetchPosition("epochs", 0, 0, current_leader_epoch=asked)],
+                max_wait_ms=0,
+                replica_id=first,
+            )
+            assert res.error_code == code, asked
+            with pytest.raises(KafkaError) as info:
+                c.list_offsets("epochs", 0, LATEST, current_leader_epoch=asked)
+            assert info.value.error_code == code, asked
 
 
 def test_leader_stop_fails_over_with_no_acknowledged_loss(cluster):

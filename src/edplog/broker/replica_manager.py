@@ -20,8 +20,10 @@ from ..errors import (
     DuplicateSequenceError,
     EdplogError,
     ErrorCode,
+    FencedLeaderEpochError,
     InvalidTopicError,
     NotLeaderError,
+    UnknownLeaderEpochError,
     UnknownTopicError,
 )
 from ..protocol import FileRegion
@@ -122,9 +124,17 @@ class ReplicaManager:
             self._partitions[topic] = parts
         return parts
 
-    def partition(self, topic: str, index: int) -> Partition | None:
+    def partition(self, topic: str, index: int, current_leader_epoch: int = -1) -> Partition | None:
         """The partition, None when it does not exist; PartitionOfflineError when it exists
-        but could not be opened; in a cluster, NotLeaderError unless this broker leads it."""
+        but could not be opened; in a cluster, NotLeaderError unless this broker leads it.
+
+        A request that names the leader epoch it expects (``current_leader_epoch`` >= 0) is
+        told about the epoch first, as Kafka tells it (KIP-320): a replica of this broker at
+        an older epoch answers UNKNOWN_LEADER_EPOCH (the new state reached the sender first,
+        say a follower told of its new leader before the leader itself), one at a newer
+        epoch FENCED_LEADER_EPOCH, and only a replica at that very epoch that does not lead
+        NOT_LEADER_OR_FOLLOWER. A follower backs off briefly after the first and for
+        ``replica.fetch.backoff.ms`` after the last."""
         if self.cluster:
             found = self.hosted.get((topic, index))
             if found is not None and found.role is Role.LEADER:
@@ -133,6 +143,17 @@ class ReplicaManager:
             if count is None or not 0 <= index < count:
                 return None
             if found is not None:
+                code = found.leader_epoch_error(current_leader_epoch)
+                if code == ErrorCode.UNKNOWN_LEADER_EPOCH:
+                    raise UnknownLeaderEpochError(
+                        f"broker {self.node_id} has {topic}-{index} at epoch "
+                        f"{found.leader_epoch}, not yet at {current_leader_epoch}"
+                    )
+                if code == ErrorCode.FENCED_LEADER_EPOCH:
+                    raise FencedLeaderEpochError(
+                        f"{topic}-{index} is at epoch {found.leader_epoch} here, past "
+                        f"{current_leader_epoch}"
+                    )
                 raise NotLeaderError(f"broker {self.node_id} does not lead {topic}-{index}")
             raise NotLeaderError(f"broker {self.node_id} has no replica of {topic}-{index}")
         parts = self.partitions(topic)
@@ -359,7 +380,13 @@ class ReplicaManager:
             for preq, result in zip(topic["partitions"], topic_results, strict=True):
                 result["records"] = b""
                 try:
-                    partition = self.partition(name, preq["partition"]) if name else None
+                    partition = (
+                        self.partition(
+                            name, preq["partition"], preq.get("current_leader_epoch", -1)
+                        )
+                        if name
+                        else None
+                    )
                 except EdplogError as exc:
                     result["error_code"] = exc.kafka_code
                     failed = True

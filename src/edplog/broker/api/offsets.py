@@ -90,7 +90,9 @@ async def list_offsets(ctx: RequestContext, services: Services, req: Body) -> Bo
             result = _list_result(preq["partition_index"])
             results.append(result)
             try:
-                partition = services.replicas.partition(topic["name"], preq["partition_index"])
+                partition = services.replicas.partition(
+                    topic["name"], preq["partition_index"], preq.get("current_leader_epoch", -1)
+                )
                 if partition is None:
                     result["error_code"] = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
                     continue
@@ -148,7 +150,9 @@ async def offset_for_leader_epoch(ctx: RequestContext, services: Services, req: 
             result = _epoch_result(preq["partition"])
             results.append(result)
             try:
-                partition = services.replicas.partition(topic["topic"], preq["partition"])
+                partition = services.replicas.partition(
+                    topic["topic"], preq["partition"], preq.get("current_leader_epoch", -1)
+                )
             except Exception as exc:
                 result["error_code"] = code_for(exc)
                 continue
