@@ -27,12 +27,12 @@ from ..protocol import SUPPORTED
 from ..security import AllowAll
 from ..security.audit import Audit, open_audit
 from ..security.audit_settings import AuditError
-from ..security.audit_topic import TopicLink
 from ..storage import Store
 from ..storage.log_dirs import check_meta, read_meta, split_log_dirs, write_meta
 from . import properties
 from .acl_store import AclStore
 from .api.topics import create_topics_for
+from .audit_topic import AuditTopic, TopicLink
 from .config import BrokerConfig
 from .context import Services
 from .dispatch import Dispatcher
@@ -81,10 +81,23 @@ class Broker:
         # First: a broker that cannot keep its audit log does not start (nothing to undo).
         if config.audit.enabled:
             source = f"edplog://{socket.gethostname()}/broker/{config.node_id}"
-            link = self._audit_topic_link() if config.audit.topic else None
+            sink = None
+            if config.audit.topic is not None:
+                topic, link = config.audit.topic, self._audit_topic_link()
+
+                def sink(key: bytes | None) -> AuditTopic:
+                    return AuditTopic(
+                        topic,
+                        source,
+                        link,
+                        key=key,
+                        queue_records=config.audit.queue_records,
+                        on_drop=self.metrics.audit_dropped,
+                    )
+
             try:
                 self.audit = await loop.run_in_executor(
-                    None, open_audit, config.audit, source, self.metrics.audit_dropped, link
+                    None, open_audit, config.audit, source, self.metrics.audit_dropped, sink
                 )
             except (AuditError, OSError) as exc:
                 name = "audit.log.file" if config.audit.file else "audit.log.hmac.key.file"

@@ -17,8 +17,8 @@ import argparse
 import sys
 from typing import Any
 
+from ..broker.audit_topic import PARTITION
 from ..security.audit_settings import AuditError, read_key
-from ..security.audit_topic import PARTITION
 from ..security.audit_verify import Verdict, verify, verify_records
 
 

@@ -11,7 +11,7 @@ so someone who can write the file but not read the key cannot recompute a consis
 with plain SHA-256 the chain catches mistakes and careless edits, not a careful forger.
 What a chain cannot show by itself is the loss of its newest records: `audit_verify.verify` reports
 the last sequence and hash so they can be kept somewhere else and compared. The same records
-can also go to a topic (``audit.log.topic``, audit_topic.py), with a chain of their own.
+can also go to a topic (``audit.log.topic``, broker/audit_topic.py), with a chain of their own.
 
 Why a background thread: the broker's event loop never waits on the disk. Records go into a
 bounded queue and one writer thread appends and fsyncs them (``audit.log.fsync.ms``). When the
@@ -38,7 +38,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from .audit_chain import (
     DROPPED,
@@ -51,7 +51,6 @@ from .audit_chain import (
     split_line,
 )
 from .audit_settings import AuditError, AuditSettings, read_key
-from .audit_topic import AuditTopic, TopicLink
 from .authorizer import Operation
 from .principal import Principal
 
@@ -293,17 +292,28 @@ class AuditLog:
 # ---- the broker's service ---------------------------------------------------------------
 
 
+class TopicSink(Protocol):
+    """The audit topic's writer (broker/audit_topic.py): takes records like the file's writer,
+    runs as a task of the event loop."""
+
+    def append(self, kind: str, data: dict[str, Any]) -> None: ...
+
+    def start(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+
 class Audit:
     """What the broker's hooks call: decides what is audited and hands each record to the
     file's writer and to the topic's (each keeps its own chain)."""
 
     def __init__(
-        self, settings: AuditSettings, writer: AuditLog | None, topic: AuditTopic | None = None
+        self, settings: AuditSettings, writer: AuditLog | None, topic: TopicSink | None = None
     ) -> None:
         self.settings = settings
         self.writer = writer
         self.topic = topic
-        self._writers: tuple[AuditLog | AuditTopic, ...] = tuple(
+        self._writers: tuple[AuditLog | TopicSink, ...] = tuple(
             w for w in (writer, topic) if w is not None
         )
         self._reads: dict[str, bool] = {}
@@ -427,11 +437,11 @@ def open_audit(
     settings: AuditSettings,
     source: str,
     on_drop: Callable[[int], None],
-    topic_link: TopicLink | None = None,
+    topic_sink: Callable[[bytes | None], TopicSink] | None = None,
 ) -> Audit:
     """The broker's audit service, its file opened (blocking: call from a thread); with
-    ``audit.log.topic``, a topic writer that ``topic_link`` connects (started by
-    :meth:`Audit.start`)."""
+    ``audit.log.topic``, the topic's writer that ``topic_sink`` makes given the HMAC key
+    (started by :meth:`Audit.start`)."""
     key = read_key(settings.hmac_key_file) if settings.hmac_key_file else None
     writer = None
     if settings.file is not None:
@@ -446,13 +456,6 @@ def open_audit(
         writer.open()
     topic = None
     if settings.topic is not None:
-        assert topic_link is not None, "audit.log.topic needs a way to reach the brokers"
-        topic = AuditTopic(
-            settings.topic,
-            source,
-            topic_link,
-            key=key,
-            queue_records=settings.queue_records,
-            on_drop=on_drop,
-        )
+        assert topic_sink is not None, "audit.log.topic needs the broker's topic writer"
+        topic = topic_sink(key)
     return Audit(settings, writer, topic)

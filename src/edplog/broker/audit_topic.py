@@ -1,5 +1,5 @@
 """Audit records in a topic (``audit.log.topic``): the same chained records as the file
-(audit.py), produced into partition 0 of a topic, so that they are replicated with the
+(security/audit.py), produced into partition 0 of a topic, so that they are replicated with the
 cluster and read by whoever may read that topic, far from the broker that wrote them.
 
 Each broker keeps its own chain in the topic: its records carry its ``source`` (also the
@@ -9,7 +9,9 @@ order they were acknowledged, and adding partitions to the topic cannot split a 
 first connection a writer finds its own last record in the partition (reading back from the
 end) and continues that chain after an ``io.edplog.audit.started`` record.
 
-Why a task of the broker's event loop and not a thread: the work is network I/O (a produce
+A broker service (not in security/, which sits below the client it needs): security/audit.py
+hands it each record through its ``TopicSink`` protocol. Why a task of the broker's event loop
+and not a thread: the work is network I/O (a produce
 with acks=all to the partition's leader, through this broker's inter-broker listener, as a
 client of it or of another broker), not disk. Records go into a bounded queue, as for the
 file: when it is full, or while the topic cannot be written (no leader yet, the cluster not
@@ -35,7 +37,15 @@ from ..client.errors import ClientError, KafkaError
 from ..client.secure import ClientSecurity
 from ..errors import ErrorCode
 from ..records import build_batch, decode_records
-from .audit_chain import DROPPED, STARTED, Chain, checked, hash_of, parse_record, record_line
+from ..security.audit_chain import (
+    DROPPED,
+    STARTED,
+    Chain,
+    checked,
+    hash_of,
+    parse_record,
+    record_line,
+)
 
 log = logging.getLogger("edplog.broker")
 
@@ -227,15 +237,16 @@ class AuditTopic:
         """Build the next batch of lines from the queue (with a drop marker first when
         records were dropped); whether there is one."""
         with self._lock:
-            items = []
+            items: list[tuple[str, float, dict[str, Any]]] = []
             while self._items and len(items) < _BATCH_RECORDS:
                 items.append(self._items.popleft())
             dropped, self._dropped = self._dropped, 0
         seq, prev = self._sequence, self._hash
-        lines, size = [], 0
+        lines: list[bytes] = []
+        size = 0
         if dropped:  # reported at the first write after them (after a started record)
-            at = 1 if items and items[0][0] == STARTED else 0
-            items.insert(at, (DROPPED, time.time(), {"dropped_records": dropped}))
+            where = 1 if items and items[0][0] == STARTED else 0
+            items.insert(where, (DROPPED, time.time(), {"dropped_records": dropped}))
         for i, (kind, at, data) in enumerate(items):
             seq += 1
             line = record_line(self.chain, self.source, seq, prev, kind, at, data)
