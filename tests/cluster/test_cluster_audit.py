@@ -5,8 +5,6 @@ writing its own chain into partition 0 of one replicated audit topic; confluent-
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -14,6 +12,7 @@ from typing import Any
 from cluster_helpers import InProcessCluster, wait_for
 from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
+from security.audit_helpers import verify_topic
 
 AUDIT_TOPIC = "__edplog_audit"
 TIMEOUT_S = 30
@@ -116,22 +115,7 @@ def test_every_broker_keeps_its_chain_in_the_replicated_topic_across_a_leader_mo
         assert second["data"]["previous_sequence"] == second["sequence"] - 1
         assert restarted[0]["source"].endswith(f"/broker/{leader}")
 
-        out = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "edplog",
-                "audit",
-                "verify",
-                "--topic",
-                AUDIT_TOPIC,
-                "--bootstrap-server",
-                cluster.bootstrap,
-            ],
-            capture_output=True,
-            text=True,
-            timeout=90,
-        )
+        out = verify_topic(cluster.bootstrap, AUDIT_TOPIC)
         assert out.returncode == 0, out.stdout + out.stderr
         assert "3 writer(s)" in out.stdout and out.stdout.count("intact") == 3
     finally:

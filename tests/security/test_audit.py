@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from acl_helpers import binding, create
+from audit_helpers import sasl
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AclOperation, AdminClient, NewTopic, ResourceType
 
@@ -43,16 +44,6 @@ def audited_props(audit_file: Path, **extra: str) -> dict[str, str]:
         "audit.log.topics.write": "audited*",
         "audit.log.fsync.ms": "0",
         **extra,
-    }
-
-
-def sasl(broker: BackgroundBroker, user: str, password: str) -> dict[str, Any]:
-    return {
-        "bootstrap.servers": broker.bootstrap_for("CLIENTS"),
-        "security.protocol": "SASL_PLAINTEXT",
-        "sasl.mechanism": "PLAIN",
-        "sasl.username": user,
-        "sasl.password": password,
     }
 
 

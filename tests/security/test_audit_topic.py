@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -16,6 +15,8 @@ from typing import Any
 
 import pytest
 from acl_helpers import binding, create
+from audit_helpers import sasl
+from audit_helpers import verify_topic as run_verify
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import (
     AclOperation,
@@ -60,16 +61,6 @@ def props(data: Path, broker_user: str = "admin", **extra: str) -> dict[str, str
     }
 
 
-def sasl(broker: BackgroundBroker, user: str, password: str) -> dict[str, Any]:
-    return {
-        "bootstrap.servers": broker.bootstrap_for("CLIENTS"),
-        "security.protocol": "SASL_PLAINTEXT",
-        "sasl.mechanism": "PLAIN",
-        "sasl.username": user,
-        "sasl.password": password,
-    }
-
-
 def read_audit(conf: dict[str, Any]) -> list[tuple[int, bytes, dict[str, Any]]]:
     """Every record of the audit topic's partition 0: (offset, key, the record)."""
     c = Consumer({**conf, "group.id": "audit-reader", "enable.auto.commit": False})
@@ -106,29 +97,13 @@ def wait_for(
 
 
 def verify_topic(broker: BackgroundBroker, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    """verify --topic, logged in as admin."""
     config = tmp_path / "client.properties"
     config.write_text(
         "security.protocol=SASL_PLAINTEXT\nsasl.mechanism=PLAIN\n"
         "sasl.username=admin\nsasl.password=admin-secret\n"
     )
-    return subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "edplog",
-            "audit",
-            "verify",
-            "--topic",
-            AUDIT_TOPIC,
-            "--bootstrap-server",
-            broker.bootstrap_for("CLIENTS"),
-            "--command-config",
-            str(config),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=90,
-    )
+    return run_verify(broker.bootstrap_for("CLIENTS"), AUDIT_TOPIC, config)
 
 
 def of(got: list[dict[str, Any]], kind: str, **want: Any) -> list[dict[str, Any]]:
